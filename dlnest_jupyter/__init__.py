@@ -1,0 +1,58 @@
+"""dlnest-jupyter: run, queue, record and analyse PyTorch training from Jupyter.
+
+The user API (base classes, `analyze`) imports torch, so it loads on first use: the Jupyter
+server imports this package to find its extension and must never import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .core.package import SavePackage
+
+if TYPE_CHECKING:
+    from .runtime import (
+        DatasetBase,
+        LifeCycleBase,
+        ModelBase,
+        ModelBaseTorch,
+        RunnerBase,
+        RunnerBaseTorch,
+        analyze,
+    )
+
+_RUNTIME_NAMES = frozenset(
+    {
+        "DatasetBase",
+        "LifeCycleBase",
+        "ModelBase",
+        "ModelBaseTorch",
+        "RunnerBase",
+        "RunnerBaseTorch",
+        "analyze",
+    }
+)
+
+__all__ = [
+    "DatasetBase",
+    "LifeCycleBase",
+    "ModelBase",
+    "ModelBaseTorch",
+    "RunnerBase",
+    "RunnerBaseTorch",
+    "SavePackage",
+    "__version__",
+    "analyze",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUNTIME_NAMES:
+        return getattr(importlib.import_module(".runtime", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

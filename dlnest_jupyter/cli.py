@@ -1,0 +1,219 @@
+"""`dlnest`: run, continue and analyse in the foreground, and start projects; DLNest's flags.
+
+    dlnest run -c ROOT [-f FREQ] [-d DESC] [-ns] [-sd] [-CPU] [-devices ID ...] [-m MB] [--dry-run]
+    dlnest continue -r PKG [-c ID] [-CPU] [-devices ID ...]
+    dlnest analyze -r PKG -s SCRIPT.py [-c ID] [-CPU] [-devices ID ...]
+    dlnest new -d DIR [-t clean|digits] [-MNIST]
+
+Exit codes: 0 done, 1 the run aborted, 2 bad input (nothing was created), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .core.checkpoints import TrackLimits
+from .core.config import LoadedConfig, load_config
+from .core.errors import DLNestError
+from .core.package import PackageOptions, SavePackage, create_package, discard_new_package
+from .core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES, new_project
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    options = parser.parse_args(argv)
+    try:
+        return int(options.handler(options))
+    except DLNestError as exc:
+        print(f"dlnest: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(options: argparse.Namespace) -> int:
+    loaded = load_config(options.c, options.f)
+    TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
+    if options.dry_run:
+        _print_provenance(loaded)
+        return 0
+    package = create_package(
+        loaded,
+        PackageOptions(description=options.d or "", no_save=options.ns, use_description=options.sd),
+    )
+    return _train(package, options, kind="train", checkpoint_id=None, discard_on_bad_input=True)
+
+
+def _continue(options: argparse.Namespace) -> int:
+    package = SavePackage.open(options.r)
+    return _train(
+        package, options, kind="continue", checkpoint_id=options.c, discard_on_bad_input=False
+    )
+
+
+def _train(
+    package: SavePackage,
+    options: argparse.Namespace,
+    kind: str,
+    checkpoint_id: int | None,
+    discard_on_bad_input: bool,
+) -> int:
+    from .runtime.devices import default_device_ids  # torch loads only for commands that train
+    from .runtime.train import TrainRequest, prepare, train
+
+    _reject_ddp(options)
+    devices = tuple(options.devices) if options.devices else tuple(default_device_ids(options.CPU))
+    request = TrainRequest(
+        kind=kind, device_ids=devices, checkpoint_id=checkpoint_id, memory_mb=options.m, echo=True
+    )
+    try:
+        session = prepare(package, request)
+    except DLNestError:
+        if discard_on_bad_input:
+            discard_new_package(package)
+        raise
+    print(f"dlnest: {kind} in save package {package.path}", flush=True)
+    exit_code = train(session, request)
+    head = package.state().head
+    outcome = "finished" if exit_code == 0 else f"stopped with exit code {exit_code}"
+    print(f"dlnest: {outcome}; latest checkpoint {head}; save package {package.path}", flush=True)
+    return exit_code
+
+
+def _analyze(options: argparse.Namespace) -> int:
+    from .runtime.analysis import load_experience, load_for_analysis
+    from .runtime.devices import default_device_ids
+
+    experience = load_experience(options.s)
+    devices = options.devices or default_device_ids(options.CPU)
+    context = load_for_analysis(options.r, options.c, devices)
+    print(
+        f"dlnest: analysing {context.package.path} at checkpoint {context.checkpoint_id}",
+        flush=True,
+    )
+    os.chdir(context.package.path)  # as in training: relative paths in scripts mean the package
+    experience(context)
+    return 0
+
+
+def _new(options: argparse.Namespace) -> int:
+    template = "digits" if options.MNIST else options.t
+    folder = new_project(options.d, template)
+    print(f"dlnest: new {template} project in {folder}")
+    print(f"dlnest: train it with: dlnest run -c {folder / 'root_config.json'}")
+    return 0
+
+
+def _reject_ddp(options: argparse.Namespace) -> None:
+    if getattr(options, "DDP", False):
+        raise DLNestError("-DDP is not available yet in this version; run on one device for now")
+
+
+def _print_provenance(loaded: LoadedConfig) -> None:
+    print(f"# files, in load order: {', '.join(str(f) for f in loaded.files)}")
+    for key in sorted(loaded.provenance):
+        print(f"{key} = {_lookup(loaded.args, key)!r}    # {loaded.provenance[key]}")
+
+
+def _lookup(args: dict[str, Any], dotted: str) -> Any:
+    value: Any = args
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlnest", description="Train, continue and analyse DLNest-style projects."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="train a project in the foreground")
+    run.add_argument(
+        "-c", required=True, metavar="ROOT", type=Path, help="root config (root_config.json)"
+    )
+    run.add_argument(
+        "-f", metavar="FREQ", type=Path, help="frequently-changed config, applied last"
+    )
+    run.add_argument(
+        "-d", metavar="DESC", help="description, recorded in args.json as _description"
+    )
+    run.add_argument(
+        "-ns",
+        action="store_true",
+        help="save into the NOSAVE scratch package (replaced every time)",
+    )
+    run.add_argument("-sd", action="store_true", help="name the package after the description")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the merged config and which file set each key"
+    )
+    _device_flags(run)
+    run.set_defaults(handler=_run)
+
+    cont = commands.add_parser("continue", help="continue training a save package")
+    cont.add_argument("-r", required=True, metavar="PKG", type=Path, help="save package folder")
+    cont.add_argument(
+        "-c",
+        type=int,
+        default=-1,
+        metavar="ID",
+        help="checkpoint id (default: the latest of the current branch)",
+    )
+    _device_flags(cont)
+    cont.set_defaults(handler=_continue)
+
+    analyze = commands.add_parser("analyze", help="load a save package and run one analysis script")
+    analyze.add_argument("-r", required=True, metavar="PKG", type=Path, help="save package folder")
+    analyze.add_argument(
+        "-s",
+        required=True,
+        metavar="SCRIPT",
+        type=Path,
+        help="a .py file defining experience(self)",
+    )
+    analyze.add_argument(
+        "-c", type=int, default=-1, metavar="ID", help="checkpoint id (default: the latest)"
+    )
+    analyze.add_argument("-CPU", action="store_true", help="run on the CPU")
+    analyze.add_argument(
+        "-devices", type=int, nargs="+", metavar="ID", help="device ids (-1 is the CPU)"
+    )
+    analyze.set_defaults(handler=_analyze)
+
+    new = commands.add_parser("new", help="start a project from a template")
+    new.add_argument("-d", required=True, metavar="DIR", help="folder to create")
+    new.add_argument("-t", choices=TEMPLATE_NAMES, default=DEFAULT_TEMPLATE, help="template")
+    new.add_argument("-MNIST", action="store_true", help="DLNest's flag: the digits template")
+    new.set_defaults(handler=_new)
+    return parser
+
+
+def _device_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-CPU", action="store_true", help="run on the CPU")
+    parser.add_argument(
+        "-devices",
+        type=int,
+        nargs="+",
+        metavar="ID",
+        help="device ids (-1 is the CPU; default GPU 0 or the CPU)",
+    )
+    parser.add_argument(
+        "-m",
+        type=int,
+        metavar="MB",
+        help="estimated GPU memory in MiB (recorded; used by the scheduler)",
+    )
+    parser.add_argument(
+        "-DDP", action="store_true", help="DistributedDataParallel over the devices"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

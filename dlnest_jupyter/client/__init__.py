@@ -1,0 +1,1 @@
+"""Runs in the user's kernel: REST client, server discovery and the %dlnest magics."""

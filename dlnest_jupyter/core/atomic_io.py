@@ -1,0 +1,71 @@
+"""Crash-safe file writes: a reader sees the old content or the new, never a torn file.
+
+The recipe is the classic one: write a temporary file in the same folder, flush and fsync it,
+rename it over the target (atomic on POSIX), then fsync the folder so the rename itself survives
+a power cut.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Any
+
+TEMP_SUFFIX = ".tmp"
+_FILE_MODE = 0o644
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer(target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Yield a file that replaces `target` only if the block completes."""
+    target = Path(target)
+    fd, temp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent
+    )
+    try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; packages are shared with teammates
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    fsync_dir(target.parent)
+
+
+def write_bytes_with(target: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Atomically replace `target` with whatever `write` puts into the handle."""
+    with atomic_writer(target, "wb") as handle:
+        write(handle)
+
+
+def write_json(target: Path, value: Any) -> None:
+    """Atomically replace `target` with `value` as indented, key-sorted JSON."""
+    text = json.dumps(value, indent=2, sort_keys=True) + "\n"
+    with atomic_writer(target, "w") as handle:
+        handle.write(text)
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temporaries left by a writer that was killed mid-write."""
+    removed = []
+    for path in folder.glob(f".*{TEMP_SUFFIX}"):
+        with suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -1,0 +1,77 @@
+"""The one exception tree of dlnest-jupyter.
+
+    DLNestError                    anything we raise on purpose; the message names the culprit
+    ├── ConfigError                a config file, key or user code file is wrong (bad input)
+    │   └── UserCodeError          a user class is missing, or not a subclass of our base
+    ├── PackageError               a save package is missing, incomplete or unreadable
+    │   └── CheckpointNotFoundError    a checkpoint id the package does not hold
+    └── AnalysisScriptError        an analysis script is missing or has no `experience`
+
+Front ends map these to exit codes and HTTP statuses in one table each; nothing else should
+need to catch more than `DLNestError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DLNestError(Exception):
+    """Base of every error we raise on purpose."""
+
+
+class ConfigError(DLNestError):
+    """A config file, key or code file named by a config is wrong."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: Path | str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.file = Path(file) if file is not None else None
+        self.key = key
+        self.line = line
+        self.column = column
+        where = ""
+        if self.file is not None:
+            where = str(self.file)
+            if line is not None:
+                where += f":{line}:{column}" if column is not None else f":{line}"
+            where += ": "
+        super().__init__(f"{where}{message}")
+
+
+class UserCodeError(ConfigError):
+    """A user class cannot be found or does not derive from the expected base."""
+
+
+class PackageError(DLNestError):
+    """A save package is missing, incomplete or unreadable."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class CheckpointNotFoundError(PackageError):
+    """The package holds no checkpoint with the requested id."""
+
+    def __init__(self, path: Path | str, checkpoint_id: int, available: list[int]) -> None:
+        self.checkpoint_id = checkpoint_id
+        self.available = available
+        held = ", ".join(map(str, available)) if available else "none"
+        super().__init__(
+            f"no checkpoint {checkpoint_id} in this package (checkpoints held: {held})", path=path
+        )
+
+
+class AnalysisScriptError(DLNestError):
+    """An analysis script is missing or does not define `experience(self)`."""
+
+    def __init__(self, message: str, *, path: Path | str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{path}: {message}")

@@ -1,0 +1,317 @@
+"""Save packages: a run's own copy of its code and merged config, plus its checkpoints.
+
+Layout (DLNest 0.3's, plus our files):
+
+    <save_root>/<YYYY-MM-DD_HH-MM-SS>_<n>/
+        Checkpoints/<prefix><id>.ckpt
+        <copied code at its relative paths>
+        args.json  _package.json  _output.txt  _metrics.jsonl  _task.json
+
+`_package.json` is written last when a package is created, so its presence marks a complete
+package. An existing package is never deleted or overwritten, except `NOSAVE` (`-ns`), which
+is scratch space by design.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import atomic_io
+from .checkpoints import Tracks
+from .config import LoadedConfig
+from .errors import CheckpointNotFoundError, ConfigError, PackageError
+from .project import OTHER_FILES_KEY, ROLES, ProjectLayout, project_layout
+
+ARGS_FILE = "args.json"
+PACKAGE_FILE = "_package.json"
+OUTPUT_FILE = "_output.txt"
+METRICS_FILE = "_metrics.jsonl"
+TASK_FILE = "_task.json"
+CHECKPOINTS_DIR = "Checkpoints"
+NOSAVE_NAME = "NOSAVE"
+DEFAULT_PREFIX = "state_"
+_COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    epoch: int
+    parent: int | None  # the branch head when this checkpoint was saved
+
+
+@dataclass(frozen=True)
+class PackageState:
+    """The content of `_package.json`."""
+
+    prefix: str = DEFAULT_PREFIX
+    tracks: Tracks = field(default_factory=Tracks)
+    next_id: int = 0
+    head: int | None = None  # the newest checkpoint of the current branch: what "latest" means
+    checkpoints: Mapping[int, CheckpointInfo] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "prefix": self.prefix,
+            "ckpt_fast": list(self.tracks.fast),
+            "ckpt_slow": list(self.tracks.slow),
+            "ckpt_consistent": list(self.tracks.consistent),
+            "next_id": self.next_id,
+            "head": self.head,
+            "checkpoints": {
+                str(i): {"epoch": info.epoch, "parent": info.parent}
+                for i, info in sorted(self.checkpoints.items())
+            },
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], ids_on_disk: list[int]) -> PackageState:
+        tracks = Tracks(
+            fast=tuple(raw.get("ckpt_fast", ())),
+            slow=tuple(raw.get("ckpt_slow", ())),
+            consistent=tuple(raw.get("ckpt_consistent", ())),
+        )
+        held = sorted(tracks.held())
+        # A DLNest 0.3 package has neither next_id nor head: continue after the highest id.
+        next_id = raw.get("next_id", max([*held, *ids_on_disk], default=-1) + 1)
+        head = raw["head"] if "head" in raw else (held[-1] if held else None)
+        checkpoints = {
+            int(i): CheckpointInfo(epoch=info["epoch"], parent=info.get("parent"))
+            for i, info in raw.get("checkpoints", {}).items()
+        }
+        return cls(
+            prefix=raw.get("prefix", DEFAULT_PREFIX),
+            tracks=tracks,
+            next_id=next_id,
+            head=head,
+            checkpoints=checkpoints,
+        )
+
+    def held_ids(self) -> list[int]:
+        return sorted(self.tracks.held())
+
+
+class SavePackage:
+    """A save package on disk. Cheap to construct; every read goes to the files."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def open(cls, path: Path | str) -> SavePackage:
+        package = cls(Path(path).expanduser().resolve())
+        if not package.path.is_dir():
+            raise PackageError("no save package here (folder does not exist)", path=package.path)
+        for name in (ARGS_FILE, PACKAGE_FILE):
+            if not (package.path / name).is_file():
+                raise PackageError(
+                    f"not a complete save package ({name} is missing)", path=package.path
+                )
+        return package
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS_DIR
+
+    def args(self) -> dict[str, Any]:
+        return self._read_json(ARGS_FILE)
+
+    def layout(self) -> ProjectLayout:
+        # Code is always taken from this folder, whatever root_file_path says: a package that
+        # was moved or copied elsewhere still runs its own code.
+        return project_layout(self.args(), self.path)
+
+    def state(self) -> PackageState:
+        return PackageState.from_json(self._read_json(PACKAGE_FILE), self.ids_on_disk())
+
+    def write_state(self, state: PackageState) -> None:
+        atomic_io.write_json(self.path / PACKAGE_FILE, state.to_json())
+
+    def checkpoint_path(self, checkpoint_id: int, state: PackageState | None = None) -> Path:
+        prefix = (state or self.state()).prefix
+        return self.checkpoints_dir / f"{prefix}{checkpoint_id}.ckpt"
+
+    def resolve_checkpoint(self, checkpoint_id: int | None) -> int:
+        """The id to load: `checkpoint_id`, or the current branch's newest when None or -1."""
+        state = self.state()
+        held = state.held_ids()
+        wanted = state.head if checkpoint_id in (None, -1) else checkpoint_id
+        if wanted is None:
+            raise PackageError("this package holds no checkpoint yet", path=self.path)
+        if wanted not in held or not self.checkpoint_path(wanted, state).is_file():
+            raise CheckpointNotFoundError(self.path, wanted, held)
+        return wanted
+
+    def output_path(self, rank: int | None = None) -> Path:
+        return self.path / (OUTPUT_FILE if rank is None else f"_output_{rank}.txt")
+
+    def append_metrics(self, record: Mapping[str, Any]) -> None:
+        with (self.path / METRICS_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.path / METRICS_FILE
+        if not path.exists():
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def launches(self) -> list[dict[str, Any]]:
+        path = self.path / TASK_FILE
+        return list(self._read_json(TASK_FILE).get("launches", [])) if path.exists() else []
+
+    def record_launch(self, launch: Mapping[str, Any]) -> int:
+        """Append a launch record to `_task.json`; returns its index."""
+        launches = [*self.launches(), dict(launch)]
+        atomic_io.write_json(self.path / TASK_FILE, {"launches": launches})
+        return len(launches) - 1
+
+    def update_launch(self, index: int, **fields: Any) -> None:
+        launches = self.launches()
+        launches[index] = {**launches[index], **fields}
+        atomic_io.write_json(self.path / TASK_FILE, {"launches": launches})
+
+    def _read_json(self, name: str) -> dict[str, Any]:
+        path = self.path / name
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PackageError(f"cannot read {name}: {exc}", path=self.path) from exc
+        if not isinstance(value, dict):
+            raise PackageError(f"{name} does not hold a JSON object", path=self.path)
+        return value
+
+    def ids_on_disk(self) -> list[int]:
+        ids = []
+        for path in self.checkpoints_dir.glob("*.ckpt"):
+            match = re.search(r"(\d+)\.ckpt$", path.name)
+            if match:
+                ids.append(int(match.group(1)))
+        return ids
+
+
+@dataclass(frozen=True)
+class PackageOptions:
+    description: str = ""
+    no_save: bool = False  # -ns: reuse the NOSAVE scratch folder
+    use_description: bool = False  # -sd: name the folder after the description
+    seed: int | None = None  # None: args' "seed", else a fresh random one (recorded either way)
+
+
+def project_root(loaded: LoadedConfig) -> Path:
+    """`root_file_path`, resolved against the root config's folder (its default)."""
+    raw = loaded.args.get("root_file_path") or "."
+    if not isinstance(raw, str):
+        raise ConfigError(
+            "root_file_path must be a string",
+            file=loaded.source_of("root_file_path"),
+            key="root_file_path",
+        )
+    return (loaded.root_path.parent / raw).resolve()
+
+
+def save_root(loaded: LoadedConfig, root_dir: Path) -> Path:
+    raw = loaded.args.get("save_root", "./Saves")
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(
+            "save_root must be a non-empty string",
+            file=loaded.source_of("save_root"),
+            key="save_root",
+        )
+    return (root_dir / raw).resolve()
+
+
+def create_package(
+    loaded: LoadedConfig,
+    options: PackageOptions = PackageOptions(),
+    layout: ProjectLayout | None = None,
+) -> SavePackage:
+    """Copy the code and merged args into a new package folder and return it.
+
+    The folder gets a name no other package has; if anything fails it is removed again, so
+    bad input never leaves a half-made package behind.
+    """
+    root_dir = project_root(loaded)
+    layout = layout or project_layout(loaded.args, root_dir, loaded.source_of)
+    folder = _claim_folder(save_root(loaded, root_dir), options)
+    try:
+        for source, inside in layout.copies():
+            _copy(source, folder / inside)
+        (folder / CHECKPOINTS_DIR).mkdir()
+        args = _package_args(loaded.args, layout, folder, options)
+        atomic_io.write_json(folder / ARGS_FILE, args)
+        package = SavePackage(folder)
+        package.write_state(PackageState())
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return package
+
+
+def discard_new_package(package: SavePackage) -> None:
+    """Remove a package this process created moments ago and that never ran."""
+    shutil.rmtree(package.path, ignore_errors=True)
+
+
+def _claim_folder(root: Path, options: PackageOptions) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    if options.no_save:
+        folder = root / NOSAVE_NAME
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        return folder
+    names: Iterator[str]
+    if options.use_description and options.description:
+        base = _folder_safe(options.description)
+        names = itertools.chain([base], (f"{base}_{n}" for n in itertools.count(1)))
+    else:
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        names = (f"{stamp}_{n}" for n in itertools.count(1))
+    for name in names:
+        try:
+            (root / name).mkdir()  # the atomic claim: a racing creator moves on to the next name
+            return root / name
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable: the name generators are infinite")
+
+
+def _folder_safe(description: str) -> str:
+    return re.sub(r"[^\w.\- ]", "_", description).strip(" .") or "run"
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=_COPY_IGNORE, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, target)
+
+
+def _package_args(
+    args: Mapping[str, Any], layout: ProjectLayout, folder: Path, options: PackageOptions
+) -> dict[str, Any]:
+    rewritten = dict(args)
+    for role in ROLES:
+        ref = layout.by_role(role.role)
+        rewritten[ref.file_key] = _relative(ref.package_path)
+    if OTHER_FILES_KEY in rewritten:
+        rewritten[OTHER_FILES_KEY] = [_relative(inside) for _, inside in layout.other_files]
+    seed = options.seed if options.seed is not None else args.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        seed = secrets.randbelow(2**31)
+    rewritten.update(root_file_path=str(folder), _description=options.description, _seed=seed)
+    return rewritten
+
+
+def _relative(path: PurePosixPath) -> str:
+    return f"./{path}"

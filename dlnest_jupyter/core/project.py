@@ -1,0 +1,183 @@
+"""Where a project's code lives, checked before anything is copied or run.
+
+A project names three user classes (runner, dataset, life cycle), each by a file key and a class
+key, plus `other_file_paths` (helpers, files or folders). This module resolves those paths,
+checks that each file exists and defines its class (by parsing, never importing: the server must
+not run user code), and says where each file goes inside a save package.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import ConfigError, UserCodeError
+
+
+@dataclass(frozen=True)
+class ClassRole:
+    role: str
+    file_keys: tuple[str, ...]  # the first present wins; later ones are DLNest-era aliases
+    name_keys: tuple[str, ...]
+    base_name: str  # the public base class it must derive from
+
+
+ROLES = (
+    ClassRole(
+        "runner",
+        ("runner_file_path", "model_file_path"),
+        ("runner_name", "model_name"),
+        "ModelBase",
+    ),
+    ClassRole("dataset", ("dataset_file_path",), ("dataset_name",), "DatasetBase"),
+    ClassRole("life_cycle", ("life_cycle_file_path",), ("life_cycle_name",), "LifeCycleBase"),
+)
+OTHER_FILES_KEY = "other_file_paths"
+CODE_PATH_KEYS = (*(k for r in ROLES for k in r.file_keys), OTHER_FILES_KEY)
+
+
+@dataclass(frozen=True)
+class UserClassRef:
+    """One user class: which file defines it and where that file sits in a package."""
+
+    role: str
+    class_name: str
+    source: Path  # absolute path of the file to import or copy
+    package_path: PurePosixPath  # relative path inside a save package
+    file_key: str
+    base_name: str
+
+
+@dataclass(frozen=True)
+class ProjectLayout:
+    root_dir: Path
+    classes: tuple[UserClassRef, ...]
+    other_files: tuple[tuple[Path, PurePosixPath], ...]  # (absolute source, package path)
+
+    def by_role(self, role: str) -> UserClassRef:
+        return next(ref for ref in self.classes if ref.role == role)
+
+    def copies(self) -> list[tuple[Path, PurePosixPath]]:
+        return [(ref.source, ref.package_path) for ref in self.classes] + list(self.other_files)
+
+
+SourceOf = Callable[[str], "Path | None"]
+
+
+def project_layout(
+    args: Mapping[str, Any], root_dir: Path, source_of: SourceOf | None = None
+) -> ProjectLayout:
+    """Resolve and check the code files `args` names, relative to `root_dir`."""
+    blame = source_of or (lambda key: None)
+    classes = tuple(_class_ref(args, role, root_dir, blame) for role in ROLES)
+    other_files = tuple(_other_files(args, root_dir, blame))
+    layout = ProjectLayout(root_dir=root_dir, classes=classes, other_files=other_files)
+    _check_no_collisions(layout, blame)
+    return layout
+
+
+def package_relative(raw: str, root_dir: Path) -> tuple[Path, PurePosixPath]:
+    """Map a configured path to (absolute source, path inside the package).
+
+    Paths under the project root keep their relative place; anything else (absolute, or
+    escaping with `..`) lands at the package root under its own name.
+    """
+    source = (root_dir / raw).resolve() if not Path(raw).is_absolute() else Path(raw).resolve()
+    try:
+        inside = PurePosixPath(source.relative_to(root_dir.resolve()).as_posix())
+    except ValueError:
+        inside = PurePosixPath(source.name)
+    return source, inside
+
+
+def defines_name(source: Path, name: str) -> bool:
+    """True when the module binds `name` at top level (class, assignment or import)."""
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == name:
+            return True
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+        if isinstance(node, ast.Import | ast.ImportFrom) and any(
+            (alias.asname or alias.name.split(".")[0]) == name for alias in node.names
+        ):
+            return True
+    return False
+
+
+def _class_ref(
+    args: Mapping[str, Any], role: ClassRole, root_dir: Path, blame: SourceOf
+) -> UserClassRef:
+    file_key, raw_file = _first_present(args, role.file_keys)
+    name_key, class_name = _first_present(args, role.name_keys)
+    if raw_file is None or class_name is None:
+        missing = role.file_keys[0] if raw_file is None else role.name_keys[0]
+        raise ConfigError(f"missing key {missing!r}", key=missing)
+    for key, value in ((file_key, raw_file), (name_key, class_name)):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key} must be a non-empty string", file=blame(key), key=key)
+    source, inside = package_relative(raw_file, root_dir)
+    if not source.is_file():
+        raise ConfigError(
+            f"{file_key} names {source}, which does not exist", file=blame(file_key), key=file_key
+        )
+    try:
+        found = defines_name(source, class_name)
+    except SyntaxError as exc:
+        raise UserCodeError(
+            f"syntax error: {exc.msg}", file=source, line=exc.lineno, column=exc.offset
+        ) from exc
+    if not found:
+        raise UserCodeError(
+            f"{name_key} is {class_name!r}, but this file defines no such class",
+            file=source,
+            key=name_key,
+        )
+    return UserClassRef(role.role, class_name, source, inside, file_key, role.base_name)
+
+
+def _other_files(
+    args: Mapping[str, Any], root_dir: Path, blame: SourceOf
+) -> list[tuple[Path, PurePosixPath]]:
+    raw = args.get(OTHER_FILES_KEY, [])
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p for p in raw):
+        raise ConfigError(
+            f"{OTHER_FILES_KEY} must be a list of paths",
+            file=blame(OTHER_FILES_KEY),
+            key=OTHER_FILES_KEY,
+        )
+    files = []
+    for entry in raw:
+        source, inside = package_relative(entry, root_dir)
+        if not source.exists():
+            raise ConfigError(
+                f"{OTHER_FILES_KEY} names {source}, which does not exist",
+                file=blame(OTHER_FILES_KEY),
+                key=OTHER_FILES_KEY,
+            )
+        files.append((source, inside))
+    return files
+
+
+def _check_no_collisions(layout: ProjectLayout, blame: SourceOf) -> None:
+    # DLNest silently let a later absolute path overwrite an earlier file of the same name.
+    seen: dict[PurePosixPath, Path] = {}
+    for source, inside in layout.copies():
+        if seen.setdefault(inside, source) != source:
+            raise ConfigError(
+                f"{seen[inside]} and {source} would both be copied to {inside} in the save package",
+                file=blame(OTHER_FILES_KEY),
+                key=OTHER_FILES_KEY,
+            )
+
+
+def _first_present(args: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
+    for key in keys:
+        if key in args:
+            return key, args[key]
+    return keys[0], None

@@ -1,0 +1,1 @@
+"""ipywidgets panels (queue, GPUs, outputs, analyzers); reads through the client only."""

@@ -1,0 +1,70 @@
+"""Which torch device a task runs on, and moving batches there."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .status import CPU, DDP, GPU, MULTI_GPU
+
+CPU_DEVICE_ID = -1
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    env: str
+    device: torch.device
+    gpu_ids: tuple[int, ...]  # physical ids as placed; () on the CPU
+
+
+def plan_devices(device_ids: Sequence[int], ddp: bool = False) -> DevicePlan:
+    """Turn placed device ids (-1 is the CPU) into a torch device.
+
+    A task placed on a GPU where CUDA is unavailable (fake GPUs in tests, a CPU-only torch)
+    runs on the CPU after one warning, rather than failing.
+    """
+    gpu_ids = tuple(i for i in device_ids if i != CPU_DEVICE_ID)
+    if not gpu_ids:
+        return DevicePlan(CPU, torch.device("cpu"), ())
+    if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        # Before CUDA starts, narrowing visibility makes the placed cards cuda:0..n-1.
+        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
+        first = 0
+    else:
+        first = gpu_ids[0]
+    if not torch.cuda.is_available():
+        print(
+            f"dlnest: warning: placed on GPU {', '.join(map(str, gpu_ids))} but CUDA is not "
+            "available in this process; running on the CPU",
+            file=sys.stderr,
+        )
+        return DevicePlan(CPU, torch.device("cpu"), ())
+    env = DDP if ddp else (GPU if len(gpu_ids) == 1 else MULTI_GPU)
+    return DevicePlan(env, torch.device("cuda", first), gpu_ids)
+
+
+def default_device_ids(cpu: bool) -> list[int]:
+    """The CLI's default when no devices are given: GPU 0 if CUDA works, else the CPU."""
+    return [CPU_DEVICE_ID] if cpu or not torch.cuda.is_available() else [0]
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Move tensors in a batch of any nesting (lists, tuples, named tuples, dicts) to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return type(batch)({k: move_to_device(v, device) for k, v in batch.items()})  # type: ignore[call-arg]
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(move_to_device(v, device) for v in batch))
+    if isinstance(batch, list | tuple):
+        return type(batch)(move_to_device(v, device) for v in batch)
+    mover = getattr(batch, "to", None)
+    if callable(mover):  # batch objects such as torch_geometric's Data
+        return mover(device)
+    return batch

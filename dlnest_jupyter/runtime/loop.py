@@ -1,0 +1,192 @@
+"""The training loop, in DLNest 0.3's exact order (reference/dlnest.md section 3.8).
+
+    BAll -> [BDatasetInit -> dataset -> ADatasetInit] -> [BModelInit -> runner -> AModelInit]
+    -> BTrain -> per epoch: BOneEpoch -> steps (BModelOneStep, runOneStep, AModelOneStep,
+       needVisualize? BVisualize, visualize, AVisualize) -> commandLineOutput -> needValidation?
+       [BValidation -> validate -> AValidation] -> BSaveModel -> needSaveModel? save -> ASaveModel
+       -> AOneEpoch -> needContinueTrain? -> ATrain -> AAll
+
+Differences from DLNest, on purpose: errors during initialisation reach `trainAborting` too, and
+an aborted run reports its error so the process exits non-zero.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch.distributed as dist
+
+from ..core.errors import DLNestError
+from .checkpoint_io import CheckpointWriter
+from .devices import move_to_device
+from .lifecycle import SKIP
+from .rng import capture_rng_state
+from .session import Session, build_dataset, build_runner
+from .status import CPU, DDP
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingLoop:
+    def __init__(self, session: Session, writer: CheckpointWriter, launch_index: int = 0) -> None:
+        self.session = session
+        self.writer = writer
+        self.launch_index = launch_index
+        self._ddp = session.status.env == DDP
+        self._main = session.status.is_main_process
+
+    def run(self) -> BaseException | None:
+        """Run everything; return what aborted the run, or None when it finished."""
+        life_cycle = self.session.life_cycle
+        error: BaseException | None = None
+        try:
+            if life_cycle.BAll() != SKIP:
+                self._init()
+                self._train()
+            self.writer.wait()
+        except BaseException as exc:
+            error = exc
+            self._wait_for_writer_quietly()
+            life_cycle.trainAborting(exc)
+        life_cycle.AAll()
+        return error
+
+    def _init(self) -> None:
+        life_cycle, session = self.session.life_cycle, self.session
+        if life_cycle.BDatasetInit() != SKIP:
+            build_dataset(session)
+        life_cycle.ADatasetInit()
+        if life_cycle.BModelInit() != SKIP:
+            build_runner(session, restore_rng=True)
+        life_cycle.AModelInit()
+        for stage, built in (("DatasetInit", session.dataset), ("ModelInit", session.runner)):
+            if built is None:
+                raise DLNestError(f"B{stage} returned 'Skip', so there is nothing to train")
+
+    def _train(self) -> None:
+        life_cycle, session = self.session.life_cycle, self.session
+        if life_cycle.BTrain() == SKIP:
+            life_cycle.ATrain()
+            return
+        args, log = session.args, session.log
+        epoch = session.finished_epoch + 1
+        while True:
+            if life_cycle.BOneEpoch() != SKIP:
+                self._train_one_epoch(epoch)
+                session.finished_epoch = epoch
+                life_cycle.commandLineOutput(epoch, log, args)
+                if life_cycle.needValidation(epoch, log, args):
+                    if life_cycle.BValidation() != SKIP:
+                        self._validate()
+                    life_cycle.AValidation()
+                if self._main:
+                    self.session.package.append_metrics(self._metrics_record(epoch))
+                if self._ddp:
+                    dist.barrier()
+                if (
+                    self._main
+                    and life_cycle.BSaveModel() != SKIP
+                    and life_cycle.needSaveModel(epoch, log, args)
+                ):
+                    self._save(epoch)
+                life_cycle.ASaveModel()
+            life_cycle.AOneEpoch()
+            if not life_cycle.needContinueTrain(session.finished_epoch, log, args):
+                break
+            epoch = session.finished_epoch + 1
+        life_cycle.ATrain()
+
+    def _train_one_epoch(self, epoch: int) -> None:
+        session = self.session
+        status, life_cycle, runner = session.status, session.life_cycle, session.runner
+        assert runner is not None
+        status.status, status.epoch = "Training", epoch
+        if self._ddp:
+            set_epoch = getattr(getattr(session.train_loader, "sampler", None), "set_epoch", None)
+            if callable(set_epoch):
+                set_epoch(epoch)
+        # Hot path: look every bound method up once per epoch, not once per step.
+        before, after = life_cycle.BModelOneStep, life_cycle.AModelOneStep
+        need_visualize, step = life_cycle.needVisualize, runner.runOneStep
+        device = None if status.env == CPU else status.device
+        args, log = session.args, session.log
+        for index, data in enumerate(session.train_loader):
+            status.iter = index
+            if before() != SKIP:
+                step(
+                    data=data if device is None else move_to_device(data, device),
+                    log=log,
+                    iter=index,
+                    epoch=epoch,
+                )
+            after()
+            if need_visualize(epoch, index, log, args):
+                if self._main and life_cycle.BVisualize() != SKIP:
+                    runner.visualize(log=log, iter=index, epoch=epoch)
+                life_cycle.AVisualize()
+        status.status = "Waiting"
+
+    def _validate(self) -> None:
+        session = self.session
+        life_cycle, runner, log = session.life_cycle, session.runner, session.log
+        assert runner is not None
+        session.status.status = "Validating"
+        validate = getattr(runner, "validate", None)
+        if callable(validate):
+            validate(session.val_loader, log)
+        else:
+            device = None if session.status.env == CPU else session.status.device
+            runner.validationInit()
+            for index, data in enumerate(session.val_loader):
+                if life_cycle.BValidateABatch() != SKIP:
+                    runner.validateABatch(
+                        data=data if device is None else move_to_device(data, device), iter=index
+                    )
+                life_cycle.AValidateABatch()
+            if life_cycle.BValidationAnalyze() != SKIP:
+                runner.validationAnalyze(log=log)
+            life_cycle.AValidationAnalyze()
+        session.status.status = "Waiting"
+
+    def _save(self, epoch: int) -> None:
+        session = self.session
+        assert session.runner is not None and session.dataset is not None
+        hold = bool(session.life_cycle.holdThisCheckpoint(epoch, session.log, session.args))
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "runner": session.runner.getSaveDict(),
+            "dataset": session.dataset.getSaveDict(),
+            "life_cycle": session.life_cycle.getSaveDict(),
+            "log_dict": session.log,
+            "finished_epoch": epoch,
+            "rng": capture_rng_state(),
+        }
+        self.writer.save(payload, epoch=epoch, hold=hold)
+
+    def _metrics_record(self, epoch: int) -> dict[str, Any]:
+        values = last_numeric_values(self.session.log)
+        return {
+            **values,
+            "epoch": epoch,
+            "_launch": self.launch_index,
+            "_time": round(time.time(), 3),
+        }
+
+    def _wait_for_writer_quietly(self) -> None:
+        try:
+            self.writer.wait()
+        except DLNestError as exc:
+            print(f"dlnest: {exc}")
+
+
+def last_numeric_values(log: dict[str, Any]) -> dict[str, float]:
+    """The newest value of each numeric entry (or numeric list) of a log dict."""
+    values = {}
+    for key, value in log.items():
+        last = value[-1] if isinstance(value, list) and value else value
+        if hasattr(last, "item") and getattr(last, "numel", lambda: 1)() == 1:
+            last = last.item()
+        if isinstance(last, int | float) and not isinstance(last, bool):
+            values[key] = float(last)
+    return values

@@ -1,0 +1,107 @@
+"""Build a run's objects from a save package: the steps training and analysis share.
+
+Each builder is one stage; the training loop wraps them in the life cycle's hooks, analysis
+calls them bare. Restoring from a checkpoint happens inside the stage that owns the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.checkpoints import CHECKPOINT_ARGS_KEY
+from ..core.errors import DLNestError
+from ..core.package import SavePackage
+from .checkpoint_io import load_checkpoint
+from .dataset import DatasetBase
+from .devices import DevicePlan, plan_devices
+from .lifecycle import LifeCycleBase
+from .rng import restore_rng_state, seed_everything
+from .runner import RunnerBase
+from .status import DDP, RunningStatus
+from .user_code import load_user_classes
+
+
+@dataclass
+class Session:
+    package: SavePackage
+    args: dict[str, Any]
+    classes: dict[str, type]
+    devices: DevicePlan
+    status: RunningStatus
+    checkpoint_id: int | None = None
+    checkpoint: dict[str, Any] | None = None
+    life_cycle: LifeCycleBase = field(init=False)
+    dataset: DatasetBase | None = None
+    runner: RunnerBase | None = None
+    dataset_info: dict[str, Any] = field(default_factory=dict)
+    train_loader: Any = None
+    val_loader: Any = None
+    log: dict[str, Any] = field(default_factory=dict)
+    finished_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        self.life_cycle = self.classes["life_cycle"](status=self.status, args=self.args)
+
+
+def open_session(
+    package: SavePackage,
+    device_ids: Sequence[int],
+    checkpoint_id: int | None = None,
+    ddp: bool = False,
+) -> Session:
+    """Import the package's classes, pick the device, load the checkpoint, seed the RNGs.
+
+    Bad input (a class that is missing or has the wrong base, an unknown checkpoint id) raises
+    a DLNestError here, before any user object is built.
+    """
+    args = package.args()
+    classes = load_user_classes(package.layout())
+    devices = plan_devices(device_ids, ddp=ddp)
+    status = RunningStatus(env=devices.env, device=devices.device)
+    checkpoint = None
+    if checkpoint_id is not None:
+        checkpoint_id = package.resolve_checkpoint(checkpoint_id)
+        weights_only = bool(args.get(CHECKPOINT_ARGS_KEY, {}).get("weights_only", True))
+        checkpoint = load_checkpoint(package, checkpoint_id, devices.device, weights_only)
+    seed_everything(int(args.get("_seed", 0)))
+    return Session(package, args, classes, devices, status, checkpoint_id, checkpoint)
+
+
+def build_dataset(session: Session) -> None:
+    dataset = session.classes["dataset"](session.args, plugins=[], status=session.status)
+    result = dataset.init(session.args)
+    if not isinstance(result, tuple) or len(result) != 3:
+        raise DLNestError(
+            f"{type(dataset).__name__}.init(args) must return (info, train_loader, val_loader), "
+            f"got {type(result).__name__}"
+        )
+    info, session.train_loader, session.val_loader = result
+    session.dataset_info = info if isinstance(info, dict) else {}
+    if session.checkpoint is not None:
+        dataset.loadSaveDict(session.checkpoint.get("dataset", {}))
+    session.dataset = dataset
+    session.life_cycle.dataset = dataset
+
+
+def build_runner(session: Session, restore_rng: bool) -> None:
+    runner = session.classes["runner"](session.args, plugins=[], status=session.status)
+    runner.init(session.args, session.dataset_info)
+    if session.status.env == DDP:
+        runner.DDPOperation(session.status.rank)
+    runner.initOptimizer()
+    if session.status.env == DDP:
+        runner.afterDDP(session.status.rank)
+    session.runner = runner
+    session.life_cycle.runner = runner
+    checkpoint = session.checkpoint
+    if checkpoint is None:
+        session.log = runner.initLog()
+        return
+    runner.loadSaveDict(checkpoint.get("runner", checkpoint.get("model", {})))
+    session.life_cycle.loadSaveDict(checkpoint.get("life_cycle", {}))
+    session.log = checkpoint.get("log_dict", {})
+    session.finished_epoch = int(checkpoint.get("finished_epoch", 0))
+    if restore_rng and "rng" in checkpoint:
+        restore_rng_state(checkpoint["rng"])

@@ -1,0 +1,145 @@
+"""Run one training task to completion inside this process.
+
+`prepare` does everything that can fail because of bad input (open the package, import the
+user's classes, load the checkpoint) so a caller can tell bad input from a failed run; `train`
+runs the loop with the process's output going into the package, records the launch in
+`_task.json`, and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.checkpoints import TrackLimits
+from ..core.package import SavePackage
+from .checkpoint_io import CheckpointWriter
+from .loop import TrainingLoop
+from .output import capture_output
+from .session import Session, open_session
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    kind: str  # "train" | "continue"
+    device_ids: tuple[int, ...] = (-1,)
+    checkpoint_id: int | None = None  # continue from this id (-1: the branch head); None: fresh
+    ddp: bool = False
+    memory_mb: int | None = None
+    echo: bool = False  # also show the output on this process's terminal
+
+
+def prepare(package: SavePackage, request: TrainRequest) -> Session:
+    """Open a session for `request`; raises DLNestError on bad input."""
+    TrackLimits.from_args(package.args(), package.path / "args.json")
+    return open_session(package, request.device_ids, request.checkpoint_id, ddp=request.ddp)
+
+
+def train(session: Session, request: TrainRequest) -> int:
+    """Train to the end; returns the process exit code (0 finished, 1 aborted, 130 interrupted)."""
+    package = session.package
+    with (
+        capture_output(package.output_path(), echo=request.echo),
+        _inside(package),
+        _sigterm_exits(),
+    ):
+        launch = package.record_launch(_launch_record(session, request))
+        writer = CheckpointWriter(package, TrackLimits.from_args(session.args))
+        if session.checkpoint_id is not None:
+            writer.start_branch(session.checkpoint_id)
+        error = _run_loop(session, writer, launch)
+        exit_code = _exit_code(error)
+        package.update_launch(
+            launch,
+            ended_at=time.time(),
+            exit_code=exit_code,
+            error=_one_line(error),
+            head=writer.state.head,
+        )
+    return exit_code
+
+
+def _run_loop(session: Session, writer: CheckpointWriter, launch: int) -> BaseException | None:
+    try:
+        return TrainingLoop(session, writer, launch).run()
+    except BaseException as exc:  # the life cycle's own AAll or trainAborting failed
+        traceback.print_exception(exc)
+        return exc
+
+
+def _exit_code(error: BaseException | None) -> int:
+    if error is None:
+        return EXIT_OK
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(error, SystemExit) and isinstance(error.code, int) and error.code != 0:
+        return error.code
+    return EXIT_FAILED
+
+
+def _launch_record(session: Session, request: TrainRequest) -> dict[str, Any]:
+    return {
+        "kind": request.kind,
+        "devices": list(request.device_ids),
+        "env": session.status.env,
+        "ddp": request.ddp,
+        "memory_mb": request.memory_mb,
+        "checkpoint_id": session.checkpoint_id,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "argv": sys.argv,
+        "started_at": time.time(),
+        "ended_at": None,
+        "exit_code": None,
+        "error": None,
+    }
+
+
+def _one_line(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    return "".join(traceback.format_exception_only(error)).strip().splitlines()[-1]
+
+
+@contextmanager
+def _inside(package: SavePackage) -> Iterator[None]:
+    # DLNest ran user code with the package as working directory; relative paths rely on it.
+    previous = os.getcwd()
+    os.chdir(package.path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+@contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Turn SIGTERM (`del`) into SystemExit, so trainAborting and the pending save still run."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_training(package: SavePackage, request: TrainRequest) -> int:
+    """prepare + train, for callers that treat bad input like any other failure."""
+    return train(prepare(package, request), request)

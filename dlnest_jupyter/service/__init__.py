@@ -1,0 +1,1 @@
+"""Orchestration (scheduler service, executors, analyzer kernels). Imports core, never torch."""
