@@ -36,6 +36,7 @@ ROLES = (
     ClassRole("life_cycle", ("life_cycle_file_path",), ("life_cycle_name",), "LifeCycleBase"),
 )
 OTHER_FILES_KEY = "other_file_paths"
+_MISSING = object()
 CODE_PATH_KEYS = (*(k for r in ROLES for k in r.file_keys), OTHER_FILES_KEY)
 
 
@@ -115,8 +116,8 @@ def _class_ref(
 ) -> UserClassRef:
     file_key, raw_file = _first_present(args, role.file_keys)
     name_key, class_name = _first_present(args, role.name_keys)
-    if raw_file is None or class_name is None:
-        missing = role.file_keys[0] if raw_file is None else role.name_keys[0]
+    if raw_file is _MISSING or class_name is _MISSING:
+        missing = role.file_keys[0] if raw_file is _MISSING else role.name_keys[0]
         raise ConfigError(f"missing key {missing!r}", key=missing)
     for key, value in ((file_key, raw_file), (name_key, class_name)):
         if not isinstance(value, str) or not value:
@@ -180,4 +181,4 @@ def _first_present(args: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str,
     for key in keys:
         if key in args:
             return key, args[key]
-    return keys[0], None
+    return keys[0], _MISSING

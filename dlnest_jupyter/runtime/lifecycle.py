@@ -144,4 +144,5 @@ class LifeCycleBase:
         """Before the save decision and checkpoint."""
 
     def ASaveModel(self) -> Any:
-        """After the checkpoint is handed to the writer."""
+        """After the save decision. The checkpoint captures the state at the end of the epoch,
+        after AOneEpoch, so what AOneEpoch changes (an LR scheduler step) is in it."""

@@ -6,8 +6,13 @@
        [BValidation -> validate -> AValidation] -> BSaveModel -> needSaveModel? save -> ASaveModel
        -> AOneEpoch -> needContinueTrain? -> ATrain -> AAll
 
-Differences from DLNest, on purpose: errors during initialisation reach `trainAborting` too, and
-an aborted run reports its error so the process exits non-zero.
+Differences from DLNest, on purpose:
+- the save decision (needSaveModel, holdThisCheckpoint) is taken where DLNest took it, but the
+  state is captured at the end of the epoch, after AOneEpoch: DLNest's own template steps the LR
+  scheduler in AOneEpoch, after its save, so every continued run lost one scheduler step. A
+  continue starts at the next BOneEpoch, which is exactly what follows in an uninterrupted run;
+- errors during initialisation reach `trainAborting` too, and an aborted run exits non-zero;
+- a skipped epoch counts as passed (DLNest looped on it forever).
 """
 
 from __future__ import annotations
@@ -57,45 +62,55 @@ class TrainingLoop:
         if life_cycle.BDatasetInit() != SKIP:
             build_dataset(session)
         life_cycle.ADatasetInit()
+        _require(session.dataset, "DatasetInit")
         if life_cycle.BModelInit() != SKIP:
             build_runner(session, restore_rng=True)
         life_cycle.AModelInit()
-        for stage, built in (("DatasetInit", session.dataset), ("ModelInit", session.runner)):
-            if built is None:
-                raise DLNestError(f"B{stage} returned 'Skip', so there is nothing to train")
+        _require(session.runner, "ModelInit")
 
     def _train(self) -> None:
         life_cycle, session = self.session.life_cycle, self.session
         if life_cycle.BTrain() == SKIP:
             life_cycle.ATrain()
             return
-        args, log = session.args, session.log
         epoch = session.finished_epoch + 1
         while True:
-            if life_cycle.BOneEpoch() != SKIP:
-                self._train_one_epoch(epoch)
-                session.finished_epoch = epoch
-                life_cycle.commandLineOutput(epoch, log, args)
-                if life_cycle.needValidation(epoch, log, args):
-                    if life_cycle.BValidation() != SKIP:
-                        self._validate()
-                    life_cycle.AValidation()
-                if self._main:
-                    self.session.package.append_metrics(self._metrics_record(epoch))
-                if self._ddp:
-                    dist.barrier()
-                if (
-                    self._main
-                    and life_cycle.BSaveModel() != SKIP
-                    and life_cycle.needSaveModel(epoch, log, args)
-                ):
-                    self._save(epoch)
-                life_cycle.ASaveModel()
+            hold = self._epoch(epoch) if life_cycle.BOneEpoch() != SKIP else None
+            # DLNest left finished_epoch behind on a skipped epoch, so needContinueTrain saw the
+            # same epoch again and the loop never ended; a skipped epoch counts as passed.
+            session.finished_epoch = epoch
             life_cycle.AOneEpoch()
-            if not life_cycle.needContinueTrain(session.finished_epoch, log, args):
+            if hold is not None:
+                self._save(epoch, hold)
+            if not life_cycle.needContinueTrain(session.finished_epoch, session.log, session.args):
                 break
             epoch = session.finished_epoch + 1
         life_cycle.ATrain()
+
+    def _epoch(self, epoch: int) -> bool | None:
+        """Train, report, validate and decide the save; returns the hold flag if saving."""
+        life_cycle, session = self.session.life_cycle, self.session
+        args, log = session.args, session.log
+        self._train_one_epoch(epoch)
+        session.finished_epoch = epoch
+        life_cycle.commandLineOutput(epoch, log, args)
+        if life_cycle.needValidation(epoch, log, args):
+            if life_cycle.BValidation() != SKIP:
+                self._validate()
+            life_cycle.AValidation()
+        if self._main:
+            session.package.append_metrics(self._metrics_record(epoch))
+        if self._ddp:
+            dist.barrier()
+        hold = None
+        if (
+            self._main
+            and life_cycle.BSaveModel() != SKIP
+            and life_cycle.needSaveModel(epoch, log, args)
+        ):
+            hold = bool(life_cycle.holdThisCheckpoint(epoch, log, args))
+        life_cycle.ASaveModel()
+        return hold
 
     def _train_one_epoch(self, epoch: int) -> None:
         session = self.session
@@ -149,10 +164,9 @@ class TrainingLoop:
             life_cycle.AValidationAnalyze()
         session.status.status = "Waiting"
 
-    def _save(self, epoch: int) -> None:
+    def _save(self, epoch: int, hold: bool) -> None:
         session = self.session
         assert session.runner is not None and session.dataset is not None
-        hold = bool(session.life_cycle.holdThisCheckpoint(epoch, session.log, session.args))
         payload = {
             "format": CHECKPOINT_FORMAT,
             "runner": session.runner.getSaveDict(),
@@ -178,6 +192,11 @@ class TrainingLoop:
             self.writer.wait()
         except DLNestError as exc:
             print(f"dlnest: {exc}")
+
+
+def _require(built: object, stage: str) -> None:
+    if built is None:
+        raise DLNestError(f"B{stage} returned 'Skip', so there is nothing to train")
 
 
 def last_numeric_values(log: dict[str, Any]) -> dict[str, float]:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TextIO
 
 _STREAMS = (1, 2)
 _ECHO_JOIN_TIMEOUT_S = 5.0
@@ -42,8 +43,8 @@ def capture_output(path: Path, echo: bool = False) -> Iterator[None]:
             os.dup2(target, fd)
         if echo:
             os.close(target)
-        _line_buffer_python_streams()
-        yield
+        with _python_streams_on_fds():
+            yield
     finally:
         _flush_python_streams()
         for fd, original in saved.items():
@@ -76,9 +77,20 @@ def _flush_python_streams() -> None:
             stream.flush()
 
 
-def _line_buffer_python_streams() -> None:
-    # fd 1 is now a file or a pipe, where Python would block-buffer and delay what users see.
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(line_buffering=True)
+@contextmanager
+def _python_streams_on_fds() -> Iterator[None]:
+    # sys.stdout may not write to fd 1 at all (pytest's capture, an IPython kernel), and on a
+    # file or pipe Python would block-buffer: print through fresh line-buffered streams instead.
+    originals = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _line_buffered(1), _line_buffered(2)
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):
+                stream.close()
+        sys.stdout, sys.stderr = originals
+
+
+def _line_buffered(fd: int) -> TextIO:
+    return open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from dlnest_jupyter.core.config import load_config
+from dlnest_jupyter.core.package import PackageOptions, SavePackage, create_package
+
+from .projects import write_project
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A toy project's root config, with every hook recorded into events.txt beside it."""
+    return write_project(tmp_path / "proj", args={"record_file": str(tmp_path / "events.txt")})
+
+
+@pytest.fixture
+def events_file(tmp_path: Path) -> Path:
+    return tmp_path / "events.txt"
+
+
+def new_package(config: Path, **options: object) -> SavePackage:
+    return create_package(load_config(config), PackageOptions(**options))  # type: ignore[arg-type]
+
+
+def train_in_process(
+    package: SavePackage, checkpoint_id: int | None = None, kind: str = "train"
+) -> int:
+    from dlnest_jupyter.runtime.train import TrainRequest, run_training
+
+    return run_training(package, TrainRequest(kind=kind, checkpoint_id=checkpoint_id))
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the `dlnest` command in a fresh interpreter, as a user would."""
+
+    def run(
+        *argv: str | Path, cwd: Path | None = None, timeout_s: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        command: Sequence[str] = [sys.executable, "-m", "dlnest_jupyter.cli", *map(str, argv)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+        )
+
+    return run

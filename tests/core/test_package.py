@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlnest_jupyter.core.config import load_config
+from dlnest_jupyter.core.errors import (
+    CheckpointNotFoundError,
+    ConfigError,
+    PackageError,
+    UserCodeError,
+)
+from dlnest_jupyter.core.package import PackageState, SavePackage
+from dlnest_jupyter.core.project import project_layout
+
+from ..conftest import new_package
+from ..projects import write_project
+
+
+def test_package_holds_code_at_relative_paths_and_rewritten_args(project: Path) -> None:
+    package = new_package(project, description="first try")
+
+    assert package.path.parent == project.parent / "Saves"
+    for relative in (
+        "code/ToyRunner.py",
+        "code/ToyDataset.py",
+        "code/recorder.py",
+        "ToyLifeCycle.py",
+    ):
+        assert (package.path / relative).read_text() == (project.parent / relative).read_text()
+    args = package.args()
+    assert args["root_file_path"] == str(package.path)
+    assert args["runner_file_path"] == "./code/ToyRunner.py"
+    assert args["_description"] == "first try"
+    assert args["_seed"] == 7  # the config's seed is recorded
+    assert package.state() == PackageState()
+    assert (package.path / "Checkpoints").is_dir()
+
+
+def test_package_copy_is_isolated_from_later_edits(project: Path) -> None:
+    package = new_package(project)
+    (project.parent / "code" / "ToyRunner.py").write_text("# edited after submission\n")
+
+    assert "class ToyRunner" in (package.path / "code" / "ToyRunner.py").read_text()
+
+
+def test_a_config_without_a_seed_gets_a_random_one_recorded(tmp_path: Path) -> None:
+    config = write_project(tmp_path / "p", args={"seed": None})
+
+    seeds = {new_package(config).args()["_seed"] for _ in range(3)}
+
+    assert all(isinstance(s, int) for s in seeds) and len(seeds) > 1
+
+
+def test_packages_created_in_the_same_second_get_distinct_names(project: Path) -> None:
+    paths = {new_package(project).path for _ in range(5)}
+
+    assert len(paths) == 5
+    assert all(SavePackage.open(p) for p in paths)
+
+
+def test_nosave_replaces_the_nosave_folder_and_nothing_else(project: Path) -> None:
+    kept = new_package(project)
+    first = new_package(project, no_save=True)
+    (first.path / "marker").write_text("old run")
+
+    second = new_package(project, no_save=True)
+
+    assert first.path == second.path == project.parent / "Saves" / "NOSAVE"
+    assert not (second.path / "marker").exists()
+    assert SavePackage.open(kept.path)
+
+
+def test_description_names_the_folder_with_a_suffix_when_taken(project: Path) -> None:
+    first = new_package(project, description="lr 0.1/warmup", use_description=True)
+    second = new_package(project, description="lr 0.1/warmup", use_description=True)
+
+    assert first.path.name == "lr 0.1_warmup"
+    assert second.path.name == "lr 0.1_warmup_1"
+    assert SavePackage.open(first.path).args()["_description"] == "lr 0.1/warmup"
+
+
+def test_absolute_code_paths_land_at_the_package_root(tmp_path: Path) -> None:
+    helper = tmp_path / "elsewhere" / "helper.py"
+    helper.parent.mkdir()
+    helper.write_text("VALUE = 1\n")
+    config = write_project(
+        tmp_path / "p", args={"other_file_paths": ["./code/recorder.py", str(helper)]}
+    )
+
+    package = new_package(config)
+
+    assert (package.path / "helper.py").read_text() == "VALUE = 1\n"
+    assert package.args()["other_file_paths"] == ["./code/recorder.py", "./helper.py"]
+
+
+def test_two_absolute_paths_with_one_name_are_refused_not_overwritten(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "util.py").write_text(f"NAME = {folder!r}\n")
+    config = write_project(
+        tmp_path / "p",
+        args={
+            "other_file_paths": [str(tmp_path / "a" / "util.py"), str(tmp_path / "b" / "util.py")]
+        },
+    )
+
+    with pytest.raises(ConfigError, match=r"would both be copied to util\.py"):
+        new_package(config)
+    assert not (tmp_path / "p" / "Saves").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"runner_file_path": "./code/Missing.py"},
+            "runner_file_path names .*Missing.py, which does not exist",
+        ),
+        (
+            {"dataset_name": "NoSuchDataset"},
+            "dataset_name is 'NoSuchDataset', but this file defines no such class",
+        ),
+        ({"life_cycle_name": None}, "life_cycle_name must be a non-empty string"),
+        (
+            {"other_file_paths": ["./nothing_here"]},
+            "other_file_paths names .*nothing_here, which does not exist",
+        ),
+    ],
+)
+def test_bad_code_references_are_refused_before_anything_is_created(
+    tmp_path: Path, override: dict[str, object], message: str
+) -> None:
+    config = write_project(tmp_path / "p", args=override)
+
+    with pytest.raises(ConfigError, match=message):
+        new_package(config)
+    assert not (tmp_path / "p" / "Saves").exists()
+
+
+def test_missing_class_key_is_named(tmp_path: Path) -> None:
+    config = write_project(tmp_path / "p")
+    args = json.loads(config.read_text())
+    del args["runner_name"]
+    config.write_text(json.dumps(args))
+
+    with pytest.raises(ConfigError, match="missing key 'runner_name'"):
+        new_package(config)
+
+
+def test_dlnest_model_keys_are_accepted_as_aliases(tmp_path: Path) -> None:
+    config = write_project(tmp_path / "p")
+    args = json.loads(config.read_text())
+    args["model_name"] = args.pop("runner_name")
+    args["model_file_path"] = args.pop("runner_file_path")
+    config.write_text(json.dumps(args))
+
+    layout = project_layout(load_config(config).args, config.parent)
+
+    assert layout.by_role("runner").class_name == "ToyRunner"
+
+
+def test_syntax_error_in_user_code_names_file_and_line(tmp_path: Path) -> None:
+    config = write_project(tmp_path / "p", runner="class ToyRunner(:\n    pass\n")
+
+    with pytest.raises(UserCodeError, match=r"ToyRunner.py:1:\d+: syntax error"):
+        new_package(config)
+
+
+def test_opening_a_missing_or_incomplete_package_is_a_package_error(
+    tmp_path: Path, project: Path
+) -> None:
+    with pytest.raises(PackageError, match="folder does not exist"):
+        SavePackage.open(tmp_path / "nope")
+    package = new_package(project)
+    (package.path / "_package.json").unlink()
+    with pytest.raises(PackageError, match=r"_package.json is missing"):
+        SavePackage.open(package.path)
+
+
+def test_resolving_checkpoints_names_what_the_package_holds(project: Path) -> None:
+    package = new_package(project)
+    with pytest.raises(PackageError, match="holds no checkpoint yet"):
+        package.resolve_checkpoint(None)
+
+    package.write_state(
+        PackageState(next_id=3, head=2, tracks=PackageState().tracks.__class__(fast=(1, 2)))
+    )
+    for i in (1, 2):
+        package.checkpoint_path(i).write_bytes(b"x")
+
+    assert package.resolve_checkpoint(None) == 2
+    assert package.resolve_checkpoint(-1) == 2
+    assert package.resolve_checkpoint(1) == 1
+    with pytest.raises(
+        CheckpointNotFoundError, match=r"no checkpoint 7 in this package \(checkpoints held: 1, 2\)"
+    ):
+        package.resolve_checkpoint(7)
+
+
+def test_a_dlnest_0_3_package_json_continues_after_the_highest_id(project: Path) -> None:
+    package = new_package(project)
+    (package.path / "_package.json").write_text(
+        json.dumps({"ckpt_fast": [3], "ckpt_slow": [0], "ckpt_consistent": [2], "prefix": "state_"})
+    )
+    for i in (0, 2, 3, 5):  # 5: an abandoned file DLNest left on disk
+        package.checkpoint_path(i).write_bytes(b"x")
+
+    state = package.state()
+
+    assert (state.next_id, state.head) == (6, 3)
+    assert state.held_ids() == [0, 2, 3]

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from dlnest_jupyter.core.package import SavePackage
+
+from ..conftest import new_package, train_in_process
+from ..projects import write_project
+
+
+def checkpoint(package: SavePackage, checkpoint_id: int) -> dict:  # type: ignore[type-arg]
+    return torch.load(package.checkpoint_path(checkpoint_id), weights_only=True)  # type: ignore[no-any-return]
+
+
+def trained(tmp_path: Path, epochs: int = 4) -> SavePackage:
+    package = new_package(write_project(tmp_path / "p", epochs=epochs))
+    assert train_in_process(package) == 0
+    return package
+
+
+def test_continue_from_checkpoint_k_reproduces_the_uninterrupted_losses_exactly(
+    tmp_path: Path,
+) -> None:
+    package = trained(tmp_path)
+    uninterrupted = checkpoint(package, 3)["log_dict"]
+
+    assert train_in_process(package, checkpoint_id=1, kind="continue") == 0
+
+    resumed = checkpoint(package, package.state().head)["log_dict"]  # type: ignore[arg-type]
+    assert resumed["loss"] == uninterrupted["loss"]  # dropout, shuffling and momentum all match
+    assert resumed["lr"] == uninterrupted["lr"]  # the StepLR schedule was restored, not restarted
+    assert len(resumed["loss"]) == 4 * 4
+
+
+def test_continue_from_an_older_checkpoint_never_reloads_the_abandoned_branch(
+    tmp_path: Path,
+) -> None:
+    package = trained(tmp_path)  # ids 0..3 for epochs 1..4
+    assert train_in_process(package, checkpoint_id=1, kind="continue") == 0  # branch B: ids 4, 5
+
+    state = package.state()
+    assert (state.head, state.next_id) == (5, 6)
+    assert state.checkpoints[4].parent == 1
+    assert 3 in state.held_ids()  # the abandoned id stays loadable by explicit id...
+    assert package.resolve_checkpoint(None) == 5  # ...but "latest" is branch B's newest
+    assert checkpoint(package, 5)["finished_epoch"] == 4
+    assert (
+        checkpoint(package, 5)["checkpoint_id"] == 5
+    )  # ids never repeat, so no file was overwritten
+
+
+def test_a_continue_that_saved_nothing_leaves_its_branch_point_as_latest(tmp_path: Path) -> None:
+    package = trained(tmp_path)
+    args = package.args()
+    (package.path / "args.json").write_text(json.dumps({**args, "skip": ["BTrain"]}))
+
+    assert train_in_process(package, checkpoint_id=1, kind="continue") == 0
+
+    assert package.resolve_checkpoint(None) == 1
+
+
+def test_default_continue_starts_after_the_head_and_appends_output(tmp_path: Path) -> None:
+    package = trained(tmp_path, epochs=2)
+    first_output = package.output_path().read_text()
+
+    assert train_in_process(package, checkpoint_id=-1, kind="continue") == 0
+
+    assert checkpoint(package, package.state().head)["finished_epoch"] == 3  # type: ignore[arg-type]
+    output = package.output_path().read_text()
+    assert output.startswith(first_output) and "epoch 3 loss" in output
+    assert [launch["kind"] for launch in package.launches()] == ["train", "continue"]
+    assert package.launches()[-1]["checkpoint_id"] == 1
+
+
+def test_checkpoints_hold_modules_by_name_and_optimizer_and_scheduler_state(tmp_path: Path) -> None:
+    package = trained(tmp_path, epochs=2)
+
+    saved = checkpoint(package, 1)
+
+    assert set(saved) >= {"runner", "dataset", "life_cycle", "log_dict", "finished_epoch", "rng"}
+    assert set(saved["runner"]["modules"]) == {"model", "cost"}
+    assert saved["runner"]["optimizer"]["optimizer"]["state"]  # momentum buffers
+    assert (
+        saved["runner"]["scheduler"]["scheduler"]["last_epoch"] == 2
+    )  # DLNest saved {} on torch 2
