@@ -2,7 +2,8 @@
 
 Redirection is at the file-descriptor level, so C extensions, CUDA/NCCL and child processes
 (DataLoader workers) land in the file too; DLNest swapped only `sys.stdout` and lost those.
-With `echo`, a pipe and a copying thread also show the output on the original terminal.
+With `echo`, one pipe and a copying thread also show both streams, in order, on the original
+stdout (as DLNest's echo did).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ calls them bare. Restoring from a checkpoint happens inside the stage that owns 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,11 @@ def open_session(
     a DLNestError here, before any user object is built.
     """
     args = package.args()
+    if args.get("plugins"):
+        print(
+            f"dlnest: warning: plugins are not supported and are ignored: {args['plugins']}",
+            file=sys.stderr,
+        )
     classes = load_user_classes(package.layout())
     devices = plan_devices(device_ids, ddp=ddp)
     status = RunningStatus(env=devices.env, device=devices.device)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create .venv (once) and install dlnest-jupyter with its test extra into it.
+# Where no NVIDIA GPU is present, torch 2.13.0's CPU wheel goes in first, so pip does not pull a
+# multi-GB CUDA build to satisfy the package's torch range.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        "${PIP[@]}" install "torch>=2.1,<3"
+    else
+        "${PIP[@]}" install "torch==2.13.0"
+    fi
+fi
+"${PIP[@]}" install -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import dlnest_jupyter, torch; print(f'dlnest-jupyter {dlnest_jupyter.__version__} with torch {torch.__version__} ready in .venv')"

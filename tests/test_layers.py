@@ -1,0 +1,114 @@
+"""The layer rules of DESIGN.md section 2, checked on every module's imports.
+
+core <- runtime; core <- service <- server; client -> service (embedded mode); dashboard -> client.
+The server side never imports torch; core imports nothing of Jupyter.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "dlnest_jupyter"
+JUPYTER = {
+    "jupyter_server",
+    "jupyter_client",
+    "IPython",
+    "ipywidgets",
+    "ipykernel",
+    "tornado",
+    "traitlets",
+}
+
+MAY_IMPORT = {
+    "core": {"core"},
+    "runtime": {"core", "runtime"},
+    "service": {"core", "service"},
+    "server": {"core", "service", "server"},
+    "client": {"core", "service", "client"},
+    "dashboard": {"core", "client", "dashboard"},
+    "cli": {"core", "runtime"},
+    "__init__": {"core", "runtime", "_version"},
+    "_version": set(),
+}
+MUST_NOT_IMPORT = {
+    "core": {"torch", *JUPYTER},
+    "service": {"torch"},
+    "server": {"torch"},
+    "client": {"torch"},
+    "dashboard": {"torch"},
+    "__init__": {"torch", *JUPYTER},
+}
+
+
+def modules() -> list[Path]:
+    return [
+        p for p in sorted(PACKAGE.rglob("*.py")) if "templates" not in p.relative_to(PACKAGE).parts
+    ]
+
+
+def layer_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def imports_of(path: Path) -> set[str]:
+    """Top-level names imported, with our own layers as `dlnest_jupyter.<layer>`."""
+    package_parts = ["dlnest_jupyter", *path.relative_to(PACKAGE).parent.parts]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+                if target == "dlnest_jupyter":  # `from . import x` at the top: x is the layer
+                    found.update(f"dlnest_jupyter.{alias.name}" for alias in node.names)
+                    continue
+                found.add(target)
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def internal_layer(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if parts[0] == "dlnest_jupyter" and len(parts) > 1 else None
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_imports_only_what_its_layer_may(path: Path) -> None:
+    layer = layer_of(path)
+    allowed = MAY_IMPORT[layer]
+    forbidden = MUST_NOT_IMPORT.get(layer, set())
+    for name in imports_of(path):
+        inner = internal_layer(name)
+        if inner is not None:
+            assert inner in allowed, f"{path.name} ({layer}) imports {name}"
+        else:
+            assert name.split(".")[0] not in forbidden, f"{path.name} ({layer}) imports {name}"
+
+
+def test_the_checker_sees_relative_and_absolute_imports(tmp_path: Path) -> None:
+    probe = PACKAGE / "core" / "errors.py"
+    assert imports_of(probe) >= {"__future__", "pathlib"}
+    assert "dlnest_jupyter.core.errors" in imports_of(PACKAGE / "core" / "config.py")
+    assert "dlnest_jupyter.core.package" in imports_of(PACKAGE / "runtime" / "train.py")
+
+
+def test_importing_the_package_and_core_loads_neither_torch_nor_jupyter() -> None:
+    probe = (
+        "import sys, importlib, pkgutil, dlnest_jupyter, dlnest_jupyter.core as core, dlnest_jupyter.cli\n"
+        "for info in pkgutil.iter_modules(core.__path__): importlib.import_module('dlnest_jupyter.core.' + info.name)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted({'torch', *JUPYTER})!r}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import pytest
+
+import dlnest_jupyter
+
+EXPORTED = [
+    "DatasetBase",
+    "LifeCycleBase",
+    "ModelBase",
+    "ModelBaseTorch",
+    "RunnerBase",
+    "RunnerBaseTorch",
+    "SavePackage",
+    "__version__",
+    "analyze",
+]
+
+
+def test_public_names_are_exactly_the_curated_list() -> None:
+    assert sorted(dlnest_jupyter.__all__) == EXPORTED
+    assert dir(dlnest_jupyter) == EXPORTED
+    for name in EXPORTED:
+        assert getattr(dlnest_jupyter, name) is not None
+
+
+def test_dlnest_aliases_are_the_same_classes() -> None:
+    assert dlnest_jupyter.ModelBase is dlnest_jupyter.RunnerBase
+    assert dlnest_jupyter.ModelBaseTorch is dlnest_jupyter.RunnerBaseTorch
+    assert issubclass(dlnest_jupyter.RunnerBaseTorch, dlnest_jupyter.RunnerBase)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="Nonexistent"):
+        dlnest_jupyter.Nonexistent  # noqa: B018
