@@ -8,13 +8,17 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+pip_install() {
+    # Some machines list local package folders that do not exist; pip warns once per package.
+    .venv/bin/python -m pip --disable-pip-version-check -q install "$@" \
+        2> >(grep -v "^WARNING: Location .* is ignored" >&2)
+}
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-        "${PIP[@]}" install "torch>=2.1,<3"
+        pip_install "torch>=2.1,<3"
     else
-        "${PIP[@]}" install "torch==2.13.0"
+        pip_install "torch==2.13.0"
     fi
 fi
-"${PIP[@]}" install -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+pip_install -e ".[test]"
 .venv/bin/python -c "import dlnest_jupyter, torch; print(f'dlnest-jupyter {dlnest_jupyter.__version__} with torch {torch.__version__} ready in .venv')"

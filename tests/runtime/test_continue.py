@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from dlnest_jupyter.core.package import SavePackage
@@ -86,3 +87,41 @@ def test_checkpoints_hold_modules_by_name_and_optimizer_and_scheduler_state(tmp_
     assert (
         saved["runner"]["scheduler"]["scheduler"]["last_epoch"] == 2
     )  # DLNest saved {} on torch 2
+
+
+NOTE_CLASS = """
+
+class Note:
+    def __init__(self, text):
+        self.text = text
+"""
+UNSAFE_STATE = """
+def getSaveDict(self):
+    return {"note": Note("pickled object")}
+
+def loadSaveDict(self, saveDict):
+    self.note = saveDict["note"]
+"""
+
+
+def test_checkpoints_load_weights_only_unless_the_user_opts_out(tmp_path: Path) -> None:
+    from dlnest_jupyter.core.errors import PackageError
+    from dlnest_jupyter.runtime.train import TrainRequest, prepare
+
+    from ..projects import life_cycle_source
+
+    package = new_package(
+        write_project(
+            tmp_path / "p", epochs=1, life_cycle=life_cycle_source(UNSAFE_STATE) + NOTE_CLASS
+        )
+    )
+    assert train_in_process(package) == 0
+    request = TrainRequest(kind="continue", checkpoint_id=-1)
+
+    with pytest.raises(PackageError, match=r"set checkpoint_args\.weights_only to false"):
+        prepare(package, request)
+
+    args = package.args()
+    args["checkpoint_args"]["weights_only"] = False
+    (package.path / "args.json").write_text(json.dumps(args))
+    assert prepare(package, request).checkpoint is not None

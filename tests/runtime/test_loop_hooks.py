@@ -157,3 +157,29 @@ def test_metrics_get_one_line_per_epoch_with_the_last_logged_values(tmp_path: Pa
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert metrics[-1]["loss"] == checkpoint_log["loss"][-1]
     assert metrics[-1]["val"] == checkpoint_log["val"][-1]
+
+
+def test_a_runner_with_validate_replaces_the_per_batch_trio(tmp_path: Path) -> None:
+    from ..projects import RUNNER
+
+    runner = (
+        RUNNER
+        + """
+    def validate(self, loader, log):
+        record(self.args, "validate:" + str(len(list(loader))))
+        log["val"].append(0.0)
+"""
+    )
+    events = tmp_path / "events.txt"
+    package = new_package(
+        write_project(tmp_path / "p", epochs=1, runner=runner, args={"record_file": str(events)})
+    )
+
+    assert train_in_process(package) == 0
+
+    recorded = read_events(events)
+    assert "validate:1" in recorded
+    assert "validationInit" not in recorded and "BValidateABatch" not in recorded
+    assert (
+        recorded.index("BValidation") < recorded.index("validate:1") < recorded.index("AValidation")
+    )
