@@ -1,7 +1,7 @@
 """`dlnest`: run, continue and analyse in the foreground, and start projects; DLNest's flags.
 
-    dlnest run -c ROOT [-f FREQ] [-d DESC] [-ns] [-sd] [-CPU] [-devices ID ...] [-m MB] [--dry-run]
-    dlnest continue -r PKG [-c ID] [-CPU] [-devices ID ...]
+    dlnest run -c ROOT [-f FREQ] [-d DESC] [-ns] [-sd] [-CPU] [-devices ID ...] [-DDP] [-m MB] [--dry-run]
+    dlnest continue -r PKG [-c ID] [-CPU] [-devices ID ...] [-DDP]
     dlnest analyze -r PKG -s SCRIPT.py [-c ID] [-CPU] [-devices ID ...]
     dlnest new -d DIR [-t clean|digits] [-MNIST]
 
@@ -15,13 +15,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .core.checkpoints import TrackLimits
 from .core.config import LoadedConfig, load_config
 from .core.errors import DLNestError
 from .core.package import PackageOptions, SavePackage, create_package, discard_new_package
 from .core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES, new_project
+
+if TYPE_CHECKING:
+    from .runtime.session import Session
+    from .runtime.train import TrainRequest
 
 EXIT_BAD_INPUT = 2
 
@@ -48,38 +52,42 @@ def _run(options: argparse.Namespace) -> int:
         loaded,
         PackageOptions(description=options.d or "", no_save=options.ns, use_description=options.sd),
     )
-    return _train(package, options, kind="train", checkpoint_id=None, discard_on_bad_input=True)
+    try:
+        request, session = _prepare(package, options, kind="train", checkpoint_id=None)
+    except BaseException:  # bad input, or Ctrl+C before training started: the package never ran
+        discard_new_package(package)
+        raise
+    return _train(package, request, session)
 
 
 def _continue(options: argparse.Namespace) -> int:
     package = SavePackage.open(options.r)
-    return _train(
-        package, options, kind="continue", checkpoint_id=options.c, discard_on_bad_input=False
-    )
+    request, session = _prepare(package, options, kind="continue", checkpoint_id=options.c)
+    return _train(package, request, session)
 
 
-def _train(
-    package: SavePackage,
-    options: argparse.Namespace,
-    kind: str,
-    checkpoint_id: int | None,
-    discard_on_bad_input: bool,
-) -> int:
+def _prepare(
+    package: SavePackage, options: argparse.Namespace, kind: str, checkpoint_id: int | None
+) -> tuple[TrainRequest, Session]:
     from .runtime.devices import default_device_ids  # torch loads only for commands that train
-    from .runtime.train import TrainRequest, prepare, train
+    from .runtime.train import TrainRequest, prepare
 
-    _reject_ddp(options)
     devices = tuple(options.devices) if options.devices else tuple(default_device_ids(options.CPU))
     request = TrainRequest(
-        kind=kind, device_ids=devices, checkpoint_id=checkpoint_id, memory_mb=options.m, echo=True
+        kind=kind,
+        device_ids=devices,
+        checkpoint_id=checkpoint_id,
+        ddp=options.DDP,
+        memory_mb=options.m,
+        echo=True,
     )
-    try:
-        session = prepare(package, request)
-    except DLNestError:
-        if discard_on_bad_input:
-            discard_new_package(package)
-        raise
-    print(f"dlnest: {kind} in save package {package.path}", flush=True)
+    return request, prepare(package, request)
+
+
+def _train(package: SavePackage, request: TrainRequest, session: Session) -> int:
+    from .runtime.train import train
+
+    print(f"dlnest: {request.kind} in save package {package.path}", flush=True)
     exit_code = train(session, request)
     head = package.state().head
     outcome = "finished" if exit_code == 0 else f"stopped with exit code {exit_code}"
@@ -109,11 +117,6 @@ def _new(options: argparse.Namespace) -> int:
     print(f"dlnest: new {template} project in {folder}")
     print(f"dlnest: train it with: dlnest run -c {folder / 'root_config.json'}")
     return 0
-
-
-def _reject_ddp(options: argparse.Namespace) -> None:
-    if getattr(options, "DDP", False):
-        raise DLNestError("-DDP is not available yet in this version; run on one device for now")
 
 
 def _print_provenance(loaded: LoadedConfig) -> None:
@@ -211,7 +214,9 @@ def _device_flags(parser: argparse.ArgumentParser) -> None:
         help="estimated GPU memory in MiB (recorded; used by the scheduler)",
     )
     parser.add_argument(
-        "-DDP", action="store_true", help="DistributedDataParallel over the devices"
+        "-DDP",
+        action="store_true",
+        help="DistributedDataParallel: one process per device (-devices -1 -1: two on the CPU)",
     )
 
 

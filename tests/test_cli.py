@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from .projects import write_project
 
@@ -43,9 +44,12 @@ def test_digits_template_trains_continues_and_analyses_to_high_accuracy(
         and "Epoch #8 finished" in (package / "_output.txt").read_text()
     )
 
-    continued = run_cli("continue", "-r", package, "-CPU")
+    continued = run_cli("continue", "-r", package, "-devices", "0")  # placed on GPU 0; no CUDA here
     assert continued.returncode == 0, continued.stderr
     assert "Epoch #9 finished" in continued.stdout
+    expected_warnings = 0 if torch.cuda.is_available() else 1  # then it runs on the CPU
+    assert continued.stdout.count("CUDA is not available") == expected_warnings
+    assert (package / "_output.txt").read_text().count("CUDA is not available") == expected_warnings
 
     analysed = run_cli(
         "analyze", "-r", package, "-s", project / "AnalyzeScripts" / "getAcc.py", "-CPU"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ def load_for_analysis(
     package = SavePackage.open(record_path)
     ids = list(device_ids) if device_ids is not None else default_device_ids(cpu)
     session = open_session(package, ids, -1 if checkpoint_id is None else checkpoint_id)
+    if session.devices.warning:
+        print(session.devices.warning, file=sys.stderr)
     build_dataset(session)
     build_runner(session, restore_rng=False)
     session.status.status = "Analyzing"

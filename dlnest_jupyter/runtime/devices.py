@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,33 +19,35 @@ class DevicePlan:
     env: str
     device: torch.device
     gpu_ids: tuple[int, ...]  # physical ids as placed; () on the CPU
+    warning: str | None = None  # for the task's output: why it does not run where it was placed
 
 
-def plan_devices(device_ids: Sequence[int], ddp: bool = False) -> DevicePlan:
+def plan_devices(device_ids: Sequence[int], ddp: bool = False, rank: int = 0) -> DevicePlan:
     """Turn placed device ids (-1 is the CPU) into a torch device.
 
     A task placed on a GPU where CUDA is unavailable (fake GPUs in tests, a CPU-only torch)
-    runs on the CPU after one warning, rather than failing.
+    runs on the CPU with a warning (on the plan, for the caller to print once), rather than failing. Under DDP, rank r takes the r-th
+    placed device; a DDP run on the CPU (`-devices -1 -1`) uses one CPU process per entry.
     """
+    cpu_env = DDP if ddp else CPU
     gpu_ids = tuple(i for i in device_ids if i != CPU_DEVICE_ID)
     if not gpu_ids:
-        return DevicePlan(CPU, torch.device("cpu"), ())
+        return DevicePlan(cpu_env, torch.device("cpu"), ())
     if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         # Before CUDA starts, narrowing visibility makes the placed cards cuda:0..n-1.
         os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
-        first = 0
+        index = rank if ddp else 0
     else:
-        first = gpu_ids[0]
+        index = gpu_ids[rank] if ddp else gpu_ids[0]
     if not torch.cuda.is_available():
-        print(
+        warning = (
             f"dlnest: warning: placed on GPU {', '.join(map(str, gpu_ids))} but CUDA is not "
-            "available in this process; running on the CPU",
-            file=sys.stderr,
+            "available in this process; running on the CPU"
         )
-        return DevicePlan(CPU, torch.device("cpu"), ())
+        return DevicePlan(cpu_env, torch.device("cpu"), (), warning)
     env = DDP if ddp else (GPU if len(gpu_ids) == 1 else MULTI_GPU)
-    return DevicePlan(env, torch.device("cuda", first), gpu_ids)
+    return DevicePlan(env, torch.device("cuda", index), gpu_ids)
 
 
 def default_device_ids(cpu: bool) -> list[int]:

@@ -34,7 +34,10 @@ CHECKPOINT_FORMAT = 1
 
 
 class TrainingLoop:
-    def __init__(self, session: Session, writer: CheckpointWriter, launch_index: int = 0) -> None:
+    def __init__(
+        self, session: Session, writer: CheckpointWriter | None, launch_index: int = 0
+    ) -> None:
+        """`writer` is None on DDP ranks other than 0, which never save."""
         self.session = session
         self.writer = writer
         self.launch_index = launch_index
@@ -49,7 +52,8 @@ class TrainingLoop:
             if life_cycle.BAll() != SKIP:
                 self._init()
                 self._train()
-            self.writer.wait()
+            if self.writer is not None:
+                self.writer.wait()
         except BaseException as exc:
             error = exc
             self._wait_for_writer_quietly()
@@ -176,6 +180,7 @@ class TrainingLoop:
             "finished_epoch": epoch,
             "rng": capture_rng_state(),
         }
+        assert self.writer is not None, "only the main process saves"
         self.writer.save(payload, epoch=epoch, hold=hold)
 
     def _metrics_record(self, epoch: int) -> dict[str, Any]:
@@ -188,6 +193,8 @@ class TrainingLoop:
         }
 
     def _wait_for_writer_quietly(self) -> None:
+        if self.writer is None:
+            return
         try:
             self.writer.wait()
         except DLNestError as exc:

@@ -66,8 +66,9 @@ class RunnerBaseTorch(RunnerBase):
             if module is known or module is getattr(known, "module", None):
                 return known
         placed = module if self._status.env == CPU else module.to(self._device)
-        if self._status.env == DDP:
-            placed = _DDPModule(placed, syncBN, self._status)
+        if self._status.env == DDP and any(p.requires_grad for p in placed.parameters()):
+            # A loss or other parameter-free module has nothing to synchronise; DDP refuses it.
+            placed = _DDPModule(placed, syncBN)
         self._registered.append(placed)
         return placed
 
@@ -123,7 +124,7 @@ class _DDPModule(nn.Module):
     Calling it runs the DDP forward; `singleCard(...)` runs the bare module (DLNest returned None).
     """
 
-    def __init__(self, module: nn.Module, sync_bn: bool, status: RunningStatus) -> None:
+    def __init__(self, module: nn.Module, sync_bn: bool) -> None:
         super().__init__()
         if sync_bn:
             module = nn.SyncBatchNorm.convert_sync_batchnorm(module)  # type: ignore[no-untyped-call]

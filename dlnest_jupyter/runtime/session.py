@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.checkpoints import CHECKPOINT_ARGS_KEY
+from ..core.checkpoints import CHECKPOINT_ARGS_KEY, TrackLimits
 from ..core.errors import DLNestError
 from ..core.package import SavePackage
-from .checkpoint_io import load_checkpoint
+from .checkpoint_io import CheckpointWriter, load_checkpoint
 from .dataset import DatasetBase
 from .devices import DevicePlan, plan_devices
 from .lifecycle import LifeCycleBase
@@ -51,6 +51,7 @@ def open_session(
     device_ids: Sequence[int],
     checkpoint_id: int | None = None,
     ddp: bool = False,
+    rank: int = 0,
 ) -> Session:
     """Import the package's classes, pick the device, load the checkpoint, seed the RNGs.
 
@@ -64,8 +65,13 @@ def open_session(
             file=sys.stderr,
         )
     classes = load_user_classes(package.layout())
-    devices = plan_devices(device_ids, ddp=ddp)
-    status = RunningStatus(env=devices.env, device=devices.device)
+    devices = plan_devices(device_ids, ddp=ddp, rank=rank)
+    status = RunningStatus(
+        env=devices.env,
+        device=devices.device,
+        rank=rank if ddp else -1,
+        worldSize=len(device_ids) if ddp else 1,
+    )
     checkpoint = None
     if checkpoint_id is not None:
         checkpoint_id = package.resolve_checkpoint(checkpoint_id)
@@ -73,6 +79,14 @@ def open_session(
         checkpoint = load_checkpoint(package, checkpoint_id, devices.device, weights_only)
     seed_everything(int(args.get("_seed", 0)))
     return Session(package, args, classes, devices, status, checkpoint_id, checkpoint)
+
+
+def open_writer(session: Session) -> CheckpointWriter:
+    """The checkpoint writer of a training run; a continue starts its branch at the loaded id."""
+    writer = CheckpointWriter(session.package, TrackLimits.from_args(session.args))
+    if session.checkpoint_id is not None:
+        writer.start_branch(session.checkpoint_id)
+    return writer
 
 
 def build_dataset(session: Session) -> None:

@@ -22,9 +22,10 @@ from typing import Any
 from ..core.checkpoints import TrackLimits
 from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter
+from .ddp import launch_ranks
 from .loop import TrainingLoop
 from .output import capture_output
-from .session import Session, open_session
+from .session import Session, open_session, open_writer
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -39,32 +40,39 @@ class TrainRequest:
     echo: bool = False  # also show the output on this process's terminal
 
 
-def prepare(package: SavePackage, request: TrainRequest) -> Session:
+def prepare(package: SavePackage, request: TrainRequest, rank: int = 0) -> Session:
     """Open a session for `request`; raises DLNestError on bad input."""
     TrackLimits.from_args(package.args(), package.path / "args.json")
-    return open_session(package, request.device_ids, request.checkpoint_id, ddp=request.ddp)
+    return open_session(
+        package, request.device_ids, request.checkpoint_id, ddp=request.ddp, rank=rank
+    )
 
 
 def train(session: Session, request: TrainRequest) -> int:
-    """Train to the end; returns the process exit code (0 finished, 1 aborted, 130 interrupted)."""
+    """Train to the end; returns the process exit code (0 finished, 1 aborted, 130 interrupted).
+
+    Under DDP this process only launches and waits for the ranks (runtime.ddp).
+    """
     package = session.package
     with (
         capture_output(package.output_path(), echo=request.echo),
         _inside(package),
         _sigterm_exits(),
     ):
+        if session.devices.warning:
+            print(session.devices.warning, file=sys.stderr)
         launch = package.record_launch(_launch_record(session, request))
-        writer = CheckpointWriter(package, TrackLimits.from_args(session.args))
-        if session.checkpoint_id is not None:
-            writer.start_branch(session.checkpoint_id)
-        error = _run_loop(session, writer, launch)
+        if request.ddp:
+            error = launch_ranks(package, request)
+        else:
+            error = _run_loop(session, open_writer(session), launch)
         exit_code = _exit_code(error)
         package.update_launch(
             launch,
             ended_at=time.time(),
             exit_code=exit_code,
             error=_one_line(error),
-            head=writer.state.head,
+            head=package.state().head,
         )
     return exit_code
 

@@ -1,0 +1,75 @@
+"""DistributedDataParallel: one process per placed device, started and awaited by the task process.
+
+Each rank is a fresh interpreter (the spawn start method: forking a process that may already
+hold CUDA state or threads is unsafe), joins a process group (nccl on GPUs, gloo on the CPU, so
+DDP is testable on a CPU-only machine), trains its shard, and writes `_output_<rank>.txt`;
+rank 0 also echoes into the task's `_output.txt`. Only rank 0 writes checkpoints and metrics.
+If any rank fails, the others are terminated and the task fails (DLNest leaked them).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import TYPE_CHECKING
+
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ..core.package import SavePackage
+from .loop import TrainingLoop
+from .output import capture_output
+from .session import open_session, open_writer
+
+if TYPE_CHECKING:
+    from .train import TrainRequest
+
+
+def launch_ranks(package: SavePackage, request: TrainRequest) -> BaseException | None:
+    """Run one rank per device in `request`; return what failed, or None."""
+    port = _free_port()
+    try:
+        mp.start_processes(  # type: ignore[attr-defined,no-untyped-call]
+            _rank_main,
+            args=(str(package.path), request, port),
+            nprocs=len(request.device_ids),
+            join=True,
+            start_method="spawn",
+        )
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:  # type: ignore[attr-defined]
+        return exc
+    return None
+
+
+def _rank_main(rank: int, package_path: str, request: TrainRequest, port: int) -> None:
+    world_size = len(request.device_ids)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+    )
+    package = SavePackage.open(package_path)
+    with capture_output(package.output_path(rank), echo=rank == 0):
+        session = open_session(
+            package, request.device_ids, request.checkpoint_id, ddp=True, rank=rank
+        )
+        on_gpu = session.status.device.type == "cuda"
+        if on_gpu:
+            import torch
+
+            torch.cuda.set_device(session.status.device)
+        dist.init_process_group("nccl" if on_gpu else "gloo", rank=rank, world_size=world_size)
+        try:
+            error = TrainingLoop(session, open_writer(session) if rank == 0 else None).run()
+        finally:
+            dist.destroy_process_group()
+    if error is not None:
+        raise SystemExit(1)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
