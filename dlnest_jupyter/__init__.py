@@ -23,18 +23,6 @@ if TYPE_CHECKING:
         analyze,
     )
 
-_RUNTIME_NAMES = frozenset(
-    {
-        "DatasetBase",
-        "LifeCycleBase",
-        "ModelBase",
-        "ModelBaseTorch",
-        "RunnerBase",
-        "RunnerBaseTorch",
-        "analyze",
-    }
-)
-
 __all__ = [
     "DatasetBase",
     "LifeCycleBase",
@@ -46,6 +34,7 @@ __all__ = [
     "__version__",
     "analyze",
 ]
+_RUNTIME_NAMES = frozenset(__all__) - {"SavePackage", "__version__"}
 
 
 def __getattr__(name: str) -> Any:

@@ -157,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="print the merged config and which file set each key"
     )
-    _device_flags(run)
+    _training_flags(run)
     run.set_defaults(handler=_run)
 
     cont = commands.add_parser("continue", help="continue training a save package")
@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="checkpoint id (default: the latest of the current branch)",
     )
-    _device_flags(cont)
+    _training_flags(cont)
     cont.set_defaults(handler=_continue)
 
     analyze = commands.add_parser("analyze", help="load a save package and run one analysis script")
@@ -184,10 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "-c", type=int, default=-1, metavar="ID", help="checkpoint id (default: the latest)"
     )
-    analyze.add_argument("-CPU", action="store_true", help="run on the CPU")
-    analyze.add_argument(
-        "-devices", type=int, nargs="+", metavar="ID", help="device ids (-1 is the CPU)"
-    )
+    _placement_flags(analyze)
     analyze.set_defaults(handler=_analyze)
 
     new = commands.add_parser("new", help="start a project from a template")
@@ -198,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _device_flags(parser: argparse.ArgumentParser) -> None:
+def _placement_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-CPU", action="store_true", help="run on the CPU")
     parser.add_argument(
         "-devices",
@@ -207,6 +204,10 @@ def _device_flags(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="device ids (-1 is the CPU; default GPU 0 or the CPU)",
     )
+
+
+def _training_flags(parser: argparse.ArgumentParser) -> None:
+    _placement_flags(parser)
     parser.add_argument(
         "-m",
         type=int,

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .status import DDP, RunningStatus
+from .part import RunPart
+from .status import DDP
 
 
-class DatasetBase:
+class DatasetBase(RunPart):
     """Subclass and override `init(args)` to return (info for the runner, train loader, val loader).
 
     Loaders only need to support iteration; a plain list works. Under DDP, build loaders with
     `self.getSampler(ds)` so each rank sees its own shard.
     """
-
-    def __init__(
-        self,
-        args: dict[str, Any],
-        plugins: list[Any] | None = None,
-        status: RunningStatus | None = None,
-    ) -> None:
-        self.args = args
-        self._args = args
-        self._plugins = plugins or []
-        self._status = status or RunningStatus()
-
-    def getArgs(self) -> dict[str, Any]:
-        return self._args
 
     def init(self, args: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
         """Build the data; return (info passed to the runner's init, train loader, val loader)."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .status import RunningStatus
+from .part import RunPart
 
 
-class RunnerBase:
+class RunnerBase(RunPart):
     """Override `init`, `initOptimizer`, `initLog`, `runOneStep` and the validation methods.
 
     The loop calls the step methods with keyword arguments (`data=`, `log=`, `iter=`,
@@ -15,20 +15,6 @@ class RunnerBase:
     `validate(loader, log)` instead of the validationInit / validateABatch / validationAnalyze
     trio.
     """
-
-    def __init__(
-        self,
-        args: dict[str, Any],
-        plugins: list[Any] | None = None,
-        status: RunningStatus | None = None,
-    ) -> None:
-        self.args = args
-        self._args = args
-        self._plugins = plugins or []
-        self._status = status or RunningStatus()
-
-    def getArgs(self) -> dict[str, Any]:
-        return self._args
 
     @property
     def _envType(self) -> str:
