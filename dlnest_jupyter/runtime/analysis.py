@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from .dataset import DatasetBase
 from .devices import default_device_ids
 from .lifecycle import LifeCycleBase
 from .runner import RunnerBase
-from .session import Session, build_dataset, build_runner, open_session
+from .session import Session, build_dataset, build_runner, open_session, print_warnings
 from .status import RunningStatus
 
 Experience = Callable[["AnalyzeContext"], Any]
@@ -57,8 +56,7 @@ def load_for_analysis(
     package = SavePackage.open(record_path)
     ids = list(device_ids) if device_ids is not None else default_device_ids(cpu)
     session = open_session(package, ids, -1 if checkpoint_id is None else checkpoint_id)
-    if session.devices.warning:
-        print(session.devices.warning, file=sys.stderr)
+    print_warnings(session)
     build_dataset(session)
     build_runner(session, restore_rng=False)
     session.status.status = "Analyzing"

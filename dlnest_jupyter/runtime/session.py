@@ -41,6 +41,7 @@ class Session:
     val_loader: Any = None
     log: dict[str, Any] = field(default_factory=dict)
     finished_epoch: int = 0
+    warnings: list[str] = field(default_factory=list)  # for the run's output, printed once
 
     def __post_init__(self) -> None:
         self.life_cycle = self.classes["life_cycle"](status=self.status, args=self.args)
@@ -59,11 +60,6 @@ def open_session(
     a DLNestError here, before any user object is built.
     """
     args = package.args()
-    if args.get("plugins"):
-        print(
-            f"dlnest: warning: plugins are not supported and are ignored: {args['plugins']}",
-            file=sys.stderr,
-        )
     classes = load_user_classes(package.layout())
     devices = plan_devices(device_ids, ddp=ddp, rank=rank)
     status = RunningStatus(
@@ -78,7 +74,19 @@ def open_session(
         weights_only = bool(args.get(CHECKPOINT_ARGS_KEY, {}).get("weights_only", True))
         checkpoint = load_checkpoint(package, checkpoint_id, devices.device, weights_only)
     seed_everything(int(args.get("_seed", 0)))
-    return Session(package, args, classes, devices, status, checkpoint_id, checkpoint)
+    session = Session(package, args, classes, devices, status, checkpoint_id, checkpoint)
+    if devices.warning:
+        session.warnings.append(devices.warning)
+    if args.get("plugins"):
+        session.warnings.append(
+            f"dlnest: warning: plugins are not supported and are ignored: {args['plugins']}"
+        )
+    return session
+
+
+def print_warnings(session: Session) -> None:
+    for warning in session.warnings:
+        print(warning, file=sys.stderr)
 
 
 def open_writer(session: Session) -> CheckpointWriter:

@@ -25,7 +25,7 @@ from .checkpoint_io import CheckpointWriter
 from .ddp import launch_ranks
 from .loop import TrainingLoop
 from .output import capture_output
-from .session import Session, open_session, open_writer
+from .session import Session, open_session, open_writer, print_warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -59,8 +59,7 @@ def train(session: Session, request: TrainRequest) -> int:
         _inside(package),
         _sigterm_exits(),
     ):
-        if session.devices.warning:
-            print(session.devices.warning, file=sys.stderr)
+        print_warnings(session)
         launch = package.record_launch(_launch_record(session, request))
         if request.ddp:
             error = launch_ranks(package, request)
