@@ -1,0 +1,222 @@
+"""Where queued tasks start: a memory ledger and a placement pass, pure functions over values.
+
+A GPU's budget is its total memory, less what our running tasks reserved on it, less what other
+processes use (DESIGN.md section 5). A task reserves its estimate (`memory_mb`, or 90% of a card
+as in DLNest) when placed, so two launches can never pick the same free memory, with no delay.
+
+One pass walks the queue in order and starts every task that fits now:
+- a task that does not fit does not block those behind it (DLNest's strict FIFO did), and CPU
+  tasks never wait behind GPU tasks;
+- against starvation: once the first GPU task that does not fit has waited `starvation_s`,
+  no later GPU task may start ahead of it, so freed memory accumulates until it fits;
+- among cards that fit, the one running the fewest tasks wins, then the one with most budget
+  (DLNest stacked every queued task on GPU 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .devices import CPU_ID, InventorySnapshot
+
+DEFAULT_MEMORY_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What placement needs to know of a queued task."""
+
+    task_id: int
+    memory_mb: int | None = None  # None: 90% of a card
+    cpu: bool = False
+    multi_gpu: bool = False  # -mc: cards whose budgets together cover the estimate
+    ddp: bool = False  # one process per card, each reserving an equal share
+    queued_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a running task holds."""
+
+    task_id: int
+    memory_mb_by_device: Mapping[int, int]  # device id -> MiB; the CPU reserves 0
+    started_at: float = 0.0
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    devices: tuple[int, ...] | None = None  # enabled device ids (-1 is the CPU); None: all
+    max_tasks_per_device: int = 10_000
+    launch_delay_s: float = 0.0  # least time between two launches on one device
+    starvation_s: float = 600.0
+
+    def enabled(self, device_id: int) -> bool:
+        return self.devices is None or device_id in self.devices
+
+
+@dataclass(frozen=True)
+class Placement:
+    task_id: int
+    memory_mb_by_device: Mapping[int, int]
+
+    @property
+    def device_ids(self) -> tuple[int, ...]:
+        return tuple(self.memory_mb_by_device)
+
+
+@dataclass
+class _Ledger:
+    budget_mb: dict[int, int]
+    total_mb: dict[int, int]
+    tasks: dict[int, int]
+    last_launch_at: dict[int, float] = field(default_factory=dict)
+
+    def take(self, placement: Placement, now: float) -> None:
+        for device, reserved in placement.memory_mb_by_device.items():
+            self.tasks[device] = self.tasks.get(device, 0) + 1
+            self.last_launch_at[device] = now
+            if device != CPU_ID:
+                self.budget_mb[device] -= reserved
+
+
+def gpu_budgets_mb(snapshot: InventorySnapshot, running: Iterable[Reservation]) -> dict[int, int]:
+    """Free MiB per GPU: total, less our reservations, less memory used by other processes."""
+    running = list(running)
+    our_pids = frozenset(r.pid for r in running if r.pid is not None)
+    budgets = {}
+    for gpu in snapshot.gpus:
+        reserved = sum(r.memory_mb_by_device.get(gpu.id, 0) for r in running)
+        foreign = gpu.foreign_memory_mb(our_pids, reserved)
+        budgets[gpu.id] = gpu.memory_total_mb - reserved - foreign
+    return budgets
+
+
+def plan_placements(
+    queue: Sequence[Demand],
+    snapshot: InventorySnapshot,
+    running: Sequence[Reservation],
+    settings: Settings,
+    now: float,
+) -> list[Placement]:
+    """The tasks of `queue` (in queue order) to start now, and where."""
+    ledger = _ledger(snapshot, running, settings)
+    placements: list[Placement] = []
+    gpus_held_for: Demand | None = None
+    for demand in queue:
+        if not demand.cpu and gpus_held_for is not None:
+            continue
+        placement = _place(demand, ledger, settings, now)
+        if placement is not None:
+            placements.append(placement)
+            ledger.take(placement, now)
+        elif (
+            not demand.cpu
+            and now - demand.queued_at >= settings.starvation_s
+            and fits_when_idle(demand, snapshot, settings)
+        ):
+            gpus_held_for = demand
+    return placements
+
+
+def admission_error(demand: Demand, snapshot: InventorySnapshot) -> str | None:
+    """Why `demand` can never run on this machine, or None if it could."""
+    if demand.cpu:
+        return None
+    if not snapshot.gpus:
+        reason = f" ({snapshot.reason})" if snapshot.reason else ""
+        return f"this machine has no GPU{reason}; submit the task for the CPU"
+    if not fits_when_idle(demand, snapshot, Settings()):
+        totals = sorted((g.memory_total_mb for g in snapshot.gpus), reverse=True)
+        wanted = demand.memory_mb
+        if demand.multi_gpu or demand.ddp:
+            return f"needs {wanted} MiB, more than all {len(totals)} GPUs hold together ({sum(totals)} MiB)"
+        return f"needs {wanted} MiB on one GPU, but the largest GPU has {totals[0]} MiB (use -mc or -DDP to spread it)"
+    return None
+
+
+def fits_when_idle(demand: Demand, snapshot: InventorySnapshot, settings: Settings) -> bool:
+    """Whether `demand` would fit on the enabled cards if nothing else ran on them."""
+    if demand.cpu:
+        return settings.enabled(CPU_ID)
+    totals = {g.id: g.memory_total_mb for g in snapshot.gpus if settings.enabled(g.id)}
+    idle = _Ledger(budget_mb=dict(totals), total_mb=totals, tasks={})
+    return _place(demand, idle, Settings(devices=settings.devices), now=float("inf")) is not None
+
+
+def _ledger(
+    snapshot: InventorySnapshot, running: Sequence[Reservation], settings: Settings
+) -> _Ledger:
+    tasks: dict[int, int] = {}
+    last_launch_at: dict[int, float] = {}
+    for reservation in running:
+        for device in reservation.memory_mb_by_device:
+            tasks[device] = tasks.get(device, 0) + 1
+            last_launch_at[device] = max(last_launch_at.get(device, 0.0), reservation.started_at)
+    return _Ledger(
+        budget_mb=gpu_budgets_mb(snapshot, running),
+        total_mb={g.id: g.memory_total_mb for g in snapshot.gpus},
+        tasks=tasks,
+        last_launch_at=last_launch_at,
+    )
+
+
+def _eligible(device: int, ledger: _Ledger, settings: Settings, now: float) -> bool:
+    return (
+        settings.enabled(device)
+        and ledger.tasks.get(device, 0) < settings.max_tasks_per_device
+        and now - ledger.last_launch_at.get(device, float("-inf")) >= settings.launch_delay_s
+    )
+
+
+def _place(demand: Demand, ledger: _Ledger, settings: Settings, now: float) -> Placement | None:
+    if demand.cpu:
+        return (
+            Placement(demand.task_id, {CPU_ID: 0})
+            if _eligible(CPU_ID, ledger, settings, now)
+            else None
+        )
+    cards = [g for g in ledger.budget_mb if _eligible(g, ledger, settings, now)]
+    if not cards:
+        return None
+    if demand.ddp:
+        return _place_ddp(demand, cards, ledger)
+    if demand.multi_gpu:
+        return _place_multi(demand, cards, ledger)
+    fitting = [g for g in cards if ledger.budget_mb[g] >= _estimate(demand, ledger.total_mb[g])]
+    if not fitting:
+        return None
+    best = min(fitting, key=lambda g: (ledger.tasks.get(g, 0), -ledger.budget_mb[g], g))
+    return Placement(demand.task_id, {best: _estimate(demand, ledger.total_mb[best])})
+
+
+def _place_multi(demand: Demand, cards: list[int], ledger: _Ledger) -> Placement | None:
+    remaining = _estimate(demand, max(ledger.total_mb[g] for g in cards))
+    taken: dict[int, int] = {}
+    for card in sorted(cards, key=lambda g: (-ledger.budget_mb[g], g)):
+        if remaining <= 0:
+            break
+        share = min(ledger.budget_mb[card], remaining)
+        if share > 0:
+            taken[card] = share
+            remaining -= share
+    return Placement(demand.task_id, taken) if remaining <= 0 else None
+
+
+def _place_ddp(demand: Demand, cards: list[int], ledger: _Ledger) -> Placement | None:
+    """The fewest cards that can each hold an equal share of the estimate."""
+    estimate = _estimate(demand, max(ledger.total_mb[g] for g in cards))
+    ranked = sorted(cards, key=lambda g: (-ledger.budget_mb[g], g))
+    for count in range(1, len(ranked) + 1):
+        share = -(-estimate // count)  # ceiling division
+        chosen = ranked[:count]
+        if ledger.budget_mb[chosen[-1]] >= share:
+            return Placement(demand.task_id, dict.fromkeys(chosen, share))
+    return None
+
+
+def _estimate(demand: Demand, card_total_mb: int) -> int:
+    if demand.memory_mb is not None:
+        return demand.memory_mb
+    return int(card_total_mb * DEFAULT_MEMORY_FRACTION)

@@ -1,0 +1,178 @@
+"""Placement tables: which queued tasks start, and where, on fake GPUs."""
+
+from __future__ import annotations
+
+from dlnest_jupyter.core.devices import CPU_ID, FakeSource
+from dlnest_jupyter.core.placement import (
+    Demand,
+    Reservation,
+    Settings,
+    admission_error,
+    gpu_budgets_mb,
+    plan_placements,
+)
+
+NOW = 1_000_000.0  # Demand.queued_at defaults to 0: long-queued, so set it where starvation matters
+
+
+def gpus(count: int = 4, total_mb: int = 16384, foreign: dict[int, int] | None = None):  # type: ignore[no-untyped-def]
+    return FakeSource((total_mb,) * count, foreign or {}).snapshot()
+
+
+def where(placements) -> dict[int, tuple[int, ...]]:  # type: ignore[no-untyped-def]
+    return {p.task_id: p.device_ids for p in placements}
+
+
+def test_a_task_that_fits_starts_on_a_free_card() -> None:
+    assert where(plan_placements([Demand(1, memory_mb=4000)], gpus(), [], Settings(), NOW)) == {
+        1: (0,)
+    }
+
+
+def test_queued_tasks_spread_over_cards_instead_of_stacking_on_gpu_0() -> None:
+    queue = [
+        Demand(i, memory_mb=4000, queued_at=NOW - 3600) for i in range(4)
+    ]  # long-queued, as in DLNest bug 6
+
+    assert where(plan_placements(queue, gpus(), [], Settings(), NOW)) == {
+        0: (0,),
+        1: (1,),
+        2: (2,),
+        3: (3,),
+    }
+
+
+def test_cards_fill_by_memory_and_the_rest_waits() -> None:
+    queue = [Demand(i, memory_mb=4000) for i in range(9)]
+
+    placed = plan_placements(queue, gpus(count=2), [], Settings(), NOW)
+
+    assert len(placed) == 8  # four 4000 MiB tasks per 16384 MiB card
+    assert sorted(p.device_ids[0] for p in placed) == [0] * 4 + [1] * 4
+
+
+def test_the_default_estimate_is_ninety_percent_of_a_card() -> None:
+    placed = plan_placements([Demand(i) for i in range(3)], gpus(count=2), [], Settings(), NOW)
+
+    assert [dict(p.memory_mb_by_device) for p in placed] == [{0: 14745}, {1: 14745}]
+
+
+def test_running_reservations_and_foreign_memory_shrink_budgets() -> None:
+    running = [Reservation(7, {0: 10000}, pid=42)]
+    snapshot = gpus(count=2, foreign={1: 12000})
+
+    assert gpu_budgets_mb(snapshot, running) == {0: 6384, 1: 4384}
+    assert where(
+        plan_placements([Demand(1, memory_mb=5000)], snapshot, running, Settings(), NOW)
+    ) == {1: (0,)}
+    assert plan_placements([Demand(1, memory_mb=7000)], snapshot, running, Settings(), NOW) == []
+
+
+def test_a_task_that_does_not_fit_does_not_block_the_ones_behind_it() -> None:
+    queue = [
+        Demand(1, memory_mb=15000, queued_at=NOW),
+        Demand(2, memory_mb=2000, queued_at=NOW),
+        Demand(3, cpu=True),
+    ]
+    running = [Reservation(9, {0: 8000})]
+
+    assert where(plan_placements(queue, gpus(count=1), running, Settings(), NOW)) == {
+        2: (0,),
+        3: (CPU_ID,),
+    }
+
+
+def test_a_starving_task_holds_the_gpus_but_cpu_tasks_still_start() -> None:
+    queue = [
+        Demand(1, memory_mb=15000, queued_at=NOW - 700),  # waited past starvation_s = 600
+        Demand(2, memory_mb=2000, queued_at=NOW - 10),
+        Demand(3, cpu=True, queued_at=NOW - 5),
+    ]
+    running = [Reservation(9, {0: 8000})]
+
+    assert where(plan_placements(queue, gpus(count=1), running, Settings(), NOW)) == {3: (CPU_ID,)}
+    # Once the running task ends, the starving task goes first.
+    assert where(plan_placements(queue, gpus(count=1), [], Settings(), NOW)) == {
+        1: (0,),
+        3: (CPU_ID,),
+    }
+
+
+def test_a_task_that_cannot_fit_the_enabled_cards_never_holds_the_gpus() -> None:
+    queue = [
+        Demand(1, memory_mb=20000, multi_gpu=True, queued_at=NOW - 7200),
+        Demand(2, memory_mb=1000),
+    ]
+
+    placed = plan_placements(queue, gpus(count=2), [], Settings(devices=(0, CPU_ID)), NOW)
+
+    assert where(placed) == {2: (0,)}
+
+
+def test_queue_order_decides_between_tasks_that_both_fit_alone() -> None:
+    queue = [Demand(5, memory_mb=10000), Demand(4, memory_mb=10000)]  # 5 jumped the queue
+
+    assert where(plan_placements(queue, gpus(count=1), [], Settings(), NOW)) == {5: (0,)}
+
+
+def test_max_tasks_per_device_caps_each_card_and_the_cpu() -> None:
+    queue = [
+        Demand(1, memory_mb=100),
+        Demand(2, memory_mb=100),
+        Demand(3, cpu=True),
+        Demand(4, cpu=True),
+    ]
+
+    placed = plan_placements(queue, gpus(count=1), [], Settings(max_tasks_per_device=1), NOW)
+
+    assert where(placed) == {1: (0,), 3: (CPU_ID,)}
+
+
+def test_disabled_devices_are_never_used() -> None:
+    queue = [Demand(1, memory_mb=100), Demand(2, cpu=True)]
+
+    placed = plan_placements(queue, gpus(count=3), [], Settings(devices=(2,)), NOW)
+
+    assert where(placed) == {1: (2,)}
+
+
+def test_launch_delay_keeps_a_card_for_a_while_after_a_launch() -> None:
+    running = [Reservation(9, {0: 100}, started_at=NOW - 2)]
+    settings = Settings(launch_delay_s=5)
+
+    assert where(
+        plan_placements([Demand(1, memory_mb=100)], gpus(count=2), running, settings, NOW)
+    ) == {1: (1,)}
+    assert plan_placements([Demand(1, memory_mb=100)], gpus(count=1), running, settings, NOW) == []
+
+
+def test_multi_card_takes_the_largest_budgets_until_the_estimate_is_covered() -> None:
+    running = [Reservation(9, {0: 10000})]
+
+    placed = plan_placements(
+        [Demand(1, memory_mb=20000, multi_gpu=True)], gpus(count=3), running, Settings(), NOW
+    )
+
+    assert [dict(p.memory_mb_by_device) for p in placed] == [{1: 16384, 2: 3616}]
+
+
+def test_ddp_takes_the_fewest_cards_that_each_hold_an_equal_share() -> None:
+    running = [Reservation(9, {0: 10000})]
+
+    placed = plan_placements(
+        [Demand(1, memory_mb=30000, ddp=True)], gpus(count=3), running, Settings(), NOW
+    )
+
+    assert [dict(p.memory_mb_by_device) for p in placed] == [{1: 15000, 2: 15000}]
+
+
+def test_a_task_that_can_never_fit_is_refused_with_the_reason() -> None:
+    assert "largest GPU has 16384 MiB" in (
+        admission_error(Demand(1, memory_mb=20000), gpus()) or ""
+    )
+    assert "all 4 GPUs hold together (65536 MiB)" in (
+        admission_error(Demand(1, memory_mb=70000, multi_gpu=True), gpus()) or ""
+    )
+    assert "no GPU" in (admission_error(Demand(1), gpus(count=0)) or "")
+    assert admission_error(Demand(1, cpu=True), gpus(count=0)) is None
+    assert admission_error(Demand(1, memory_mb=20000, multi_gpu=True), gpus()) is None
