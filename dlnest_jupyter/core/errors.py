@@ -5,7 +5,10 @@
     │   └── UserCodeError          a user class is missing, or not a subclass of our base
     ├── PackageError               a save package is missing, incomplete or unreadable
     │   └── CheckpointNotFoundError    a checkpoint id the package does not hold
-    └── AnalysisScriptError        an analysis script is missing or has no `experience`
+    ├── AnalysisScriptError        an analysis script is missing or has no `experience`
+    └── TaskError                  a task request cannot be honoured
+        ├── TaskNotFoundError      no task has this id
+        └── TaskStateError         the task's state forbids it (deleting a finished task...)
 
 Front ends map these to exit codes and HTTP statuses in one table each; nothing else should
 need to catch more than `DLNestError`.
@@ -75,3 +78,19 @@ class AnalysisScriptError(DLNestError):
     def __init__(self, message: str, *, path: Path | str) -> None:
         self.path = Path(path)
         super().__init__(f"{path}: {message}")
+
+
+class TaskError(DLNestError):
+    """A task request cannot be honoured (bad input about tasks)."""
+
+
+class TaskNotFoundError(TaskError):
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+        super().__init__(f"no task with id {task_id}")
+
+
+class TaskStateError(TaskError):
+    def __init__(self, task_id: int, state: str, wanted: str) -> None:
+        self.task_id, self.state, self.wanted = task_id, state, wanted
+        super().__init__(f"task {task_id} is {state}; it cannot become {wanted}")

@@ -1,0 +1,312 @@
+"""The persistent queue: tasks, their state history and the scheduler settings, in SQLite.
+
+WAL mode lets readers (the dashboard, a second server) read while the service writes. Every
+write is one `BEGIN IMMEDIATE` transaction, so submissions from several threads or processes
+each land exactly once, in a total order. The schema carries a version for later migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, PackageError, TaskNotFoundError
+from .placement import Settings
+from .tasks import TaskRecord, TaskState, check_transition
+
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_S = 30.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    position REAL NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    package_path TEXT,
+    memory_mb INTEGER,
+    reserved_mb TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    pid INTEGER,
+    pid_start_time REAL,
+    exit_code INTEGER,
+    error TEXT,
+    output_tail TEXT,
+    progress TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
+CREATE TABLE IF NOT EXISTS task_events (
+    task_id INTEGER NOT NULL REFERENCES tasks (id),
+    at REAL NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_SETTING_KEYS = ("devices", "max_tasks_per_device", "launch_delay_s", "starvation_s")
+
+
+class TaskStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # one connection, shared by the service's threads
+        self._db = sqlite3.connect(
+            self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- tasks ------------------------------------------------------------------------------
+    def submit(
+        self,
+        kind: str,
+        spec: Mapping[str, Any],
+        *,
+        description: str = "",
+        package_path: str | None = None,
+        memory_mb: int | None = None,
+        jump: bool = False,
+        now: float | None = None,
+    ) -> TaskRecord:
+        now = time.time() if now is None else now
+        with self._write() as db:
+            if jump:
+                row = db.execute(
+                    "SELECT MIN(position) FROM tasks WHERE state = ?", (TaskState.QUEUED,)
+                ).fetchone()
+                position = (row[0] if row[0] is not None else 1.0) - 1.0
+            else:
+                row = db.execute("SELECT MAX(position) FROM tasks").fetchone()
+                position = (row[0] if row[0] is not None else 0.0) + 1.0
+            cursor = db.execute(
+                "INSERT INTO tasks (kind, state, spec, position, description, package_path, memory_mb, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    kind,
+                    TaskState.QUEUED,
+                    json.dumps(dict(spec)),
+                    position,
+                    description,
+                    package_path,
+                    memory_mb,
+                    now,
+                ),
+            )
+            task_id = int(cursor.lastrowid or 0)
+            db.execute(
+                "INSERT INTO task_events (task_id, at, state) VALUES (?, ?, ?)",
+                (task_id, now, TaskState.QUEUED),
+            )
+        return self.get(task_id)
+
+    def get(self, task_id: int) -> TaskRecord:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise TaskNotFoundError(task_id)
+        return _record(row)
+
+    def list_tasks(self, states: Iterable[TaskState] | None = None) -> list[TaskRecord]:
+        """Tasks by id; `states` filters."""
+        query, params = "SELECT * FROM tasks", ()
+        if states is not None:
+            wanted = tuple(states)
+            query += f" WHERE state IN ({','.join('?' * len(wanted))})"
+            params = wanted  # type: ignore[assignment]
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY id", params).fetchall()
+        return [_record(row) for row in rows]
+
+    def queued(self) -> list[TaskRecord]:
+        """Queued tasks in the order they should start."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM tasks WHERE state = ? ORDER BY position, id", (TaskState.QUEUED,)
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def running(self) -> list[TaskRecord]:
+        return self.list_tasks([TaskState.RUNNING])
+
+    def mark_running(
+        self,
+        task_id: int,
+        reserved_mb: Mapping[int, int],
+        pid: int | None = None,
+        pid_start_time: float | None = None,
+        now: float | None = None,
+    ) -> TaskRecord:
+        now = time.time() if now is None else now
+        with self._transition(task_id, TaskState.RUNNING, now) as db:
+            db.execute(
+                "UPDATE tasks SET reserved_mb = ?, pid = ?, pid_start_time = ?, started_at = ? WHERE id = ?",
+                (
+                    json.dumps({str(k): v for k, v in reserved_mb.items()}),
+                    pid,
+                    pid_start_time,
+                    now,
+                    task_id,
+                ),
+            )
+        return self.get(task_id)
+
+    def finish(
+        self,
+        task_id: int,
+        state: TaskState,
+        *,
+        exit_code: int | None = None,
+        error: str | None = None,
+        output_tail: str | None = None,
+        now: float | None = None,
+    ) -> TaskRecord:
+        now = time.time() if now is None else now
+        with self._transition(task_id, state, now, detail=error) as db:
+            db.execute(
+                "UPDATE tasks SET ended_at = ?, exit_code = ?, error = ?, output_tail = ? WHERE id = ?",
+                (now, exit_code, error, output_tail, task_id),
+            )
+        return self.get(task_id)
+
+    def set_progress(self, task_id: int, progress: Mapping[str, Any]) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE tasks SET progress = ? WHERE id = ?", (json.dumps(dict(progress)), task_id)
+            )
+
+    def events(self, task_id: int) -> list[tuple[float, TaskState, str | None]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, state, detail FROM task_events WHERE task_id = ? ORDER BY rowid",
+                (task_id,),
+            ).fetchall()
+        return [(row["at"], TaskState(row["state"]), row["detail"]) for row in rows]
+
+    # -- settings ---------------------------------------------------------------------------
+    def settings(self) -> Settings:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM settings").fetchall()
+        stored = {row["key"]: json.loads(row["value"]) for row in rows}
+        if stored.get("devices") is not None:
+            stored["devices"] = tuple(stored["devices"])
+        return Settings(**stored)
+
+    def update_settings(self, changes: Mapping[str, Any]) -> Settings:
+        """Validate and persist `changes`; a bad value is a ConfigError naming its key."""
+        for key, value in changes.items():
+            _check_setting(key, value)
+        with self._write() as db:
+            for key, value in changes.items():
+                db.execute(
+                    "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (
+                        key,
+                        json.dumps(
+                            list(value) if key == "devices" and value is not None else value
+                        ),
+                    ),
+                )
+        return self.settings()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _transition(
+        self, task_id: int, wanted: TaskState, now: float, detail: str | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        with self._write() as db:
+            row = db.execute("SELECT state FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                raise TaskNotFoundError(task_id)
+            check_transition(task_id, TaskState(row["state"]), wanted)
+            db.execute("UPDATE tasks SET state = ? WHERE id = ?", (wanted, task_id))
+            db.execute(
+                "INSERT INTO task_events (task_id, at, state, detail) VALUES (?, ?, ?, ?)",
+                (task_id, now, wanted, detail),
+            )
+            yield db
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                db.execute(statement)
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row["value"]) > SCHEMA_VERSION:
+                raise PackageError(
+                    f"task database schema {row['value']} is newer than this dlnest-jupyter ({SCHEMA_VERSION});"
+                    " upgrade dlnest-jupyter",
+                    path=self.path,
+                )
+
+
+def _record(row: sqlite3.Row) -> TaskRecord:
+    return TaskRecord(
+        id=row["id"],
+        kind=row["kind"],
+        state=TaskState(row["state"]),
+        spec=json.loads(row["spec"]),
+        position=row["position"],
+        description=row["description"],
+        package_path=row["package_path"],
+        memory_mb=row["memory_mb"],
+        reserved_mb={int(k): v for k, v in json.loads(row["reserved_mb"]).items()},
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        pid=row["pid"],
+        pid_start_time=row["pid_start_time"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        output_tail=row["output_tail"],
+        progress=json.loads(row["progress"]),
+    )
+
+
+def _check_setting(key: str, value: Any) -> None:
+    if key not in _SETTING_KEYS:
+        raise ConfigError(f"unknown setting {key!r}; known: {', '.join(_SETTING_KEYS)}", key=key)
+    if key == "devices":
+        if value is not None and (
+            not isinstance(value, list | tuple)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in value)
+        ):
+            raise ConfigError(
+                "devices must be a list of device ids (-1 is the CPU), or null for all", key=key
+            )
+    elif key == "max_tasks_per_device":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError("max_tasks_per_device must be an integer >= 1", key=key)
+    elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{key} must be a number of seconds >= 0", key=key)

@@ -1,0 +1,99 @@
+"""Tasks: their states, the transitions allowed between them, and the record the store keeps."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import TaskStateError
+from .placement import Demand, Reservation
+
+
+class TaskState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+_ALLOWED = {
+    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.CANCELLED, TaskState.FAILED}),
+    TaskState.RUNNING: frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED}),
+}
+
+
+def check_transition(task_id: int, current: TaskState, wanted: TaskState) -> None:
+    """Raise TaskStateError unless a task may go from `current` to `wanted`."""
+    if wanted not in _ALLOWED.get(current, frozenset()):
+        raise TaskStateError(task_id, current.value, wanted.value)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    id: int
+    kind: str  # "train" | "continue" | "analyze"
+    state: TaskState
+    spec: Mapping[str, Any]  # the request as submitted (validated by the service)
+    position: float  # queue order: lower starts first
+    description: str = ""
+    package_path: str | None = None
+    memory_mb: int | None = None
+    reserved_mb: Mapping[int, int] = field(default_factory=dict)  # device id -> MiB, while running
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    pid: int | None = None
+    pid_start_time: float | None = None  # tells a re-used pid from ours after a restart
+    exit_code: int | None = None
+    error: str | None = None
+    output_tail: str | None = None
+    progress: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def devices(self) -> tuple[int, ...]:
+        return tuple(self.reserved_mb)
+
+    def demand(self) -> Demand:
+        return Demand(
+            task_id=self.id,
+            memory_mb=self.memory_mb,
+            cpu=bool(self.spec.get("cpu")),
+            multi_gpu=bool(self.spec.get("multi_gpu")),
+            ddp=bool(self.spec.get("ddp")),
+            queued_at=self.created_at,
+        )
+
+    def reservation(self) -> Reservation:
+        return Reservation(
+            self.id, dict(self.reserved_mb), started_at=self.started_at or 0.0, pid=self.pid
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST contract's TASK object (DESIGN.md section 6)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state.value,
+            "description": self.description,
+            "package_path": self.package_path,
+            "devices": list(self.devices),
+            "memory_mb": self.memory_mb,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "progress": {
+                "epoch": self.progress.get("epoch"),
+                "iter": self.progress.get("iter"),
+                **self.progress,
+            },
+        }

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from dlnest_jupyter.core.errors import ConfigError, PackageError, TaskNotFoundError, TaskStateError
+from dlnest_jupyter.core.placement import Settings
+from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.tasks import TaskState
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TaskStore:
+    return TaskStore(tmp_path / "dlnest.sqlite")
+
+
+def test_submissions_queue_in_order_and_a_jump_goes_to_the_front(store: TaskStore) -> None:
+    first = store.submit("train", {"config_path": "a.json"})
+    second = store.submit("train", {"config_path": "b.json"})
+    urgent = store.submit("train", {"config_path": "c.json"}, jump=True)
+    later_urgent = store.submit("train", {"config_path": "d.json"}, jump=True)
+
+    assert [t.id for t in store.queued()] == [later_urgent.id, urgent.id, first.id, second.id]
+    assert first.state is TaskState.QUEUED and first.spec == {"config_path": "a.json"}
+
+
+def test_a_task_runs_and_finishes_with_its_history_recorded(store: TaskStore) -> None:
+    task = store.submit("train", {}, memory_mb=4000, now=10.0)
+
+    store.mark_running(task.id, {0: 4000}, pid=1234, pid_start_time=11.5, now=12.0)
+    assert store.running()[0].reservation().memory_mb_by_device == {0: 4000}
+    done = store.finish(
+        task.id, TaskState.FAILED, exit_code=1, error="ValueError: x", output_tail="...", now=20.0
+    )
+
+    assert (done.state, done.exit_code, done.error, done.started_at, done.ended_at) == (
+        TaskState.FAILED,
+        1,
+        "ValueError: x",
+        12.0,
+        20.0,
+    )
+    assert [(at, state) for at, state, _ in store.events(task.id)] == [
+        (10.0, TaskState.QUEUED),
+        (12.0, TaskState.RUNNING),
+        (20.0, TaskState.FAILED),
+    ]
+    assert store.queued() == [] and store.running() == []
+
+
+def test_forbidden_transitions_and_unknown_ids_are_named(store: TaskStore) -> None:
+    task = store.submit("train", {})
+    store.finish(task.id, TaskState.CANCELLED)
+
+    with pytest.raises(
+        TaskStateError, match=f"task {task.id} is cancelled; it cannot become running"
+    ):
+        store.mark_running(task.id, {0: 1})
+    with pytest.raises(TaskStateError):
+        store.finish(task.id, TaskState.CANCELLED)
+    with pytest.raises(TaskNotFoundError, match="no task with id 999"):
+        store.get(999)
+    with pytest.raises(TaskNotFoundError):
+        store.finish(999, TaskState.CANCELLED)
+
+
+def test_queue_settings_and_history_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "dlnest.sqlite"
+    store = TaskStore(path)
+    ids = [store.submit("train", {"n": i}).id for i in range(3)]
+    store.mark_running(ids[0], {-1: 0}, pid=42)
+    store.update_settings({"devices": [0, -1], "max_tasks_per_device": 2, "launch_delay_s": 1.5})
+    store.close()
+
+    reopened = TaskStore(path)
+
+    assert [t.id for t in reopened.queued()] == ids[1:]
+    assert reopened.running()[0].pid == 42
+    assert reopened.settings() == Settings(
+        devices=(0, -1), max_tasks_per_device=2, launch_delay_s=1.5
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"devices": [0, "1"]}, "devices must be a list of device ids"),
+        ({"devices": [-2]}, "devices must be a list of device ids"),
+        ({"max_tasks_per_device": 0}, "max_tasks_per_device must be an integer >= 1"),
+        ({"launch_delay_s": -1}, "launch_delay_s must be a number of seconds >= 0"),
+        ({"launch_delay_s": True}, "launch_delay_s must be a number of seconds >= 0"),
+        ({"colour": "blue"}, "unknown setting 'colour'"),
+    ],
+)
+def test_bad_settings_are_refused_and_nothing_changes(
+    store: TaskStore, changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        store.update_settings({"max_tasks_per_device": 3, **changes})
+
+    assert store.settings() == Settings()
+
+
+SUBMITTER = """
+import sys
+from dlnest_jupyter.core.store import TaskStore
+store = TaskStore(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    store.submit("train", {"source": sys.argv[2], "index": i})
+"""
+
+
+def test_concurrent_submissions_from_threads_and_processes_land_exactly_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dlnest.sqlite"
+    store = TaskStore(path)
+    per_source = 40
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", SUBMITTER, str(path), f"process{n}", str(per_source)]
+        )
+        for n in range(3)
+    ]
+    threads = [
+        threading.Thread(
+            target=lambda n=n: [
+                store.submit("train", {"source": f"thread{n}", "index": i})
+                for i in range(per_source)
+            ]
+        )
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(process.wait(timeout=120) == 0 for process in processes)
+
+    tasks = store.list_tasks()
+    submitted = sorted((t.spec["source"], t.spec["index"]) for t in tasks)
+    expected = sorted(
+        (f"{kind}{n}", i)
+        for kind, count in (("thread", 4), ("process", 3))
+        for n in range(count)
+        for i in range(per_source)
+    )
+    assert submitted == expected
+    assert len({t.id for t in tasks}) == len({t.position for t in tasks}) == 7 * per_source
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dlnest.sqlite"
+    TaskStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+
+    with pytest.raises(PackageError, match="schema 99 is newer"):
+        TaskStore(path)
+
+
+def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
+    task = store.submit(
+        "train", {"cpu": True}, description="lr sweep", package_path="/p", memory_mb=100, now=5.0
+    )
+    store.set_progress(task.id, {"epoch": 2, "iter": 7, "steps_per_s": 31.5})
+
+    rendered = store.get(task.id).to_json()
+
+    assert set(rendered) == {
+        "id",
+        "kind",
+        "state",
+        "description",
+        "package_path",
+        "devices",
+        "memory_mb",
+        "created_at",
+        "started_at",
+        "ended_at",
+        "exit_code",
+        "error",
+        "progress",
+    }
+    assert rendered["progress"] == {"epoch": 2, "iter": 7, "steps_per_s": 31.5}
+    assert json.loads(json.dumps(rendered)) == rendered
