@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     progress TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
+CREATE INDEX IF NOT EXISTS tasks_by_position ON tasks (position);
 CREATE TABLE IF NOT EXISTS task_events (
     task_id INTEGER NOT NULL REFERENCES tasks (id),
     at REAL NOT NULL,
@@ -64,7 +65,6 @@ class TaskStore:
         self._db = sqlite3.connect(
             self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
-        self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
         self._migrate()
@@ -118,14 +118,16 @@ class TaskStore:
 
     def get(self, task_id: int) -> TaskRecord:
         with self._lock:
-            row = self._db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+            ).fetchone()
         if row is None:
             raise TaskNotFoundError(task_id)
         return _record(row)
 
     def list_tasks(self, states: Iterable[TaskState] | None = None) -> list[TaskRecord]:
         """Tasks by id; `states` filters."""
-        query, params = "SELECT * FROM tasks", ()
+        query, params = f"SELECT {_COLUMNS} FROM tasks", ()
         if states is not None:
             wanted = tuple(states)
             query += f" WHERE state IN ({','.join('?' * len(wanted))})"
@@ -138,7 +140,8 @@ class TaskStore:
         """Queued tasks in the order they should start."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM tasks WHERE state = ? ORDER BY position, id", (TaskState.QUEUED,)
+                f"SELECT {_COLUMNS} FROM tasks WHERE state = ? ORDER BY position, id",
+                (TaskState.QUEUED,),
             ).fetchall()
         return [_record(row) for row in rows]
 
@@ -197,13 +200,13 @@ class TaskStore:
                 "SELECT at, state, detail FROM task_events WHERE task_id = ? ORDER BY rowid",
                 (task_id,),
             ).fetchall()
-        return [(row["at"], TaskState(row["state"]), row["detail"]) for row in rows]
+        return [(at, TaskState(state), detail) for at, state, detail in rows]
 
     # -- settings ---------------------------------------------------------------------------
     def settings(self) -> Settings:
         with self._lock:
             rows = self._db.execute("SELECT key, value FROM settings").fetchall()
-        stored = {row["key"]: json.loads(row["value"]) for row in rows}
+        stored = {key: json.loads(value) for key, value in rows}
         if stored.get("devices") is not None:
             stored["devices"] = tuple(stored["devices"])
         return Settings(**stored)
@@ -245,7 +248,7 @@ class TaskStore:
             row = db.execute("SELECT state FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 raise TaskNotFoundError(task_id)
-            check_transition(task_id, TaskState(row["state"]), wanted)
+            check_transition(task_id, TaskState(row[0]), wanted)
             db.execute("UPDATE tasks SET state = ? WHERE id = ?", (wanted, task_id))
             db.execute(
                 "INSERT INTO task_events (task_id, at, state, detail) VALUES (?, ?, ?, ?)",
@@ -263,34 +266,45 @@ class TaskStore:
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-            elif int(row["value"]) > SCHEMA_VERSION:
+            elif int(row[0]) > SCHEMA_VERSION:
                 raise PackageError(
-                    f"task database schema {row['value']} is newer than this dlnest-jupyter ({SCHEMA_VERSION});"
+                    f"task database schema {row[0]} is newer than this dlnest-jupyter ({SCHEMA_VERSION});"
                     " upgrade dlnest-jupyter",
                     path=self.path,
                 )
 
 
-def _record(row: sqlite3.Row) -> TaskRecord:
+_COLUMNS = (
+    "id, kind, state, spec, position, description, package_path, memory_mb, reserved_mb, created_at,"
+    " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress"
+)
+_STATES = {state.value: state for state in TaskState}
+
+
+def _record(row: tuple[Any, ...]) -> TaskRecord:
+    # Reading 10,000 tasks must stay well under 100 ms: positional columns and arguments, no JSON
+    # for "{}", and the spec left as text until someone asks for it.
+    (task_id, kind, state, spec, position, description, package_path, memory_mb, reserved, created_at,
+     started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress) = row  # fmt: skip
     return TaskRecord(
-        id=row["id"],
-        kind=row["kind"],
-        state=TaskState(row["state"]),
-        spec=json.loads(row["spec"]),
-        position=row["position"],
-        description=row["description"],
-        package_path=row["package_path"],
-        memory_mb=row["memory_mb"],
-        reserved_mb={int(k): v for k, v in json.loads(row["reserved_mb"]).items()},
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        pid=row["pid"],
-        pid_start_time=row["pid_start_time"],
-        exit_code=row["exit_code"],
-        error=row["error"],
-        output_tail=row["output_tail"],
-        progress=json.loads(row["progress"]),
+        task_id,
+        kind,
+        _STATES[state],
+        spec,
+        position,
+        description,
+        package_path,
+        memory_mb,
+        {int(k): v for k, v in json.loads(reserved).items()} if reserved != "{}" else {},
+        created_at,
+        started_at,
+        ended_at,
+        pid,
+        pid_start_time,
+        exit_code,
+        error,
+        output_tail,
+        json.loads(progress) if progress != "{}" else {},
     )
 
 
