@@ -7,8 +7,9 @@ as in DLNest) when placed, so two launches can never pick the same free memory, 
 One pass walks the queue in order and starts every task that fits now:
 - a task that does not fit does not block those behind it (DLNest's strict FIFO did), and CPU
   tasks never wait behind GPU tasks;
-- against starvation: once the first GPU task that does not fit has waited `starvation_s`,
-  no later GPU task may start ahead of it, so freed memory accumulates until it fits;
+- against starvation: a GPU task that does not fit and has waited `starvation_s` holds the
+  card it will get (the one with most budget; all cards for -mc/-DDP): later tasks stay off it,
+  so it drains until the task fits, while the other cards keep working;
 - among cards that fit, the one running the fewest tasks wins, then the one with most budget
   (DLNest stacked every queued task on GPU 0).
 """
@@ -78,12 +79,26 @@ class _Ledger:
     cards: list[int] = field(default_factory=list)
     max_budget_mb: int = 0
     sum_budget_mb: int = 0
+    held: set[int] = field(default_factory=set)  # cards draining for a starving task
 
     def refresh(self, settings: Settings, now: float) -> None:
         self.cards = [g for g in self.budget_mb if _eligible(g, self, settings, now)]
         budgets = [self.budget_mb[g] for g in self.cards]
         self.max_budget_mb = max(budgets, default=0)
         self.sum_budget_mb = sum(b for b in budgets if b > 0)
+
+    def hold_for(self, demand: Demand, settings: Settings, now: float) -> None:
+        """Keep later tasks off the card(s) a starving task needs, so they drain for it."""
+        enabled = [g for g in self.budget_mb if settings.enabled(g) and g not in self.held]
+        if demand.multi_gpu or demand.ddp:
+            self.held.update(enabled)
+        else:
+            big_enough = [
+                g for g in enabled if self.total_mb[g] >= _estimate(demand, self.total_mb[g])
+            ]
+            if big_enough:
+                self.held.add(max(big_enough, key=lambda g: (self.budget_mb[g], -g)))
+        self.refresh(settings, now)
 
     def take(self, placement: Placement, settings: Settings, now: float) -> None:
         for device, reserved in placement.memory_mb_by_device.items():
@@ -117,20 +132,18 @@ def plan_placements(
     ledger = _ledger(snapshot, running, settings)
     ledger.refresh(settings, now)
     placements: list[Placement] = []
-    gpus_held_for: Demand | None = None
     for demand in queue:
-        if not demand.cpu and gpus_held_for is not None:
-            continue
         placement = _place(demand, ledger, settings, now)
         if placement is not None:
             placements.append(placement)
             ledger.take(placement, settings, now)
         elif (
             not demand.cpu
+            and not ledger.held  # one starving task at a time, the first in the queue
             and now - demand.queued_at >= settings.starvation_s
             and fits_when_idle(demand, snapshot, settings)
         ):
-            gpus_held_for = demand
+            ledger.hold_for(demand, settings, now)
     return placements
 
 
@@ -181,6 +194,7 @@ def _ledger(
 def _eligible(device: int, ledger: _Ledger, settings: Settings, now: float) -> bool:
     return (
         settings.enabled(device)
+        and device not in ledger.held
         and ledger.tasks.get(device, 0) < settings.max_tasks_per_device
         and now - ledger.last_launch_at.get(device, float("-inf")) >= settings.launch_delay_s
     )

@@ -98,6 +98,20 @@ def test_a_starving_task_holds_the_gpus_but_cpu_tasks_still_start() -> None:
     }
 
 
+def test_a_starving_task_holds_one_card_and_others_keep_using_the_rest() -> None:
+    running = [Reservation(8, {0: 6000}), Reservation(9, {1: 9000})]
+    queue = [
+        Demand(1, memory_mb=15000, queued_at=NOW - 700),
+        Demand(2, memory_mb=2000, queued_at=NOW - 10),
+        Demand(3, memory_mb=2000, queued_at=NOW - 10),
+    ]
+
+    placed = plan_placements(queue, gpus(count=2), running, Settings(max_tasks_per_device=2), NOW)
+
+    # Card 0 has the most budget, so it drains for task 1; card 1 takes one more task (the cap).
+    assert where(placed) == {2: (1,)}
+
+
 def test_a_task_that_cannot_fit_the_enabled_cards_never_holds_the_gpus() -> None:
     queue = [
         Demand(1, memory_mb=20000, multi_gpu=True, queued_at=NOW - 7200),
