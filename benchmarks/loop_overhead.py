@@ -29,6 +29,7 @@ from dlnest_jupyter.core.config import load_config
 from dlnest_jupyter.core.package import PackageOptions, create_package
 from dlnest_jupyter.runtime.checkpoint_io import CheckpointWriter
 from dlnest_jupyter.runtime.loop import TrainingLoop
+from dlnest_jupyter.runtime.progress import ProgressFile
 from dlnest_jupyter.runtime.train import TrainRequest, prepare
 
 WIDTH, BATCH = 192, 64
@@ -38,6 +39,7 @@ def framework_seconds_per_step(root: Path, **args: Any) -> float:
     package = create_package(load_config(write_bench_project(root, **args)), PackageOptions())
     session = prepare(package, TrainRequest(kind="train"))
     loop = TrainingLoop(session, CheckpointWriter(package, TrackLimits()))
+    loop.progress = ProgressFile(package.path)  # as every real run has
     assert loop.run() is None
     stamps = sys.modules[type(session.life_cycle).__module__].STAMPS
     return float(stamps["end"] - stamps["start"]) / args["steps"]

@@ -36,6 +36,7 @@ PACKAGE_FILE = "_package.json"
 OUTPUT_FILE = "_output.txt"
 METRICS_FILE = "_metrics.jsonl"
 TASK_FILE = "_task.json"
+PROGRESS_FILE = "_progress.json"
 CHECKPOINTS_DIR = "Checkpoints"
 NOSAVE_NAME = "NOSAVE"
 DEFAULT_PREFIX = "state_"
@@ -164,6 +165,27 @@ class SavePackage:
             return []
         lines = path.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
+
+    def progress(self) -> dict[str, Any]:
+        """The newest progress a training process reported: epoch, iter, steps_per_s."""
+        try:
+            value = json.loads((self.path / PROGRESS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def output_tail(self, lines: int = 20) -> str:
+        """The last lines of `_output.txt` (read from its end, however long it is)."""
+        path = self.output_path()
+        try:
+            with path.open("rb") as handle:
+                handle.seek(0, 2)
+                size = handle.tell()
+                handle.seek(max(0, size - 64 * 1024))
+                data = handle.read()
+        except OSError:
+            return ""
+        return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
 
     def launches(self) -> list[dict[str, Any]]:
         path = self.path / TASK_FILE

@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 from ..core.package import SavePackage
 from .loop import TrainingLoop
 from .output import capture_output
+from .progress import ProgressFile
 from .session import open_session, open_writer
 
 if TYPE_CHECKING:
@@ -61,8 +62,11 @@ def _rank_main(rank: int, package_path: str, request: TrainRequest, port: int) -
 
             torch.cuda.set_device(session.status.device)
         dist.init_process_group("nccl" if on_gpu else "gloo", rank=rank, world_size=world_size)
+        loop = TrainingLoop(session, open_writer(session) if rank == 0 else None)
+        if rank == 0:
+            loop.progress = ProgressFile(package.path)
         try:
-            error = TrainingLoop(session, open_writer(session) if rank == 0 else None).run()
+            error = loop.run()
         finally:
             dist.destroy_process_group()
     if error is not None:

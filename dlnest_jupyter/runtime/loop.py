@@ -26,6 +26,7 @@ from ..core.errors import DLNestError
 from .checkpoint_io import CheckpointWriter
 from .devices import move_to_device
 from .lifecycle import SKIP
+from .progress import ProgressFile
 from .rng import capture_rng_state
 from .session import Session, build_dataset, build_runner
 from .status import CPU, DDP
@@ -41,6 +42,7 @@ class TrainingLoop:
         self.session = session
         self.writer = writer
         self.launch_index = launch_index
+        self.progress: ProgressFile | None = None  # called once per training step
         self._ddp = session.status.env == DDP
         self._main = session.status.is_main_process
 
@@ -127,7 +129,7 @@ class TrainingLoop:
                 set_epoch(epoch)
         # Hot path: look every bound method up once per epoch, not once per step.
         before, after = life_cycle.BModelOneStep, life_cycle.AModelOneStep
-        need_visualize, step = life_cycle.needVisualize, runner.runOneStep
+        need_visualize, step, progress = life_cycle.needVisualize, runner.runOneStep, self.progress
         device = None if status.env == CPU else status.device
         args, log = session.args, session.log
         for index, data in enumerate(session.train_loader):
@@ -140,10 +142,14 @@ class TrainingLoop:
                     epoch=epoch,
                 )
             after()
+            if progress is not None:
+                progress(epoch, index)
             if need_visualize(epoch, index, log, args):
                 if self._main and life_cycle.BVisualize() != SKIP:
                     runner.visualize(log=log, iter=index, epoch=epoch)
                 life_cycle.AVisualize()
+        if progress is not None:
+            progress.flush()
         status.status = "Waiting"
 
     def _validate(self) -> None:

@@ -25,6 +25,7 @@ from .checkpoint_io import CheckpointWriter
 from .ddp import launch_ranks
 from .loop import TrainingLoop
 from .output import capture_output
+from .progress import ProgressFile
 from .session import Session, open_session, open_writer, print_warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -77,8 +78,10 @@ def train(session: Session, request: TrainRequest) -> int:
 
 
 def _run_loop(session: Session, writer: CheckpointWriter, launch: int) -> BaseException | None:
+    loop = TrainingLoop(session, writer, launch)
+    loop.progress = ProgressFile(session.package.path)
     try:
-        return TrainingLoop(session, writer, launch).run()
+        return loop.run()
     except BaseException as exc:  # the life cycle's own AAll or trainAborting failed
         traceback.print_exception(exc)
         return exc

@@ -1,0 +1,38 @@
+"""`python -m dlnest_jupyter.runtime.task_entry REQUEST_JSON`: one scheduled task, start to end.
+
+The service's executor starts this in a new session with stdout and stderr already appended to
+the package's `_output.txt`. Exit codes as the `dlnest` command's: 0 done, 1 aborted, 2 bad
+input (the message is the last line of the output), 130 interrupted, 143 deleted (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from ..core.errors import DLNestError
+from ..core.package import SavePackage
+from .train import EXIT_BAD_INPUT, TrainRequest, prepare, train
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    raw = json.loads((sys.argv[1:] if argv is None else argv)[0])
+    request = TrainRequest(
+        kind=raw["kind"],
+        device_ids=tuple(raw["device_ids"]),
+        checkpoint_id=raw.get("checkpoint_id"),
+        ddp=bool(raw.get("ddp")),
+        memory_mb=raw.get("memory_mb"),
+    )
+    try:
+        package = SavePackage.open(raw["package_path"])
+        session = prepare(package, request)
+    except DLNestError as exc:
+        print(f"dlnest: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    return train(session, request)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""How a placed task's process is started, watched and stopped.
+
+`LocalExecutor` starts `python -m dlnest_jupyter.runtime.task_entry` in a new session (its own
+process group, so `stop` reaches DDP ranks and DataLoader workers too, and a dying service
+takes no task with it), with `CUDA_VISIBLE_DEVICES` naming the placed cards (empty for CPU
+tasks) and stdout/stderr appended to the package's `_output.txt`.
+
+A task started by an earlier service process is not our child: its end is noticed by its pid
+and start time, and its exit status read from the launch record it wrote into `_task.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..core.devices import CPU_ID
+from ..core.package import SavePackage
+from ..core.tasks import TaskRecord
+from . import processes
+
+EXIT_UNKNOWN = -1  # the process is gone and never recorded how it ended (SIGKILL, OOM killer)
+
+
+@dataclass(frozen=True)
+class Launch:
+    pid: int
+    started: float | None  # the kernel's start time of the process, to recognise it later
+
+
+class Executor(Protocol):
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch: ...
+
+    def exit_code(self, task: TaskRecord) -> int | None:
+        """None while the task's process runs; its exit status once it has ended."""
+
+    def stop(self, task: TaskRecord) -> None:
+        """Stop the task's whole process group (SIGTERM, then SIGKILL after a grace period)."""
+
+
+class LocalExecutor:
+    def __init__(self, python: str = sys.executable, stop_grace_s: float = 10.0) -> None:
+        self.python = python
+        self.stop_grace_s = stop_grace_s
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        assert task.package_path is not None, "the service creates packages before placing"
+        package = SavePackage(Path(task.package_path))
+        spec = task.spec
+        request = {
+            "package_path": task.package_path,
+            "kind": task.kind,
+            "device_ids": list(device_ids),
+            "checkpoint_id": spec.get("checkpoint_id", -1) if task.kind == "continue" else None,
+            "ddp": bool(spec.get("ddp")),
+            "memory_mb": task.memory_mb,
+        }
+        gpu_ids = [d for d in device_ids if d != CPU_ID]
+        env = {
+            **os.environ,
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),  # empty: a CPU task sees no GPU
+            "DLNEST_TASK_ID": str(task.id),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with open(package.output_path(), "ab") as output:
+            child = subprocess.Popen(
+                [self.python, "-m", "dlnest_jupyter.runtime.task_entry", json.dumps(request)],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=package.path,
+                env=env,
+                start_new_session=True,
+            )
+        with self._lock:
+            self._children[task.id] = child
+        return Launch(child.pid, processes.start_time(child.pid))
+
+    def exit_code(self, task: TaskRecord) -> int | None:
+        with self._lock:
+            child = self._children.get(task.id)
+        if child is not None:
+            code = child.poll()
+            if code is None:
+                return None
+            with self._lock:
+                self._children.pop(task.id, None)
+            return 128 - code if code < 0 else code  # -15 (killed by SIGTERM) -> 143
+        if task.pid is not None and processes.is_alive(task.pid, task.pid_start_time):
+            return None
+        return _recorded_exit_code(task)
+
+    def stop(self, task: TaskRecord) -> None:
+        if task.pid is None:
+            return
+        processes.kill_group(task.pid, signal.SIGTERM)
+        threading.Thread(
+            target=self._finish_stop, args=(task,), name=f"dlnest-stop-{task.id}", daemon=True
+        ).start()
+
+    def _finish_stop(self, task: TaskRecord) -> None:
+        assert task.pid is not None
+        with self._lock:
+            child = self._children.pop(task.id, None)
+        try:
+            if child is not None:
+                child.wait(self.stop_grace_s)
+            else:
+                _wait_for_group(task.pid, self.stop_grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        # Whatever is left of the group (ranks, workers, a stuck leader) goes now.
+        processes.kill_group(task.pid, signal.SIGKILL)
+        if child is not None:
+            child.wait()
+
+
+def _wait_for_group(pgid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and processes.group_members(pgid):
+        time.sleep(0.1)
+
+
+def _recorded_exit_code(task: TaskRecord) -> int:
+    if task.package_path is None:
+        return EXIT_UNKNOWN
+    try:
+        launches = SavePackage(Path(task.package_path)).launches()
+    except Exception:  # an unreadable record is the same as none
+        return EXIT_UNKNOWN
+    for launch in reversed(launches):
+        if launch.get("pid") == task.pid and isinstance(launch.get("exit_code"), int):
+            return int(launch["exit_code"])
+    return EXIT_UNKNOWN
+
+
+def describe_exit(code: int, signals: Mapping[int, str] | None = None) -> str:
+    """A readable reason for a non-zero exit status."""
+    names = signals or {9: "SIGKILL", 15: "SIGTERM", 2: "SIGINT", 6: "SIGABRT", 11: "SIGSEGV"}
+    if code == EXIT_UNKNOWN:
+        return "the process ended without recording its exit status (killed, or out of memory?)"
+    if code > 128 and code - 128 in names:
+        return f"killed by {names[code - 128]} (exit {code})"
+    return f"exit code {code}"

@@ -1,0 +1,290 @@
+"""DLNestService: the verbs of DESIGN.md section 6 over the task store, devices and an executor.
+
+The same object serves the Jupyter server extension (on the server's loop) and embedded mode
+(`start()` runs `tick()` on its own thread). `tick()` is the whole scheduler: notice tasks that
+ended, then place and start what fits. Nothing here imports torch or user code; a submission is
+checked by reading configs and parsing code, and user code first runs in the task's process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.checkpoints import TrackLimits
+from ..core.config import load_config
+from ..core.devices import CPU_ID, DeviceSource
+from ..core.errors import TaskError, TaskStateError
+from ..core.package import PackageOptions, SavePackage, create_package, discard_new_package
+from ..core.placement import Demand, Settings, admission_error, gpu_budgets_mb, plan_placements
+from ..core.store import TaskStore
+from ..core.tasks import TaskRecord, TaskState
+from ..core.templates import DEFAULT_TEMPLATE, new_project
+from .executor import Executor, describe_exit
+
+log = logging.getLogger(__name__)
+
+
+class DLNestService:
+    def __init__(
+        self,
+        store: TaskStore,
+        devices: DeviceSource,
+        executor: Executor,
+        tick_interval_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.device_source = devices
+        self.executor = executor
+        self.tick_interval_s = tick_interval_s
+        self._tick_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- verbs ------------------------------------------------------------------------------
+    def submit_train(
+        self,
+        config_path: str | Path,
+        *,
+        freq_path: str | Path | None = None,
+        description: str = "",
+        memory_mb: int | None = None,
+        cpu: bool = False,
+        multi_gpu: bool = False,
+        ddp: bool = False,
+        no_save: bool = False,
+        use_description: bool = False,
+        jump: bool = False,
+    ) -> TaskRecord:
+        """Check the config and code, refuse what can never fit, copy the package, queue it."""
+        loaded = load_config(config_path, freq_path)
+        TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
+        placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
+        self._admit(placement)
+        package = create_package(loaded, PackageOptions(description, no_save, use_description))
+        spec = {
+            "config_path": str(config_path),
+            "freq_path": freq_path and str(freq_path),
+            **placement,
+        }
+        try:
+            return self.store.submit(
+                "train",
+                spec,
+                description=description,
+                package_path=str(package.path),
+                memory_mb=memory_mb,
+                jump=jump,
+            )
+        except BaseException:
+            discard_new_package(package)
+            raise
+
+    def submit_continue(
+        self,
+        record_path: str | Path,
+        *,
+        checkpoint_id: int | None = None,
+        description: str = "",
+        memory_mb: int | None = None,
+        cpu: bool = False,
+        multi_gpu: bool = False,
+        ddp: bool = False,
+        jump: bool = False,
+    ) -> TaskRecord:
+        package = SavePackage.open(record_path)
+        resolved = package.resolve_checkpoint(checkpoint_id)
+        busy = [
+            t
+            for t in self.store.list_tasks([TaskState.QUEUED, TaskState.RUNNING])
+            if t.package_path == str(package.path)
+        ]
+        if busy:
+            raise TaskError(
+                f"{package.path}: task {busy[0].id} already uses this package ({busy[0].state.value})"
+            )
+        placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
+        self._admit(placement)
+        spec = {"record_path": str(package.path), "checkpoint_id": resolved, **placement}
+        return self.store.submit(
+            "continue",
+            spec,
+            description=description,
+            package_path=str(package.path),
+            memory_mb=memory_mb,
+            jump=jump,
+        )
+
+    def delete(self, task_id: int) -> TaskRecord:
+        """Cancel a queued task, or stop a running one and free its devices at once."""
+        task = self.store.get(task_id)
+        if task.state.terminal:
+            raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
+        if task.state is TaskState.RUNNING:
+            self.executor.stop(task)
+        return self.store.finish(
+            task_id, TaskState.CANCELLED, error="deleted", output_tail=self._tail(task)
+        )
+
+    def task(self, task_id: int) -> TaskRecord:
+        return self._with_progress(self.store.get(task_id))
+
+    def tasks(self) -> list[TaskRecord]:
+        return [self._with_progress(t) for t in self.store.list_tasks()]
+
+    def devices(self) -> list[dict[str, Any]]:
+        """Every device with its memory, our reservations and tasks (REST `GET devices`)."""
+        snapshot = self.device_source.snapshot()
+        running = self.store.running()
+        settings = self.store.settings()
+        rows = []
+        for gpu in snapshot.gpus:
+            holders = [t for t in running if gpu.id in t.reserved_mb]
+            rows.append(
+                {
+                    "id": gpu.id,
+                    "kind": "gpu",
+                    "name": gpu.name,
+                    "memory_total_mb": gpu.memory_total_mb,
+                    "memory_used_mb": gpu.memory_used_mb,
+                    "memory_reserved_mb": sum(t.reserved_mb[gpu.id] for t in holders),
+                    "memory_free_mb": gpu_budgets_mb(snapshot, [t.reservation() for t in running])[
+                        gpu.id
+                    ],
+                    "utilization_pct": gpu.utilization_pct,
+                    "task_ids": [t.id for t in holders],
+                    "enabled": settings.enabled(gpu.id),
+                }
+            )
+        cpu_tasks = [t.id for t in running if CPU_ID in t.reserved_mb]
+        rows.append(
+            {
+                "id": CPU_ID, "kind": "cpu", "name": "CPU", "memory_total_mb": None, "memory_used_mb": None,
+                "memory_reserved_mb": 0, "memory_free_mb": None, "utilization_pct": None,
+                "task_ids": cpu_tasks, "enabled": settings.enabled(CPU_ID),
+            }
+        )  # fmt: skip
+        return rows
+
+    def settings(self) -> Settings:
+        return self.store.settings()
+
+    def update_settings(self, changes: dict[str, Any]) -> Settings:
+        settings = self.store.update_settings(changes)
+        self.tick()  # a raised cap or a newly enabled card may let tasks start now
+        return settings
+
+    def new_project(self, path: str | Path, template: str = DEFAULT_TEMPLATE) -> Path:
+        return new_project(path, template)
+
+    def output(self, task_id: int, offset: int = 0) -> tuple[int, str]:
+        """Output of a task's package after byte `offset`: (next offset, text)."""
+        task = self.store.get(task_id)
+        if task.package_path is None:
+            return offset, ""
+        path = SavePackage(Path(task.package_path)).output_path()
+        try:
+            with path.open("rb") as handle:
+                handle.seek(max(0, offset))
+                data = handle.read()
+        except FileNotFoundError:
+            return offset, ""
+        return max(0, offset) + len(data), data.decode("utf-8", errors="replace")
+
+    # -- scheduling -------------------------------------------------------------------------
+    def tick(self, now: float | None = None) -> list[TaskRecord]:
+        """Notice ended tasks, then start every queued task that fits; returns those started."""
+        with self._tick_lock:
+            self._reap()
+            return self._place(time.time() if now is None else now)
+
+    def start(self) -> None:
+        """Embedded mode: run `tick()` every `tick_interval_s` on a daemon thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="dlnest-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop scheduling; running tasks keep running and are re-adopted by the next service."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the scheduler thread must outlive any one bad tick
+                log.exception("dlnest scheduler tick failed")
+            self._stop.wait(self.tick_interval_s)
+
+    def _reap(self) -> None:
+        for task in self.store.running():
+            code = self.executor.exit_code(task)
+            if code is None:
+                continue
+            error = None if code == 0 else f"{describe_exit(code)}: {self._last_line(task)}"
+            if (
+                task.package_path is not None
+            ):  # keep the final progress once the file stops mattering
+                self.store.set_progress(task.id, SavePackage(Path(task.package_path)).progress())
+            self.store.finish(
+                task.id,
+                TaskState.SUCCEEDED if code == 0 else TaskState.FAILED,
+                exit_code=code,
+                error=error,
+                output_tail=self._tail(task),
+            )
+
+    def _place(self, now: float) -> list[TaskRecord]:
+        queue = self.store.queued()
+        if not queue:
+            return []
+        by_id = {task.id: task for task in queue}
+        placements = plan_placements(
+            [t.demand() for t in queue],
+            self.device_source.snapshot(),
+            [t.reservation() for t in self.store.running()],
+            self.store.settings(),
+            now,
+        )
+        started = []
+        for placement in placements:
+            task = by_id[placement.task_id]
+            try:
+                launch = self.executor.start(task, placement.device_ids)
+            except OSError as exc:
+                self.store.finish(
+                    task.id, TaskState.FAILED, error=f"could not start the task: {exc}"
+                )
+                continue
+            started.append(
+                self.store.mark_running(
+                    task.id, placement.memory_mb_by_device, launch.pid, launch.started, now=now
+                )
+            )
+        return started
+
+    def _admit(self, placement: dict[str, Any]) -> None:
+        demand = Demand(task_id=0, **placement)
+        reason = admission_error(demand, self.device_source.snapshot())
+        if reason is not None:
+            raise TaskError(f"refused: {reason}")
+
+    def _with_progress(self, task: TaskRecord) -> TaskRecord:
+        if task.state is not TaskState.RUNNING or task.package_path is None:
+            return task
+        return task._replace(progress=SavePackage(Path(task.package_path)).progress())
+
+    def _tail(self, task: TaskRecord) -> str | None:
+        return SavePackage(Path(task.package_path)).output_tail() if task.package_path else None
+
+    def _last_line(self, task: TaskRecord) -> str:
+        lines = (self._tail(task) or "").strip().splitlines()
+        return lines[-1] if lines else "no output"

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dlnest_jupyter.core.errors import ConfigError, TaskError, TaskStateError
+from dlnest_jupyter.core.package import SavePackage
+from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.service import processes
+from dlnest_jupyter.service.service import DLNestService
+
+from ..projects import life_cycle_source, write_project
+from .conftest import wait_for
+
+HANGS_WITH_A_CHILD = """
+def BTrain(self):
+    import subprocess, time
+    child = subprocess.Popen(["sleep", "600"])
+    with open(self.args["marker"], "w") as handle:
+        handle.write(str(child.pid))
+    time.sleep(600)
+"""
+
+
+def test_a_training_task_on_a_fake_gpu_runs_to_succeeded(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = write_project(tmp_path / "p", epochs=2)
+
+    task = service.submit_train(config, memory_mb=4000, description="toy")
+    [started] = service.tick()
+
+    assert (started.id, started.state, started.devices) == (task.id, TaskState.RUNNING, (0,))
+    gpu0 = service.devices()[0]
+    assert (gpu0["memory_reserved_mb"], gpu0["task_ids"], gpu0["memory_free_mb"]) == (
+        4000,
+        [task.id],
+        12384,
+    )
+    wait_for(service, lambda: service.task(task.id).state.terminal)
+    done = service.task(task.id)
+    assert (done.state, done.exit_code, done.error) == (TaskState.SUCCEEDED, 0, None)
+    assert done.progress["epoch"] == 2
+    package = SavePackage.open(done.package_path)  # type: ignore[arg-type]
+    assert package.state().head == 1
+    assert "placed on GPU 0 but CUDA is not available" in package.output_path().read_text()
+    assert service.devices()[0]["memory_reserved_mb"] == 0
+
+
+def test_a_crashing_task_fails_with_its_error_and_output_tail(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    broken = "from dlnest_jupyter import DatasetBase\nclass ToyDataset(DatasetBase):\n    def init(self, args):\n        raise RuntimeError('disk on fire')\n"
+    task = service.submit_train(write_project(tmp_path / "p", dataset=broken), cpu=True)
+
+    wait_for(service, lambda: service.task(task.id).state.terminal)
+
+    failed = service.task(task.id)
+    assert (failed.state, failed.exit_code) == (TaskState.FAILED, 1)
+    assert failed.error == "exit code 1: RuntimeError: disk on fire"
+    assert failed.output_tail and "Traceback" in failed.output_tail
+
+
+def test_bad_submissions_are_refused_and_leave_nothing_behind(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = write_project(tmp_path / "p", args={"dataset_name": "Nope"})
+    with pytest.raises(ConfigError, match="dataset_name is 'Nope'"):
+        service.submit_train(config)
+    good = write_project(tmp_path / "q")
+    with pytest.raises(
+        TaskError, match="needs 20000 MiB on one GPU, but the largest GPU has 16384 MiB"
+    ):
+        service.submit_train(good, memory_mb=20000)
+
+    assert service.tasks() == []
+    assert not (tmp_path / "p" / "Saves").exists() and not (tmp_path / "q" / "Saves").exists()
+
+
+def test_delete_stops_the_whole_process_group_and_frees_the_card_at_once(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    marker = tmp_path / "child.pid"
+    config = write_project(
+        tmp_path / "p",
+        life_cycle=life_cycle_source(HANGS_WITH_A_CHILD),
+        args={"marker": str(marker)},
+    )
+    task = service.submit_train(config, memory_mb=4000)
+    wait_for(service, marker.exists)
+    running = service.task(task.id)
+    child_pid = int(marker.read_text())
+    assert set(processes.group_members(running.pid)) >= {running.pid, child_pid}  # type: ignore[arg-type]
+
+    cancelled = service.delete(task.id)
+
+    assert cancelled.state is TaskState.CANCELLED
+    assert service.devices()[0]["memory_reserved_mb"] == 0
+    deadline = time.monotonic() + 30
+    while processes.group_members(running.pid):  # type: ignore[arg-type]
+        assert time.monotonic() < deadline, "processes of a deleted task are still alive"
+        time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child_pid, 0)
+    with pytest.raises(TaskStateError, match="is cancelled"):
+        service.delete(task.id)
+
+
+def test_output_is_read_from_an_offset(service: DLNestService, tmp_path: Path) -> None:
+    task = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+    wait_for(service, lambda: service.task(task.id).state.terminal)
+
+    end, text = service.output(task.id)
+    again, rest = service.output(task.id, offset=end)
+
+    assert "epoch 1 loss" in text and (again, rest) == (end, "")
+    assert service.output(task.id, offset=end - 5)[1] == text[-5:]
+
+
+def test_settings_change_at_run_time_and_persist(service: DLNestService) -> None:
+    changed = service.update_settings({"devices": [1, -1], "max_tasks_per_device": 2})
+
+    assert changed.devices == (1, -1) and service.settings() == changed
+    assert [d["enabled"] for d in service.devices()] == [False, True, True]
+
+
+def test_continue_of_a_package_in_use_is_refused(service: DLNestService, tmp_path: Path) -> None:
+    task = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+    wait_for(service, lambda: service.task(task.id).state.terminal)
+    follow_up = service.submit_continue(task.package_path, cpu=True)  # type: ignore[arg-type]
+
+    with pytest.raises(TaskError, match=f"task {follow_up.id} already uses this package"):
+        service.submit_continue(task.package_path, cpu=True)  # type: ignore[arg-type]
+    wait_for(service, lambda: service.task(follow_up.id).state.terminal)
+    assert service.task(follow_up.id).state is TaskState.SUCCEEDED
+    assert SavePackage.open(task.package_path).state().head == 1  # type: ignore[arg-type]
