@@ -137,3 +137,31 @@ def test_continue_of_a_package_in_use_is_refused(service: DLNestService, tmp_pat
     wait_for(service, lambda: service.task(follow_up.id).state.terminal)
     assert service.task(follow_up.id).state is TaskState.SUCCEEDED
     assert SavePackage.open(task.package_path).state().head == 1  # type: ignore[arg-type]
+
+
+def test_settings_survive_later_commands_where_dlnest_reset_them(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"max_tasks_per_device": 3, "launch_delay_s": 2})
+    service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+    service.tick()
+
+    assert (service.settings().max_tasks_per_device, service.settings().launch_delay_s) == (3, 2)
+
+
+def test_embedded_mode_schedules_on_its_own_thread_and_stops_cleanly(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.tick_interval_s = 0.2
+    service.start()
+    try:
+        task = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+        deadline = time.monotonic() + 120
+        while not service.store.get(task.id).state.terminal:  # no manual ticks here
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        service.stop()
+
+    assert service.store.get(task.id).state is TaskState.SUCCEEDED
+    assert service._thread is None
