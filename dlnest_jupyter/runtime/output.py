@@ -83,7 +83,7 @@ def _python_streams_on_fds() -> Iterator[None]:
     # sys.stdout may not write to fd 1 at all (pytest's capture, an IPython kernel), and on a
     # file or pipe Python would block-buffer: print through fresh line-buffered streams instead.
     originals = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _line_buffered(1), _line_buffered(2)
+    sys.stdout, sys.stderr = line_buffered_stream(1), line_buffered_stream(2)
     try:
         yield
     finally:
@@ -93,5 +93,5 @@ def _python_streams_on_fds() -> Iterator[None]:
         sys.stdout, sys.stderr = originals
 
 
-def _line_buffered(fd: int) -> TextIO:
+def line_buffered_stream(fd: int) -> TextIO:
     return open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)

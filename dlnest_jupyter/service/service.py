@@ -215,6 +215,7 @@ class DLNestService:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self.executor.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():

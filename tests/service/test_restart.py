@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskState
-from dlnest_jupyter.service import processes
 from dlnest_jupyter.service.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.errors import ConfigError, TaskError, TaskStateError
 from dlnest_jupyter.core.package import SavePackage
 from dlnest_jupyter.core.tasks import TaskState
-from dlnest_jupyter.service import processes
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import life_cycle_source, write_project
@@ -164,4 +164,3 @@ def test_embedded_mode_schedules_on_its_own_thread_and_stops_cleanly(
         service.stop()
 
     assert service.store.get(task.id).state is TaskState.SUCCEEDED
-    assert service._thread is None
