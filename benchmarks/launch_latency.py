@@ -51,8 +51,7 @@ def submit_to_first_step_s(service: DLNestService, workdir: Path, index: int) ->
     )
     (config.parent / "Cycle.py").write_text(STAMPING_LIFE_CYCLE)
     submitted = time.time()
-    task = service.submit_train(config, memory_mb=1000)
-    service.tick()
+    task = service.submit_train(config, memory_mb=1000)  # placed and started by the submission
     deadline = time.monotonic() + 120
     while not stamp.exists():
         assert time.monotonic() < deadline, (

@@ -71,7 +71,7 @@ class DLNestService:
             **placement,
         }
         try:
-            return self.store.submit(
+            task = self.store.submit(
                 "train",
                 spec,
                 description=description,
@@ -82,6 +82,7 @@ class DLNestService:
         except BaseException:
             discard_new_package(package)
             raise
+        return self._start_now(task)
 
     def submit_continue(
         self,
@@ -109,7 +110,7 @@ class DLNestService:
         placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
         self._admit(placement)
         spec = {"record_path": str(package.path), "checkpoint_id": resolved, **placement}
-        return self.store.submit(
+        task = self.store.submit(
             "continue",
             spec,
             description=description,
@@ -117,6 +118,7 @@ class DLNestService:
             memory_mb=memory_mb,
             jump=jump,
         )
+        return self._start_now(task)
 
     def delete(self, task_id: int) -> TaskRecord:
         """Cancel a queued task, or stop a running one and free its devices at once."""
@@ -125,9 +127,11 @@ class DLNestService:
             raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
         if task.state is TaskState.RUNNING:
             self.executor.stop(task)
-        return self.store.finish(
+        cancelled = self.store.finish(
             task_id, TaskState.CANCELLED, error="deleted", output_tail=self._tail(task)
         )
+        self.tick()  # the freed devices go to the next tasks now (DLNest waited for its 60 s tick)
+        return cancelled
 
     def task(self, task_id: int) -> TaskRecord:
         return self._with_progress(self.store.get(task_id))
@@ -271,6 +275,11 @@ class DLNestService:
                 )
             )
         return started
+
+    def _start_now(self, task: TaskRecord) -> TaskRecord:
+        """Place right after a submission, not at the next tick; returns the task as it is now."""
+        self.tick()
+        return self.store.get(task.id)
 
     def _admit(self, placement: dict[str, Any]) -> None:
         demand = Demand(task_id=0, **placement)
