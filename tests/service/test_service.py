@@ -166,3 +166,22 @@ def test_embedded_mode_schedules_on_its_own_thread_and_stops_cleanly(
         service.stop()
 
     assert service.store.get(task.id).state is TaskState.SUCCEEDED
+
+
+def test_a_delete_hands_the_freed_card_to_the_next_task_at_once(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    marker = tmp_path / "child.pid"
+    hanging = write_project(
+        tmp_path / "a",
+        life_cycle=life_cycle_source(HANGS_WITH_A_CHILD),
+        args={"marker": str(marker)},
+    )
+    service.update_settings({"devices": [0], "max_tasks_per_device": 1})
+    first = service.submit_train(hanging, memory_mb=1000)
+    second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=1000)
+    assert (first.state, second.state) == (TaskState.RUNNING, TaskState.QUEUED)
+
+    service.delete(first.id)
+
+    assert service.store.get(second.id).state is TaskState.RUNNING  # no tick in between

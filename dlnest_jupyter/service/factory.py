@@ -1,0 +1,29 @@
+"""Build a service with the defaults embedded mode and the server extension share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_core.paths import jupyter_data_dir
+
+from ..core.devices import FakeSource, parse_fake_gpus, source_from_env
+from ..core.store import TaskStore
+from .executor import LocalExecutor
+from .service import DLNestService
+
+
+def default_database_path() -> Path:
+    """`<jupyter data dir>/dlnest/dlnest.sqlite`: one queue per user, shared by all their servers."""
+    return Path(jupyter_data_dir()) / "dlnest" / "dlnest.sqlite"
+
+
+def build_service(
+    database: Path | str | None = None,
+    fake_gpus: str | None = None,
+    zygote: bool = True,
+    tick_interval_s: float = 1.0,
+) -> DLNestService:
+    """A service over `database`; `fake_gpus` ("4x16384") overrides DLNEST_FAKE_GPUS and NVML."""
+    devices = FakeSource(parse_fake_gpus(fake_gpus)) if fake_gpus is not None else source_from_env()
+    store = TaskStore(database or default_database_path())
+    return DLNestService(store, devices, LocalExecutor(zygote=zygote), tick_interval_s)
