@@ -122,14 +122,15 @@ class DLNestService:
 
     def delete(self, task_id: int) -> TaskRecord:
         """Cancel a queued task, or stop a running one and free its devices at once."""
-        task = self.store.get(task_id)
-        if task.state.terminal:
-            raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
-        if task.state is TaskState.RUNNING:
-            self.executor.stop(task)
-        cancelled = self.store.finish(
-            task_id, TaskState.CANCELLED, error="deleted", output_tail=self._tail(task)
-        )
+        with self._tick_lock:  # a tick must not start or finish the task in between
+            task = self.store.get(task_id)
+            if task.state.terminal:
+                raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
+            if task.state is TaskState.RUNNING:
+                self.executor.stop(task)
+            cancelled = self.store.finish(
+                task_id, TaskState.CANCELLED, error="deleted", output_tail=self._tail(task)
+            )
         self.tick()  # the freed devices go to the next tasks now (DLNest waited for its 60 s tick)
         return cancelled
 
@@ -144,6 +145,7 @@ class DLNestService:
         snapshot = self.device_source.snapshot()
         running = self.store.running()
         settings = self.store.settings()
+        free_mb = gpu_budgets_mb(snapshot, [t.reservation() for t in running])
         rows = []
         for gpu in snapshot.gpus:
             holders = [t for t in running if gpu.id in t.reserved_mb]
@@ -155,9 +157,7 @@ class DLNestService:
                     "memory_total_mb": gpu.memory_total_mb,
                     "memory_used_mb": gpu.memory_used_mb,
                     "memory_reserved_mb": sum(t.reserved_mb[gpu.id] for t in holders),
-                    "memory_free_mb": gpu_budgets_mb(snapshot, [t.reservation() for t in running])[
-                        gpu.id
-                    ],
+                    "memory_free_mb": free_mb[gpu.id],
                     "utilization_pct": gpu.utilization_pct,
                     "task_ids": [t.id for t in holders],
                     "enabled": settings.enabled(gpu.id),
@@ -235,9 +235,7 @@ class DLNestService:
             if code is None:
                 continue
             error = None if code == 0 else f"{describe_exit(code)}: {self._last_line(task)}"
-            if (
-                task.package_path is not None
-            ):  # keep the final progress once the file stops mattering
+            if task.package_path is not None:  # the last progress the task reported stays on record
                 self.store.set_progress(task.id, SavePackage(Path(task.package_path)).progress())
             self.store.finish(
                 task.id,
