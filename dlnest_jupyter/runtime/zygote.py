@@ -14,8 +14,8 @@ Limits, on purpose:
   other threads can deadlock the child on a lock held at fork time;
 - user code is imported only in the child, after the fork, from its save package.
 
-Protocol on stdin/stdout, one JSON object per line. In: {"request", "output_path", "cwd", "env"}.
-Out: {"ready": true} once warm; {"pid", "started"} per launch, in request order; and
+Protocol on stdin/stdout, one JSON object per line. In: {"id", "request", "output_path", "cwd",
+"env"}. Out: {"ready": true} once warm; {"id", "pid", "started"} per launch; and
 {"exited": pid, "code": n} when a child ends (n as a shell reports it: 128+signal if killed).
 """
 
@@ -71,7 +71,7 @@ def _launch(message: dict[str, Any], threads: int) -> dict[str, Any]:
             code = _become_task(message, threads)
         finally:
             os._exit(code)
-    return {"pid": pid, "started": start_time(pid)}
+    return {"id": message.get("id"), "pid": pid, "started": start_time(pid)}
 
 
 def _become_task(message: dict[str, Any], threads: int) -> int:

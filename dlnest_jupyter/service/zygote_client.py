@@ -8,12 +8,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping
 from queue import Empty, Queue
 from typing import Any
+
+from ..core import processes
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ class ZygoteClient:
         self._replies: Queue[dict[str, Any]] = Queue()
         self._ready = threading.Event()
         self._lock = threading.Lock()
+        self._request_id = 0
 
     def start(self) -> None:
         """Start warming up a zygote in the background (it takes a few seconds)."""
@@ -67,7 +71,9 @@ class ZygoteClient:
                 or process.stdin is None
             ):
                 return None
+            self._request_id += 1
             message = {
+                "id": self._request_id,
                 "request": dict(request),
                 "output_path": output_path,
                 "cwd": cwd,
@@ -76,11 +82,19 @@ class ZygoteClient:
             try:
                 process.stdin.write(json.dumps(message) + "\n")
                 process.stdin.flush()
-                reply = self._replies.get(timeout=self.reply_timeout_s)
+                reply = self._reply_to(self._request_id)
             except (OSError, Empty):
                 log.warning("the dlnest zygote did not answer; starting tasks without it")
                 return None
         return int(reply["pid"]), reply.get("started")
+
+    def _reply_to(self, request_id: int) -> dict[str, Any]:
+        while True:
+            reply = self._replies.get(timeout=self.reply_timeout_s)
+            if reply.get("id") == request_id:
+                return reply
+            # A reply to a launch we gave up on: its task was started another way meanwhile.
+            processes.kill_group(int(reply["pid"]), signal.SIGKILL)
 
     def close(self, wait_s: float = 5.0) -> None:
         """Stop the zygote; tasks it started keep running.
