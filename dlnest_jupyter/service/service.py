@@ -23,6 +23,7 @@ from ..core.placement import Demand, Settings, admission_error, gpu_budgets_mb, 
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
+from .event_log import EventLog
 from .executor import Executor, describe_exit
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class DLNestService:
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.log = EventLog()
 
     # -- verbs ------------------------------------------------------------------------------
     def submit_train(
@@ -82,6 +84,7 @@ class DLNestService:
         except BaseException:
             discard_new_package(package)
             raise
+        self.log.write(f"task {task.id} queued: train {config_path}")
         return self._start_now(task)
 
     def submit_continue(
@@ -118,6 +121,7 @@ class DLNestService:
             memory_mb=memory_mb,
             jump=jump,
         )
+        self.log.write(f"task {task.id} queued: continue {package.path} from checkpoint {resolved}")
         return self._start_now(task)
 
     def delete(self, task_id: int) -> TaskRecord:
@@ -131,6 +135,7 @@ class DLNestService:
             cancelled = self.store.finish(
                 task_id, TaskState.CANCELLED, error="deleted", output_tail=self._tail(task)
             )
+        self.log.write(f"task {task_id} deleted")
         self.tick()  # the freed devices go to the next tasks now (DLNest waited for its 60 s tick)
         return cancelled
 
@@ -237,6 +242,7 @@ class DLNestService:
             error = None if code == 0 else f"{describe_exit(code)}: {self._last_line(task)}"
             if task.package_path is not None:  # the last progress the task reported stays on record
                 self.store.set_progress(task.id, SavePackage(Path(task.package_path)).progress())
+            self.log.write(f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}"))
             self.store.finish(
                 task.id,
                 TaskState.SUCCEEDED if code == 0 else TaskState.FAILED,
@@ -267,6 +273,8 @@ class DLNestService:
                     task.id, TaskState.FAILED, error=f"could not start the task: {exc}"
                 )
                 continue
+            devices = ", ".join("CPU" if d == CPU_ID else f"GPU {d}" for d in placement.device_ids)
+            self.log.write(f"task {task.id} started on {devices} (pid {launch.pid})")
             started.append(
                 self.store.mark_running(
                     task.id, placement.memory_mb_by_device, launch.pid, launch.started, now=now
