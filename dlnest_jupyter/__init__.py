@@ -37,6 +37,12 @@ __all__ = [
 _RUNTIME_NAMES = frozenset(__all__) - {"SavePackage", "__version__"}
 
 
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .server.app import DLNestApp
+
+    return [{"module": "dlnest_jupyter.server.app", "app": DLNestApp}]
+
+
 def __getattr__(name: str) -> Any:
     if name in _RUNTIME_NAMES:
         return getattr(importlib.import_module(".runtime", __name__), name)

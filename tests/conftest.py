@@ -13,6 +13,8 @@ from dlnest_jupyter.core.package import PackageOptions, SavePackage, create_pack
 
 from .projects import write_project
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -32,7 +32,7 @@ MAY_IMPORT = {
     "client": {"core", "service", "client"},
     "dashboard": {"core", "client", "dashboard"},
     "cli": {"core", "runtime"},
-    "__init__": {"core", "runtime", "_version"},
+    "__init__": {"core", "runtime", "server", "_version"},  # server: only inside the extension hook
     "_version": set(),
 }
 MUST_NOT_IMPORT = {

@@ -8,7 +8,8 @@
     ├── AnalysisScriptError        an analysis script is missing or has no `experience`
     └── TaskError                  a task request cannot be honoured
         ├── TaskNotFoundError      no task has this id
-        └── TaskStateError         the task's state forbids it (deleting a finished task...)
+        ├── TaskStateError         the task's state forbids it (deleting a finished task...)
+        └── PackageBusyError       another queued or running task uses this save package
 
 Front ends map these to exit codes and HTTP statuses in one table each; nothing else should
 need to catch more than `DLNestError`.
@@ -94,3 +95,7 @@ class TaskStateError(TaskError):
     def __init__(self, task_id: int, state: str, wanted: str) -> None:
         self.task_id, self.state, self.wanted = task_id, state, wanted
         super().__init__(f"task {task_id} is {state}; it cannot become {wanted}")
+
+
+class PackageBusyError(TaskError):
+    """Another queued or running task already uses this save package."""

@@ -17,7 +17,7 @@ from typing import Any
 from ..core.checkpoints import TrackLimits
 from ..core.config import load_config
 from ..core.devices import CPU_ID, DeviceSource
-from ..core.errors import TaskError, TaskStateError
+from ..core.errors import PackageBusyError, TaskError, TaskStateError
 from ..core.package import PackageOptions, SavePackage, create_package, discard_new_package
 from ..core.placement import Demand, Settings, admission_error, gpu_budgets_mb, plan_placements
 from ..core.store import TaskStore
@@ -107,7 +107,7 @@ class DLNestService:
             if t.package_path == str(package.path)
         ]
         if busy:
-            raise TaskError(
+            raise PackageBusyError(
                 f"{package.path}: task {busy[0].id} already uses this package ({busy[0].state.value})"
             )
         placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}

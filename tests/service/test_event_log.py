@@ -11,7 +11,11 @@ def test_readers_get_only_what_is_new_after_their_offset() -> None:
 
     end, new = log.read(offset)
 
-    assert text.endswith("task 1 queued\n") and new.endswith("task 1 started\n") and "queued" not in new
+    assert (
+        text.endswith("task 1 queued\n")
+        and new.endswith("task 1 started\n")
+        and "queued" not in new
+    )
     assert log.read(end) == (end, "")
 
 

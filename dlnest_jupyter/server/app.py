@@ -1,0 +1,94 @@
+"""The jupyter_server extension: traits, the route table, and the scheduler's lifetime.
+
+Enabled on install by `labextension_config/jupyter_server_config.d/dlnest_jupyter.json`.
+The service ticks on the server's event loop (the tick itself runs on a worker thread); at
+shutdown scheduling stops but tasks keep running, and the next server re-adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, Integer, List, Unicode
+
+from ..service.factory import build_service
+from ..service.service import DLNestService
+from .handlers import ROUTES
+
+
+class DLNestApp(ExtensionApp):
+    name = "dlnest_jupyter"
+
+    database_path = Unicode(
+        "",
+        help="SQLite file of the task queue and settings; empty: <jupyter data dir>/dlnest/dlnest.sqlite.",
+    ).tag(config=True)
+    fake_gpus = Unicode(
+        None,
+        allow_none=True,
+        help='Pretend GPUs for tests and demos, as COUNTxMIB ("4x16384"); unset: NVML, or DLNEST_FAKE_GPUS.',
+    ).tag(config=True)
+    tick_interval_s = Float(1.0, help="Seconds between two scheduler passes.").tag(config=True)
+    allowed_roots = List(
+        Unicode(),
+        help="Folders whose paths requests may name (configs, packages, new projects); "
+        "empty: the server's root_dir only.",
+    ).tag(config=True)
+    zygote = Bool(
+        True, help="Start tasks by forking a pre-warmed process (milliseconds, not seconds)."
+    ).tag(config=True)
+    max_body_bytes = Integer(1024 * 1024, help="Largest request body accepted, in bytes.").tag(
+        config=True
+    )
+
+    _ticker: asyncio.Task[None] | None = None
+
+    @property
+    def service(self) -> DLNestService:
+        service: DLNestService = self.settings["dlnest_service"]
+        return service
+
+    def initialize_settings(self) -> None:
+        assert self.serverapp is not None, "initialize_settings runs inside a server"
+        root_dir = Path(self.serverapp.root_dir).resolve()
+        roots = [Path(r).expanduser().resolve() for r in self.allowed_roots] or [root_dir]
+        service = build_service(
+            self.database_path or None, self.fake_gpus, self.zygote, self.tick_interval_s
+        )
+        self.settings.update(
+            dlnest_service=service,
+            dlnest_root_dir=root_dir,
+            dlnest_allowed_roots=roots,
+            dlnest_max_body_bytes=self.max_body_bytes,
+        )
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(ROUTES)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        self._ticker = asyncio.create_task(self._tick_forever())
+
+    async def stop_extension(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        await asyncio.get_running_loop().run_in_executor(None, self.service.stop)
+
+    def current_activity(self) -> bool:
+        """Running tasks count as activity, so an idle-shutdown never stops live work."""
+        return bool(self.service.store.running())
+
+    async def _tick_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.service.tick)
+            except Exception:  # the scheduler must outlive any one bad pass
+                self.log.exception("dlnest scheduler pass failed")
+            await asyncio.sleep(self.tick_interval_s)

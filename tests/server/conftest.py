@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPResponse
+
+Fetch = Callable[..., Awaitable[HTTPResponse]]
+
+
+@pytest.fixture
+def jp_server_config(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"dlnest_jupyter": True},
+            "reraise_server_extension_failures": True,
+        },
+        "DLNestApp": {
+            "database_path": str(tmp_path / "dlnest.sqlite"),
+            "fake_gpus": "2x16384",
+            "zygote": False,
+            "tick_interval_s": 0.2,
+        },
+    }
+
+
+@pytest.fixture
+def dlnest(jp_serverapp: Any, jp_fetch: Fetch) -> Callable[..., Awaitable[tuple[int, Any]]]:
+    """Call /dlnest/api/<path> with the server's token; returns (status, JSON body).
+
+    The first call starts the extension for real (jp_serverapp alone never runs its start hook),
+    so the scheduler ticks as in production; the server's cleanup stops it.
+    """
+    started = False
+
+    async def call(
+        method: str, *path: str, body: Any = None, raw: bytes | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        nonlocal started
+        if not started:
+            await jp_serverapp.extension_manager.start_all_extensions()
+            started = True
+        if raw is None and body is not None:
+            raw = json.dumps(body).encode()
+        if method in ("POST", "PUT") and raw is None:
+            raw = b""
+        response = await jp_fetch(
+            "dlnest", "api", *path, method=method, body=raw, raise_error=False, **kwargs
+        )
+        return response.code, json.loads(response.body) if response.body else None
+
+    return call
+
+
+async def wait_for_state(
+    call: Callable[..., Awaitable[tuple[int, Any]]], task_id: int, timeout_s: float = 120
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        _, body = await call("GET", "tasks", str(task_id))
+        if body["task"]["state"] in ("succeeded", "failed", "cancelled"):
+            return body["task"]  # type: ignore[no-any-return]
+        assert asyncio.get_running_loop().time() < deadline, body
+        await asyncio.sleep(0.2)
