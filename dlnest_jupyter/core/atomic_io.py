@@ -28,8 +28,11 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def atomic_writer(target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Yield a file that replaces `target` only if the block completes."""
+def atomic_writer(target: Path, mode: str = "wb", durable: bool = True) -> Iterator[IO[Any]]:
+    """Yield a file that replaces `target` only if the block completes.
+
+    `durable=False` skips the fsyncs: still never torn, but a power cut may lose the write.
+    """
     target = Path(target)
     fd, temp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent
@@ -39,13 +42,15 @@ def atomic_writer(target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temp_name, target)
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
 
 
 def write_bytes_with(target: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -54,10 +59,10 @@ def write_bytes_with(target: Path, write: Callable[[IO[bytes]], None]) -> None:
         write(handle)
 
 
-def write_json(target: Path, value: Any) -> None:
+def write_json(target: Path, value: Any, durable: bool = True) -> None:
     """Atomically replace `target` with `value` as indented, key-sorted JSON."""
     text = json.dumps(value, indent=2, sort_keys=True) + "\n"
-    with atomic_writer(target, "w") as handle:
+    with atomic_writer(target, "w", durable) as handle:
         handle.write(text)
 
 

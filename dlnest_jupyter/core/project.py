@@ -9,6 +9,7 @@ not run user code), and says where each file goes inside a save package.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -96,19 +97,24 @@ def package_relative(raw: str, root_dir: Path) -> tuple[Path, PurePosixPath]:
 
 def defines_name(source: Path, name: str) -> bool:
     """True when the module binds `name` at top level (class, assignment or import)."""
+    stat = source.stat()
+    return name in _top_level_names(source, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _top_level_names(source: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    # Parsing costs about a millisecond a file here; a sweep submits the same files many times.
     tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    names: set[str] = set()
     for node in tree.body:
-        if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == name:
-            return True
-        if isinstance(node, ast.Assign | ast.AnnAssign):
+        if isinstance(node, ast.ClassDef | ast.FunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                return True
-        if isinstance(node, ast.Import | ast.ImportFrom) and any(
-            (alias.asname or alias.name.split(".")[0]) == name for alias in node.names
-        ):
-            return True
-    return False
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+    return frozenset(names)
 
 
 def _class_ref(
