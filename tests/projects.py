@@ -207,5 +207,14 @@ def write_project(
     return path
 
 
+def failing_dataset(error: str) -> str:
+    """Dataset source whose init raises `error` (an expression such as "RuntimeError('x')")."""
+    return (
+        "from dlnest_jupyter import DatasetBase\n"
+        "class ToyDataset(DatasetBase):\n"
+        f"    def init(self, args):\n        raise {error}\n"
+    )
+
+
 def read_events(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .projects import write_project
+from .projects import failing_dataset, write_project
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -172,7 +172,7 @@ def test_new_refuses_a_folder_that_already_has_files(tmp_path: Path, run_cli: Ru
 
 
 def test_a_run_that_aborts_exits_non_zero_and_says_so(tmp_path: Path, run_cli: RunCli) -> None:
-    broken = "from dlnest_jupyter import DatasetBase\nclass ToyDataset(DatasetBase):\n    def init(self, args):\n        raise ValueError('bad shard')\n"
+    broken = failing_dataset("ValueError('bad shard')")
     config = write_project(tmp_path / "p", dataset=broken)
 
     result = run_cli("run", "-c", config, "-CPU")

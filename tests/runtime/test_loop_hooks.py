@@ -7,7 +7,7 @@ import pytest
 from dlnest_jupyter.core.package import SavePackage
 
 from ..conftest import new_package, train_in_process
-from ..projects import read_events, write_project
+from ..projects import failing_dataset, read_events, write_project
 
 INIT = ["BAll", "BDatasetInit", "dataset.init", "ADatasetInit", "BModelInit", "AModelInit"]
 STEP = ["BModelOneStep", "runOneStep", "AModelOneStep"]
@@ -119,7 +119,7 @@ def test_an_error_during_dataset_init_reaches_train_aborting_and_fails_the_run(
     tmp_path: Path,
 ) -> None:
     events = tmp_path / "events.txt"
-    broken = "from dlnest_jupyter import DatasetBase\nclass ToyDataset(DatasetBase):\n    def init(self, args):\n        raise RuntimeError('no data here')\n"
+    broken = failing_dataset("RuntimeError('no data here')")
     package = new_package(
         write_project(tmp_path / "p", dataset=broken, args={"record_file": str(events)})
     )

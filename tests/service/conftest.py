@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskState
 from dlnest_jupyter.service.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
+
+from ..projects import life_cycle_source, write_project
 
 
 @pytest.fixture
@@ -32,4 +35,30 @@ def wait_for(service: DLNestService, done: Callable[[], bool], timeout_s: float 
     while not done():
         assert time.monotonic() < deadline, "timed out waiting for the scheduler"
         service.tick()
+        time.sleep(0.1)
+
+
+HANGS_WITH_A_CHILD = """
+def BTrain(self):
+    import subprocess, time
+    child = subprocess.Popen(["sleep", "600"])
+    with open(self.args["marker"], "w") as handle:
+        handle.write(str(child.pid))
+    time.sleep(600)
+"""
+
+
+def hanging_project(folder: Path) -> tuple[Path, Path]:
+    """A project whose training starts a `sleep` child, writes its pid to a marker, then hangs."""
+    marker = folder.parent / f"{folder.name}.child.pid"
+    config = write_project(
+        folder, life_cycle=life_cycle_source(HANGS_WITH_A_CHILD), args={"marker": str(marker)}
+    )
+    return config, marker
+
+
+def wait_until_group_is_gone(pgid: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while processes.group_members(pgid):
+        assert time.monotonic() < deadline, f"processes of group {pgid} are still alive"
         time.sleep(0.1)

@@ -12,17 +12,8 @@ from dlnest_jupyter.core.package import SavePackage
 from dlnest_jupyter.core.tasks import TaskState
 from dlnest_jupyter.service.service import DLNestService
 
-from ..projects import life_cycle_source, write_project
-from .conftest import wait_for
-
-HANGS_WITH_A_CHILD = """
-def BTrain(self):
-    import subprocess, time
-    child = subprocess.Popen(["sleep", "600"])
-    with open(self.args["marker"], "w") as handle:
-        handle.write(str(child.pid))
-    time.sleep(600)
-"""
+from ..projects import failing_dataset, write_project
+from .conftest import hanging_project, wait_for, wait_until_group_is_gone
 
 
 def test_a_training_task_on_a_fake_gpu_runs_to_succeeded(
@@ -55,7 +46,7 @@ def test_a_training_task_on_a_fake_gpu_runs_to_succeeded(
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:
-    broken = "from dlnest_jupyter import DatasetBase\nclass ToyDataset(DatasetBase):\n    def init(self, args):\n        raise RuntimeError('disk on fire')\n"
+    broken = failing_dataset("RuntimeError('disk on fire')")
     task = service.submit_train(write_project(tmp_path / "p", dataset=broken), cpu=True)
 
     wait_for(service, lambda: service.task(task.id).state.terminal)
@@ -85,12 +76,7 @@ def test_bad_submissions_are_refused_and_leave_nothing_behind(
 def test_delete_stops_the_whole_process_group_and_frees_the_card_at_once(
     service: DLNestService, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "child.pid"
-    config = write_project(
-        tmp_path / "p",
-        life_cycle=life_cycle_source(HANGS_WITH_A_CHILD),
-        args={"marker": str(marker)},
-    )
+    config, marker = hanging_project(tmp_path / "p")
     task = service.submit_train(config, memory_mb=4000)
     wait_for(service, marker.exists)
     running = service.task(task.id)
@@ -101,10 +87,7 @@ def test_delete_stops_the_whole_process_group_and_frees_the_card_at_once(
 
     assert cancelled.state is TaskState.CANCELLED
     assert service.devices()[0]["memory_reserved_mb"] == 0
-    deadline = time.monotonic() + 30
-    while processes.group_members(running.pid):  # type: ignore[arg-type]
-        assert time.monotonic() < deadline, "processes of a deleted task are still alive"
-        time.sleep(0.1)
+    wait_until_group_is_gone(running.pid)  # type: ignore[arg-type]
     with pytest.raises(ProcessLookupError):
         os.kill(child_pid, 0)
     with pytest.raises(TaskStateError, match="is cancelled"):
@@ -171,12 +154,7 @@ def test_embedded_mode_schedules_on_its_own_thread_and_stops_cleanly(
 def test_a_delete_hands_the_freed_card_to_the_next_task_at_once(
     service: DLNestService, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "child.pid"
-    hanging = write_project(
-        tmp_path / "a",
-        life_cycle=life_cycle_source(HANGS_WITH_A_CHILD),
-        args={"marker": str(marker)},
-    )
+    hanging, _ = hanging_project(tmp_path / "a")
     service.update_settings({"devices": [0], "max_tasks_per_device": 1})
     first = service.submit_train(hanging, memory_mb=1000)
     second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=1000)

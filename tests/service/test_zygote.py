@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.package import SavePackage
 from dlnest_jupyter.core.store import TaskStore
@@ -15,9 +13,8 @@ from dlnest_jupyter.core.tasks import TaskState
 from dlnest_jupyter.service.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
-from ..projects import life_cycle_source, write_project
-from .conftest import wait_for
-from .test_service import HANGS_WITH_A_CHILD
+from ..projects import failing_dataset, write_project
+from .conftest import hanging_project, wait_for, wait_until_group_is_gone
 
 
 @pytest.fixture
@@ -39,7 +36,7 @@ def parent_of(pid: int) -> int:
 def test_tasks_forked_from_the_zygote_run_report_and_fail_like_any_other(
     zygote_service: DLNestService, tmp_path: Path
 ) -> None:
-    broken = "from dlnest_jupyter import DatasetBase\nclass ToyDataset(DatasetBase):\n    def init(self, args):\n        raise RuntimeError('no data')\n"
+    broken = failing_dataset("RuntimeError('no data')")
     good = zygote_service.submit_train(write_project(tmp_path / "good", epochs=2), memory_mb=1000)
     bad = zygote_service.submit_train(write_project(tmp_path / "bad", dataset=broken), cpu=True)
 
@@ -60,12 +57,7 @@ def test_tasks_forked_from_the_zygote_run_report_and_fail_like_any_other(
 def test_delete_reaches_every_process_of_a_forked_task(
     zygote_service: DLNestService, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "child.pid"
-    config = write_project(
-        tmp_path / "p",
-        life_cycle=life_cycle_source(HANGS_WITH_A_CHILD),
-        args={"marker": str(marker)},
-    )
+    config, marker = hanging_project(tmp_path / "p")
     task = zygote_service.submit_train(config, cpu=True)
     wait_for(zygote_service, marker.exists)
     pid = zygote_service.task(task.id).pid
@@ -73,7 +65,4 @@ def test_delete_reaches_every_process_of_a_forked_task(
 
     zygote_service.delete(task.id)
 
-    deadline = time.monotonic() + 30
-    while processes.group_members(pid):
-        assert time.monotonic() < deadline, "a forked task's processes outlived its deletion"
-        time.sleep(0.1)
+    wait_until_group_is_gone(pid)
