@@ -43,6 +43,13 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     return [{"module": "dlnest_jupyter.server.app", "app": DLNestApp}]
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext dlnest_jupyter`: register the `%dlnest` magics."""
+    from .client.magics import DLNestMagics
+
+    ipython.register_magics(DLNestMagics(ipython))
+
+
 def __getattr__(name: str) -> Any:
     if name in _RUNTIME_NAMES:
         return getattr(importlib.import_module(".runtime", __name__), name)

@@ -28,11 +28,11 @@ MAY_IMPORT = {
     "core": {"core"},
     "runtime": {"core", "runtime"},
     "service": {"core", "service"},
-    "server": {"core", "service", "server"},
+    "server": {"core", "service", "server", "client"},  # client.discovery: the env var names
     "client": {"core", "service", "client"},
     "dashboard": {"core", "client", "dashboard"},
     "cli": {"core", "runtime"},
-    "__init__": {"core", "runtime", "server", "_version"},  # server: only inside the extension hook
+    "__init__": {"core", "runtime", "server", "client", "_version"},  # only inside the hooks
     "_version": set(),
 }
 MUST_NOT_IMPORT = {

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .devices import CPU_ID, InventorySnapshot
 
@@ -55,6 +56,15 @@ class Settings:
 
     def enabled(self, device_id: int) -> bool:
         return self.devices is None or device_id in self.devices
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST contract's settings object."""
+        return {
+            "devices": list(self.devices) if self.devices is not None else None,
+            "launch_delay_s": self.launch_delay_s,
+            "max_tasks_per_device": self.max_tasks_per_device,
+            "starvation_s": self.starvation_s,
+        }
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Integer, List, Unicode
 
+from ..client.discovery import TOKEN_ENV, URL_ENV
 from ..service.factory import build_service
 from ..service.service import DLNestService
 from .handlers import ROUTES
@@ -70,6 +72,9 @@ class DLNestApp(ExtensionApp):
         self.handlers.extend(ROUTES)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if not serverapp.sock:  # kernels started from now on find this server (client.discovery)
+            os.environ[URL_ENV] = f"http://127.0.0.1:{serverapp.port}{serverapp.base_url}"
+            os.environ[TOKEN_ENV] = serverapp.identity_provider.token
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop_extension(self) -> None:
@@ -79,6 +84,9 @@ class DLNestApp(ExtensionApp):
                 await self._ticker
             self._ticker = None
         await asyncio.get_running_loop().run_in_executor(None, self.service.stop)
+        if os.environ.get(TOKEN_ENV) == self.serverapp.identity_provider.token:  # type: ignore[union-attr]
+            os.environ.pop(URL_ENV, None)
+            os.environ.pop(TOKEN_ENV, None)
 
     def current_activity(self) -> bool:
         """Running tasks count as activity, so an idle-shutdown never stops live work."""

@@ -142,12 +142,12 @@ class DevicesHandler(DLNestHandler):
 class SettingsHandler(DLNestHandler):
     @api
     async def get(self) -> None:
-        self.reply(_settings_json(await self.call(self.service.settings)))
+        self.reply((await self.call(self.service.settings)).to_json())
 
     @api
     async def put(self) -> None:
         changes = requests.validated(self.body(), requests.SETTINGS)
-        self.reply(_settings_json(await self.call(self.service.update_settings, changes)))
+        self.reply((await self.call(self.service.update_settings, changes)).to_json())
 
 
 class ProjectsHandler(DLNestHandler):
@@ -171,15 +171,6 @@ class LogHandler(DLNestHandler):
     async def delete(self) -> None:
         self.service.log.clear()
         self.reply({"offset": self.service.log.read()[0], "text": ""})
-
-
-def _settings_json(settings: Any) -> dict[str, Any]:
-    return {
-        "devices": list(settings.devices) if settings.devices is not None else None,
-        "launch_delay_s": settings.launch_delay_s,
-        "max_tasks_per_device": settings.max_tasks_per_device,
-        "starvation_s": settings.starvation_s,
-    }
 
 
 ROUTES = [

@@ -66,9 +66,17 @@ class LocalExecutor:
             self.zygote.start()
 
     def close(self) -> None:
-        """Let the zygote go; tasks already started keep running."""
+        """Let the zygote go; tasks already started keep running.
+
+        Our own children are handed to daemon threads that wait for them, so one that ends while
+        this process lives on (an embedded service in a notebook kernel) is reaped, not left a zombie.
+        """
         if self.zygote is not None:
             self.zygote.close()
+        with self._lock:
+            children, self._children = list(self._children.values()), {}
+        for child in children:
+            threading.Thread(target=child.wait, name="dlnest-reap", daemon=True).start()
 
     def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
         assert task.package_path is not None, "the service creates packages before placing"

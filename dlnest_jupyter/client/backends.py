@@ -1,0 +1,176 @@
+"""Two ways to reach the scheduler, one interface: REST to a Jupyter server, or an in-process service.
+
+Both return the REST contract's JSON shapes (DESIGN.md section 6), so the magics and the dashboard
+format one thing. Errors arrive as `ClientError` with the server's message.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..core.errors import DLNestError
+from ..service.service import DLNestService
+
+Transport = Callable[[str, str, dict[str, str], bytes | None], tuple[int, bytes]]
+
+
+class ClientError(DLNestError):
+    """A request the scheduler refused, with its reason."""
+
+    def __init__(self, message: str, status: int | None = None, kind: str | None = None) -> None:
+        self.status, self.kind = status, kind
+        super().__init__(message)
+
+
+class Backend(Protocol):
+    @property
+    def description(self) -> str: ...
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def tasks(self) -> list[dict[str, Any]]: ...
+    def task(self, task_id: int) -> dict[str, Any]: ...
+    def delete(self, task_id: int) -> dict[str, Any]: ...
+    def output(self, task_id: int, offset: int = 0) -> dict[str, Any]: ...
+    def devices(self) -> list[dict[str, Any]]: ...
+    def settings(self) -> dict[str, Any]: ...
+    def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]: ...
+    def new_project(self, path: str, template: str) -> dict[str, Any]: ...
+    def log(self, offset: int = 0) -> dict[str, Any]: ...
+    def clear_log(self) -> dict[str, Any]: ...
+
+
+def _urllib_transport(
+    method: str, url: str, headers: dict[str, str], body: bytes | None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except urllib.error.URLError as error:
+        raise ClientError(f"cannot reach the Jupyter server at {url}: {error.reason}") from error
+    except OSError as error:  # a reset connection or a timeout mid-reply
+        raise ClientError(f"lost the Jupyter server at {url}: {error}") from error
+
+
+@dataclass
+class RestBackend:
+    base_url: str  # ends with "/", e.g. http://127.0.0.1:8888/
+    token: str
+    transport: Transport = _urllib_transport
+
+    @property
+    def description(self) -> str:
+        return f"the Jupyter server at {self.base_url}"
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "tasks", body)["task"]  # type: ignore[no-any-return]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._call("GET", "tasks")["tasks"]  # type: ignore[no-any-return]
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        return self._call("GET", f"tasks/{task_id}")["task"]  # type: ignore[no-any-return]
+
+    def delete(self, task_id: int) -> dict[str, Any]:
+        return self._call("DELETE", f"tasks/{task_id}")["task"]  # type: ignore[no-any-return]
+
+    def output(self, task_id: int, offset: int = 0) -> dict[str, Any]:
+        return self._call("GET", f"tasks/{task_id}/output?offset={offset}")
+
+    def devices(self) -> list[dict[str, Any]]:
+        return self._call("GET", "devices")["devices"]  # type: ignore[no-any-return]
+
+    def settings(self) -> dict[str, Any]:
+        return self._call("GET", "settings")
+
+    def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", "settings", changes)
+
+    def new_project(self, path: str, template: str) -> dict[str, Any]:
+        return self._call("POST", "projects", {"path": path, "template": template})
+
+    def log(self, offset: int = 0) -> dict[str, Any]:
+        return self._call("GET", f"log?offset={offset}")
+
+    def clear_log(self) -> dict[str, Any]:
+        return self._call("DELETE", "log")
+
+    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        data = (
+            json.dumps(body).encode()
+            if body is not None
+            else (b"" if method in ("POST", "PUT") else None)
+        )
+        headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
+        status, raw = self.transport(
+            method, urllib.parse.urljoin(self.base_url, f"dlnest/api/{path}"), headers, data
+        )
+        try:
+            reply = json.loads(raw) if raw else {}
+        except ValueError:
+            reply = {}
+        if status >= 400:
+            error = reply.get("error", {}) if isinstance(reply, dict) else {}
+            message = error.get("message") or f"the server answered {status} to {method} {path}"
+            raise ClientError(message, status, error.get("type"))
+        return reply
+
+
+class EmbeddedBackend:
+    """The scheduler inside this process (no Jupyter server found): same verbs, same shapes."""
+
+    def __init__(self, service: DLNestService) -> None:
+        self.service = service
+
+    @property
+    def description(self) -> str:
+        return f"an in-process scheduler (queue: {self.service.store.path})"
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        fields = dict(body)
+        kind = fields.pop("kind")
+        if kind == "train":
+            return self.service.submit_train(fields.pop("config_path"), **fields).to_json()
+        return self.service.submit_continue(fields.pop("record_path"), **fields).to_json()
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return [t.to_json() for t in self.service.tasks()]
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        return self.service.task(task_id).to_json()
+
+    def delete(self, task_id: int) -> dict[str, Any]:
+        return self.service.delete(task_id).to_json()
+
+    def output(self, task_id: int, offset: int = 0) -> dict[str, Any]:
+        end, text = self.service.output(task_id, offset)
+        return {"offset": end, "text": text}
+
+    def devices(self) -> list[dict[str, Any]]:
+        return self.service.devices()
+
+    def settings(self) -> dict[str, Any]:
+        return self.service.settings().to_json()
+
+    def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.service.update_settings(changes).to_json()
+
+    def new_project(self, path: str, template: str) -> dict[str, Any]:
+        return {"path": str(self.service.new_project(Path(path), template))}
+
+    def log(self, offset: int = 0) -> dict[str, Any]:
+        end, text = self.service.log.read(offset)
+        return {"offset": end, "text": text}
+
+    def clear_log(self) -> dict[str, Any]:
+        self.service.log.clear()
+        return {"offset": self.service.log.read()[0], "text": ""}

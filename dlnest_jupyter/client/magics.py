@@ -1,0 +1,283 @@
+"""`%dlnest`: DLNest's shell commands and flags inside any IPython kernel.
+
+    %dlnest run -c ROOT [-f FREQ] [-d DESC] [-m MB] [-ns] [-sd] [-mc] [-DDP] [-CPU] [-j]
+    %dlnest continue -r PKG [-c ID] [-d DESC] [-m MB] [-mc] [-DDP] [-CPU] [-j]
+    %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S]
+    %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch ID | log | clear | help
+
+Errors are one readable line, never a traceback of ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.display import display
+
+from ..core.errors import DLNestError
+from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
+from .backends import Backend, EmbeddedBackend
+from .discovery import find_backend
+
+_WATCH_POLL_S = 0.5
+
+
+class Table:
+    """Rows shown as an HTML table in notebooks and as aligned text elsewhere."""
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.columns, self.rows = (
+            list(columns),
+            [["" if v is None else str(v) for v in row] for row in rows],
+        )
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
+            for row in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self) -> str:
+        widths = [
+            max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
+            for i, c in enumerate(self.columns)
+        ]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
+        lines += [
+            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in self.rows
+        ]
+        return "\n".join(lines) if self.rows else lines[0] + "\n(none)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit the kernel
+        raise DLNestError(f"{self.prog}: {message}")
+
+
+@magics_class
+class DLNestMagics(Magics):
+    def __init__(self, shell: Any, backend_factory: Callable[[], Backend] = find_backend) -> None:
+        super().__init__(shell)
+        self._backend_factory = backend_factory
+        self._backend: Backend | None = None
+        self._log_offset = 0
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self._backend_factory()
+            if isinstance(self._backend, EmbeddedBackend):
+                print(
+                    f"dlnest: no Jupyter server with dlnest found; using {self._backend.description}"
+                )
+        return self._backend
+
+    @line_magic
+    def dlnest(self, line: str) -> None:
+        """DLNest commands; `%dlnest help` lists them."""
+        try:
+            argv = shlex.split(line)
+            command = argv[0] if argv else "help"
+            handler = _COMMANDS.get(command)
+            if handler is None:
+                raise DLNestError(f"unknown command {command!r}; `%dlnest help` lists them")
+            handler(self, argv[1:])
+        except DLNestError as error:
+            print(f"dlnest: error: {error}")
+        except KeyboardInterrupt:
+            print("dlnest: stopped watching (the task goes on)")
+
+    # -- commands ---------------------------------------------------------------------------
+    def _run(self, argv: list[str]) -> None:
+        parser = _placement_parser("run")
+        parser.add_argument("-c", required=True, help="root config")
+        parser.add_argument("-f", help="freq config")
+        parser.add_argument("-ns", action="store_true")
+        parser.add_argument("-sd", action="store_true")
+        options = parser.parse_args(argv)
+        body = {
+            "kind": "train",
+            "config_path": _absolute(options.c),
+            "no_save": options.ns,
+            "use_description": options.sd,
+        }
+        if options.f:
+            body["freq_path"] = _absolute(options.f)
+        self._submit(body, options)
+
+    def _continue(self, argv: list[str]) -> None:
+        parser = _placement_parser("continue")
+        parser.add_argument("-r", required=True, help="save package")
+        parser.add_argument("-c", type=int, default=None, help="checkpoint id")
+        options = parser.parse_args(argv)
+        body: dict[str, Any] = {"kind": "continue", "record_path": _absolute(options.r)}
+        if options.c is not None:
+            body["checkpoint_id"] = options.c
+        self._submit(body, options)
+
+    def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> None:
+        body.update(cpu=options.CPU, multi_gpu=options.mc, ddp=options.DDP, jump=options.j)
+        if options.d:
+            body["description"] = options.d
+        if options.m is not None:
+            body["memory_mb"] = options.m
+        task = self.backend.submit(body)
+        where = f" on {_devices(task['devices'])}" if task["devices"] else ""
+        print(f"dlnest: task {task['id']} {task['state']}{where}; package {task['package_path']}")
+
+    def _del(self, argv: list[str]) -> None:
+        task = self.backend.delete(_task_id(argv, "del"))
+        print(f"dlnest: task {task['id']} {task['state']}")
+
+    def _tasks(self, argv: list[str]) -> None:
+        rows = [
+            (
+                t["id"],
+                t["kind"],
+                t["state"],
+                _devices(t["devices"]),
+                _progress(t),
+                t["description"],
+                t["error"] or "",
+            )
+            for t in self.backend.tasks()
+        ]
+        _show(Table(["id", "kind", "state", "devices", "progress", "description", "error"], rows))
+
+    def _devices(self, argv: list[str]) -> None:
+        rows = [
+            (
+                d["id"], d["name"], "yes" if d["enabled"] else "no",
+                f"{d['memory_used_mb']} / {d['memory_reserved_mb']} / {d['memory_total_mb']}" if d["kind"] == "gpu" else "",
+                ", ".join(map(str, d["task_ids"])),
+            )
+            for d in self.backend.devices()
+        ]  # fmt: skip
+        _show(Table(["id", "name", "enabled", "MiB used / reserved / total", "tasks"], rows))
+
+    def _change_devices(self, argv: list[str]) -> None:
+        parser = _Parser(prog="changeDevices")
+        parser.add_argument(
+            "-d", type=int, nargs="+", required=True, help="device ids (-1 is the CPU)"
+        )
+        settings = self.backend.update_settings({"devices": parser.parse_args(argv).d})
+        print(f"dlnest: devices now {settings['devices']}")
+
+    def _settings(self, argv: list[str]) -> None:
+        parser = _Parser(prog="settings")
+        parser.add_argument("--max", type=int, dest="max_tasks_per_device")
+        parser.add_argument("--delay", type=float, dest="launch_delay_s")
+        changes = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+        settings = self.backend.update_settings(changes) if changes else self.backend.settings()
+        _show(Table(["setting", "value"], sorted(settings.items())))
+
+    def _new(self, argv: list[str]) -> None:
+        parser = _Parser(prog="new")
+        parser.add_argument("-d", required=True)
+        parser.add_argument("-t", choices=TEMPLATE_NAMES, default=DEFAULT_TEMPLATE)
+        parser.add_argument("-MNIST", action="store_true")
+        options = parser.parse_args(argv)
+        created = self.backend.new_project(
+            _absolute(options.d), "digits" if options.MNIST else options.t
+        )
+        print(
+            f"dlnest: new project in {created['path']}; train it with %dlnest run -c {created['path']}/root_config.json"
+        )
+
+    def _watch(self, argv: list[str]) -> None:
+        task_id, offset = _task_id(argv, "watch"), 0
+        while True:
+            chunk = self.backend.output(task_id, offset)
+            offset = chunk["offset"]
+            print(chunk["text"], end="", flush=True)
+            task = self.backend.task(task_id)
+            if task["state"] in ("succeeded", "failed", "cancelled"):
+                rest = self.backend.output(task_id, offset)["text"]
+                print(rest, end="")
+                print(
+                    f"dlnest: task {task_id} {task['state']}"
+                    + (f": {task['error']}" if task["error"] else "")
+                )
+                return
+            time.sleep(_WATCH_POLL_S)
+
+    def _log(self, argv: list[str]) -> None:
+        chunk = self.backend.log(self._log_offset)
+        self._log_offset = chunk["offset"]
+        print(chunk["text"] or "dlnest: nothing new", end="" if chunk["text"] else "\n")
+
+    def _clear(self, argv: list[str]) -> None:
+        self._log_offset = self.backend.clear_log()["offset"]
+        print("dlnest: log cleared")
+
+    def _help(self, argv: list[str]) -> None:
+        print(__doc__)
+
+
+def _show(table: Table) -> None:
+    display(table)  # type: ignore[no-untyped-call]
+
+
+def _placement_parser(prog: str) -> _Parser:
+    parser = _Parser(prog=prog)
+    parser.add_argument("-d", help="description")
+    parser.add_argument("-m", type=int, help="estimated GPU memory in MiB")
+    parser.add_argument("-mc", action="store_true", help="several cards")
+    parser.add_argument("-DDP", action="store_true")
+    parser.add_argument("-CPU", action="store_true")
+    parser.add_argument("-j", action="store_true", help="jump to the front of the queue")
+    return parser
+
+
+def _task_id(argv: list[str], command: str) -> int:
+    if len(argv) != 1 or not argv[0].isdigit():
+        raise DLNestError(f"{command} takes one task id, e.g. %dlnest {command} 3")
+    return int(argv[0])
+
+
+def _absolute(path: str) -> str:
+    # The server resolves relative paths against its root; the user means the kernel's cwd.
+    return str(Path(path).expanduser().resolve())
+
+
+def _devices(ids: Sequence[int]) -> str:
+    return ", ".join("CPU" if d == -1 else f"GPU {d}" for d in ids)
+
+
+def _progress(task: dict[str, Any]) -> str:
+    progress = task.get("progress") or {}
+    if progress.get("epoch") is None:
+        return ""
+    rate = progress.get("steps_per_s")
+    return f"epoch {progress['epoch']} step {progress.get('iter')}" + (
+        f" ({rate:.0f}/s)" if rate else ""
+    )
+
+
+_COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], None]] = {
+    "run": DLNestMagics._run,
+    "continue": DLNestMagics._continue,
+    "del": DLNestMagics._del,
+    "release": DLNestMagics._del,
+    "tasks": DLNestMagics._tasks,
+    "showTask": DLNestMagics._tasks,
+    "devices": DLNestMagics._devices,
+    "showDevices": DLNestMagics._devices,
+    "changeDevices": DLNestMagics._change_devices,
+    "settings": DLNestMagics._settings,
+    "new": DLNestMagics._new,
+    "watch": DLNestMagics._watch,
+    "log": DLNestMagics._log,
+    "showDL": DLNestMagics._log,
+    "clear": DLNestMagics._clear,
+    "help": DLNestMagics._help,
+}
