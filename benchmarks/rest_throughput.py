@@ -14,36 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.server.headless import HeadlessServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.projects import write_project
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def request(url: str, token: str, method: str = "GET", body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Authorization": f"token {token}"}
-    )
-    with urllib.request.urlopen(req, timeout=60) as response:
-        return json.loads(response.read())
 
 
 def per_second(action: Any, count: int) -> float:
@@ -68,50 +50,27 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
-        root, port, token = Path(temp), free_port(), secrets.token_hex(16)
+        root = Path(temp)
         write_project(root / "proj", epochs=1)
         database = root / "dlnest.sqlite"
-        server = subprocess.Popen(
-            [
-                sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser", f"--port={port}",
-                f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
-                f"--DLNestApp.database_path={database}", "--DLNestApp.fake_gpus=2x16384", "--DLNestApp.zygote=False",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "JUPYTER_RUNTIME_DIR": str(root / "runtime")},
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    request(base + "api/status", token)
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline and server.poll() is None, (
-                        "the server did not start"
-                    )
-                    time.sleep(0.2)
-            request(base + "dlnest/api/settings", token, "PUT", {"devices": []})
-            status_rate = per_second(
-                lambda: request(base + "api/status", token), options.submissions
-            )
+        flags = [f"--DLNestApp.database_path={database}", "--DLNestApp.fake_gpus=2x16384"]
+        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / "runtime")}
+        with HeadlessServer(
+            root, root / "server.log", [*flags, "--DLNestApp.zygote=False"], env
+        ) as server:
+            server.call("PUT", "dlnest/api/settings", {"devices": []})
+            status_rate = per_second(lambda: server.call("GET", "api/status"), options.submissions)
             submit = {"kind": "train", "config_path": "proj/root_config.json", "memory_mb": 1000}
             submit_rate = per_second(
-                lambda: request(base + "dlnest/api/tasks", token, "POST", submit),
-                options.submissions,
+                lambda: server.call("POST", "dlnest/api/tasks", submit), options.submissions
             )
 
             store = TaskStore(database)
             for i in range(options.tasks - options.submissions):
                 store.submit("train", {"config_path": f"/p/{i}.json"}, memory_mb=1000)
-            count = len(request(base + "dlnest/api/tasks", token)["tasks"])
-            list_s = median_s(lambda: request(base + "dlnest/api/tasks", token), 5)
-            status_s = median_s(lambda: request(base + "api/status", token), 5)
-        finally:
-            server.terminate()
-            server.wait(30)
+            count = len(server.call("GET", "dlnest/api/tasks")["tasks"])
+            list_s = median_s(lambda: server.call("GET", "dlnest/api/tasks"), 5)
+            status_s = median_s(lambda: server.call("GET", "api/status"), 5)
     print(f"submissions: {submit_rate:.0f}/s (GET /api/status: {status_rate:.0f}/s)")
     print(
         f"GET tasks with {count} tasks: {list_s * 1e3:.0f} ms (GET /api/status: {status_s * 1e3:.1f} ms)"

@@ -1,22 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up, create the digits project, train it, continue it,
-# analyse it, and print where the save package is and its accuracy.
+# The main job on a fresh machine: set up, start a real Jupyter server with the dlnest extension,
+# run notebooks/quickstart.ipynb against it headless (create the digits project, train it, watch
+# it, list tasks and devices, continue it, measure it), and print the save package and accuracy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-WORK="$PWD/quickstart-output"
-rm -rf "$WORK"
-mkdir -p "$WORK"
-DLNEST=.venv/bin/dlnest
-
-"$DLNEST" new -d "$WORK/digits" -t digits
-"$DLNEST" run -c "$WORK/digits/root_config.json" -CPU -d "quickstart"
-PACKAGE=$(ls -d "$WORK"/digits/Saves/*/ | head -n 1)
-PACKAGE=${PACKAGE%/}
-"$DLNEST" continue -r "$PACKAGE" -CPU
-"$DLNEST" analyze -r "$PACKAGE" -s "$WORK/digits/AnalyzeScripts/getAcc.py" -CPU | tee "$WORK/analysis.txt"
-
-ACCURACY=$(sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' "$WORK/analysis.txt" | tail -n 1)
-echo
-echo "save package: $PACKAGE"
-echo "validation accuracy of its latest checkpoint: $ACCURACY"
+.venv/bin/python scripts/run_quickstart_notebook.py "$PWD/quickstart-output"

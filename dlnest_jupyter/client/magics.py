@@ -3,7 +3,9 @@
     %dlnest run -c ROOT [-f FREQ] [-d DESC] [-m MB] [-ns] [-sd] [-mc] [-DDP] [-CPU] [-j]
     %dlnest continue -r PKG [-c ID] [-d DESC] [-m MB] [-mc] [-DDP] [-CPU] [-j]
     %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S]
-    %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch ID | log | clear | help
+    %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
+
+`watch` with no id follows the task this kernel submitted last.
 
 Errors are one readable line, never a traceback of ours.
 """
@@ -70,6 +72,7 @@ class DLNestMagics(Magics):
         self._backend_factory = backend_factory
         self._backend: Backend | None = None
         self._log_offset = 0
+        self._last_task_id: int | None = None  # what `watch` with no id follows
 
     @property
     def backend(self) -> Backend:
@@ -131,6 +134,7 @@ class DLNestMagics(Magics):
         if options.m is not None:
             body["memory_mb"] = options.m
         task = self.backend.submit(body)
+        self._last_task_id = task["id"]
         where = f" on {_devices(task['devices'])}" if task["devices"] else ""
         print(f"dlnest: task {task['id']} {task['state']}{where}; package {task['package_path']}")
 
@@ -194,15 +198,23 @@ class DLNestMagics(Magics):
         )
 
     def _watch(self, argv: list[str]) -> None:
-        task_id, offset = _task_id(argv, "watch"), 0
+        if not argv and self._last_task_id is not None:
+            task_id = self._last_task_id
+            print(f"dlnest: watching task {task_id}")
+        else:
+            task_id = _task_id(argv, "watch")
+        offset = 0
         while True:
-            chunk = self.backend.output(task_id, offset)
-            offset = chunk["offset"]
-            print(chunk["text"], end="", flush=True)
-            task = self.backend.task(task_id)
+            task = self.backend.task(
+                task_id
+            )  # before reading: output written before an end is read
+            while True:
+                chunk = self.backend.output(task_id, offset)
+                offset = chunk["offset"]
+                print(chunk["text"], end="", flush=True)
+                if not chunk["text"]:
+                    break
             if task["state"] in ("succeeded", "failed", "cancelled"):
-                rest = self.backend.output(task_id, offset)["text"]
-                print(rest, end="")
                 print(
                     f"dlnest: task {task_id} {task['state']}"
                     + (f": {task['error']}" if task["error"] else "")

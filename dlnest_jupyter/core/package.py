@@ -14,6 +14,7 @@ is scratch space by design.
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import json
 import re
@@ -31,6 +32,7 @@ from .config import LoadedConfig
 from .errors import CheckpointNotFoundError, ConfigError, PackageError
 from .project import OTHER_FILES_KEY, ROLES, ProjectLayout, project_layout
 
+OUTPUT_CHUNK_BYTES = 1024 * 1024  # per read: a client catching up on a long run gets it in parts
 ARGS_FILE = "args.json"
 PACKAGE_FILE = "_package.json"
 OUTPUT_FILE = "_output.txt"
@@ -173,6 +175,27 @@ class SavePackage:
         except (OSError, ValueError):
             return {}
         return value if isinstance(value, dict) else {}
+
+    def output_size(self) -> int:
+        try:
+            return self.output_path().stat().st_size
+        except OSError:
+            return 0
+
+    def read_output(self, offset: int, max_bytes: int = OUTPUT_CHUNK_BYTES) -> tuple[int, str]:
+        """Text of `_output.txt` from byte `offset`, at most `max_bytes`: (next offset, text).
+
+        A character cut by the chunk's end (or by a writer mid-line) is left for the next read,
+        so a reader that follows the offsets never sees a broken character.
+        """
+        try:
+            with self.output_path().open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read(max_bytes)
+        except OSError:
+            return offset, ""
+        text, used = _decode_whole_characters(data)
+        return offset + used, text
 
     def output_tail(self, lines: int = 20) -> str:
         """The last lines of `_output.txt` (read from its end, however long it is)."""
@@ -341,3 +364,10 @@ def _package_args(
 
 def _relative(path: PurePosixPath) -> str:
     return f"./{path}"
+
+
+def _decode_whole_characters(data: bytes) -> tuple[str, int]:
+    """Decode UTF-8, leaving an incomplete character at the end undecoded: (text, bytes used)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    text = decoder.decode(data, final=False)
+    return text, len(data) - len(decoder.getstate()[0])

@@ -20,7 +20,7 @@ from .errors import ConfigError, PackageError, TaskNotFoundError
 from .placement import Settings
 from .tasks import TaskRecord, TaskState, check_transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tasks.output_start
 _BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     exit_code INTEGER,
     error TEXT,
     output_tail TEXT,
-    progress TEXT NOT NULL DEFAULT '{}'
+    progress TEXT NOT NULL DEFAULT '{}',
+    output_start INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
 CREATE INDEX IF NOT EXISTS tasks_by_position ON tasks (position);
@@ -155,16 +156,20 @@ class TaskStore:
         pid: int | None = None,
         pid_start_time: float | None = None,
         now: float | None = None,
+        output_start: int = 0,
     ) -> TaskRecord:
+        """`output_start`: where this run's text begins in the package's shared output file."""
         now = time.time() if now is None else now
         with self._transition(task_id, TaskState.RUNNING, now) as db:
             db.execute(
-                "UPDATE tasks SET reserved_mb = ?, pid = ?, pid_start_time = ?, started_at = ? WHERE id = ?",
+                "UPDATE tasks SET reserved_mb = ?, pid = ?, pid_start_time = ?, started_at = ?,"
+                " output_start = ? WHERE id = ?",
                 (
                     json.dumps({str(k): v for k, v in reserved_mb.items()}),
                     pid,
                     pid_start_time,
                     now,
+                    output_start,
                     task_id,
                 ),
             )
@@ -266,6 +271,11 @@ class TaskStore:
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+            elif int(row[0]) == 1:  # a queue from before output_start: its tasks start at 0
+                db.execute("ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0")
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
             elif int(row[0]) > SCHEMA_VERSION:
                 raise PackageError(
                     f"task database schema {row[0]} is newer than this dlnest-jupyter ({SCHEMA_VERSION});"
@@ -276,7 +286,7 @@ class TaskStore:
 
 _COLUMNS = (
     "id, kind, state, spec, position, description, package_path, memory_mb, reserved_mb, created_at,"
-    " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress"
+    " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start"
 )
 _STATES = {state.value: state for state in TaskState}
 
@@ -285,7 +295,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
     # Reading 10,000 tasks must stay well under 100 ms: positional columns and arguments, no JSON
     # for "{}", and the spec left as text until someone asks for it.
     (task_id, kind, state, spec, position, description, package_path, memory_mb, reserved, created_at,
-     started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress) = row  # fmt: skip
+     started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start) = row  # fmt: skip
     return TaskRecord(
         task_id,
         kind,
@@ -305,6 +315,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         error,
         output_tail,
         json.loads(progress) if progress != "{}" else {},
+        output_start,
     )
 
 

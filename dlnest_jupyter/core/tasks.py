@@ -59,6 +59,7 @@ class TaskRecord(NamedTuple):
     error: str | None = None
     output_tail: str | None = None
     progress: Mapping[str, Any] = _EMPTY
+    output_start: int = 0  # byte offset of this task's first output in the package's _output.txt
 
     @property
     def spec(self) -> dict[str, Any]:

@@ -190,18 +190,16 @@ class DLNestService:
         return new_project(path, template)
 
     def output(self, task_id: int, offset: int = 0) -> tuple[int, str]:
-        """Output of a task's package after byte `offset`: (next offset, text)."""
+        """This task's output after byte `offset` of its package's `_output.txt`: (next offset, text).
+
+        Offsets are the file's, so they stay valid for every task of a package; an offset before
+        the task's own start (0 included) reads from that start, so a continued run's watcher does
+        not replay the runs before it. Long output comes in parts: follow the returned offset.
+        """
         task = self.store.get(task_id)
-        if task.package_path is None:
-            return offset, ""
-        path = SavePackage(Path(task.package_path)).output_path()
-        try:
-            with path.open("rb") as handle:
-                handle.seek(max(0, offset))
-                data = handle.read()
-        except FileNotFoundError:
-            return offset, ""
-        return max(0, offset) + len(data), data.decode("utf-8", errors="replace")
+        if task.package_path is None or task.started_at is None:  # never ran: nothing of its own
+            return max(offset, task.output_start), ""
+        return SavePackage(Path(task.package_path)).read_output(max(offset, task.output_start))
 
     # -- scheduling -------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> list[TaskRecord]:
@@ -266,6 +264,9 @@ class DLNestService:
         started = []
         for placement in placements:
             task = by_id[placement.task_id]
+            output_start = (
+                SavePackage(Path(task.package_path)).output_size() if task.package_path else 0
+            )
             try:
                 launch = self.executor.start(task, placement.device_ids)
             except OSError as exc:
@@ -277,7 +278,12 @@ class DLNestService:
             self.log.write(f"task {task.id} started on {devices} (pid {launch.pid})")
             started.append(
                 self.store.mark_running(
-                    task.id, placement.memory_mb_by_device, launch.pid, launch.started, now=now
+                    task.id,
+                    placement.memory_mb_by_device,
+                    launch.pid,
+                    launch.started,
+                    now=now,
+                    output_start=output_start,
                 )
             )
         return started

@@ -212,3 +212,19 @@ def test_a_dlnest_0_3_package_json_continues_after_the_highest_id(project: Path)
 
     assert (state.next_id, state.head) == (6, 3)
     assert state.held_ids() == [0, 2, 3]
+
+
+def test_output_comes_in_bounded_parts_and_never_splits_a_character(project: Path) -> None:
+    package = new_package(project)
+    text = "loss 0.5 → 0.25 ✓\n" * 50
+    package.output_path().write_text(text, encoding="utf-8")
+
+    parts, offset = [], 0
+    while True:
+        offset, part = package.read_output(offset, max_bytes=7)
+        if not part:
+            break
+        parts.append(part)
+
+    assert "".join(parts) == text and offset == package.output_size()
+    assert all(len(part.encode()) <= 7 and "\ufffd" not in part for part in parts)

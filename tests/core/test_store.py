@@ -155,6 +155,27 @@ def test_concurrent_submissions_from_threads_and_processes_land_exactly_once(
     assert len({t.id for t in tasks}) == len({t.position for t in tasks}) == 7 * per_source
 
 
+def test_a_version_1_queue_is_upgraded_in_place_and_keeps_its_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "dlnest.sqlite"
+    store = TaskStore(path)
+    store.submit("train", {"cpu": True}, package_path="/p")
+    store.close()
+    with sqlite3.connect(path) as db:  # what version 1 wrote: no output_start column
+        db.execute("ALTER TABLE tasks DROP COLUMN output_start")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+
+    upgraded = TaskStore(path)
+
+    assert [(t.package_path, t.output_start) for t in upgraded.list_tasks()] == [("/p", 0)]
+    running = upgraded.mark_running(1, {-1: 0}, output_start=123)
+    assert running.output_start == 123
+    upgraded.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "2",
+        )
+
+
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "dlnest.sqlite"
     TaskStore(path).close()

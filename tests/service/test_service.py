@@ -124,6 +124,24 @@ def test_continue_of_a_package_in_use_is_refused(service: DLNestService, tmp_pat
     assert SavePackage.open(task.package_path).state().head == 1  # type: ignore[arg-type]
 
 
+def test_a_continued_run_shows_only_its_own_output_though_the_package_file_holds_both(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    first = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+    wait_for(service, lambda: service.task(first.id).state.terminal)
+    first_end, first_text = service.output(first.id)
+    follow_up = service.submit_continue(first.package_path, cpu=True)  # type: ignore[arg-type]
+    wait_for(service, lambda: service.task(follow_up.id).state.terminal)
+
+    _, own_text = service.output(follow_up.id)
+
+    assert service.task(follow_up.id).output_start == first_end
+    assert "epoch 1 loss" in first_text and "epoch 2 loss" not in first_text
+    assert "epoch 2 loss" in own_text and "epoch 1 loss" not in own_text
+    whole = SavePackage.open(first.package_path).output_path().read_text()  # type: ignore[arg-type]
+    assert whole == first_text + own_text
+
+
 def test_settings_survive_later_commands_where_dlnest_reset_them(
     service: DLNestService, tmp_path: Path
 ) -> None:
