@@ -318,13 +318,25 @@ def _claim_folder(root: Path, options: PackageOptions) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
         return folder
-    names: Iterator[str]
     if options.use_description and options.description:
         base = _folder_safe(options.description)
-        names = itertools.chain([base], (f"{base}_{n}" for n in itertools.count(1)))
-    else:
-        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-        names = (f"{stamp}_{n}" for n in itertools.count(1))
+        return _claim_first_free(
+            root, itertools.chain([base], (f"{base}_{n}" for n in itertools.count(1)))
+        )
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    # A sweep submits hundreds a second: start after the last index this process claimed for
+    # the stamp, not at 1, or each claim would try every name taken that second.
+    first = _next_stamp_index.pop((root, stamp), 1)
+    _next_stamp_index.clear()  # only the current second is ever asked for again
+    folder = _claim_first_free(root, (f"{stamp}_{n}" for n in itertools.count(first)))
+    _next_stamp_index[(root, stamp)] = int(folder.name.rsplit("_", 1)[1]) + 1
+    return folder
+
+
+_next_stamp_index: dict[tuple[Path, str], int] = {}
+
+
+def _claim_first_free(root: Path, names: Iterator[str]) -> Path:
     for name in names:
         try:
             (root / name).mkdir()  # the atomic claim: a racing creator moves on to the next name

@@ -8,6 +8,7 @@ checked by reading configs and parsing code, and user code first runs in the tas
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -45,6 +46,9 @@ class DLNestService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.log = EventLog()
+        # A queued task's demand never changes; parsing every spec on every pass made each
+        # submission cost O(queue) JSON parses.
+        self._demands: dict[int, Demand] = {}
 
     # -- verbs ------------------------------------------------------------------------------
     def submit_train(
@@ -144,6 +148,18 @@ class DLNestService:
 
     def tasks(self) -> list[TaskRecord]:
         return [self._with_progress(t) for t in self.store.list_tasks()]
+
+    def tasks_json(self) -> list[str]:
+        """Every task as REST TASK JSON text, by id; running tasks carry their live progress."""
+        rows = self.store.tasks_json()
+        running = {
+            t.id: t
+            for t in self.store.get_many(i for i, state, _ in rows if state is TaskState.RUNNING)
+        }
+        return [
+            json.dumps(self._with_progress(running[i]).to_json()) if i in running else text
+            for i, _, text in rows
+        ]
 
     def devices(self) -> list[dict[str, Any]]:
         """Every device with its memory, our reservations and tasks (REST `GET devices`)."""
@@ -250,12 +266,19 @@ class DLNestService:
             )
 
     def _place(self, now: float) -> list[TaskRecord]:
-        queue = self.store.queued()
+        queue = self.store.queued_ids()
         if not queue:
             return []
-        by_id = {task.id: task for task in queue}
+        # Only tasks queued since the last pass are read in full: a submission's pass stays
+        # cheap however long the queue is.
+        new = {
+            t.id: t.demand()
+            for t in self.store.get_many(i for i in queue if i not in self._demands)
+        }
+        demands = [self._demands.get(i) or new[i] for i in queue]
+        self._demands = {d.task_id: d for d in demands}
         placements = plan_placements(
-            [t.demand() for t in queue],
+            demands,
             self.device_source.snapshot(),
             [t.reservation() for t in self.store.running()],
             self.store.settings(),
@@ -263,7 +286,7 @@ class DLNestService:
         )
         started = []
         for placement in placements:
-            task = by_id[placement.task_id]
+            task = self.store.get(placement.task_id)
             output_start = (
                 SavePackage(Path(task.package_path)).output_size() if task.package_path else 0
             )

@@ -211,3 +211,21 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
     }
     assert rendered["progress"] == {"epoch": 2, "iter": 7, "steps_per_s": 31.5}
     assert json.loads(json.dumps(rendered)) == rendered
+
+
+def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) -> None:
+    queued = store.submit("train", {"cpu": True}, description='a "quoted" ✓ sweep', now=5.25)
+    running = store.submit("continue", {}, package_path="/p/ü", memory_mb=3000, now=6.5)
+    store.mark_running(running.id, {1: 3000, 0: 3000}, pid=42, now=7.75)
+    store.set_progress(running.id, {"epoch": 2, "iter": 7, "steps_per_s": 31.5, "note": [1, 2]})
+    failed = store.submit("train", {}, now=8.0)
+    store.mark_running(failed.id, {-1: 0}, now=8.5)
+    store.finish(
+        failed.id, TaskState.FAILED, exit_code=1, error="exit code 1: boom\nline 2", now=9.0
+    )
+    store.set_progress(queued.id, {"iter": 3})
+
+    from_sql = [(i, state, json.loads(text)) for i, state, text in store.tasks_json()]
+
+    assert from_sql == [(t.id, t.state, t.to_json()) for t in store.list_tasks()]
+    assert from_sql[1][2]["devices"] == [1, 0] and from_sql[0][2]["progress"]["epoch"] is None

@@ -1,0 +1,65 @@
+"""A real `jupyter server` stopped and started again while tasks run and wait: nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dlnest_jupyter.server.headless import HeadlessServer
+
+from ..projects import write_project
+from ..service.conftest import hanging_project, wait_until_group_is_gone
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float = 180) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return value
+
+
+def test_a_server_restart_keeps_the_running_task_and_the_queue(tmp_path: Path) -> None:
+    hanging_config, child_marker = hanging_project(tmp_path / "hangs")
+    quick_config = write_project(tmp_path / "quick", epochs=1)
+    flags = [
+        f"--DLNestApp.database_path={tmp_path / 'dlnest.sqlite'}",
+        "--DLNestApp.fake_gpus=1x16384",
+        "--DLNestApp.tick_interval_s=0.2",
+    ]
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+
+    def server() -> HeadlessServer:
+        return HeadlessServer(tmp_path, tmp_path / "server.log", flags, env)
+
+    def submit(on: HeadlessServer, config: Path) -> dict[str, Any]:
+        body = {"kind": "train", "config_path": str(config), "memory_mb": 10000}
+        task: dict[str, Any] = on.call("POST", "dlnest/api/tasks", body)["task"]
+        return task
+
+    with server() as first:
+        running, queued = submit(first, hanging_config), submit(first, quick_config)
+        assert (running["state"], queued["state"]) == ("running", "queued")  # 10 + 10 GiB > 16
+        wait_until(child_marker.exists)
+    task_group = os.getpgid(int(child_marker.read_text()))  # the server is gone; its task is not
+
+    with server() as second:
+        tasks = {t["id"]: t for t in second.call("GET", "dlnest/api/tasks")["tasks"]}
+        assert (tasks[running["id"]]["state"], tasks[running["id"]]["devices"]) == ("running", [0])
+        assert tasks[queued["id"]]["state"] == "queued"
+
+        second.call("DELETE", f"dlnest/api/tasks/{running['id']}")
+        wait_until_group_is_gone(task_group)  # re-adopted: its whole group is stopped
+        done = wait_until(lambda: _ended(second, queued["id"]))
+        cancelled = second.call("GET", f"dlnest/api/tasks/{running['id']}")["task"]
+
+    assert done["state"] == "succeeded", done
+    assert cancelled["state"] == "cancelled"
+
+
+def _ended(server: HeadlessServer, task_id: int) -> dict[str, Any] | None:
+    task: dict[str, Any] = server.call("GET", f"dlnest/api/tasks/{task_id}")["task"]
+    return task if task["state"] in ("succeeded", "failed", "cancelled") else None
