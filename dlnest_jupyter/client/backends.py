@@ -6,6 +6,8 @@ format one thing. Errors arrive as `ClientError` with the server's message.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 import urllib.error
 import urllib.parse
@@ -44,6 +46,12 @@ class Backend(Protocol):
     def new_project(self, path: str, template: str) -> dict[str, Any]: ...
     def log(self, offset: int = 0) -> dict[str, Any]: ...
     def clear_log(self) -> dict[str, Any]: ...
+    def run_experiment(self, task_id: int, fields: dict[str, str]) -> dict[str, Any]: ...
+    def experiment(
+        self, task_id: int, experiment_id: int, offset: int, display_offset: int, wait_s: float
+    ) -> dict[str, Any]: ...
+    def interrupt(self, task_id: int) -> dict[str, Any]: ...
+    def attach(self, task_id: int) -> dict[str, Any]: ...
 
 
 def _urllib_transport(
@@ -104,6 +112,23 @@ class RestBackend:
     def clear_log(self) -> dict[str, Any]:
         return self._call("DELETE", "log")
 
+    def run_experiment(self, task_id: int, fields: dict[str, str]) -> dict[str, Any]:
+        return self._call("POST", f"tasks/{task_id}/experiments", fields)["experiment"]  # type: ignore[no-any-return]
+
+    def experiment(
+        self, task_id: int, experiment_id: int, offset: int, display_offset: int, wait_s: float
+    ) -> dict[str, Any]:
+        query = f"offset={offset}&display_offset={display_offset}&wait_s={wait_s}"
+        return self._call("GET", f"tasks/{task_id}/experiments/{experiment_id}?{query}")[  # type: ignore[no-any-return]
+            "experiment"
+        ]
+
+    def interrupt(self, task_id: int) -> dict[str, Any]:
+        return self._call("POST", f"tasks/{task_id}/interrupt")["task"]  # type: ignore[no-any-return]
+
+    def attach(self, task_id: int) -> dict[str, Any]:
+        return self._call("GET", f"tasks/{task_id}/attach")["attach"]  # type: ignore[no-any-return]
+
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         data = (
             json.dumps(body).encode()
@@ -140,6 +165,8 @@ class EmbeddedBackend:
         kind = fields.pop("kind")
         if kind == "train":
             return self.service.submit_train(fields.pop("config_path"), **fields).to_json()
+        if kind == "analyze":
+            return self.service.submit_analyze(fields.pop("record_path"), **fields).to_json()
         return self.service.submit_continue(fields.pop("record_path"), **fields).to_json()
 
     def tasks(self) -> list[dict[str, Any]]:
@@ -174,3 +201,26 @@ class EmbeddedBackend:
     def clear_log(self) -> dict[str, Any]:
         self.service.log.clear()
         return {"offset": self.service.log.read()[0], "text": ""}
+
+    def run_experiment(self, task_id: int, fields: dict[str, str]) -> dict[str, Any]:
+        verbs = self.service.experiments
+        if "name" in fields:
+            return verbs.run_script(task_id, fields["name"]).to_json()
+        return verbs.run_code(task_id, fields["code"]).to_json()
+
+    def experiment(
+        self, task_id: int, experiment_id: int, offset: int, display_offset: int, wait_s: float
+    ) -> dict[str, Any]:
+        verbs = self.service.experiments
+        experiment = verbs.get(task_id, experiment_id)
+        if wait_s > 0:
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                verbs.change(experiment, offset, display_offset).result(wait_s)
+        return experiment.to_json(offset, display_offset)
+
+    def interrupt(self, task_id: int) -> dict[str, Any]:
+        self.service.experiments.interrupt(task_id)
+        return self.service.task(task_id).to_json()
+
+    def attach(self, task_id: int) -> dict[str, Any]:
+        return self.service.experiments.attach(task_id)

@@ -41,7 +41,7 @@ def embedded_backend() -> EmbeddedBackend:
     if _embedded is None:
         from ..service.factory import build_service
 
-        service = build_service()
+        service = build_service(analyzers=True)
         service.start()
         _embedded = EmbeddedBackend(service)
     return _embedded

@@ -8,7 +8,9 @@
     ├── AnalysisScriptError        an analysis script is missing or has no `experience`
     └── TaskError                  a task request cannot be honoured
         ├── TaskNotFoundError      no task has this id
+        │   └── ExperimentNotFoundError    an analyzer has no experiment with this id
         ├── TaskStateError         the task's state forbids it (deleting a finished task...)
+        ├── NotAnAnalyzerError     an experiment asked of a task that is not a loaded analyzer
         └── PackageBusyError       another queued or running task uses this save package
 
 Front ends map these to exit codes and HTTP statuses in one table each; nothing else should
@@ -89,6 +91,16 @@ class TaskNotFoundError(TaskError):
     def __init__(self, task_id: int) -> None:
         self.task_id = task_id
         super().__init__(f"no task with id {task_id}")
+
+
+class ExperimentNotFoundError(TaskNotFoundError):
+    def __init__(self, task_id: int, experiment_id: int) -> None:
+        TaskError.__init__(self, f"analyzer task {task_id} has no experiment {experiment_id}")
+        self.task_id, self.experiment_id = task_id, experiment_id
+
+
+class NotAnAnalyzerError(TaskError):
+    """Experiments run only in an analyzer whose model is loaded."""
 
 
 class TaskStateError(TaskError):

@@ -20,7 +20,12 @@ from .errors import ConfigError, PackageError, TaskNotFoundError
 from .placement import Settings
 from .tasks import TaskRecord, TaskState, check_transition
 
-SCHEMA_VERSION = 2  # 2: tasks.output_start
+SCHEMA_VERSION = 3
+# What each version added to a queue made by the one before it.
+_UPGRADES = {
+    2: "ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0",
+    3: "ALTER TABLE tasks ADD COLUMN kernel_id TEXT",
+}
 _BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +48,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     error TEXT,
     output_tail TEXT,
     progress TEXT NOT NULL DEFAULT '{}',
-    output_start INTEGER NOT NULL DEFAULT 0
+    output_start INTEGER NOT NULL DEFAULT 0,
+    kernel_id TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
 CREATE INDEX IF NOT EXISTS tasks_by_position ON tasks (position);
@@ -187,19 +193,21 @@ class TaskStore:
         pid_start_time: float | None = None,
         now: float | None = None,
         output_start: int = 0,
+        kernel_id: str | None = None,
     ) -> TaskRecord:
         """`output_start`: where this run's text begins in the package's shared output file."""
         now = time.time() if now is None else now
         with self._transition(task_id, TaskState.RUNNING, now) as db:
             db.execute(
                 "UPDATE tasks SET reserved_mb = ?, pid = ?, pid_start_time = ?, started_at = ?,"
-                " output_start = ? WHERE id = ?",
+                " output_start = ?, kernel_id = ? WHERE id = ?",
                 (
                     json.dumps({str(k): v for k, v in reserved_mb.items()}),
                     pid,
                     pid_start_time,
                     now,
                     output_start,
+                    kernel_id,
                     task_id,
                 ),
             )
@@ -301,8 +309,9 @@ class TaskStore:
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-            elif int(row[0]) == 1:  # a queue from before output_start: its tasks start at 0
-                db.execute("ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0")
+            elif int(row[0]) < SCHEMA_VERSION:
+                for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+                    db.execute(_UPGRADES[version])
                 db.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
                 )
@@ -316,7 +325,7 @@ class TaskStore:
 
 _COLUMNS = (
     "id, kind, state, spec, position, description, package_path, memory_mb, reserved_mb, created_at,"
-    " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start"
+    " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id"
 )
 _STATES = {state.value: state for state in TaskState}
 _TASK_JSON_QUERY = """
@@ -327,6 +336,7 @@ SELECT id, state, json_object(
         (SELECT json_group_array(CAST(key AS INTEGER)) FROM json_each(reserved_mb)) END,
     'memory_mb', memory_mb, 'created_at', created_at, 'started_at', started_at,
     'ended_at', ended_at, 'exit_code', exit_code, 'error', error,
+    'kernel_id', kernel_id, 'scripts_dir', CASE kind WHEN 'analyze' THEN json_extract(spec, '$.scripts_dir') END,
     'progress', CASE progress WHEN '{}' THEN json_object('epoch', NULL, 'iter', NULL) ELSE
         json_patch(json_object('epoch', json_extract(progress, '$.epoch'),
                                'iter', json_extract(progress, '$.iter')), progress) END
@@ -338,7 +348,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
     # Reading 10,000 tasks must stay well under 100 ms: positional columns and arguments, no JSON
     # for "{}", and the spec left as text until someone asks for it.
     (task_id, kind, state, spec, position, description, package_path, memory_mb, reserved, created_at,
-     started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start) = row  # fmt: skip
+     started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id) = row  # fmt: skip
     return TaskRecord(
         task_id,
         kind,
@@ -359,6 +369,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         output_tail,
         json.loads(progress) if progress != "{}" else {},
         output_start,
+        kernel_id,
     )
 
 

@@ -60,6 +60,7 @@ class TaskRecord(NamedTuple):
     output_tail: str | None = None
     progress: Mapping[str, Any] = _EMPTY
     output_start: int = 0  # byte offset of this task's first output in the package's _output.txt
+    kernel_id: str | None = None  # analyzers: the kernel holding the loaded model
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -101,6 +102,8 @@ class TaskRecord(NamedTuple):
             "ended_at": self.ended_at,
             "exit_code": self.exit_code,
             "error": self.error,
+            "kernel_id": self.kernel_id,
+            "scripts_dir": self.spec.get("scripts_dir") if self.kind == "analyze" else None,
             "progress": {
                 "epoch": self.progress.get("epoch"),
                 "iter": self.progress.get("iter"),

@@ -17,6 +17,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from ..client.discovery import TOKEN_ENV, URL_ENV
+from ..service.analyzers import AnalyzerHost
 from ..service.factory import build_service
 from ..service.service import DLNestService
 from .handlers import ROUTES
@@ -75,6 +76,12 @@ class DLNestApp(ExtensionApp):
         if not serverapp.sock:  # kernels started from now on find this server (client.discovery)
             os.environ[URL_ENV] = f"http://127.0.0.1:{serverapp.port}{serverapp.base_url}"
             os.environ[TOKEN_ENV] = serverapp.identity_provider.token
+        # Analyzers are kernels of this server: /api/kernels lists them, notebooks can attach.
+        self.service.attach_analyzers(
+            AnalyzerHost(
+                serverapp.kernel_manager, asyncio.get_running_loop(), serverapp.session_manager
+            )
+        )
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop_extension(self) -> None:

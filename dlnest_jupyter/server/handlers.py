@@ -8,6 +8,7 @@ files, fork and write SQLite), never on the server's event loop. Errors leave th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import Awaitable, Callable
@@ -108,9 +109,14 @@ class TasksHandler(DLNestHandler):
             freq = fields.pop("freq_path", None)
             fields["freq_path"] = self.path_argument(freq) if freq is not None else None
             task = await self.call(self.service.submit_train, config, **fields)
-        else:
+        elif kind == "continue":
             record = self.path_argument(fields.pop("record_path"))
             task = await self.call(self.service.submit_continue, record, **fields)
+        else:
+            record = self.path_argument(fields.pop("record_path"))
+            scripts = fields.pop("scripts_dir", None)
+            fields["scripts_dir"] = self.path_argument(scripts) if scripts is not None else None
+            task = await self.call(self.service.submit_analyze, record, **fields)
         self.reply({"task": task.to_json()}, status=201)
 
 
@@ -132,6 +138,48 @@ class TaskOutputHandler(DLNestHandler):
         offset = requests.offset_argument(self.get_query_argument("offset", None))
         end, text = await self.call(self.service.output, int(task_id), offset)
         self.reply({"offset": end, "text": text})
+
+
+class ExperimentsHandler(DLNestHandler):
+    @api
+    async def post(self, task_id: str) -> None:
+        fields = requests.experiment_fields(self.body())
+        verbs = self.service.experiments
+        if "name" in fields:
+            experiment = await self.call(verbs.run_script, int(task_id), fields["name"])
+        else:
+            experiment = await self.call(verbs.run_code, int(task_id), fields["code"])
+        self.reply({"experiment": experiment.to_json()}, status=201)
+
+
+class ExperimentHandler(DLNestHandler):
+    @api
+    async def get(self, task_id: str, experiment_id: str) -> None:
+        offset = requests.offset_argument(self.get_query_argument("offset", None))
+        shown = requests.offset_argument(
+            self.get_query_argument("display_offset", None), "display_offset"
+        )
+        wait_s = requests.wait_argument(self.get_query_argument("wait_s", None))
+        verbs = self.service.experiments
+        experiment = await self.call(verbs.get, int(task_id), int(experiment_id))
+        if wait_s > 0:  # long polling: answer at the first change, or when wait_s is up
+            change = asyncio.wrap_future(verbs.change(experiment, offset, shown))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(change, wait_s)
+        self.reply({"experiment": experiment.to_json(offset, shown)})
+
+
+class InterruptHandler(DLNestHandler):
+    @api
+    async def post(self, task_id: str) -> None:
+        await self.call(self.service.experiments.interrupt, int(task_id))
+        self.reply({"task": (await self.call(self.service.task, int(task_id))).to_json()})
+
+
+class AttachHandler(DLNestHandler):
+    @api
+    async def get(self, task_id: str) -> None:
+        self.reply({"attach": await self.call(self.service.experiments.attach, int(task_id))})
 
 
 class DevicesHandler(DLNestHandler):
@@ -178,6 +226,10 @@ ROUTES = [
     (r"/dlnest/api/tasks", TasksHandler),
     (r"/dlnest/api/tasks/(\d+)", TaskHandler),
     (r"/dlnest/api/tasks/(\d+)/output", TaskOutputHandler),
+    (r"/dlnest/api/tasks/(\d+)/experiments", ExperimentsHandler),
+    (r"/dlnest/api/tasks/(\d+)/experiments/(\d+)", ExperimentHandler),
+    (r"/dlnest/api/tasks/(\d+)/interrupt", InterruptHandler),
+    (r"/dlnest/api/tasks/(\d+)/attach", AttachHandler),
     (r"/dlnest/api/devices", DevicesHandler),
     (r"/dlnest/api/settings", SettingsHandler),
     (r"/dlnest/api/projects", ProjectsHandler),

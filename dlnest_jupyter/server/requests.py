@@ -107,6 +107,17 @@ CONTINUE = {
     "checkpoint_id": FieldSpec(_optional(_integer(-1))),
     **_PLACEMENT,
 }
+ANALYZE = {
+    "kind": FieldSpec(_one_of("analyze"), required=True),
+    "record_path": FieldSpec(_path, required=True),
+    "checkpoint_id": FieldSpec(_optional(_integer(-1))),
+    "scripts_dir": FieldSpec(_optional(_path)),
+    "description": FieldSpec(_text),
+    "memory_mb": FieldSpec(_optional(_integer(1))),
+    "cpu": FieldSpec(_boolean),
+    "jump": FieldSpec(_boolean),
+}
+EXPERIMENT = {"name": FieldSpec(_text), "code": FieldSpec(_text)}
 SETTINGS = {
     "devices": FieldSpec(_device_list),
     "launch_delay_s": FieldSpec(_number),
@@ -114,7 +125,7 @@ SETTINGS = {
     "starvation_s": FieldSpec(_number),
 }
 PROJECT = {"path": FieldSpec(_path, required=True), "template": FieldSpec(_one_of(*TEMPLATE_NAMES))}
-TASK_KINDS = {"train": TRAIN, "continue": CONTINUE}
+TASK_KINDS = {"train": TRAIN, "continue": CONTINUE, "analyze": ANALYZE}
 
 
 def parse_json_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
@@ -164,9 +175,34 @@ def confined(raw: str, root_dir: Path, allowed_roots: Sequence[Path]) -> Path:
     raise ForbiddenPathError(f"{raw!r} resolves to {path}, outside the folders this server serves")
 
 
-def offset_argument(raw: str | None) -> int:
+def experiment_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    fields = validated(body, EXPERIMENT)
+    if ("name" in fields) == ("code" in fields):
+        raise RequestError("give exactly one of 'name' (a script in the scripts folder) or 'code'")
+    return fields
+
+
+def offset_argument(raw: str | None, name: str = "offset") -> int:
     if raw is None:
         return 0
     if not raw.isdigit():
-        raise RequestError(f"offset must be a non-negative integer, got {raw!r}")
+        raise RequestError(f"{name} must be a non-negative integer, got {raw!r}")
     return int(raw)
+
+
+MAX_WAIT_S = 30.0
+
+
+def wait_argument(raw: str | None) -> float:
+    """`wait_s`: how long a read may wait for something new (long polling), 0 to 30 seconds."""
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_WAIT_S:
+        raise RequestError(
+            f"wait_s must be a number of seconds from 0 to {MAX_WAIT_S:.0f}, got {raw!r}"
+        )
+    return value

@@ -36,6 +36,7 @@ EXIT_UNKNOWN = -1  # the process is gone and never recorded how it ended (SIGKIL
 class Launch:
     pid: int
     started: float | None  # the kernel's start time of the process, to recognise it later
+    kernel_id: str | None = None  # analyzers: the Jupyter kernel holding the loaded model
 
 
 class Executor(Protocol):
@@ -43,6 +44,9 @@ class Executor(Protocol):
 
     def exit_code(self, task: TaskRecord) -> int | None:
         """None while the task's process runs; its exit status once it has ended."""
+
+    def end_reason(self, task: TaskRecord, code: int) -> str:
+        """Why the task ended with a non-zero `code`, for its `error`."""
 
     def stop(self, task: TaskRecord) -> None:
         """Stop the task's whole process group (SIGTERM, then SIGKILL after a grace period)."""
@@ -141,6 +145,11 @@ class LocalExecutor:
             return None
         return _recorded_exit_code(task)
 
+    def end_reason(self, task: TaskRecord, code: int) -> str:
+        tail = SavePackage(Path(task.package_path)).output_tail() if task.package_path else ""
+        lines = tail.strip().splitlines()
+        return f"{describe_exit(code)}: {lines[-1] if lines else 'no output'}"
+
     def stop(self, task: TaskRecord) -> None:
         if task.pid is None:
             return
@@ -164,6 +173,28 @@ class LocalExecutor:
         processes.kill_group(task.pid, signal.SIGKILL)
         if child is not None:
             child.wait()
+
+
+class NoExecutor:
+    """Where tasks of a kind this service cannot run end up: they end at once, saying why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        raise OSError(self.reason)
+
+    def exit_code(self, task: TaskRecord) -> int | None:
+        return EXIT_UNKNOWN
+
+    def end_reason(self, task: TaskRecord, code: int) -> str:
+        return self.reason
+
+    def stop(self, task: TaskRecord) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _wait_for_group(pgid: int, timeout_s: float) -> None:

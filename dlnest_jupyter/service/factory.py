@@ -8,6 +8,7 @@ from jupyter_core.paths import jupyter_data_dir
 
 from ..core.devices import FakeSource, parse_fake_gpus, source_from_env
 from ..core.store import TaskStore
+from .analyzers import PrivateAnalyzerHost
 from .executor import LocalExecutor
 from .service import DLNestService
 
@@ -22,8 +23,16 @@ def build_service(
     fake_gpus: str | None = None,
     zygote: bool = True,
     tick_interval_s: float = 1.0,
+    analyzers: bool = False,
 ) -> DLNestService:
-    """A service over `database`; `fake_gpus` ("4x16384") overrides DLNEST_FAKE_GPUS and NVML."""
+    """A service over `database`; `fake_gpus` ("4x16384") overrides DLNEST_FAKE_GPUS and NVML.
+
+    `analyzers`: run analyzer kernels under a kernel manager of the service's own (embedded
+    mode); the server extension gives its service the server's kernel manager instead.
+    """
     devices = FakeSource(parse_fake_gpus(fake_gpus)) if fake_gpus is not None else source_from_env()
     store = TaskStore(database or default_database_path())
-    return DLNestService(store, devices, LocalExecutor(zygote=zygote), tick_interval_s)
+    service = DLNestService(store, devices, LocalExecutor(zygote=zygote), tick_interval_s)
+    if analyzers:
+        service.attach_analyzers(PrivateAnalyzerHost())
+    return service

@@ -24,8 +24,10 @@ from ..core.placement import Demand, Settings, admission_error, gpu_budgets_mb, 
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
+from .analyzers import AnalyzerHost
 from .event_log import EventLog
-from .executor import Executor, describe_exit
+from .executor import Executor, NoExecutor
+from .experiment_verbs import ExperimentVerbs
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,14 @@ class DLNestService:
         devices: DeviceSource,
         executor: Executor,
         tick_interval_s: float = 1.0,
+        analyzers: AnalyzerHost | None = None,
     ) -> None:
+        """`analyzers`: where analyze tasks get their kernels; without one they are refused."""
         self.store = store
         self.device_source = devices
         self.executor = executor
+        self.analyzers = analyzers
+        self.experiments = ExperimentVerbs(store, analyzers)
         self.tick_interval_s = tick_interval_s
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
@@ -49,6 +55,10 @@ class DLNestService:
         # A queued task's demand never changes; parsing every spec on every pass made each
         # submission cost O(queue) JSON parses.
         self._demands: dict[int, Demand] = {}
+
+    def attach_analyzers(self, host: AnalyzerHost) -> None:
+        """Where analyze tasks get their kernels (the server's kernel manager, known at start)."""
+        self.analyzers = self.experiments.analyzers = host
 
     # -- verbs ------------------------------------------------------------------------------
     def submit_train(
@@ -105,10 +115,10 @@ class DLNestService:
     ) -> TaskRecord:
         package = SavePackage.open(record_path)
         resolved = package.resolve_checkpoint(checkpoint_id)
-        busy = [
+        busy = [  # analyzers only read the package: training it alongside is fine
             t
             for t in self.store.list_tasks([TaskState.QUEUED, TaskState.RUNNING])
-            if t.package_path == str(package.path)
+            if t.package_path == str(package.path) and t.kind != "analyze"
         ]
         if busy:
             raise PackageBusyError(
@@ -128,6 +138,44 @@ class DLNestService:
         self.log.write(f"task {task.id} queued: continue {package.path} from checkpoint {resolved}")
         return self._start_now(task)
 
+    def submit_analyze(
+        self,
+        record_path: str | Path,
+        *,
+        checkpoint_id: int | None = None,
+        scripts_dir: str | Path | None = None,
+        description: str = "",
+        memory_mb: int | None = None,
+        cpu: bool = False,
+        jump: bool = False,
+    ) -> TaskRecord:
+        """Queue an analyzer: once placed, a kernel loads the package and keeps its model."""
+        if self.analyzers is None:
+            raise TaskError("analyzers need a kernel manager; this service was built without one")
+        package = SavePackage.open(record_path)
+        resolved = package.resolve_checkpoint(checkpoint_id)
+        scripts = (
+            Path(scripts_dir) if scripts_dir else package.path.parent.parent / "AnalyzeScripts"
+        )
+        placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": False, "ddp": False}
+        self._admit(placement)
+        spec = {
+            "record_path": str(package.path),
+            "checkpoint_id": resolved,
+            "scripts_dir": str(scripts.expanduser().resolve()),
+            **placement,
+        }
+        task = self.store.submit(
+            "analyze",
+            spec,
+            description=description,
+            package_path=str(package.path),
+            memory_mb=memory_mb,
+            jump=jump,
+        )
+        self.log.write(f"task {task.id} queued: analyze {package.path} at checkpoint {resolved}")
+        return self._start_now(task)
+
     def delete(self, task_id: int) -> TaskRecord:
         """Cancel a queued task, or stop a running one and free its devices at once."""
         with self._tick_lock:  # a tick must not start or finish the task in between
@@ -135,10 +183,12 @@ class DLNestService:
             if task.state.terminal:
                 raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
             if task.state is TaskState.RUNNING:
-                self.executor.stop(task)
+                self._executor_for(task).stop(task)
             cancelled = self.store.finish(
                 task_id, TaskState.CANCELLED, error="deleted", output_tail=self._tail(task)
             )
+            if task.kind == "analyze":
+                self.experiments.forget(task_id)
         self.log.write(f"task {task_id} deleted")
         self.tick()  # the freed devices go to the next tasks now (DLNest waited for its 60 s tick)
         return cancelled
@@ -239,6 +289,8 @@ class DLNestService:
             self._thread.join()
             self._thread = None
         self.executor.close()
+        if self.analyzers is not None:
+            self.analyzers.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -250,12 +302,14 @@ class DLNestService:
 
     def _reap(self) -> None:
         for task in self.store.running():
-            code = self.executor.exit_code(task)
+            executor = self._executor_for(task)
+            code = executor.exit_code(task)
             if code is None:
                 continue
-            error = None if code == 0 else f"{describe_exit(code)}: {self._last_line(task)}"
-            if task.package_path is not None:  # the last progress the task reported stays on record
-                self.store.set_progress(task.id, SavePackage(Path(task.package_path)).progress())
+            error = None if code == 0 else executor.end_reason(task, code)
+            self.store.set_progress(
+                task.id, self._with_progress(task).progress
+            )  # the last one stays
             self.log.write(f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}"))
             self.store.finish(
                 task.id,
@@ -291,7 +345,7 @@ class DLNestService:
                 SavePackage(Path(task.package_path)).output_size() if task.package_path else 0
             )
             try:
-                launch = self.executor.start(task, placement.device_ids)
+                launch = self._executor_for(task).start(task, placement.device_ids)
             except OSError as exc:
                 self.store.finish(
                     task.id, TaskState.FAILED, error=f"could not start the task: {exc}"
@@ -307,6 +361,7 @@ class DLNestService:
                     launch.started,
                     now=now,
                     output_start=output_start,
+                    kernel_id=launch.kernel_id,
                 )
             )
         return started
@@ -322,14 +377,25 @@ class DLNestService:
         if reason is not None:
             raise TaskError(f"refused: {reason}")
 
+    def _executor_for(self, task: TaskRecord) -> Executor:
+        if task.kind == "analyze":
+            if self.analyzers is None:  # queued by a server that had kernels; this one has none
+                return _NO_ANALYZERS
+            return self.analyzers
+        return self.executor
+
     def _with_progress(self, task: TaskRecord) -> TaskRecord:
         if task.state is not TaskState.RUNNING or task.package_path is None:
             return task
+        if task.kind == "analyze":
+            progress = self.analyzers.progress(task.id) if self.analyzers is not None else {}
+            return task._replace(progress=progress)
         return task._replace(progress=SavePackage(Path(task.package_path)).progress())
 
     def _tail(self, task: TaskRecord) -> str | None:
-        return SavePackage(Path(task.package_path)).output_tail() if task.package_path else None
+        if task.kind == "analyze" or task.package_path is None:
+            return None  # the package's output is its training's, not this analyzer's
+        return SavePackage(Path(task.package_path)).output_tail()
 
-    def _last_line(self, task: TaskRecord) -> str:
-        lines = (self._tail(task) or "").strip().splitlines()
-        return lines[-1] if lines else "no output"
+
+_NO_ANALYZERS = NoExecutor("this service has no kernel manager for analyzers")

@@ -155,24 +155,29 @@ def test_concurrent_submissions_from_threads_and_processes_land_exactly_once(
     assert len({t.id for t in tasks}) == len({t.position for t in tasks}) == 7 * per_source
 
 
-def test_a_version_1_queue_is_upgraded_in_place_and_keeps_its_tasks(tmp_path: Path) -> None:
+def test_a_version_1_queue_is_upgraded_to_the_current_schema_and_keeps_its_tasks(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "dlnest.sqlite"
     store = TaskStore(path)
     store.submit("train", {"cpu": True}, package_path="/p")
     store.close()
     with sqlite3.connect(path) as db:  # what version 1 wrote: no output_start column
         db.execute("ALTER TABLE tasks DROP COLUMN output_start")
+        db.execute("ALTER TABLE tasks DROP COLUMN kernel_id")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)
 
-    assert [(t.package_path, t.output_start) for t in upgraded.list_tasks()] == [("/p", 0)]
+    assert [(t.package_path, t.output_start, t.kernel_id) for t in upgraded.list_tasks()] == [
+        ("/p", 0, None)
+    ]
     running = upgraded.mark_running(1, {-1: 0}, output_start=123)
     assert running.output_start == 123
     upgraded.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "2",
+            "3",
         )
 
 
@@ -207,6 +212,8 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
         "ended_at",
         "exit_code",
         "error",
+        "kernel_id",
+        "scripts_dir",
         "progress",
     }
     assert rendered["progress"] == {"epoch": 2, "iter": 7, "steps_per_s": 31.5}
@@ -218,6 +225,8 @@ def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) 
     running = store.submit("continue", {}, package_path="/p/ü", memory_mb=3000, now=6.5)
     store.mark_running(running.id, {1: 3000, 0: 3000}, pid=42, now=7.75)
     store.set_progress(running.id, {"epoch": 2, "iter": 7, "steps_per_s": 31.5, "note": [1, 2]})
+    analyzer = store.submit("analyze", {"scripts_dir": "/p/AnalyzeScripts"}, now=7.5)
+    store.mark_running(analyzer.id, {-1: 0}, kernel_id="k-1", now=7.6)
     failed = store.submit("train", {}, now=8.0)
     store.mark_running(failed.id, {-1: 0}, now=8.5)
     store.finish(

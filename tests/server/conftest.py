@@ -66,3 +66,56 @@ async def wait_for_state(
             return body["task"]  # type: ignore[no-any-return]
         assert asyncio.get_running_loop().time() < deadline, body
         await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def analyzer_kernelspec(jp_environ: Any) -> None:
+    """The `dlnest-analyzer` kernelspec, as `pip install` puts it, where the test server looks.
+
+    pytest-jupyter points every Jupyter path at temporary folders, so the venv's copy is hidden.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = (
+        Path(__file__).resolve().parents[2] / "labextension_config" / "kernels" / "dlnest-analyzer"
+    )
+    KernelSpecManager().install_kernel_spec(str(spec), "dlnest-analyzer", user=True)
+
+
+async def wait_for_analyzer(
+    call: Callable[..., Awaitable[tuple[int, Any]]], task_id: int, timeout_s: float = 180
+) -> dict[str, Any]:
+    """Wait until analyzer `task_id` has loaded its package (or ended); returns the task."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        _, body = await call("GET", "tasks", str(task_id))
+        task: dict[str, Any] = body["task"]
+        if task["state"] != "running" or task["progress"].get("analyzer") != "loading":
+            return task
+        assert asyncio.get_running_loop().time() < deadline, task
+        await asyncio.sleep(0.2)
+
+
+async def run_experiment(
+    call: Callable[..., Awaitable[tuple[int, Any]]],
+    task_id: int,
+    timeout_s: float = 120,
+    **body: str,
+) -> dict[str, Any]:
+    """Start an experiment and follow it (long polling) to its end; returns it with all output."""
+    status, reply = await call("POST", "tasks", str(task_id), "experiments", body=body)
+    assert status == 201, reply
+    experiment: dict[str, Any] = reply["experiment"]
+    output, offset = "", 0
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        _, reply = await call(
+            "GET", "tasks", str(task_id), "experiments", str(experiment["id"]),
+            params={"offset": offset, "wait_s": 2},
+        )  # fmt: skip
+        experiment = reply["experiment"]
+        output += experiment["output"]
+        offset = experiment["offset"]
+        if experiment["state"] != "running":
+            return {**experiment, "output": output}
+        assert asyncio.get_running_loop().time() < deadline, experiment

@@ -1,0 +1,361 @@
+"""Analyzer kernels: started, watched and stopped through a Jupyter kernel manager.
+
+In the server the kernel manager is the server's own (so `/api/kernels` lists analyzers and a
+notebook can attach); embedded, it is a private `AsyncMultiKernelManager` on a thread of its own.
+Kernel managers live on an asyncio loop; the scheduler ticks on other threads, so every call
+crosses over with `run_coroutine_threadsafe`. This module never imports torch: the kernel does
+the loading (runtime/analyzer_kernel.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import os
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..core import processes
+from ..core.analyzer_protocol import (
+    CHECKPOINT_ENV,
+    CPU_ENV,
+    PACKAGE_ENV,
+    SCRIPTS_ENV,
+    STATUS_EXPRESSION,
+    TASK_ENV,
+)
+from ..core.devices import CPU_ID
+from ..core.tasks import TaskRecord
+from .executor import Launch
+from .experiments import FAILED, INTERRUPTED, SUCCEEDED, Experiment, ExperimentBook
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+KERNEL_NAME = "dlnest-analyzer"
+START_TIMEOUT_S = 120.0
+LOAD_TIMEOUT_S = 900.0  # import torch, build the dataset, load the checkpoint
+
+
+@dataclass
+class _Analyzer:
+    task_id: int
+    kernel_id: str
+    session_id: str | None = None
+    client: Any = None  # an AsyncKernelClient once the kernel is ready
+    state: str = "loading"  # loading | ready | failed | ended
+    error: str | None = None
+    pending: dict[str, Experiment] = field(default_factory=dict)  # execute msg_id -> experiment
+    listener: asyncio.Future[None] | None = None  # routes IOPub messages while ready
+
+
+class AnalyzerHost:
+    def __init__(
+        self,
+        kernel_manager: Any,
+        loop: asyncio.AbstractEventLoop,
+        session_manager: Any = None,
+        kernel_name: str = KERNEL_NAME,
+    ) -> None:
+        """Analyzers under a server's kernel manager, on the server's loop; the server shuts them."""
+        self._kernel_manager: Any = kernel_manager
+        self._loop: asyncio.AbstractEventLoop | None = loop
+        self.session_manager, self.kernel_name = session_manager, kernel_name
+        self.experiments = ExperimentBook()
+        self._analyzers: dict[int, _Analyzer] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def kernel_manager(self) -> Any:
+        return self._kernel_manager
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "no analyzer has started yet"
+        return self._loop
+
+    # -- the executor side (scheduler threads) ----------------------------------------------
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        """Start the kernel (it loads the package on its own) and return at once."""
+        kernel_id = self._run(self._start_kernel(task, device_ids), START_TIMEOUT_S)
+        manager = self.kernel_manager.get_kernel(kernel_id)
+        pid = getattr(getattr(manager, "provisioner", None), "pid", None) or 0
+        with self._lock:
+            self._analyzers[task.id] = _Analyzer(task.id, kernel_id)
+        asyncio.run_coroutine_threadsafe(self._watch_loading(task), self.loop)
+        return Launch(pid, processes.start_time(pid) if pid else None, kernel_id=kernel_id)
+
+    def exit_code(self, task: TaskRecord) -> int | None:
+        with self._lock:
+            analyzer = self._analyzers.get(task.id)
+        if analyzer is None:  # started by an earlier server: its kernels ended with it
+            return 1
+        if analyzer.state == "failed":
+            return 1 if analyzer.kernel_id not in self._kernel_ids() else None
+        if analyzer.kernel_id in self._kernel_ids():
+            return None
+        return 0  # shut down from JupyterLab, or `exit` outside our guard: the analysis ended
+
+    def end_reason(self, task: TaskRecord, code: int) -> str:
+        with self._lock:
+            analyzer = self._analyzers.get(task.id)
+        if analyzer is None:
+            return "its analyzer kernel ended with the Jupyter server that ran it"
+        return analyzer.error or f"its kernel {analyzer.kernel_id} ended"
+
+    def stop(self, task: TaskRecord) -> None:
+        with self._lock:
+            analyzer = self._analyzers.get(task.id)
+        if analyzer is not None:
+            asyncio.run_coroutine_threadsafe(self._shut_down(analyzer), self.loop)
+
+    def close(self) -> None:
+        """Nothing to do: a server shuts its kernels down itself (see PrivateAnalyzerHost)."""
+
+    # -- analyzer state ---------------------------------------------------------------------
+    def progress(self, task_id: int) -> dict[str, Any]:
+        with self._lock:
+            analyzer = self._analyzers.get(task_id)
+        if analyzer is None:
+            return {}
+        return {"analyzer": analyzer.state, "experiments": self.experiments.count(task_id)}
+
+    def connection_file(self, task_id: int) -> str | None:
+        with self._lock:
+            analyzer = self._analyzers.get(task_id)
+        if analyzer is None or analyzer.kernel_id not in self._kernel_ids():
+            return None
+        return str(self.kernel_manager.get_kernel(analyzer.kernel_id).connection_file)
+
+    def ready(self, task_id: int) -> bool:
+        with self._lock:
+            analyzer = self._analyzers.get(task_id)
+        return analyzer is not None and analyzer.state == "ready"
+
+    # -- experiments ------------------------------------------------------------------------
+    def run(self, task_id: int, name: str, code: str) -> Experiment:
+        """Queue `code` in the analyzer's kernel; its output arrives in the returned experiment."""
+        with self._lock:
+            analyzer = self._analyzers[task_id]
+        experiment = self.experiments.open(task_id, name)
+        self._run(self._execute(analyzer, experiment, code), START_TIMEOUT_S)
+        return experiment
+
+    def interrupt(self, task_id: int) -> None:
+        with self._lock:
+            analyzer = self._analyzers[task_id]
+        self._run(_maybe_await(self.kernel_manager.interrupt_kernel(analyzer.kernel_id)), 30)
+
+    def change(self, experiment: Experiment, offset: int, display_offset: int) -> Future[None]:
+        return self.experiments.change(experiment, offset, display_offset)
+
+    # -- on the loop ------------------------------------------------------------------------
+    async def _start_kernel(self, task: TaskRecord, device_ids: tuple[int, ...]) -> str:
+        spec = task.spec
+        gpu_ids = [d for d in device_ids if d != CPU_ID]
+        env = {  # `env` replaces the kernel's environment: start from ours
+            **os.environ,
+            PACKAGE_ENV: str(task.package_path),
+            CHECKPOINT_ENV: "" if spec.get("checkpoint_id") is None else str(spec["checkpoint_id"]),
+            SCRIPTS_ENV: str(spec.get("scripts_dir") or ""),
+            CPU_ENV: "1" if not gpu_ids else "0",
+            TASK_ENV: str(task.id),
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),
+        }
+        kernel_id: str = await self.kernel_manager.start_kernel(
+            kernel_name=self.kernel_name, env=env, **self._cwd(task)
+        )
+        return kernel_id
+
+    def _cwd(self, task: TaskRecord) -> dict[str, str]:
+        # The server's manager takes an API path relative to its root; a bare manager a folder.
+        root = getattr(self.kernel_manager, "root_dir", None)
+        package = Path(str(task.package_path))
+        if root is None:
+            return {"cwd": str(package)}
+        try:
+            return {"path": package.relative_to(Path(root).resolve()).as_posix()}
+        except ValueError:
+            return {"path": ""}
+
+    async def _watch_loading(self, task: TaskRecord) -> None:
+        with self._lock:
+            analyzer = self._analyzers[task.id]
+        try:
+            manager = self.kernel_manager.get_kernel(analyzer.kernel_id)
+            client = manager.client()
+            client.start_channels()
+            await client.wait_for_ready(timeout=LOAD_TIMEOUT_S)
+            status = await _user_expression(client, STATUS_EXPRESSION)
+        except Exception as error:  # the kernel died while loading, or never answered
+            status = {"ok": False, "error": f"the analyzer kernel did not start: {error!r}"}
+            client = None
+        if not status.get("ok"):
+            analyzer.state, analyzer.error = "failed", str(status.get("error"))
+            if client is not None:
+                client.stop_channels()
+            await self._shut_down(analyzer)
+            return
+        analyzer.client, analyzer.state = client, "ready"
+        if self.session_manager is not None:
+            await self._name_session(analyzer, task)
+        analyzer.listener = asyncio.ensure_future(self._listen(analyzer))
+
+    async def _name_session(self, analyzer: _Analyzer, task: TaskRecord) -> None:
+        # A named session is what JupyterLab's kernel picker shows: "DLNest analyzer 7 <package>".
+        package = Path(str(task.package_path)).name
+        try:
+            session = await self.session_manager.create_session(
+                path=f"dlnest/analyzer-{task.id}",
+                name=f"DLNest analyzer {task.id} {package}",
+                type="console",
+                kernel_id=analyzer.kernel_id,
+            )
+            analyzer.session_id = session["id"]
+        except Exception:  # the analyzer works without a session; only the picker's label suffers
+            log.exception("could not name a session for analyzer %s", task.id)
+
+    async def _execute(self, analyzer: _Analyzer, experiment: Experiment, code: str) -> None:
+        message_id = analyzer.client.execute(code, store_history=False, allow_stdin=False)
+        analyzer.pending[message_id] = experiment
+
+    async def _listen(self, analyzer: _Analyzer) -> None:
+        """Route the kernel's IOPub messages to the experiments that caused them."""
+        pending, client = analyzer.pending, analyzer.client
+        while analyzer.state == "ready":
+            try:
+                message = await client.get_iopub_msg(timeout=1.0)
+            except Exception:  # queue.Empty on a timeout; a closed channel when shutting down
+                continue
+            experiment = pending.get(message.get("parent_header", {}).get("msg_id", ""))
+            if experiment is not None:
+                self._apply(experiment, message, pending)
+
+    def _apply(
+        self, experiment: Experiment, message: dict[str, Any], pending: dict[str, Experiment]
+    ) -> None:
+        kind, content = message["header"]["msg_type"], message["content"]
+        book = self.experiments
+        if kind == "stream":
+            book.append_text(experiment, content["text"])
+        elif kind in ("display_data", "update_display_data"):
+            book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
+        elif kind == "execute_result":
+            book.set_result(experiment, content["data"].get("text/plain"))
+            book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
+        elif kind == "error":
+            interrupted = content["ename"] == "KeyboardInterrupt"
+            trace = "\n".join(content["traceback"])
+            book.finish(experiment, INTERRUPTED if interrupted else FAILED, _plain(trace))
+        elif kind == "status" and content["execution_state"] == "idle":
+            pending.pop(message["parent_header"]["msg_id"], None)
+            book.finish(experiment, SUCCEEDED)
+
+    async def _shut_down(self, analyzer: _Analyzer) -> None:
+        if analyzer.state != "failed":
+            analyzer.state = "ended"
+        for experiment in self.experiments.running(analyzer.task_id):
+            self.experiments.finish(experiment, INTERRUPTED, "the analyzer was shut down")
+        if analyzer.listener is not None:
+            analyzer.listener.cancel()
+        if analyzer.client is not None:
+            analyzer.client.stop_channels()
+        with contextlib.suppress(Exception):  # already gone is fine
+            if analyzer.session_id is not None:
+                await self.session_manager.delete_session(analyzer.session_id)
+            elif analyzer.kernel_id in self._kernel_ids():
+                await self.kernel_manager.shutdown_kernel(analyzer.kernel_id, now=True)
+
+    def _kernel_ids(self) -> list[str]:
+        if self.kernel_manager is None:
+            return []
+        return list(self.kernel_manager.list_kernel_ids())
+
+    def _run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float) -> T:
+        """Run on the kernel manager's loop and wait: only ever from another thread."""
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is self.loop:
+                coroutine.close()
+                raise AssertionError("AnalyzerHost's blocking calls must not run on its own loop")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _user_expression(client: Any, expression: str) -> dict[str, Any]:
+    """Evaluate `expression` (a JSON string) in the kernel, without touching its history."""
+    reply = await client.execute_interactive(
+        "", user_expressions={"value": expression}, store_history=False, timeout=LOAD_TIMEOUT_S,
+        output_hook=lambda message: None,
+    )  # fmt: skip
+    value = reply["content"]["user_expressions"]["value"]
+    if value.get("status") != "ok":
+        return {"ok": False, "error": f"{value.get('ename')}: {value.get('evalue')}"}
+    parsed: dict[str, Any] = json.loads(ast.literal_eval(value["data"]["text/plain"]))
+    return parsed
+
+
+def _plain(traceback_text: str) -> str:
+    """IPython's tracebacks carry ANSI colours; a REST client wants text."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", traceback_text)
+
+
+class PrivateAnalyzerHost(AnalyzerHost):
+    """Embedded mode: a kernel manager of our own, on an event loop in a thread of our own.
+
+    Both are made when the first analyzer starts, so a service that never analyzes owns no
+    loop and no sockets. Its analyzers are attachable through their connection files, listed by
+    no server, and end with this process's service.
+    """
+
+    def __init__(self, kernel_name: str = KERNEL_NAME) -> None:
+        super().__init__(None, None, kernel_name=kernel_name)  # type: ignore[arg-type]
+        self._thread: threading.Thread | None = None
+
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        with self._lock:
+            if self._loop is None:
+                self._loop, self._thread, self._kernel_manager = _private_kernel_manager()
+        return super().start(task, device_ids)
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        with self._lock:
+            analyzers = list(self._analyzers.values())
+        for analyzer in analyzers:
+            with contextlib.suppress(Exception):
+                self._run(self._shut_down(analyzer), 30)
+        with contextlib.suppress(Exception):
+            self._run(self.kernel_manager.shutdown_all(now=True), 30)
+        self.kernel_manager.context.destroy(linger=0)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(30)
+        self._loop.close()
+        self._loop = self._thread = self._kernel_manager = None
+
+
+def _private_kernel_manager() -> tuple[asyncio.AbstractEventLoop, threading.Thread, Any]:
+    from jupyter_client.multikernelmanager import AsyncMultiKernelManager
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="dlnest-analyzers", daemon=True)
+    thread.start()
+
+    async def make() -> Any:
+        return AsyncMultiKernelManager()
+
+    return loop, thread, asyncio.run_coroutine_threadsafe(make(), loop).result(30)

@@ -1,0 +1,107 @@
+"""The experiment verbs of the service: runExp, experiment cells, their output, interrupt, attach.
+
+Checks happen here, before anything reaches a kernel: the task must be a loaded analyzer, a
+script name must be a plain name of a file in the analyzer's scripts folder that defines
+`experience` (read, never imported: DLNest ran `../` names as any file on the host).
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.analyzer_protocol import experiment_code
+from ..core.errors import AnalysisScriptError, NotAnAnalyzerError
+from ..core.project import defines_name
+from ..core.store import TaskStore
+from ..core.tasks import TaskRecord, TaskState
+from .experiments import Experiment
+
+if TYPE_CHECKING:
+    from .analyzers import AnalyzerHost
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
+
+
+class ExperimentVerbs:
+    def __init__(self, store: TaskStore, analyzers: AnalyzerHost | None) -> None:
+        self.store, self.analyzers = store, analyzers
+
+    def run_script(self, task_id: int, name: str) -> Experiment:
+        """DLNest's runExp: load `<scripts dir>/NAME.py` afresh and call `experience(self)`."""
+        host, task = self._loaded(task_id)
+        script = script_path(Path(task.spec["scripts_dir"]), name)
+        return host.run(task_id, script.stem, experiment_code(script.stem))
+
+    def run_code(self, task_id: int, code: str) -> Experiment:
+        """An experiment cell: `code` runs in the analyzer's namespace (`self`, `model`...)."""
+        host, _ = self._loaded(task_id)
+        return host.run(task_id, "cell", code)
+
+    def get(self, task_id: int, experiment_id: int) -> Experiment:
+        self._analyzer(task_id)
+        assert self.analyzers is not None
+        return self.analyzers.experiments.get(task_id, experiment_id)
+
+    def change(self, experiment: Experiment, offset: int, display_offset: int) -> Future[None]:
+        assert self.analyzers is not None
+        return self.analyzers.change(experiment, offset, display_offset)
+
+    def interrupt(self, task_id: int) -> None:
+        """Stop the running experiment (KeyboardInterrupt in the kernel); the model stays loaded."""
+        host, _ = self._loaded(task_id)
+        host.interrupt(task_id)
+
+    def attach(self, task_id: int) -> dict[str, Any]:
+        """How to reach the analyzer's kernel from a notebook or a console."""
+        host, task = self._loaded(task_id)
+        return {
+            "task_id": task_id,
+            "kernel_id": task.kernel_id,
+            "connection_file": host.connection_file(task_id),
+            "session_name": f"DLNest analyzer {task_id} {Path(str(task.package_path)).name}",
+        }
+
+    def forget(self, task_id: int) -> None:
+        if self.analyzers is not None:
+            self.analyzers.experiments.forget(task_id)
+
+    def _analyzer(self, task_id: int) -> TaskRecord:
+        task = self.store.get(task_id)
+        if task.kind != "analyze":
+            raise NotAnAnalyzerError(f"task {task_id} is a {task.kind} task, not an analyzer")
+        return task
+
+    def _loaded(self, task_id: int) -> tuple[AnalyzerHost, TaskRecord]:
+        task = self._analyzer(task_id)
+        host = self.analyzers
+        if task.state is not TaskState.RUNNING or host is None:
+            raise NotAnAnalyzerError(f"analyzer {task_id} is {task.state.value}, not loaded")
+        if not host.ready(task_id):
+            state = host.progress(task_id).get("analyzer", "not running here")
+            raise NotAnAnalyzerError(f"analyzer {task_id} is {state}; try again once it is ready")
+        return host, task
+
+
+def script_path(scripts_dir: Path, name: str) -> Path:
+    """`<scripts_dir>/<name>.py` for a plain name that defines `experience`, or a clear error."""
+    stem = name[:-3] if name.endswith(".py") else name
+    if not _PLAIN_NAME.fullmatch(stem):
+        raise AnalysisScriptError(
+            f"experiment names are plain script names in the scripts folder, not {name!r}",
+            path=scripts_dir,
+        )
+    path = scripts_dir / f"{stem}.py"
+    if not path.is_file():
+        raise AnalysisScriptError(f"no script {stem}.py in the scripts folder", path=scripts_dir)
+    try:
+        defines = defines_name(path, "experience")
+    except SyntaxError as error:
+        raise AnalysisScriptError(
+            f"syntax error on line {error.lineno}: {error.msg}", path=path
+        ) from error
+    if not defines:
+        raise AnalysisScriptError("defines no function experience(self)", path=path)
+    return path

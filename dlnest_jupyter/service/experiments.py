@@ -1,0 +1,141 @@
+"""Experiments run in an analyzer kernel: their state and output, read from offsets or awaited.
+
+The analyzer host fills these from the kernel's IOPub messages on its event loop; readers on
+other threads (REST handlers, the embedded backend) read snapshots or wait on a future that the
+next change completes.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import ExperimentNotFoundError
+
+RUNNING, SUCCEEDED, FAILED, INTERRUPTED = "running", "succeeded", "failed", "interrupted"
+MAX_KEPT_PER_ANALYZER = 200  # older experiments' output is dropped
+MAX_OUTPUT_CHARS = 4 * 1024 * 1024  # per experiment; the oldest text goes first
+
+
+@dataclass
+class Experiment:
+    id: int
+    name: str
+    state: str = RUNNING
+    error: str | None = None
+    output: str = ""  # text streams, stdout and stderr interleaved as they came
+    output_start: int = 0  # absolute offset of output[0] once old text was dropped
+    displays: list[dict[str, Any]] = field(default_factory=list)  # rich outputs: {data, metadata}
+    result: str | None = None  # the text form of the value an experiment returned
+    waiters: list[Future[None]] = field(default_factory=list)
+
+    def to_json(self, offset: int = 0, display_offset: int = 0) -> dict[str, Any]:
+        """The REST EXPERIMENT object, with only what is new after the two offsets."""
+        end = self.output_start + len(self.output)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "error": self.error,
+            "output": self.output[max(0, offset - self.output_start) :] if offset < end else "",
+            "offset": end,
+            "displays": self.displays[display_offset:],
+            "display_offset": len(self.displays),
+            "result": self.result,
+        }
+
+
+class ExperimentBook:
+    """Every analyzer's experiments, numbered per analyzer task."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_task: dict[int, dict[int, Experiment]] = {}
+        self._next_id: dict[int, int] = {}
+
+    def open(self, task_id: int, name: str) -> Experiment:
+        with self._lock:
+            experiment_id = self._next_id.get(task_id, 1)
+            self._next_id[task_id] = experiment_id + 1
+            kept = self._by_task.setdefault(task_id, {})
+            experiment = kept[experiment_id] = Experiment(experiment_id, name)
+            while len(kept) > MAX_KEPT_PER_ANALYZER:
+                kept.pop(next(iter(kept)))
+            return experiment
+
+    def get(self, task_id: int, experiment_id: int) -> Experiment:
+        with self._lock:
+            experiment = self._by_task.get(task_id, {}).get(experiment_id)
+        if experiment is None:
+            raise ExperimentNotFoundError(task_id, experiment_id)
+        return experiment
+
+    def running(self, task_id: int) -> list[Experiment]:
+        with self._lock:
+            return [e for e in self._by_task.get(task_id, {}).values() if e.state == RUNNING]
+
+    def count(self, task_id: int) -> int:
+        with self._lock:
+            return self._next_id.get(task_id, 1) - 1
+
+    def forget(self, task_id: int) -> None:
+        with self._lock:
+            self._by_task.pop(task_id, None)
+
+    # -- changes (from the host's loop) -----------------------------------------------------
+    def append_text(self, experiment: Experiment, text: str) -> None:
+        with self._lock:
+            experiment.output += text
+            overflow = len(experiment.output) - MAX_OUTPUT_CHARS
+            if overflow > 0:
+                experiment.output = experiment.output[overflow:]
+                experiment.output_start += overflow
+        self._notify(experiment)
+
+    def add_display(self, experiment: Experiment, bundle: dict[str, Any]) -> None:
+        with self._lock:
+            experiment.displays.append(bundle)
+        self._notify(experiment)
+
+    def set_result(self, experiment: Experiment, text: str | None) -> None:
+        with self._lock:
+            experiment.result = text
+
+    def finish(
+        self,
+        experiment: Experiment,
+        state: str,
+        error: str | None = None,
+        result: str | None = None,
+    ) -> None:
+        with self._lock:
+            if experiment.state != RUNNING:
+                return
+            experiment.state, experiment.error = state, error
+            if result is not None:
+                experiment.result = result
+        self._notify(experiment)
+
+    def change(self, experiment: Experiment, offset: int, display_offset: int) -> Future[None]:
+        """A future done at the next change after the offsets (at once if there is one already)."""
+        future: Future[None] = Future()
+        with self._lock:
+            end = experiment.output_start + len(experiment.output)
+            if (
+                experiment.state != RUNNING
+                or end > offset
+                or len(experiment.displays) > display_offset
+            ):
+                future.set_result(None)
+            else:
+                experiment.waiters.append(future)
+        return future
+
+    def _notify(self, experiment: Experiment) -> None:
+        with self._lock:
+            waiters, experiment.waiters = experiment.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)

@@ -1,0 +1,234 @@
+"""Analyzers as real kernels of a real Jupyter server: load once, experiment, attach, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_client.asynchronous import AsyncKernelClient
+
+from ..conftest import new_package, train_in_process
+from ..projects import write_project
+from .conftest import run_experiment, wait_for_analyzer, wait_for_state
+
+pytestmark = pytest.mark.usefixtures("analyzer_kernelspec")
+
+IDENT = """
+def experience(self):
+    print("model", id(self.model), "checkpoint", self.checkpoint_id)
+    return 41 + 1
+"""
+
+
+def trained_package(root: Path, scripts: dict[str, str]) -> Path:
+    package = new_package(write_project(root / "proj", epochs=2))
+    assert train_in_process(package) == 0
+    folder = root / "proj" / "AnalyzeScripts"
+    folder.mkdir()
+    for name, source in scripts.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    return package.path
+
+
+async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
+    jp_root_dir: Path, dlnest: Any, jp_fetch: Any
+) -> None:
+    package = trained_package(
+        jp_root_dir,
+        {
+            "ident": IDENT,
+            "broken": "def experience(self):\n    return 1 / 0\n",
+            "spin": "import time\ndef experience(self):\n    while True:\n        time.sleep(0.01)\n",
+        },
+    )
+    status, body = await dlnest(
+        "POST", "tasks", body={"kind": "analyze", "record_path": str(package), "cpu": True}
+    )
+    assert status == 201, body
+    task = body["task"]
+    assert (task["kind"], task["state"], task["devices"]) == ("analyze", "running", [-1])
+    assert task["scripts_dir"] == str(jp_root_dir / "proj" / "AnalyzeScripts")
+    ready = await wait_for_analyzer(dlnest, task["id"])
+    assert ready["progress"]["analyzer"] == "ready", ready
+
+    first = await run_experiment(dlnest, task["id"], name="ident")
+    second = await run_experiment(dlnest, task["id"], name="ident.py")
+    assert first["state"] == second["state"] == "succeeded"
+    assert first["output"] == second["output"] and "checkpoint 1" in first["output"]  # loaded once
+    assert first["result"] == "42"
+
+    (jp_root_dir / "proj" / "AnalyzeScripts" / "ident.py").write_text(
+        "def experience(self):\n    print('edited', type(self.model).__name__)\n"
+    )
+    assert (await run_experiment(dlnest, task["id"], name="ident"))[
+        "output"
+    ] == "edited ToyRunner\n"
+
+    cell = await run_experiment(
+        dlnest, task["id"], code="print(args['epochs'], model is self.runner)"
+    )
+    assert (cell["state"], cell["output"]) == ("succeeded", "2 True\n")
+
+    broken = await run_experiment(dlnest, task["id"], name="broken")
+    assert broken["state"] == "failed" and "ZeroDivisionError" in broken["error"]
+
+    status, body = await dlnest(
+        "POST", "tasks", str(task["id"]), "experiments", body={"name": "spin"}
+    )
+    spinning = body["experiment"]
+    await asyncio.sleep(0.5)
+    status, _ = await dlnest("POST", "tasks", str(task["id"]), "interrupt")
+    assert status == 200
+    _, body = await dlnest(
+        "GET", "tasks", str(task["id"]), "experiments", str(spinning["id"]), params={"wait_s": 10}
+    )
+    assert body["experiment"]["state"] == "interrupted"
+
+    after = await run_experiment(dlnest, task["id"], code="print(model is self.runner)")
+    assert (
+        after["output"] == "True\n"
+    )  # an exception and an interrupt later, the model is still there
+
+    kernels = json.loads((await jp_fetch("api", "kernels")).body)
+    sessions = json.loads((await jp_fetch("api", "sessions")).body)
+    assert task["kernel_id"] in [k["id"] for k in kernels]
+    assert any(
+        s["kernel"]["id"] == task["kernel_id"]
+        and s["name"].startswith(f"DLNest analyzer {task['id']} ")
+        for s in sessions
+    )
+
+    _, body = await dlnest("GET", "tasks", str(task["id"]), "attach")
+    seen = await _value_from_second_client(
+        body["attach"]["connection_file"], "type(model).__name__"
+    )
+    assert seen == "'ToyRunner'"
+
+    status, body = await dlnest("DELETE", "tasks", str(task["id"]))
+    assert (status, body["task"]["state"]) == (200, "cancelled")
+    for _ in range(100):
+        kernels = json.loads((await jp_fetch("api", "kernels")).body)
+        if task["kernel_id"] not in [k["id"] for k in kernels]:
+            break
+        await asyncio.sleep(0.1)
+    assert task["kernel_id"] not in [k["id"] for k in kernels]
+
+
+async def _value_from_second_client(connection_file: str, expression: str) -> str:
+    client = AsyncKernelClient(connection_file=connection_file)
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        reply = await client.execute_interactive(
+            "", user_expressions={"value": expression}, timeout=60, output_hook=lambda m: None
+        )
+        value: str = reply["content"]["user_expressions"]["value"]["data"]["text/plain"]
+        return value
+    finally:
+        client.stop_channels()
+
+
+async def test_an_analyzer_on_a_fake_gpu_holds_its_memory_until_deleted(
+    jp_root_dir: Path, dlnest: Any
+) -> None:
+    package = trained_package(jp_root_dir, {"ident": IDENT})
+
+    _, body = await dlnest(
+        "POST", "tasks", body={"kind": "analyze", "record_path": str(package), "memory_mb": 3000}
+    )
+    task = body["task"]
+    assert task["devices"] == [0]
+    ready = await wait_for_analyzer(dlnest, task["id"])
+    assert ready["progress"]["analyzer"] == "ready", ready
+    experiment = await run_experiment(dlnest, task["id"], name="ident")
+    _, devices = await dlnest("GET", "devices")
+    assert (devices["devices"][0]["memory_reserved_mb"], devices["devices"][0]["task_ids"]) == (
+        3000,
+        [task["id"]],
+    )
+
+    await dlnest("DELETE", "tasks", str(task["id"]))
+    _, devices = await dlnest("GET", "devices")
+
+    assert experiment["state"] == "succeeded"
+    assert (devices["devices"][0]["memory_reserved_mb"], devices["devices"][0]["task_ids"]) == (
+        0,
+        [],
+    )
+
+
+async def test_a_package_that_fails_to_load_fails_its_analyzer_with_the_traceback(
+    jp_root_dir: Path, dlnest: Any, jp_fetch: Any
+) -> None:
+    package = trained_package(jp_root_dir, {})
+    dataset = package / "code" / "ToyDataset.py"
+    dataset.write_text(
+        dataset.read_text().replace(
+            "def init(self, args):",
+            "def init(self, args):\n        raise RuntimeError('disk on fire')\n",
+        )
+    )
+
+    _, body = await dlnest(
+        "POST", "tasks", body={"kind": "analyze", "record_path": str(package), "cpu": True}
+    )
+    failed = await wait_for_state(dlnest, body["task"]["id"])
+
+    assert failed["state"] == "failed"
+    assert "Traceback" in failed["error"] and "RuntimeError: disk on fire" in failed["error"]
+    kernels = json.loads((await jp_fetch("api", "kernels")).body)
+    assert body["task"]["kernel_id"] not in [k["id"] for k in kernels]
+
+
+async def test_bad_analyzer_requests_get_a_clear_4xx_and_the_analyzer_lives_on(
+    jp_root_dir: Path, dlnest: Any
+) -> None:
+    package = trained_package(jp_root_dir, {"ident": IDENT, "noexp": "x = 1\n"})
+    untrained = new_package(write_project(jp_root_dir / "fresh", epochs=1)).path
+    _, body = await dlnest(
+        "POST", "tasks", body={"kind": "analyze", "record_path": str(package), "cpu": True}
+    )
+    analyzer = str(body["task"]["id"])
+    await wait_for_analyzer(dlnest, body["task"]["id"])
+    _, body = await dlnest(
+        "POST", "tasks", body={"kind": "continue", "record_path": str(package), "cpu": True}
+    )  # training the package an analyzer reads is allowed
+    training = str(body["task"]["id"])
+
+    cases: list[tuple[tuple[str, ...], Any, int, str]] = [
+        ((analyzer, "experiments"), {"name": "../ident"}, 400, "plain script names"),
+        ((analyzer, "experiments"), {"name": "sub/ident"}, 400, "plain script names"),
+        ((analyzer, "experiments"), {"name": "missing"}, 400, "no script missing.py"),
+        ((analyzer, "experiments"), {"name": "noexp"}, 400, "defines no function experience"),
+        ((analyzer, "experiments"), {"name": "ident", "code": "1"}, 400, "exactly one of"),
+        ((analyzer, "experiments"), {"name": 3}, 400, "field 'name' must be a string"),
+        ((training, "experiments"), {"name": "ident"}, 400, "not an analyzer"),
+        (("999", "experiments"), {"name": "ident"}, 404, "no task with id 999"),
+        ((analyzer, "interrupt"), None, 200, ""),
+    ]
+    for path, request, status, message in cases:
+        code, reply = await dlnest("POST", "tasks", *path, body=request)
+        assert code == status and message in json.dumps(reply), (path, request, reply)
+    code, reply = await dlnest("GET", "tasks", analyzer, "experiments", "77")
+    assert code == 404 and "has no experiment 77" in reply["error"]["message"]
+    code, reply = await dlnest("GET", "tasks", analyzer, "experiments", "1", params={"wait_s": "x"})
+    assert code == 400 and "wait_s" in reply["error"]["message"]
+    for request, status, message in [
+        ({"record_path": str(package), "checkpoint_id": 999}, 404, "999"),
+        ({"record_path": str(untrained)}, 400, "holds no checkpoint"),
+        ({"record_path": str(package), "scripts_dir": "/etc"}, 403, "outside the folders"),
+        ({"record_path": str(package), "ddp": True}, 400, "unknown field 'ddp'"),
+    ]:
+        code, reply = await dlnest(
+            "POST", "tasks", body={"kind": "analyze", "cpu": True, **request}
+        )
+        assert code == status and message in reply["error"]["message"], (request, reply)
+
+    assert (await run_experiment(dlnest, int(analyzer), name="ident"))["state"] == "succeeded"
+    await dlnest("DELETE", "tasks", analyzer)
+    await wait_for_state(dlnest, int(training))
