@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -39,6 +40,28 @@ def train_in_process(
     from dlnest_jupyter.runtime.train import TrainRequest, run_training
 
     return run_training(package, TrainRequest(kind=kind, checkpoint_id=checkpoint_id))
+
+
+def trained_package(root: Path, scripts: dict[str, str]) -> Path:
+    """A toy project under `root/proj`, trained 2 epochs in one package, with analysis scripts."""
+    package = new_package(write_project(root / "proj", epochs=2))
+    assert train_in_process(package) == 0
+    folder = root / "proj" / "AnalyzeScripts"
+    folder.mkdir()
+    for name, source in scripts.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    return package.path
+
+
+def install_analyzer_kernelspec() -> None:
+    """The `dlnest-analyzer` kernelspec, as `pip install` puts it, in the user's Jupyter data dir.
+
+    Tests point Jupyter's paths at temporary folders, which hides the venv's copy.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = REPO / "labextension_config" / "kernels" / "dlnest-analyzer"
+    KernelSpecManager().install_kernel_spec(str(spec), "dlnest-analyzer", user=True)
 
 
 @pytest.fixture

@@ -5,7 +5,17 @@
     %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S]
     %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
 
-`watch` with no id follows the task this kernel submitted last.
+Analyzers (a kernel that keeps a trained model loaded):
+
+    %dlnest analyze -r PKG [-c ID] [-s SCRIPTS_DIR] [-d DESC] [-m MB] [-CPU] [-j]
+    %dlnest runExp [ID] NAME    run SCRIPTS_DIR/NAME.py's experience(self) in analyzer ID
+    %%dlnest exp [ID]           run the cell's code in analyzer ID (`self`, `model`, `dataset`...)
+    %dlnest attach [ID]         how to open analyzer ID's kernel from JupyterLab or a console
+    %dlnest del ID              shut the analyzer down and free its device
+
+`watch` with no id follows the task this kernel submitted last; the analyzer commands with no
+id use the analyzer this kernel started last, else the only one running. Interrupting a
+runExp or exp cell interrupts the experiment; the model stays loaded.
 
 Errors are one readable line, never a traceback of ours.
 """
@@ -20,8 +30,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.display import display
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import display, publish_display_data
 
 from ..core.errors import DLNestError
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
@@ -29,6 +39,8 @@ from .backends import Backend, EmbeddedBackend
 from .discovery import find_backend
 
 _WATCH_POLL_S = 0.5
+_EXPERIMENT_WAIT_S = 10.0  # one long poll; the server answers as soon as anything is new
+_ANALYZER_POLL_S = 0.5
 
 
 class Table:
@@ -73,6 +85,7 @@ class DLNestMagics(Magics):
         self._backend: Backend | None = None
         self._log_offset = 0
         self._last_task_id: int | None = None  # what `watch` with no id follows
+        self._last_analyzer_id: int | None = None  # what runExp / exp / attach with no id use
 
     @property
     def backend(self) -> Backend:
@@ -84,12 +97,19 @@ class DLNestMagics(Magics):
                 )
         return self._backend
 
-    @line_magic
-    def dlnest(self, line: str) -> None:
+    @line_cell_magic
+    def dlnest(self, line: str, cell: str | None = None) -> None:
         """DLNest commands; `%dlnest help` lists them."""
         try:
             argv = shlex.split(line)
             command = argv[0] if argv else "help"
+            if cell is not None:
+                if command != "exp":
+                    raise DLNestError(
+                        "the cell form is %%dlnest exp [ID]; other commands are %dlnest"
+                    )
+                self._exp(argv[1:], cell)
+                return
             handler = _COMMANDS.get(command)
             if handler is None:
                 raise DLNestError(f"unknown command {command!r}; `%dlnest help` lists them")
@@ -127,8 +147,10 @@ class DLNestMagics(Magics):
             body["checkpoint_id"] = options.c
         self._submit(body, options)
 
-    def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> None:
-        body.update(cpu=options.CPU, multi_gpu=options.mc, ddp=options.DDP, jump=options.j)
+    def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
+        body.update(cpu=options.CPU, jump=options.j)
+        if body["kind"] != "analyze":
+            body.update(multi_gpu=options.mc, ddp=options.DDP)
         if options.d:
             body["description"] = options.d
         if options.m is not None:
@@ -137,6 +159,122 @@ class DLNestMagics(Magics):
         self._last_task_id = task["id"]
         where = f" on {_devices(task['devices'])}" if task["devices"] else ""
         print(f"dlnest: task {task['id']} {task['state']}{where}; package {task['package_path']}")
+        return task
+
+    # -- analyzers --------------------------------------------------------------------------
+    def _analyze(self, argv: list[str]) -> None:
+        parser = _Parser(prog="analyze")
+        parser.add_argument("-r", required=True, help="save package")
+        parser.add_argument("-c", type=int, default=None, help="checkpoint id")
+        parser.add_argument("-s", help="scripts folder (default: the project's AnalyzeScripts)")
+        parser.add_argument("-d", help="description")
+        parser.add_argument("-m", type=int, help="estimated GPU memory in MiB")
+        parser.add_argument("-CPU", action="store_true")
+        parser.add_argument("-j", action="store_true", help="jump to the front of the queue")
+        options = parser.parse_args(argv)
+        body: dict[str, Any] = {"kind": "analyze", "record_path": _absolute(options.r)}
+        if options.c is not None:
+            body["checkpoint_id"] = options.c
+        if options.s:
+            body["scripts_dir"] = _absolute(options.s)
+        task = self._submit(body, options)
+        self._last_analyzer_id = task["id"]
+        print(
+            f"dlnest: analyzer {task['id']} loads its model in a kernel of its own; "
+            f"then %dlnest runExp {task['id']} NAME runs {task['scripts_dir']}/NAME.py"
+        )
+
+    def _run_exp(self, argv: list[str]) -> None:
+        if len(argv) == 2 and argv[0].isdigit():
+            task_id, name = int(argv[0]), argv[1]
+        elif len(argv) == 1:
+            task_id, name = self._default_analyzer(), argv[0]
+        else:
+            raise DLNestError("runExp takes [ID] NAME, e.g. %dlnest runExp 3 show_accuracy")
+        self._await_analyzer(task_id)
+        self._follow(task_id, self.backend.run_experiment(task_id, {"name": name}))
+
+    def _exp(self, argv: list[str], code: str) -> None:
+        task_id = _task_id(argv, "exp") if argv else self._default_analyzer()
+        self._await_analyzer(task_id)
+        self._follow(task_id, self.backend.run_experiment(task_id, {"code": code}))
+
+    def _attach(self, argv: list[str]) -> None:
+        task_id = _task_id(argv, "attach") if argv else self._default_analyzer()
+        self._await_analyzer(task_id)
+        how = self.backend.attach(task_id)
+        lines = [
+            f"analyzer {task_id}: kernel {how['kernel_id']}",
+            f"  a console:  jupyter console --existing {how['connection_file']}",
+        ]
+        if isinstance(self.backend, EmbeddedBackend):
+            lines.append("  (this kernel's own scheduler runs it: no Jupyter server lists it)")
+        else:
+            lines.append(
+                f"  JupyterLab: Kernel > Change Kernel..., then the session {how['session_name']!r}"
+            )
+        lines.append(
+            f"  `exit` in a console leaves the model loaded; %dlnest del {task_id} ends it"
+        )
+        print("\n".join(lines))
+
+    def _default_analyzer(self) -> int:
+        if self._last_analyzer_id is not None:
+            return self._last_analyzer_id
+        running = [
+            t["id"]
+            for t in self.backend.tasks()
+            if t["kind"] == "analyze" and t["state"] == "running"
+        ]
+        if len(running) != 1:
+            found = f"analyzers {running} are running" if running else "no analyzer is running"
+            raise DLNestError(f"{found}; name one, e.g. %dlnest runExp ID NAME")
+        return int(running[0])
+
+    def _await_analyzer(self, task_id: int) -> None:
+        """Wait while the analyzer is queued or loading, so the next cell can just use it."""
+        said = False
+        while True:
+            task = self.backend.task(task_id)
+            if task["kind"] != "analyze":
+                return  # the server says why
+            loading = (task.get("progress") or {}).get("analyzer") == "loading"
+            if task["state"] != "queued" and not loading:
+                return
+            if not said:
+                print(
+                    f"dlnest: waiting for analyzer {task_id} ({'loading' if loading else 'queued'})"
+                )
+                said = True
+            time.sleep(_ANALYZER_POLL_S)
+
+    def _follow(self, task_id: int, experiment: dict[str, Any]) -> None:
+        """Stream an experiment's text and rich output into this cell until it ends."""
+        offset = display_offset = 0
+        interrupted = False
+        while True:
+            try:
+                experiment = self.backend.experiment(
+                    task_id, experiment["id"], offset, display_offset, _EXPERIMENT_WAIT_S
+                )
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                interrupted = True
+                self.backend.interrupt(task_id)
+                continue
+            print(experiment["output"], end="", flush=True)
+            for shown in experiment["displays"]:
+                publish_display_data(shown["data"], shown.get("metadata") or {})  # type: ignore[no-untyped-call]
+            offset, display_offset = experiment["offset"], experiment["display_offset"]
+            if experiment["state"] != "running":
+                break
+        if experiment["error"]:
+            print(experiment["error"])
+        if experiment["state"] != "succeeded":
+            print(
+                f"dlnest: experiment {experiment['id']} {experiment['state']}; the model stays loaded"
+            )
 
     def _del(self, argv: list[str]) -> None:
         task = self.backend.delete(_task_id(argv, "del"))
@@ -278,6 +416,10 @@ def _progress(task: dict[str, Any]) -> str:
 _COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], None]] = {
     "run": DLNestMagics._run,
     "continue": DLNestMagics._continue,
+    "analyze": DLNestMagics._analyze,
+    "load": DLNestMagics._analyze,
+    "runExp": DLNestMagics._run_exp,
+    "attach": DLNestMagics._attach,
     "del": DLNestMagics._del,
     "release": DLNestMagics._del,
     "tasks": DLNestMagics._tasks,

@@ -19,7 +19,7 @@ from traitlets import Bool, Float, Integer, List, Unicode
 from ..client.discovery import TOKEN_ENV, URL_ENV
 from ..service.analyzers import AnalyzerHost
 from ..service.factory import build_service
-from ..service.service import DLNestService
+from ..service.service import DEFAULT_SCRIPTS_DIR, DLNestService
 from .handlers import ROUTES
 
 
@@ -44,6 +44,11 @@ class DLNestApp(ExtensionApp):
     zygote = Bool(
         True, help="Start tasks by forking a pre-warmed process (milliseconds, not seconds)."
     ).tag(config=True)
+    scripts_dir = Unicode(
+        DEFAULT_SCRIPTS_DIR,
+        help="Where runExp finds an analyzer's scripts when `analyze` names no folder: relative "
+        "to the package's project folder (DLNest's AnalyzeScripts), or an absolute path.",
+    ).tag(config=True)
     max_body_bytes = Integer(1024 * 1024, help="Largest request body accepted, in bytes.").tag(
         config=True
     )
@@ -60,7 +65,11 @@ class DLNestApp(ExtensionApp):
         root_dir = Path(self.serverapp.root_dir).resolve()
         roots = [Path(r).expanduser().resolve() for r in self.allowed_roots] or [root_dir]
         service = build_service(
-            self.database_path or None, self.fake_gpus, self.zygote, self.tick_interval_s
+            self.database_path or None,
+            self.fake_gpus,
+            self.zygote,
+            self.tick_interval_s,
+            scripts_dir=self.scripts_dir,
         )
         self.settings.update(
             dlnest_service=service,

@@ -101,7 +101,11 @@ class AnalyzerHost:
             return 1 if analyzer.kernel_id not in self._kernel_ids() else None
         if analyzer.kernel_id in self._kernel_ids():
             return None
-        return 0  # shut down from JupyterLab, or `exit` outside our guard: the analysis ended
+        # Shut down from JupyterLab, or `exit` outside our guard: the analysis ended.
+        if analyzer.state != "ended":
+            analyzer.state = "ended"
+            asyncio.run_coroutine_threadsafe(self._shut_down(analyzer), self.loop)
+        return 0
 
     def end_reason(self, task: TaskRecord, code: int) -> str:
         with self._lock:

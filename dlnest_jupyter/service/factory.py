@@ -10,7 +10,7 @@ from ..core.devices import FakeSource, parse_fake_gpus, source_from_env
 from ..core.store import TaskStore
 from .analyzers import PrivateAnalyzerHost
 from .executor import LocalExecutor
-from .service import DLNestService
+from .service import DEFAULT_SCRIPTS_DIR, DLNestService
 
 
 def default_database_path() -> Path:
@@ -24,6 +24,7 @@ def build_service(
     zygote: bool = True,
     tick_interval_s: float = 1.0,
     analyzers: bool = False,
+    scripts_dir: str = DEFAULT_SCRIPTS_DIR,
 ) -> DLNestService:
     """A service over `database`; `fake_gpus` ("4x16384") overrides DLNEST_FAKE_GPUS and NVML.
 
@@ -32,7 +33,9 @@ def build_service(
     """
     devices = FakeSource(parse_fake_gpus(fake_gpus)) if fake_gpus is not None else source_from_env()
     store = TaskStore(database or default_database_path())
-    service = DLNestService(store, devices, LocalExecutor(zygote=zygote), tick_interval_s)
+    service = DLNestService(
+        store, devices, LocalExecutor(zygote=zygote), tick_interval_s, scripts_dir=scripts_dir
+    )
     if analyzers:
         service.attach_analyzers(PrivateAnalyzerHost())
     return service

@@ -30,6 +30,7 @@ from .executor import Executor, NoExecutor
 from .experiment_verbs import ExperimentVerbs
 
 log = logging.getLogger(__name__)
+DEFAULT_SCRIPTS_DIR = "AnalyzeScripts"
 
 
 class DLNestService:
@@ -40,14 +41,20 @@ class DLNestService:
         executor: Executor,
         tick_interval_s: float = 1.0,
         analyzers: AnalyzerHost | None = None,
+        scripts_dir: str = DEFAULT_SCRIPTS_DIR,
     ) -> None:
-        """`analyzers`: where analyze tasks get their kernels; without one they are refused."""
+        """`analyzers`: where analyze tasks get their kernels; without one they are refused.
+
+        `scripts_dir`: where runExp finds scripts when an analyze request names no folder:
+        relative to the package's project folder (DLNest's `AnalyzeScripts`), or absolute.
+        """
         self.store = store
         self.device_source = devices
         self.executor = executor
         self.analyzers = analyzers
         self.experiments = ExperimentVerbs(store, analyzers)
         self.tick_interval_s = tick_interval_s
+        self.scripts_dir = scripts_dir
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -154,9 +161,8 @@ class DLNestService:
             raise TaskError("analyzers need a kernel manager; this service was built without one")
         package = SavePackage.open(record_path)
         resolved = package.resolve_checkpoint(checkpoint_id)
-        scripts = (
-            Path(scripts_dir) if scripts_dir else package.path.parent.parent / "AnalyzeScripts"
-        )
+        project = package.path.parent.parent  # <project>/Saves/<package>
+        scripts = Path(scripts_dir) if scripts_dir else project / self.scripts_dir
         placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": False, "ddp": False}
         self._admit(placement)
         spec = {

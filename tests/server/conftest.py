@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPResponse
 
+from ..conftest import install_analyzer_kernelspec
+
 Fetch = Callable[..., Awaitable[HTTPResponse]]
 
 
@@ -70,16 +72,7 @@ async def wait_for_state(
 
 @pytest.fixture
 def analyzer_kernelspec(jp_environ: Any) -> None:
-    """The `dlnest-analyzer` kernelspec, as `pip install` puts it, where the test server looks.
-
-    pytest-jupyter points every Jupyter path at temporary folders, so the venv's copy is hidden.
-    """
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    spec = (
-        Path(__file__).resolve().parents[2] / "labextension_config" / "kernels" / "dlnest-analyzer"
-    )
-    KernelSpecManager().install_kernel_spec(str(spec), "dlnest-analyzer", user=True)
+    install_analyzer_kernelspec()
 
 
 async def wait_for_analyzer(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jupyter_client.asynchronous import AsyncKernelClient
 
-from ..conftest import new_package, train_in_process
+from ..conftest import new_package, trained_package
 from ..projects import write_project
 from .conftest import run_experiment, wait_for_analyzer, wait_for_state
 
@@ -22,16 +21,6 @@ def experience(self):
     print("model", id(self.model), "checkpoint", self.checkpoint_id)
     return 41 + 1
 """
-
-
-def trained_package(root: Path, scripts: dict[str, str]) -> Path:
-    package = new_package(write_project(root / "proj", epochs=2))
-    assert train_in_process(package) == 0
-    folder = root / "proj" / "AnalyzeScripts"
-    folder.mkdir()
-    for name, source in scripts.items():
-        (folder / f"{name}.py").write_text(textwrap.dedent(source))
-    return package.path
 
 
 async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
@@ -103,10 +92,13 @@ async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
     )
 
     _, body = await dlnest("GET", "tasks", str(task["id"]), "attach")
-    seen = await _value_from_second_client(
-        body["attach"]["connection_file"], "type(model).__name__"
-    )
-    assert seen == "'ToyRunner'"
+    connection_file = body["attach"]["connection_file"]
+    seen = await _second_client(connection_file, "", "type(model).__name__")
+    assert seen["user_expressions"]["value"]["data"]["text/plain"] == "'ToyRunner'"
+    # `exit` in a console: the kernel tells the console to keep it, and the model stays.
+    exited = await _second_client(connection_file, "exit", "type(model).__name__")
+    assert {"source": "ask_exit", "keepkernel": True} in exited["payload"]
+    assert exited["user_expressions"]["value"]["data"]["text/plain"] == "'ToyRunner'"
 
     status, body = await dlnest("DELETE", "tasks", str(task["id"]))
     assert (status, body["task"]["state"]) == (200, "cancelled")
@@ -118,17 +110,17 @@ async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
     assert task["kernel_id"] not in [k["id"] for k in kernels]
 
 
-async def _value_from_second_client(connection_file: str, expression: str) -> str:
+async def _second_client(connection_file: str, code: str, expression: str) -> dict[str, Any]:
+    """Run `code` from a client of our own (as `jupyter console --existing` would); the reply."""
     client = AsyncKernelClient(connection_file=connection_file)
     client.load_connection_file()
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=60)
-        reply = await client.execute_interactive(
-            "", user_expressions={"value": expression}, timeout=60, output_hook=lambda m: None
+        reply: dict[str, Any] = await client.execute_interactive(
+            code, user_expressions={"value": expression}, timeout=60, output_hook=lambda m: None
         )
-        value: str = reply["content"]["user_expressions"]["value"]["data"]["text/plain"]
-        return value
+        return reply["content"]  # type: ignore[no-any-return]
     finally:
         client.stop_channels()
 
@@ -188,6 +180,7 @@ async def test_a_package_that_fails_to_load_fails_its_analyzer_with_the_tracebac
 async def test_bad_analyzer_requests_get_a_clear_4xx_and_the_analyzer_lives_on(
     jp_root_dir: Path, dlnest: Any
 ) -> None:
+    """Each bad request is refused with its reason; the analyzer answers the next good one."""
     package = trained_package(jp_root_dir, {"ident": IDENT, "noexp": "x = 1\n"})
     untrained = new_package(write_project(jp_root_dir / "fresh", epochs=1)).path
     _, body = await dlnest(
@@ -232,3 +225,20 @@ async def test_bad_analyzer_requests_get_a_clear_4xx_and_the_analyzer_lives_on(
     assert (await run_experiment(dlnest, int(analyzer), name="ident"))["state"] == "succeeded"
     await dlnest("DELETE", "tasks", analyzer)
     await wait_for_state(dlnest, int(training))
+
+
+async def test_a_kernel_shut_down_from_jupyterlab_ends_its_analyzer_task(
+    jp_root_dir: Path, dlnest: Any, jp_fetch: Any
+) -> None:
+    package = trained_package(jp_root_dir, {"ident": IDENT})
+    _, body = await dlnest(
+        "POST", "tasks", body={"kind": "analyze", "record_path": str(package), "memory_mb": 2000}
+    )
+    task = await wait_for_analyzer(dlnest, body["task"]["id"])
+
+    await jp_fetch("api", "kernels", task["kernel_id"], method="DELETE")  # JupyterLab's "Shut Down"
+    ended = await wait_for_state(dlnest, task["id"])
+    _, devices = await dlnest("GET", "devices")
+
+    assert (ended["state"], ended["progress"]["analyzer"]) == ("succeeded", "ended")
+    assert devices["devices"][0]["task_ids"] == []

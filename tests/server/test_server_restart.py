@@ -10,6 +10,7 @@ from typing import Any
 
 from dlnest_jupyter.server.headless import HeadlessServer
 
+from ..conftest import REPO, trained_package
 from ..projects import write_project
 from ..service.conftest import hanging_project, wait_until_group_is_gone
 
@@ -58,6 +59,45 @@ def test_a_server_restart_keeps_the_running_task_and_the_queue(tmp_path: Path) -
 
     assert done["state"] == "succeeded", done
     assert cancelled["state"] == "cancelled"
+
+
+def test_a_server_restart_reports_its_analyzer_ended_and_frees_the_device(tmp_path: Path) -> None:
+    package = trained_package(tmp_path, {"ident": "def experience(self):\n    return 1\n"})
+    flags = [
+        f"--DLNestApp.database_path={tmp_path / 'dlnest.sqlite'}",
+        "--DLNestApp.fake_gpus=1x16384",
+        "--DLNestApp.tick_interval_s=0.2",
+    ]
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_PATH": str(REPO / "labextension_config"),  # the dlnest-analyzer kernelspec
+    }
+
+    def server() -> HeadlessServer:
+        return HeadlessServer(tmp_path, tmp_path / "server.log", flags, env)
+
+    with server() as first:
+        body = {"kind": "analyze", "record_path": str(package), "memory_mb": 6000}
+        analyzer = first.call("POST", "dlnest/api/tasks", body)["task"]
+        wait_until(lambda: _analyzer_ready(first, analyzer["id"]))
+        assert analyzer["kernel_id"] in [k["id"] for k in first.call("GET", "api/kernels")]
+
+    with server() as second:  # the first server shut its kernels down on its way out
+        ended = wait_until(lambda: _ended(second, analyzer["id"]))
+        devices = second.call("GET", "dlnest/api/devices")["devices"]
+        kernels = second.call("GET", "api/kernels")
+
+    assert ended["state"] == "failed"
+    assert ended["error"] == "its analyzer kernel ended with the Jupyter server that ran it"
+    assert (devices[0]["memory_reserved_mb"], devices[0]["task_ids"]) == (0, [])
+    assert kernels == []
+
+
+def _analyzer_ready(server: HeadlessServer, task_id: int) -> bool:
+    task: dict[str, Any] = server.call("GET", f"dlnest/api/tasks/{task_id}")["task"]
+    assert task["state"] == "running", task
+    return bool(task["progress"].get("analyzer") == "ready")
 
 
 def _ended(server: HeadlessServer, task_id: int) -> dict[str, Any] | None:

@@ -6,6 +6,8 @@ import pytest
 
 from dlnest_jupyter.service.factory import build_service, default_database_path
 
+from ..conftest import trained_package
+
 
 def test_fake_gpus_come_from_the_argument_or_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -28,3 +30,27 @@ def test_the_queue_lives_in_the_jupyter_data_dir_by_default(
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
 
     assert default_database_path() == tmp_path / "jupyter" / "dlnest" / "dlnest.sqlite"
+
+
+def test_analyzers_find_scripts_in_the_configured_folder_of_their_project(
+    tmp_path: Path,
+) -> None:
+    package = trained_package(tmp_path, {})
+    service = build_service(
+        tmp_path / "q.sqlite", "1x8192", False, analyzers=True, scripts_dir="Exp"
+    )
+    other = build_service(
+        tmp_path / "q.sqlite", "1x8192", False, analyzers=True, scripts_dir=str(tmp_path / "s")
+    )
+    service.update_settings({"devices": []})  # stay queued: no kernel starts
+    try:
+        default = service.submit_analyze(package)
+        absolute = service.submit_analyze(package, scripts_dir=tmp_path / "mine")
+        configured_absolute = other.submit_analyze(package)
+    finally:
+        service.stop()
+        other.stop()
+
+    assert default.spec["scripts_dir"] == str(tmp_path / "proj" / "Exp")
+    assert absolute.spec["scripts_dir"] == str(tmp_path / "mine")
+    assert configured_absolute.spec["scripts_dir"] == str(tmp_path / "s")

@@ -1,0 +1,125 @@
+"""Analyzers driven by the magics with no Jupyter server: the kernels run under our own manager."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from dlnest_jupyter.client import discovery
+
+from ..conftest import install_analyzer_kernelspec, trained_package
+
+SCRIPTS = {
+    "ident": """
+        def experience(self):
+            print("checkpoint", self.checkpoint_id, "of", type(self.model).__name__)
+            return 41 + 1
+    """,
+    "broken": "def experience(self):\n    return 1 / 0\n",
+}
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    for name in ("DLNEST_SERVER_URL", "DLNEST_SERVER_TOKEN", "JPY_PARENT_PID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DLNEST_FAKE_GPUS", "1x8192")
+    install_analyzer_kernelspec()
+    ipython = InteractiveShell.instance()
+    ipython.run_line_magic("load_ext", "dlnest_jupyter")
+    yield ipython
+    discovery.stop_embedded()
+    InteractiveShell.clear_instance()
+
+
+def test_magics_load_an_analyzer_once_and_run_scripts_and_cells_against_it(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = trained_package(tmp_path, SCRIPTS)
+
+    shell.run_line_magic("dlnest", f"analyze -r {package} -m 2000")
+    shell.run_line_magic("dlnest", "runExp ident")  # no id: the analyzer this kernel started
+    started = capsys.readouterr().out
+    shell.run_line_magic("dlnest", "runExp 1 ident")
+    again = capsys.readouterr().out
+    shell.run_cell_magic(
+        "dlnest",
+        "exp 1",
+        "from IPython.display import HTML\nprint(model is self.runner)\nHTML('<b>x</b>')",
+    )
+    cell = capsys.readouterr().out
+    shell.run_line_magic("dlnest", "runExp broken")
+    broken = capsys.readouterr().out
+    shell.run_line_magic("dlnest", "devices")
+    devices = capsys.readouterr().out
+
+    assert "task 1 running on GPU 0" in started and "waiting for analyzer 1" in started
+    assert (
+        "checkpoint 1 of ToyRunner\n42\n" in started and again == "checkpoint 1 of ToyRunner\n42\n"
+    )
+    assert cell == "True\n<IPython.core.display.HTML object>\n"
+    assert "ZeroDivisionError" in broken and "experiment 4 failed; the model stays loaded" in broken
+    gpu_row = devices.splitlines()[1].split()
+    assert gpu_row[-6:] == ["0", "/", "2000", "/", "8192", "1"]  # reserved for analyzer 1
+
+
+def test_attach_names_a_connection_file_and_del_frees_the_device(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = trained_package(tmp_path, SCRIPTS)
+    shell.run_line_magic("dlnest", f"analyze -r {package} -m 2000")
+    shell.run_line_magic("dlnest", "attach")
+    attach = capsys.readouterr().out
+
+    connection_file = attach.split("jupyter console --existing ")[1].split()[0]
+    assert Path(connection_file).is_file()
+    assert "no Jupyter server lists it" in attach and "%dlnest del 1 ends it" in attach
+
+    shell.run_line_magic("dlnest", "del 1")
+    assert "task 1 cancelled" in capsys.readouterr().out
+    deadline = time.monotonic() + 30
+    while Path(connection_file).exists():  # the kernel manager removes it once the kernel is gone
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    shell.run_line_magic("dlnest", "devices")
+    assert "0 / 0 / 8192" in capsys.readouterr().out
+
+
+BAD_COMMANDS = [
+    ("runExp 1 ../ident", None, "experiment names are plain script names"),
+    ("runExp 1 missing", None, "no script missing.py"),
+    ("runExp 2 ident", None, "task 2 is a train task, not an analyzer"),
+    ("runExp 9 ident", None, "no task with id 9"),
+    ("runExp 1 2 3", None, "runExp takes [ID] NAME"),
+    ("attach 9", None, "no task with id 9"),
+    ("run -c x", "1", "the cell form is %%dlnest exp [ID]"),
+    ("analyze -r /nowhere", None, "does not exist"),
+    ("analyze -r PKG -c 99", None, "99"),
+]
+
+
+def test_bad_analyzer_commands_are_one_line_and_the_analyzer_lives_on(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = trained_package(tmp_path, SCRIPTS)
+    shell.run_line_magic("dlnest", f"analyze -r {package} -CPU")
+    shell.run_line_magic("dlnest", f"run -c {tmp_path / 'proj' / 'root_config.json'} -CPU")
+    shell.run_line_magic("dlnest", "runExp 1 ident")
+    capsys.readouterr()
+
+    for line, cell, message in BAD_COMMANDS:
+        line = line.replace("PKG", str(package))
+        if cell is None:
+            shell.run_line_magic("dlnest", line)
+        else:
+            shell.run_cell_magic("dlnest", line, cell)
+        out = capsys.readouterr().out.strip().splitlines()
+        assert message in out[-1] and "Traceback" not in "\n".join(out), (line, out)
+
+    shell.run_line_magic("dlnest", "runExp 1 ident")
+    assert "checkpoint 1 of ToyRunner" in capsys.readouterr().out
