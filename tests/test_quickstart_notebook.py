@@ -13,7 +13,7 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_the_quickstart_notebook_trains_and_continues_through_a_real_jupyter_server(
+def test_the_quickstart_notebook_trains_continues_and_analyzes_through_a_real_jupyter_server(
     tmp_path: Path,
 ) -> None:
     work = tmp_path / "quickstart"
@@ -29,9 +29,8 @@ def test_the_quickstart_notebook_trains_and_continues_through_a_real_jupyter_ser
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "tasks on the server: [(1, 'train', 'succeeded'), (2, 'continue', 'succeeded')]" in (
-        result.stdout
-    )
+    tasks = "[(1, 'train', 'succeeded'), (2, 'continue', 'succeeded'), (3, 'analyze', 'running')]"
+    assert f"tasks on the server: {tasks}" in result.stdout
     accuracy = re.search(r"validation accuracy of its latest checkpoint: ([0-9.]+)", result.stdout)
     assert accuracy and float(accuracy.group(1)) > 0.9, result.stdout
     executed = nbformat.read(work / "quickstart.ipynb", as_version=4)
@@ -40,3 +39,9 @@ def test_the_quickstart_notebook_trains_and_continues_through_a_real_jupyter_ser
     # The continued run's watch shows its own epoch 9, not the first run's output again.
     assert "Epoch #8 finished" in texts[0] and "Epoch #9" not in texts[0]
     assert "Epoch #9 finished" in texts[1] and "Epoch #1 finished" not in texts[1]
+    # The analyzer's own kernel answered the experiment cell, and the server lists its session.
+    experiment = next(c for c in executed.cells if c.source.startswith("%%dlnest exp"))
+    assert "validation images" in "".join(o.get("text", "") for o in experiment.outputs)
+    assert "the session 'DLNest analyzer 3 " in "".join(
+        o.get("text", "") for o in executed.cells[-1].outputs
+    )

@@ -27,20 +27,19 @@ import html
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.display import display, publish_display_data
+from IPython.display import display
 
 from ..core.errors import DLNestError
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
+from .analyzer_commands import AnalyzerCommands
+from .arguments import ArgumentParser, absolute_path, placement_parser, task_id_argument
 from .backends import Backend, EmbeddedBackend
 from .discovery import find_backend
 
 _WATCH_POLL_S = 0.5
-_EXPERIMENT_WAIT_S = 10.0  # one long poll; the server answers as soon as anything is new
-_ANALYZER_POLL_S = 0.5
 
 
 class Table:
@@ -72,20 +71,15 @@ class Table:
         return "\n".join(lines) if self.rows else lines[0] + "\n(none)"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would exit the kernel
-        raise DLNestError(f"{self.prog}: {message}")
-
-
 @magics_class
-class DLNestMagics(Magics):
+class DLNestMagics(AnalyzerCommands, Magics):
     def __init__(self, shell: Any, backend_factory: Callable[[], Backend] = find_backend) -> None:
         super().__init__(shell)
         self._backend_factory = backend_factory
         self._backend: Backend | None = None
         self._log_offset = 0
         self._last_task_id: int | None = None  # what `watch` with no id follows
-        self._last_analyzer_id: int | None = None  # what runExp / exp / attach with no id use
+        self._last_analyzer_id = None
 
     @property
     def backend(self) -> Backend:
@@ -121,7 +115,7 @@ class DLNestMagics(Magics):
 
     # -- commands ---------------------------------------------------------------------------
     def _run(self, argv: list[str]) -> None:
-        parser = _placement_parser("run")
+        parser = placement_parser("run")
         parser.add_argument("-c", required=True, help="root config")
         parser.add_argument("-f", help="freq config")
         parser.add_argument("-ns", action="store_true")
@@ -129,20 +123,20 @@ class DLNestMagics(Magics):
         options = parser.parse_args(argv)
         body = {
             "kind": "train",
-            "config_path": _absolute(options.c),
+            "config_path": absolute_path(options.c),
             "no_save": options.ns,
             "use_description": options.sd,
         }
         if options.f:
-            body["freq_path"] = _absolute(options.f)
+            body["freq_path"] = absolute_path(options.f)
         self._submit(body, options)
 
     def _continue(self, argv: list[str]) -> None:
-        parser = _placement_parser("continue")
+        parser = placement_parser("continue")
         parser.add_argument("-r", required=True, help="save package")
         parser.add_argument("-c", type=int, default=None, help="checkpoint id")
         options = parser.parse_args(argv)
-        body: dict[str, Any] = {"kind": "continue", "record_path": _absolute(options.r)}
+        body: dict[str, Any] = {"kind": "continue", "record_path": absolute_path(options.r)}
         if options.c is not None:
             body["checkpoint_id"] = options.c
         self._submit(body, options)
@@ -161,123 +155,8 @@ class DLNestMagics(Magics):
         print(f"dlnest: task {task['id']} {task['state']}{where}; package {task['package_path']}")
         return task
 
-    # -- analyzers --------------------------------------------------------------------------
-    def _analyze(self, argv: list[str]) -> None:
-        parser = _Parser(prog="analyze")
-        parser.add_argument("-r", required=True, help="save package")
-        parser.add_argument("-c", type=int, default=None, help="checkpoint id")
-        parser.add_argument("-s", help="scripts folder (default: the project's AnalyzeScripts)")
-        parser.add_argument("-d", help="description")
-        parser.add_argument("-m", type=int, help="estimated GPU memory in MiB")
-        parser.add_argument("-CPU", action="store_true")
-        parser.add_argument("-j", action="store_true", help="jump to the front of the queue")
-        options = parser.parse_args(argv)
-        body: dict[str, Any] = {"kind": "analyze", "record_path": _absolute(options.r)}
-        if options.c is not None:
-            body["checkpoint_id"] = options.c
-        if options.s:
-            body["scripts_dir"] = _absolute(options.s)
-        task = self._submit(body, options)
-        self._last_analyzer_id = task["id"]
-        print(
-            f"dlnest: analyzer {task['id']} loads its model in a kernel of its own; "
-            f"then %dlnest runExp {task['id']} NAME runs {task['scripts_dir']}/NAME.py"
-        )
-
-    def _run_exp(self, argv: list[str]) -> None:
-        if len(argv) == 2 and argv[0].isdigit():
-            task_id, name = int(argv[0]), argv[1]
-        elif len(argv) == 1:
-            task_id, name = self._default_analyzer(), argv[0]
-        else:
-            raise DLNestError("runExp takes [ID] NAME, e.g. %dlnest runExp 3 show_accuracy")
-        self._await_analyzer(task_id)
-        self._follow(task_id, self.backend.run_experiment(task_id, {"name": name}))
-
-    def _exp(self, argv: list[str], code: str) -> None:
-        task_id = _task_id(argv, "exp") if argv else self._default_analyzer()
-        self._await_analyzer(task_id)
-        self._follow(task_id, self.backend.run_experiment(task_id, {"code": code}))
-
-    def _attach(self, argv: list[str]) -> None:
-        task_id = _task_id(argv, "attach") if argv else self._default_analyzer()
-        self._await_analyzer(task_id)
-        how = self.backend.attach(task_id)
-        lines = [
-            f"analyzer {task_id}: kernel {how['kernel_id']}",
-            f"  a console:  jupyter console --existing {how['connection_file']}",
-        ]
-        if isinstance(self.backend, EmbeddedBackend):
-            lines.append("  (this kernel's own scheduler runs it: no Jupyter server lists it)")
-        else:
-            lines.append(
-                f"  JupyterLab: Kernel > Change Kernel..., then the session {how['session_name']!r}"
-            )
-        lines.append(
-            f"  `exit` in a console leaves the model loaded; %dlnest del {task_id} ends it"
-        )
-        print("\n".join(lines))
-
-    def _default_analyzer(self) -> int:
-        if self._last_analyzer_id is not None:
-            return self._last_analyzer_id
-        running = [
-            t["id"]
-            for t in self.backend.tasks()
-            if t["kind"] == "analyze" and t["state"] == "running"
-        ]
-        if len(running) != 1:
-            found = f"analyzers {running} are running" if running else "no analyzer is running"
-            raise DLNestError(f"{found}; name one, e.g. %dlnest runExp ID NAME")
-        return int(running[0])
-
-    def _await_analyzer(self, task_id: int) -> None:
-        """Wait while the analyzer is queued or loading, so the next cell can just use it."""
-        said = False
-        while True:
-            task = self.backend.task(task_id)
-            if task["kind"] != "analyze":
-                return  # the server says why
-            loading = (task.get("progress") or {}).get("analyzer") == "loading"
-            if task["state"] != "queued" and not loading:
-                return
-            if not said:
-                print(
-                    f"dlnest: waiting for analyzer {task_id} ({'loading' if loading else 'queued'})"
-                )
-                said = True
-            time.sleep(_ANALYZER_POLL_S)
-
-    def _follow(self, task_id: int, experiment: dict[str, Any]) -> None:
-        """Stream an experiment's text and rich output into this cell until it ends."""
-        offset = display_offset = 0
-        interrupted = False
-        while True:
-            try:
-                experiment = self.backend.experiment(
-                    task_id, experiment["id"], offset, display_offset, _EXPERIMENT_WAIT_S
-                )
-            except KeyboardInterrupt:
-                if interrupted:
-                    raise
-                interrupted = True
-                self.backend.interrupt(task_id)
-                continue
-            print(experiment["output"], end="", flush=True)
-            for shown in experiment["displays"]:
-                publish_display_data(shown["data"], shown.get("metadata") or {})  # type: ignore[no-untyped-call]
-            offset, display_offset = experiment["offset"], experiment["display_offset"]
-            if experiment["state"] != "running":
-                break
-        if experiment["error"]:
-            print(experiment["error"])
-        if experiment["state"] != "succeeded":
-            print(
-                f"dlnest: experiment {experiment['id']} {experiment['state']}; the model stays loaded"
-            )
-
     def _del(self, argv: list[str]) -> None:
-        task = self.backend.delete(_task_id(argv, "del"))
+        task = self.backend.delete(task_id_argument(argv, "del"))
         print(f"dlnest: task {task['id']} {task['state']}")
 
     def _tasks(self, argv: list[str]) -> None:
@@ -307,7 +186,7 @@ class DLNestMagics(Magics):
         _show(Table(["id", "name", "enabled", "MiB used / reserved / total", "tasks"], rows))
 
     def _change_devices(self, argv: list[str]) -> None:
-        parser = _Parser(prog="changeDevices")
+        parser = ArgumentParser(prog="changeDevices")
         parser.add_argument(
             "-d", type=int, nargs="+", required=True, help="device ids (-1 is the CPU)"
         )
@@ -315,7 +194,7 @@ class DLNestMagics(Magics):
         print(f"dlnest: devices now {settings['devices']}")
 
     def _settings(self, argv: list[str]) -> None:
-        parser = _Parser(prog="settings")
+        parser = ArgumentParser(prog="settings")
         parser.add_argument("--max", type=int, dest="max_tasks_per_device")
         parser.add_argument("--delay", type=float, dest="launch_delay_s")
         changes = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
@@ -323,13 +202,13 @@ class DLNestMagics(Magics):
         _show(Table(["setting", "value"], sorted(settings.items())))
 
     def _new(self, argv: list[str]) -> None:
-        parser = _Parser(prog="new")
+        parser = ArgumentParser(prog="new")
         parser.add_argument("-d", required=True)
         parser.add_argument("-t", choices=TEMPLATE_NAMES, default=DEFAULT_TEMPLATE)
         parser.add_argument("-MNIST", action="store_true")
         options = parser.parse_args(argv)
         created = self.backend.new_project(
-            _absolute(options.d), "digits" if options.MNIST else options.t
+            absolute_path(options.d), "digits" if options.MNIST else options.t
         )
         print(
             f"dlnest: new project in {created['path']}; train it with %dlnest run -c {created['path']}/root_config.json"
@@ -340,7 +219,7 @@ class DLNestMagics(Magics):
             task_id = self._last_task_id
             print(f"dlnest: watching task {task_id}")
         else:
-            task_id = _task_id(argv, "watch")
+            task_id = task_id_argument(argv, "watch")
         offset = 0
         while True:
             task = self.backend.task(
@@ -375,28 +254,6 @@ class DLNestMagics(Magics):
 
 def _show(table: Table) -> None:
     display(table)  # type: ignore[no-untyped-call]
-
-
-def _placement_parser(prog: str) -> _Parser:
-    parser = _Parser(prog=prog)
-    parser.add_argument("-d", help="description")
-    parser.add_argument("-m", type=int, help="estimated GPU memory in MiB")
-    parser.add_argument("-mc", action="store_true", help="several cards")
-    parser.add_argument("-DDP", action="store_true")
-    parser.add_argument("-CPU", action="store_true")
-    parser.add_argument("-j", action="store_true", help="jump to the front of the queue")
-    return parser
-
-
-def _task_id(argv: list[str], command: str) -> int:
-    if len(argv) != 1 or not argv[0].isdigit():
-        raise DLNestError(f"{command} takes one task id, e.g. %dlnest {command} 3")
-    return int(argv[0])
-
-
-def _absolute(path: str) -> str:
-    # The server resolves relative paths against its root; the user means the kernel's cwd.
-    return str(Path(path).expanduser().resolve())
 
 
 def _devices(ids: Sequence[int]) -> str:
