@@ -40,6 +40,7 @@ from .backends import Backend, EmbeddedBackend
 from .discovery import find_backend
 
 _WATCH_POLL_S = 0.5
+_ENDED = ("succeeded", "failed", "cancelled")
 
 
 class Table:
@@ -222,16 +223,21 @@ class DLNestMagics(AnalyzerCommands, Magics):
             task_id = task_id_argument(argv, "watch")
         offset = 0
         while True:
-            task = self.backend.task(
-                task_id
-            )  # before reading: output written before an end is read
+            # Read the state before the output, so output written just before an end is read.
+            task = self.backend.task(task_id)
+            if task["kind"] == "analyze" and task["state"] not in _ENDED:
+                print(
+                    f"dlnest: task {task_id} is an analyzer: each experiment shows its output in "
+                    f"the cell that runs it (%dlnest runExp {task_id} NAME, %%dlnest exp {task_id})"
+                )
+                return
             while True:
                 chunk = self.backend.output(task_id, offset)
                 offset = chunk["offset"]
                 print(chunk["text"], end="", flush=True)
                 if not chunk["text"]:
                     break
-            if task["state"] in ("succeeded", "failed", "cancelled"):
+            if task["state"] in _ENDED:
                 print(
                     f"dlnest: task {task_id} {task['state']}"
                     + (f": {task['error']}" if task["error"] else "")

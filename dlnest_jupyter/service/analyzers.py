@@ -57,6 +57,8 @@ class _Analyzer:
 
 
 class AnalyzerHost:
+    ended_with = "the Jupyter server that ran it"  # what took an earlier service's kernels along
+
     def __init__(
         self,
         kernel_manager: Any,
@@ -111,7 +113,7 @@ class AnalyzerHost:
         with self._lock:
             analyzer = self._analyzers.get(task.id)
         if analyzer is None:
-            return "its analyzer kernel ended with the Jupyter server that ran it"
+            return f"its analyzer kernel ended with {self.ended_with}"
         return analyzer.error or f"its kernel {analyzer.kernel_id} ended"
 
     def stop(self, task: TaskRecord) -> None:
@@ -323,6 +325,8 @@ class PrivateAnalyzerHost(AnalyzerHost):
     loop and no sockets. Its analyzers are attachable through their connection files, listed by
     no server, and end with this process's service.
     """
+
+    ended_with = "the process whose in-process scheduler ran it"
 
     def __init__(self, kernel_name: str = KERNEL_NAME) -> None:
         super().__init__(None, None, kernel_name=kernel_name)  # type: ignore[arg-type]

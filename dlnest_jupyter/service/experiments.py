@@ -130,6 +130,9 @@ class ExperimentBook:
             ):
                 future.set_result(None)
             else:
+                # Long polls that timed out cancelled their futures: drop them, or a quiet
+                # experiment would collect one per poll.
+                experiment.waiters = [w for w in experiment.waiters if not w.done()]
                 experiment.waiters.append(future)
         return future
 

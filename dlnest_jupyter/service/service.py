@@ -269,7 +269,8 @@ class DLNestService:
         not replay the runs before it. Long output comes in parts: follow the returned offset.
         """
         task = self.store.get(task_id)
-        if task.package_path is None or task.started_at is None:  # never ran: nothing of its own
+        # An analyzer's package output is its training's; each experiment has an output of its own.
+        if task.package_path is None or task.started_at is None or task.kind == "analyze":
             return max(offset, task.output_start), ""
         return SavePackage(Path(task.package_path)).read_output(max(offset, task.output_start))
 
@@ -313,9 +314,8 @@ class DLNestService:
             if code is None:
                 continue
             error = None if code == 0 else executor.end_reason(task, code)
-            self.store.set_progress(
-                task.id, self._with_progress(task).progress
-            )  # the last one stays
+            # The last progress the task reported stays on record.
+            self.store.set_progress(task.id, self._with_progress(task).progress)
             self.log.write(f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}"))
             self.store.finish(
                 task.id,

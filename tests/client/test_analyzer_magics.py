@@ -57,6 +57,8 @@ def test_magics_load_an_analyzer_once_and_run_scripts_and_cells_against_it(
     broken = capsys.readouterr().out
     shell.run_line_magic("dlnest", "devices")
     devices = capsys.readouterr().out
+    shell.run_line_magic("dlnest", "watch")  # the last task submitted: the analyzer
+    watch = capsys.readouterr().out
 
     assert "task 1 running on GPU 0" in started and "waiting for analyzer 1" in started
     assert (
@@ -64,6 +66,7 @@ def test_magics_load_an_analyzer_once_and_run_scripts_and_cells_against_it(
     )
     assert cell == "True\n<IPython.core.display.HTML object>\n"
     assert "ZeroDivisionError" in broken and "experiment 4 failed; the model stays loaded" in broken
+    assert "task 1 is an analyzer: each experiment shows its output in the cell" in watch
     gpu_row = devices.splitlines()[1].split()
     assert gpu_row[-6:] == ["0", "/", "2000", "/", "8192", "1"]  # reserved for analyzer 1
 

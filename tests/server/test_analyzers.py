@@ -138,6 +138,7 @@ async def test_an_analyzer_on_a_fake_gpu_holds_its_memory_until_deleted(
     ready = await wait_for_analyzer(dlnest, task["id"])
     assert ready["progress"]["analyzer"] == "ready", ready
     experiment = await run_experiment(dlnest, task["id"], name="ident")
+    _, output = await dlnest("GET", "tasks", str(task["id"]), "output")
     _, devices = await dlnest("GET", "devices")
     assert (devices["devices"][0]["memory_reserved_mb"], devices["devices"][0]["task_ids"]) == (
         3000,
@@ -148,6 +149,7 @@ async def test_an_analyzer_on_a_fake_gpu_holds_its_memory_until_deleted(
     _, devices = await dlnest("GET", "devices")
 
     assert experiment["state"] == "succeeded"
+    assert output["text"] == ""  # the package's training output is not the analyzer's
     assert (devices["devices"][0]["memory_reserved_mb"], devices["devices"][0]["task_ids"]) == (
         0,
         [],

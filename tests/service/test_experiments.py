@@ -1,0 +1,62 @@
+"""Experiments' output as readers see it: only what is new after their offsets, or awaited."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlnest_jupyter.core.errors import ExperimentNotFoundError
+from dlnest_jupyter.service import experiments
+from dlnest_jupyter.service.experiments import FAILED, SUCCEEDED, ExperimentBook
+
+
+def test_a_reader_gets_only_the_text_and_displays_after_its_offsets() -> None:
+    book = ExperimentBook()
+    experiment = book.open(task_id=3, name="getAcc")
+    book.append_text(experiment, "epoch 1\n")
+    book.add_display(experiment, {"data": {"text/plain": "<Figure>"}, "metadata": {}})
+    first = experiment.to_json()
+    book.append_text(experiment, "epoch 2\n")
+
+    second = experiment.to_json(first["offset"], first["display_offset"])
+
+    assert (first["output"], len(first["displays"])) == ("epoch 1\n", 1)
+    assert (second["output"], second["displays"], second["offset"]) == ("epoch 2\n", [], 16)
+
+
+def test_dropped_old_text_keeps_offsets_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(experiments, "MAX_OUTPUT_CHARS", 10)
+    book = ExperimentBook()
+    experiment = book.open(1, "chatty")
+    book.append_text(experiment, "0123456789")
+    book.append_text(experiment, "abcde")
+
+    assert experiment.to_json(0)["output"] == "56789abcde"  # what is left of an old offset
+    assert experiment.to_json(12)["output"] == "cde"
+    assert experiment.to_json(15)["output"] == ""
+
+
+def test_a_long_poll_wakes_at_the_next_change_and_timed_out_polls_do_not_pile_up() -> None:
+    book = ExperimentBook()
+    experiment = book.open(1, "quiet")
+    for _ in range(50):  # pollers that gave up cancel their futures
+        assert book.change(experiment, 0, 0).cancel()
+    waiting = book.change(experiment, 0, 0)
+
+    assert len(experiment.waiters) == 1 and not waiting.done()
+    book.append_text(experiment, "x")
+    assert waiting.done() and book.change(experiment, 0, 0).done()  # already something new
+
+
+def test_an_experiment_ends_once_and_old_ones_are_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(experiments, "MAX_KEPT_PER_ANALYZER", 2)
+    book = ExperimentBook()
+    first, second, third = (book.open(7, name) for name in ("a", "b", "c"))
+    book.finish(second, FAILED, "ZeroDivisionError")
+    book.finish(second, SUCCEEDED)
+
+    assert (book.get(7, 2).state, book.get(7, 2).error) == (FAILED, "ZeroDivisionError")
+    assert [e.id for e in book.running(7)] == [third.id] and book.count(7) == 3
+    with pytest.raises(ExperimentNotFoundError, match="has no experiment 1"):
+        book.get(7, first.id)
