@@ -48,10 +48,12 @@ LOAD_TIMEOUT_S = 900.0  # import torch, build the dataset, load the checkpoint
 class _Analyzer:
     task_id: int
     kernel_id: str
+    pid: int  # the kernel's process at the last load: a new one means the kernel restarted
     session_id: str | None = None
     client: Any = None  # an AsyncKernelClient once the kernel is ready
     state: str = "loading"  # loading | ready | failed | ended
     error: str | None = None
+    loads: int = 0  # 1 after the first load; a restart loads the package again
     pending: dict[str, Experiment] = field(default_factory=dict)  # execute msg_id -> experiment
     listener: asyncio.Future[None] | None = None  # routes IOPub messages while ready
 
@@ -87,11 +89,11 @@ class AnalyzerHost:
     def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
         """Start the kernel (it loads the package on its own) and return at once."""
         kernel_id = self._run(self._start_kernel(task, device_ids), START_TIMEOUT_S)
-        manager = self.kernel_manager.get_kernel(kernel_id)
-        pid = getattr(getattr(manager, "provisioner", None), "pid", None) or 0
+        pid = self._kernel_pid(kernel_id) or 0
+        analyzer = _Analyzer(task.id, kernel_id, pid)
         with self._lock:
-            self._analyzers[task.id] = _Analyzer(task.id, kernel_id)
-        asyncio.run_coroutine_threadsafe(self._watch_loading(task), self.loop)
+            self._analyzers[task.id] = analyzer
+        asyncio.run_coroutine_threadsafe(self._load(analyzer, task), self.loop)
         return Launch(pid, processes.start_time(pid) if pid else None, kernel_id=kernel_id)
 
     def exit_code(self, task: TaskRecord) -> int | None:
@@ -102,6 +104,12 @@ class AnalyzerHost:
         if analyzer.state == "failed":
             return 1 if analyzer.kernel_id not in self._kernel_ids() else None
         if analyzer.kernel_id in self._kernel_ids():
+            pid = self._kernel_pid(analyzer.kernel_id)
+            if analyzer.state == "ready" and pid is not None and pid != analyzer.pid:
+                # Restarted from JupyterLab (or by the server's restarter after a crash): the
+                # kernel's startup line loads the package again; follow that load.
+                analyzer.state, analyzer.pid = "loading", pid
+                asyncio.run_coroutine_threadsafe(self._reload(analyzer), self.loop)
             return None
         # Shut down from JupyterLab, or `exit` outside our guard: the analysis ended.
         if analyzer.state != "ended":
@@ -131,7 +139,11 @@ class AnalyzerHost:
             analyzer = self._analyzers.get(task_id)
         if analyzer is None:
             return {}
-        return {"analyzer": analyzer.state, "experiments": self.experiments.count(task_id)}
+        return {
+            "analyzer": analyzer.state,
+            "experiments": self.experiments.count(task_id),
+            "loads": analyzer.loads,
+        }
 
     def connection_file(self, task_id: int) -> str | None:
         with self._lock:
@@ -192,28 +204,39 @@ class AnalyzerHost:
         except ValueError:
             return {"path": ""}
 
-    async def _watch_loading(self, task: TaskRecord) -> None:
-        with self._lock:
-            analyzer = self._analyzers[task.id]
+    async def _load(self, analyzer: _Analyzer, task: TaskRecord | None = None) -> None:
+        """Wait for the kernel's startup line to load the package, then route its output."""
+        client = analyzer.client
         try:
-            manager = self.kernel_manager.get_kernel(analyzer.kernel_id)
-            client = manager.client()
-            client.start_channels()
+            if client is None:
+                client = self.kernel_manager.get_kernel(analyzer.kernel_id).client()
+                client.start_channels()
             await client.wait_for_ready(timeout=LOAD_TIMEOUT_S)
             status = await _user_expression(client, STATUS_EXPRESSION)
         except Exception as error:  # the kernel died while loading, or never answered
             status = {"ok": False, "error": f"the analyzer kernel did not start: {error!r}"}
-            client = None
+        analyzer.client = client
         if not status.get("ok"):
             analyzer.state, analyzer.error = "failed", str(status.get("error"))
-            if client is not None:
-                client.stop_channels()
             await self._shut_down(analyzer)
             return
-        analyzer.client, analyzer.state = client, "ready"
-        if self.session_manager is not None:
+        analyzer.state, analyzer.loads = "ready", analyzer.loads + 1
+        if task is not None and self.session_manager is not None:
             await self._name_session(analyzer, task)
         analyzer.listener = asyncio.ensure_future(self._listen(analyzer))
+
+    async def _reload(self, analyzer: _Analyzer) -> None:
+        """The kernel restarted: what ran in it is gone, and its startup line loads again."""
+        if analyzer.listener is not None:
+            analyzer.listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await analyzer.listener
+        analyzer.pending.clear()
+        for experiment in self.experiments.running(analyzer.task_id):
+            self.experiments.finish(
+                experiment, INTERRUPTED, "the analyzer's kernel restarted; its model was reloaded"
+            )
+        await self._load(analyzer)
 
     async def _name_session(self, analyzer: _Analyzer, task: TaskRecord) -> None:
         # A named session is what JupyterLab's kernel picker shows: "DLNest analyzer 7 <package>".
@@ -279,6 +302,12 @@ class AnalyzerHost:
                 await self.session_manager.delete_session(analyzer.session_id)
             elif analyzer.kernel_id in self._kernel_ids():
                 await self.kernel_manager.shutdown_kernel(analyzer.kernel_id, now=True)
+
+    def _kernel_pid(self, kernel_id: str) -> int | None:
+        with contextlib.suppress(Exception):  # gone, or between two processes of a restart
+            pid = self.kernel_manager.get_kernel(kernel_id).provisioner.pid
+            return int(pid) if pid else None
+        return None
 
     def _kernel_ids(self) -> list[str]:
         if self.kernel_manager is None:

@@ -16,6 +16,7 @@ from .conftest import run_experiment, wait_for_analyzer, wait_for_state
 
 pytestmark = pytest.mark.usefixtures("analyzer_kernelspec")
 
+SPIN = "import time\ndef experience(self):\n    while True:\n        time.sleep(0.01)\n"
 IDENT = """
 def experience(self):
     print("model", id(self.model), "checkpoint", self.checkpoint_id)
@@ -31,7 +32,7 @@ async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
         {
             "ident": IDENT,
             "broken": "def experience(self):\n    return 1 / 0\n",
-            "spin": "import time\ndef experience(self):\n    while True:\n        time.sleep(0.01)\n",
+            "spin": SPIN,
         },
     )
     status, body = await dlnest(
@@ -244,3 +245,40 @@ async def test_a_kernel_shut_down_from_jupyterlab_ends_its_analyzer_task(
 
     assert (ended["state"], ended["progress"]["analyzer"]) == ("succeeded", "ended")
     assert devices["devices"][0]["task_ids"] == []
+
+
+async def test_a_kernel_restarted_from_jupyterlab_loads_its_package_again(
+    jp_root_dir: Path, dlnest: Any, jp_fetch: Any
+) -> None:
+    package = trained_package(jp_root_dir, {"ident": IDENT, "spin": SPIN})
+    _, body = await dlnest(
+        "POST", "tasks", body={"kind": "analyze", "record_path": str(package), "cpu": True}
+    )
+    task = await wait_for_analyzer(dlnest, body["task"]["id"])
+    await run_experiment(dlnest, task["id"], code="before_restart = 1")
+    _, body = await dlnest("POST", "tasks", str(task["id"]), "experiments", body={"name": "spin"})
+    spinning = body["experiment"]
+
+    await jp_fetch("api", "kernels", task["kernel_id"], "restart", method="POST", body="{}")
+    _, body = await dlnest(
+        "GET", "tasks", str(task["id"]), "experiments", str(spinning["id"]), params={"wait_s": 30}
+    )
+    reloaded = await _wait_for_loads(dlnest, task["id"], 2)
+    after = await run_experiment(
+        dlnest, task["id"], code="print('before_restart' in dir(), model is self.runner)"
+    )
+
+    assert body["experiment"]["state"] == "interrupted"  # a restart interrupts first
+    assert (reloaded["state"], reloaded["kernel_id"]) == ("running", task["kernel_id"])
+    assert after["output"] == "False True\n"  # a fresh namespace with the model loaded again
+    await dlnest("DELETE", "tasks", str(task["id"]))
+
+
+async def _wait_for_loads(call: Any, task_id: int, loads: int) -> dict[str, Any]:
+    for _ in range(600):
+        _, body = await call("GET", "tasks", str(task_id))
+        progress = body["task"]["progress"]
+        if progress.get("loads") == loads and progress.get("analyzer") == "ready":
+            return body["task"]  # type: ignore[no-any-return]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"analyzer {task_id} never loaded {loads} times: {body['task']}")
