@@ -1,7 +1,7 @@
 """Analyzer kernels: started, watched and stopped through a Jupyter kernel manager.
 
 In the server the kernel manager is the server's own (so `/api/kernels` lists analyzers and a
-notebook can attach); embedded, it is a private `AsyncMultiKernelManager` on a thread of its own.
+notebook can attach); embedded, a private one (service/private_analyzers.py).
 Kernel managers live on an asyncio loop; the scheduler ticks on other threads, so every call
 crosses over with `run_coroutine_threadsafe`. This module never imports torch: the kernel does
 the loading (runtime/analyzer_kernel.py).
@@ -16,6 +16,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -340,59 +341,9 @@ async def _user_expression(client: Any, expression: str) -> dict[str, Any]:
     return parsed
 
 
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _plain(traceback_text: str) -> str:
     """IPython's tracebacks carry ANSI colours; a REST client wants text."""
-    import re
-
-    return re.sub(r"\x1b\[[0-9;]*m", "", traceback_text)
-
-
-class PrivateAnalyzerHost(AnalyzerHost):
-    """Embedded mode: a kernel manager of our own, on an event loop in a thread of our own.
-
-    Both are made when the first analyzer starts, so a service that never analyzes owns no
-    loop and no sockets. Its analyzers are attachable through their connection files, listed by
-    no server, and end with this process's service.
-    """
-
-    ended_with = "the process whose in-process scheduler ran it"
-
-    def __init__(self, kernel_name: str = KERNEL_NAME) -> None:
-        super().__init__(None, None, kernel_name=kernel_name)  # type: ignore[arg-type]
-        self._thread: threading.Thread | None = None
-
-    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
-        with self._lock:
-            if self._loop is None:
-                self._loop, self._thread, self._kernel_manager = _private_kernel_manager()
-        return super().start(task, device_ids)
-
-    def close(self) -> None:
-        if self._loop is None:
-            return
-        with self._lock:
-            analyzers = list(self._analyzers.values())
-        for analyzer in analyzers:
-            with contextlib.suppress(Exception):
-                self._run(self._shut_down(analyzer), 30)
-        with contextlib.suppress(Exception):
-            self._run(self.kernel_manager.shutdown_all(now=True), 30)
-        self.kernel_manager.context.destroy(linger=0)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(30)
-        self._loop.close()
-        self._loop = self._thread = self._kernel_manager = None
-
-
-def _private_kernel_manager() -> tuple[asyncio.AbstractEventLoop, threading.Thread, Any]:
-    from jupyter_client.multikernelmanager import AsyncMultiKernelManager
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="dlnest-analyzers", daemon=True)
-    thread.start()
-
-    async def make() -> Any:
-        return AsyncMultiKernelManager()
-
-    return loop, thread, asyncio.run_coroutine_threadsafe(make(), loop).result(30)
+    return _ANSI_COLOUR.sub("", traceback_text)

@@ -8,8 +8,8 @@ from jupyter_core.paths import jupyter_data_dir
 
 from ..core.devices import FakeSource, parse_fake_gpus, source_from_env
 from ..core.store import TaskStore
-from .analyzers import PrivateAnalyzerHost
 from .executor import LocalExecutor
+from .private_analyzers import PrivateAnalyzerHost
 from .service import DEFAULT_SCRIPTS_DIR, DLNestService
 
 
