@@ -59,9 +59,14 @@ def write_bytes_with(target: Path, write: Callable[[IO[bytes]], None]) -> None:
         write(handle)
 
 
+def json_text(value: Any) -> str:
+    """`value` as the indented, key-sorted JSON every file of ours holds."""
+    return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
 def write_json(target: Path, value: Any, durable: bool = True) -> None:
     """Atomically replace `target` with `value` as indented, key-sorted JSON."""
-    text = json.dumps(value, indent=2, sort_keys=True) + "\n"
+    text = json_text(value)
     with atomic_writer(target, "w", durable) as handle:
         handle.write(text)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG
 from typing import Any
 
 from .errors import ConfigError, UserCodeError
@@ -74,6 +76,7 @@ def project_layout(
 ) -> ProjectLayout:
     """Resolve and check the code files `args` names, relative to `root_dir`."""
     blame = source_of or (lambda key: None)
+    root_dir = Path(os.path.realpath(root_dir))  # once: a sweep lays out the same project often
     classes = tuple(_class_ref(args, role, root_dir, blame) for role in ROLES)
     other_files = tuple(_other_files(args, root_dir, blame))
     layout = ProjectLayout(root_dir=root_dir, classes=classes, other_files=other_files)
@@ -85,19 +88,19 @@ def package_relative(raw: str, root_dir: Path) -> tuple[Path, PurePosixPath]:
     """Map a configured path to (absolute source, path inside the package).
 
     Paths under the project root keep their relative place; anything else (absolute, or
-    escaping with `..`) lands at the package root under its own name.
+    escaping with `..`) lands at the package root under its own name. `root_dir` must be
+    resolved already.
     """
-    source = (root_dir / raw).resolve() if not Path(raw).is_absolute() else Path(raw).resolve()
-    try:
-        inside = PurePosixPath(source.relative_to(root_dir.resolve()).as_posix())
-    except ValueError:
-        inside = PurePosixPath(source.name)
-    return source, inside
+    source = os.path.realpath(os.path.join(root_dir, raw))  # an absolute `raw` replaces root_dir
+    inside = os.path.relpath(source, root_dir)
+    if inside == os.pardir or inside.startswith(os.pardir + os.sep):
+        inside = os.path.basename(source)
+    return Path(source), PurePosixPath(inside)
 
 
-def defines_name(source: Path, name: str) -> bool:
+def defines_name(source: Path, name: str, stat: os.stat_result | None = None) -> bool:
     """True when the module binds `name` at top level (class, assignment or import)."""
-    stat = source.stat()
+    stat = stat or source.stat()
     return name in _top_level_names(source, stat.st_mtime_ns, stat.st_size)
 
 
@@ -129,12 +132,16 @@ def _class_ref(
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key} must be a non-empty string", file=blame(key), key=key)
     source, inside = package_relative(raw_file, root_dir)
-    if not source.is_file():
+    try:
+        stat = source.stat()
+    except OSError:
+        stat = None
+    if stat is None or not S_ISREG(stat.st_mode):
         raise ConfigError(
             f"{file_key} names {source}, which does not exist", file=blame(file_key), key=file_key
         )
     try:
-        found = defines_name(source, class_name)
+        found = defines_name(source, class_name, stat)
     except SyntaxError as exc:
         raise UserCodeError(
             f"syntax error: {exc.msg}", file=source, line=exc.lineno, column=exc.offset

@@ -331,12 +331,13 @@ class DLNestService:
             return []
         # Only tasks queued since the last pass are read in full: a submission's pass stays
         # cheap however long the queue is.
-        new = {
-            t.id: t.demand()
-            for t in self.store.get_many(i for i in queue if i not in self._demands)
-        }
-        demands = [self._demands.get(i) or new[i] for i in queue]
-        self._demands = {d.task_id: d for d in demands}
+        known = self._demands
+        known.update(
+            (t.id, t.demand()) for t in self.store.get_many(i for i in queue if i not in known)
+        )
+        if len(known) != len(queue):  # some left the queue
+            self._demands = known = {i: known[i] for i in queue}
+        demands = [known[i] for i in queue]
         placements = plan_placements(
             demands,
             self.device_source.snapshot(),
@@ -373,9 +374,14 @@ class DLNestService:
         return started
 
     def _start_now(self, task: TaskRecord) -> TaskRecord:
-        """Place right after a submission, not at the next tick; returns the task as it is now."""
-        self.tick()
-        return self.store.get(task.id)
+        """Place right after a submission, not at the next tick; returns the task as it is now.
+
+        Only a placement pass: ended tasks are reaped by the tick, which a sweep of hundreds of
+        submissions a second should not wait on each time.
+        """
+        with self._tick_lock:
+            started = self._place(time.time())
+        return next((t for t in started if t.id == task.id), task)
 
     def _admit(self, placement: dict[str, Any]) -> None:
         demand = Demand(task_id=0, **placement)

@@ -96,6 +96,49 @@ def test_absolute_code_paths_land_at_the_package_root(tmp_path: Path) -> None:
     assert package.args()["other_file_paths"] == ["./code/recorder.py", "./helper.py"]
 
 
+def test_helpers_keep_their_mode_and_folders_their_nested_files(tmp_path: Path) -> None:
+    config = write_project(tmp_path / "p")
+    script = tmp_path / "p" / "tools" / "prepare.sh"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\necho ready\n")
+    script.chmod(0o755)
+    (tmp_path / "p" / "lib" / "deep").mkdir(parents=True)
+    (tmp_path / "p" / "lib" / "deep" / "util.py").write_text("X = 2\n")
+    args = {"other_file_paths": ["./code/recorder.py", "./tools/prepare.sh", "./lib"]}
+    config = write_project(tmp_path / "p", args=args)
+
+    package = new_package(config)
+
+    copied = package.path / "tools" / "prepare.sh"
+    assert copied.read_text() == "#!/bin/sh\necho ready\n"
+    assert copied.stat().st_mode & 0o111  # still executable
+    assert (package.path / "lib" / "deep" / "util.py").read_text() == "X = 2\n"
+
+
+def test_symlinked_and_escaping_code_paths_copy_the_file_they_reach(tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "common.py"
+    shared.parent.mkdir()
+    shared.write_text("COMMON = 3\n")
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "linked.py").symlink_to(shared)
+    config = write_project(
+        project, args={"other_file_paths": ["./code/recorder.py", "linked.py", "../shared"]}
+    )
+
+    package = new_package(config)
+
+    # Both name a file outside the project: each lands at the package root under its own name.
+    assert (package.path / "common.py").read_text() == "COMMON = 3\n"
+    assert not (package.path / "common.py").is_symlink()
+    assert (package.path / "shared" / "common.py").read_text() == "COMMON = 3\n"
+    assert package.args()["other_file_paths"] == [
+        "./code/recorder.py",
+        "./common.py",
+        "./shared",
+    ]
+
+
 def test_two_absolute_paths_with_one_name_are_refused_not_overwritten(tmp_path: Path) -> None:
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
@@ -175,6 +218,9 @@ def test_opening_a_missing_or_incomplete_package_is_a_package_error(
     with pytest.raises(PackageError, match="folder does not exist"):
         SavePackage.open(tmp_path / "nope")
     package = new_package(project)
+    (package.path / "_package.json").write_text('{"prefix": "sta')  # cut short by a crash
+    with pytest.raises(PackageError, match=r"cannot read _package.json"):
+        package.state()
     (package.path / "_package.json").unlink()
     with pytest.raises(PackageError, match=r"_package.json is missing"):
         SavePackage.open(package.path)
