@@ -9,16 +9,15 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..core.errors import DLNestError
 from ..service.service import DLNestService
+from .transport import KeepAliveTransport
 
 Transport = Callable[[str, str, dict[str, str], bytes | None], tuple[int, bytes]]
 
@@ -54,30 +53,21 @@ class Backend(Protocol):
     def attach(self, task_id: int) -> dict[str, Any]: ...
 
 
-def _urllib_transport(
-    method: str, url: str, headers: dict[str, str], body: bytes | None
-) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except urllib.error.URLError as error:
-        raise ClientError(f"cannot reach the Jupyter server at {url}: {error.reason}") from error
-    except OSError as error:  # a reset connection or a timeout mid-reply
-        raise ClientError(f"lost the Jupyter server at {url}: {error}") from error
-
-
 @dataclass
 class RestBackend:
     base_url: str  # ends with "/", e.g. http://127.0.0.1:8888/
     token: str
-    transport: Transport = _urllib_transport
+    transport: Transport = field(default_factory=KeepAliveTransport)
 
     @property
     def description(self) -> str:
         return f"the Jupyter server at {self.base_url}"
+
+    def close(self) -> None:
+        """Close this thread's kept connection (they also close when their thread ends)."""
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "tasks", body)["task"]  # type: ignore[no-any-return]
@@ -136,9 +126,13 @@ class RestBackend:
             else (b"" if method in ("POST", "PUT") else None)
         )
         headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
-        status, raw = self.transport(
-            method, urllib.parse.urljoin(self.base_url, f"dlnest/api/{path}"), headers, data
-        )
+        url = urllib.parse.urljoin(self.base_url, f"dlnest/api/{path}")
+        try:
+            status, raw = self.transport(method, url, headers, data)
+        except ConnectionRefusedError as refused:
+            raise ClientError(f"cannot reach the Jupyter server at {url}: {refused}") from refused
+        except OSError as lost:  # a reset connection, a timeout mid-reply, a name not found
+            raise ClientError(f"lost the Jupyter server at {url}: {lost}") from lost
         try:
             reply = json.loads(raw) if raw else {}
         except ValueError:
