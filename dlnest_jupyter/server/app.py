@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class DLNestApp(ExtensionApp):
     )
 
     _ticker: asyncio.Task[None] | None = None
+    _exported_token: str | None = None
 
     @property
     def service(self) -> DLNestService:
@@ -76,6 +78,9 @@ class DLNestApp(ExtensionApp):
             dlnest_root_dir=root_dir,
             dlnest_allowed_roots=roots,
             dlnest_max_body_bytes=self.max_body_bytes,
+            # A password-only server has no token to hand its kernels: they get this key
+            # instead, which opens /dlnest/api/ and nothing else (handlers.DLNestHandler).
+            dlnest_kernel_key=secrets.token_urlsafe(32),
         )
 
     def initialize_handlers(self) -> None:
@@ -84,7 +89,9 @@ class DLNestApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         if not serverapp.sock:  # kernels started from now on find this server (client.discovery)
             os.environ[URL_ENV] = f"http://127.0.0.1:{serverapp.port}{serverapp.base_url}"
-            os.environ[TOKEN_ENV] = serverapp.identity_provider.token
+            os.environ[TOKEN_ENV] = self._exported_token = (
+                serverapp.identity_provider.token or self.settings["dlnest_kernel_key"]
+            )
         # Analyzers are kernels of this server: /api/kernels lists them, notebooks can attach.
         self.service.attach_analyzers(
             AnalyzerHost(
@@ -100,7 +107,7 @@ class DLNestApp(ExtensionApp):
                 await self._ticker
             self._ticker = None
         await asyncio.get_running_loop().run_in_executor(None, self.service.stop)
-        if os.environ.get(TOKEN_ENV) == self.serverapp.identity_provider.token:  # type: ignore[union-attr]
+        if self._exported_token is not None and os.environ.get(TOKEN_ENV) == self._exported_token:
             os.environ.pop(URL_ENV, None)
             os.environ.pop(TOKEN_ENV, None)
 
