@@ -17,6 +17,9 @@ from ..core.errors import ExperimentNotFoundError
 RUNNING, SUCCEEDED, FAILED, INTERRUPTED = "running", "succeeded", "failed", "interrupted"
 MAX_KEPT_PER_ANALYZER = 200  # older experiments' output is dropped
 MAX_OUTPUT_CHARS = 4 * 1024 * 1024  # per experiment; the oldest text goes first
+# Per experiment; the oldest displays go first, the newest always stays. A loop that plots
+# every step would otherwise hold each image (base64 PNGs of 50-500 KB) in the server.
+MAX_DISPLAY_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -28,6 +31,9 @@ class Experiment:
     output: str = ""  # text streams, stdout and stderr interleaved as they came
     output_start: int = 0  # absolute offset of output[0] once old text was dropped
     displays: list[dict[str, Any]] = field(default_factory=list)  # rich outputs: {data, metadata}
+    displays_start: int = 0  # absolute index of displays[0] once old displays were dropped
+    display_sizes: list[int] = field(default_factory=list)  # bytes of each kept display
+    display_bytes: int = 0  # their sum
     result: str | None = None  # the text form of the value an experiment returned
     waiters: list[Future[None]] = field(default_factory=list)
 
@@ -41,10 +47,14 @@ class Experiment:
             "error": self.error,
             "output": self.output[max(0, offset - self.output_start) :] if offset < end else "",
             "offset": end,
-            "displays": self.displays[display_offset:],
-            "display_offset": len(self.displays),
+            "displays": self.displays[max(0, display_offset - self.displays_start) :],
+            "display_offset": self.display_end,
             "result": self.result,
         }
+
+    @property
+    def display_end(self) -> int:
+        return self.displays_start + len(self.displays)
 
 
 class ExperimentBook:
@@ -95,8 +105,15 @@ class ExperimentBook:
         self._notify(experiment)
 
     def add_display(self, experiment: Experiment, bundle: dict[str, Any]) -> None:
+        size = _display_bytes(bundle)
         with self._lock:
             experiment.displays.append(bundle)
+            experiment.display_sizes.append(size)
+            experiment.display_bytes += size
+            while len(experiment.displays) > 1 and experiment.display_bytes > MAX_DISPLAY_BYTES:
+                experiment.displays.pop(0)
+                experiment.display_bytes -= experiment.display_sizes.pop(0)
+                experiment.displays_start += 1
         self._notify(experiment)
 
     def set_result(self, experiment: Experiment, text: str | None) -> None:
@@ -126,7 +143,7 @@ class ExperimentBook:
             if (
                 experiment.state != RUNNING
                 or end > offset
-                or len(experiment.displays) > display_offset
+                or experiment.display_end > display_offset
             ):
                 future.set_result(None)
             else:
@@ -142,3 +159,8 @@ class ExperimentBook:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def _display_bytes(bundle: dict[str, Any]) -> int:
+    data = bundle.get("data", {})
+    return sum(len(value) if isinstance(value, str | bytes) else 64 for value in data.values())

@@ -35,6 +35,25 @@ def test_dropped_old_text_keeps_offsets_absolute(monkeypatch: pytest.MonkeyPatch
     assert experiment.to_json(15)["output"] == ""
 
 
+def test_old_displays_are_dropped_past_the_cap_and_offsets_stay_absolute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(experiments, "MAX_DISPLAY_BYTES", 1000)
+    book = ExperimentBook()
+    experiment = book.open(1, "plots every step")
+    for step in range(5):  # 400 bytes each: two fit under the cap
+        book.add_display(experiment, {"data": {"image/png": f"{step}" * 400}, "metadata": {}})
+
+    kept = experiment.to_json()
+    assert [d["data"]["image/png"][0] for d in kept["displays"]] == ["3", "4"]
+    assert kept["display_offset"] == 5
+    assert [d["data"]["image/png"][0] for d in experiment.to_json(0, 4)["displays"]] == ["4"]
+    assert experiment.to_json(0, 5)["displays"] == []
+    assert book.change(experiment, kept["offset"], 4).done()  # display 4 is new to that reader
+    book.add_display(experiment, {"data": {"image/png": "x" * 5000}, "metadata": {}})
+    assert [d["data"]["image/png"][0] for d in experiment.to_json()["displays"]] == ["x"]
+
+
 def test_a_long_poll_wakes_at_the_next_change_and_timed_out_polls_do_not_pile_up() -> None:
     book = ExperimentBook()
     experiment = book.open(1, "quiet")
