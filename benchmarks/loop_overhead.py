@@ -26,7 +26,7 @@ from _project import write_bench_project
 
 from dlnest_jupyter.core.checkpoints import TrackLimits
 from dlnest_jupyter.core.config import load_config
-from dlnest_jupyter.core.package import PackageOptions, create_package
+from dlnest_jupyter.core.package_creation import PackageOptions, create_package
 from dlnest_jupyter.runtime.checkpoint_io import CheckpointWriter
 from dlnest_jupyter.runtime.loop import TrainingLoop
 from dlnest_jupyter.runtime.progress import ProgressFile

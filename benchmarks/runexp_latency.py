@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dlnest_jupyter.core.config import load_config
-from dlnest_jupyter.core.package import PackageOptions, create_package
+from dlnest_jupyter.core.package_creation import PackageOptions, create_package
 from dlnest_jupyter.runtime.train import TrainRequest, run_training
 from dlnest_jupyter.server.headless import HeadlessServer
 

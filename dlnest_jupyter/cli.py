@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from .core.checkpoints import TrackLimits
 from .core.config import LoadedConfig, load_config
 from .core.errors import DLNestError
-from .core.package import PackageOptions, SavePackage, create_package, discard_new_package
+from .core.package import SavePackage
+from .core.package_creation import PackageOptions, create_package, discard_new_package
 from .core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES, new_project
 
 if TYPE_CHECKING:

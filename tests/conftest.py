@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from dlnest_jupyter.core.config import load_config
-from dlnest_jupyter.core.package import PackageOptions, SavePackage, create_package
+from dlnest_jupyter.core.package import SavePackage
+from dlnest_jupyter.core.package_creation import PackageOptions, create_package
 
 from .projects import write_project
 

@@ -19,12 +19,14 @@ from ..core.checkpoints import TrackLimits
 from ..core.config import load_config
 from ..core.devices import CPU_ID, DeviceSource
 from ..core.errors import PackageBusyError, TaskError, TaskStateError
-from ..core.package import PackageOptions, SavePackage, create_package, discard_new_package
-from ..core.placement import Demand, Settings, admission_error, gpu_budgets_mb, plan_placements
+from ..core.package import SavePackage
+from ..core.package_creation import PackageOptions, create_package, discard_new_package
+from ..core.placement import Demand, Settings, admission_error, plan_placements
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
 from .analyzers import AnalyzerHost
+from .device_rows import device_rows
 from .event_log import EventLog
 from .executor import Executor, NoExecutor
 from .experiment_verbs import ExperimentVerbs
@@ -219,36 +221,9 @@ class DLNestService:
 
     def devices(self) -> list[dict[str, Any]]:
         """Every device with its memory, our reservations and tasks (REST `GET devices`)."""
-        snapshot = self.device_source.snapshot()
-        running = self.store.running()
-        settings = self.store.settings()
-        free_mb = gpu_budgets_mb(snapshot, [t.reservation() for t in running])
-        rows = []
-        for gpu in snapshot.gpus:
-            holders = [t for t in running if gpu.id in t.reserved_mb]
-            rows.append(
-                {
-                    "id": gpu.id,
-                    "kind": "gpu",
-                    "name": gpu.name,
-                    "memory_total_mb": gpu.memory_total_mb,
-                    "memory_used_mb": gpu.memory_used_mb,
-                    "memory_reserved_mb": sum(t.reserved_mb[gpu.id] for t in holders),
-                    "memory_free_mb": free_mb[gpu.id],
-                    "utilization_pct": gpu.utilization_pct,
-                    "task_ids": [t.id for t in holders],
-                    "enabled": settings.enabled(gpu.id),
-                }
-            )
-        cpu_tasks = [t.id for t in running if CPU_ID in t.reserved_mb]
-        rows.append(
-            {
-                "id": CPU_ID, "kind": "cpu", "name": "CPU", "memory_total_mb": None, "memory_used_mb": None,
-                "memory_reserved_mb": 0, "memory_free_mb": None, "utilization_pct": None,
-                "task_ids": cpu_tasks, "enabled": settings.enabled(CPU_ID),
-            }
-        )  # fmt: skip
-        return rows
+        return device_rows(
+            self.device_source.snapshot(), self.store.running(), self.store.settings()
+        )
 
     def settings(self) -> Settings:
         return self.store.settings()

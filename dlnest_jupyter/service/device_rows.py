@@ -1,0 +1,43 @@
+"""The REST view of the devices: each GPU and the CPU with memory, reservations and tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..core.devices import CPU_ID, InventorySnapshot
+from ..core.placement import Settings, gpu_budgets_mb
+from ..core.tasks import TaskRecord
+
+
+def device_rows(
+    snapshot: InventorySnapshot, running: Sequence[TaskRecord], settings: Settings
+) -> list[dict[str, Any]]:
+    """`GET devices`: one row per GPU, then the CPU (id -1)."""
+    free_mb = gpu_budgets_mb(snapshot, [t.reservation() for t in running])
+    rows = []
+    for gpu in snapshot.gpus:
+        holders = [t for t in running if gpu.id in t.reserved_mb]
+        rows.append(
+            {
+                "id": gpu.id,
+                "kind": "gpu",
+                "name": gpu.name,
+                "memory_total_mb": gpu.memory_total_mb,
+                "memory_used_mb": gpu.memory_used_mb,
+                "memory_reserved_mb": sum(t.reserved_mb[gpu.id] for t in holders),
+                "memory_free_mb": free_mb[gpu.id],
+                "utilization_pct": gpu.utilization_pct,
+                "task_ids": [t.id for t in holders],
+                "enabled": settings.enabled(gpu.id),
+            }
+        )
+    cpu_tasks = [t.id for t in running if CPU_ID in t.reserved_mb]
+    rows.append(
+        {
+            "id": CPU_ID, "kind": "cpu", "name": "CPU", "memory_total_mb": None, "memory_used_mb": None,
+            "memory_reserved_mb": 0, "memory_free_mb": None, "utilization_pct": None,
+            "task_ids": cpu_tasks, "enabled": settings.enabled(CPU_ID),
+        }
+    )  # fmt: skip
+    return rows
