@@ -351,11 +351,10 @@ class DLNestService:
     def _start_now(self, task: TaskRecord) -> TaskRecord:
         """Place right after a submission, not at the next tick; returns the task as it is now.
 
-        Only a placement pass: ended tasks are reaped by the tick, which a sweep of hundreds of
-        submissions a second should not wait on each time.
+        A whole tick, reaping included: a task submitted the moment the last one ended gets its
+        card now, not a tick later.
         """
-        with self._tick_lock:
-            started = self._place(time.time())
+        started = self.tick()
         return next((t for t in started if t.id == task.id), task)
 
     def _admit(self, placement: dict[str, Any]) -> None:

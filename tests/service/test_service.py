@@ -169,6 +169,24 @@ def test_embedded_mode_schedules_on_its_own_thread_and_stops_cleanly(
     assert service.store.get(task.id).state is TaskState.SUCCEEDED
 
 
+def test_a_task_submitted_after_the_last_one_ended_starts_without_waiting_for_a_tick(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"devices": [0], "max_tasks_per_device": 1})
+    first = service.submit_train(write_project(tmp_path / "a", epochs=1), memory_mb=1000)
+    deadline = time.monotonic() + 180
+    while processes.is_alive(first.pid, first.pid_start_time):  # type: ignore[arg-type]
+        assert time.monotonic() < deadline, "the first task never ended"
+        time.sleep(0.1)
+    assert service.store.get(first.id).state is TaskState.RUNNING  # no tick has seen it end
+
+    second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=1000)
+
+    assert second.state is TaskState.RUNNING
+    assert service.store.get(first.id).state is TaskState.SUCCEEDED
+    wait_for(service, lambda: service.task(second.id).state.terminal)
+
+
 def test_a_delete_hands_the_freed_card_to_the_next_task_at_once(
     service: DLNestService, tmp_path: Path
 ) -> None:
