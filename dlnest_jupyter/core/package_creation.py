@@ -32,6 +32,7 @@ from .project import OTHER_FILES_KEY, ROLES, ProjectLayout, project_layout
 
 _COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 _COPY_CHUNK_BYTES = 1024 * 1024
+_NEW_PACKAGE_STATE = atomic_io.json_text(PackageState().to_json()).encode()
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,9 @@ def create_package(
     The folder gets a name no other package has; if anything fails it is removed again, so
     bad input never leaves a half-made package behind.
     """
-    root_dir = project_root(loaded)
-    layout = layout or project_layout(loaded.args, root_dir, loaded.source_of)
-    folder = _claim_folder(save_root(loaded, root_dir), options)
+    if layout is None:
+        layout = project_layout(loaded.args, project_root(loaded), loaded.source_of)
+    folder = _claim_folder(save_root(loaded, layout.root_dir), options)
     # A sweep submits hundreds a second, and on a VM's disk every inode operation costs up to a
     # millisecond: each folder is made once, files are copied without their metadata, and the
     # files of this folder, which no task names yet, are written in place rather than renamed
@@ -92,9 +93,7 @@ def create_package(
         (folder / CHECKPOINTS_DIR).mkdir()
         args = _package_args(loaded.args, layout, folder, options)
         _write_new_file(folder / ARGS_FILE, atomic_io.json_text(args).encode())
-        _write_new_file(
-            folder / PACKAGE_FILE, atomic_io.json_text(PackageState().to_json()).encode()
-        )
+        _write_new_file(folder / PACKAGE_FILE, _NEW_PACKAGE_STATE)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.checkpoints import TrackLimits
-from ..core.config import load_config
 from ..core.devices import CPU_ID, DeviceSource
 from ..core.errors import PackageBusyError, TaskError, TaskStateError
 from ..core.package import SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
 from ..core.placement import Demand, Settings, admission_error, plan_placements
+from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
@@ -64,6 +64,7 @@ class DLNestService:
         # A queued task's demand never changes; parsing every spec on every pass made each
         # submission cost O(queue) JSON parses.
         self._demands: dict[int, Demand] = {}
+        self._projects = ProjectChecks()
 
     def attach_analyzers(self, host: AnalyzerHost) -> None:
         """Where analyze tasks get their kernels (the server's kernel manager, known at start)."""
@@ -85,11 +86,14 @@ class DLNestService:
         jump: bool = False,
     ) -> TaskRecord:
         """Check the config and code, refuse what can never fit, copy the package, queue it."""
-        loaded = load_config(config_path, freq_path)
+        checked = self._projects.check(config_path, freq_path)
+        loaded = checked.loaded
         TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
         placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
         self._admit(placement)
-        package = create_package(loaded, PackageOptions(description, no_save, use_description))
+        package = create_package(
+            loaded, PackageOptions(description, no_save, use_description), checked.layout
+        )
         spec = {
             "config_path": str(config_path),
             "freq_path": freq_path and str(freq_path),
