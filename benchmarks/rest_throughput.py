@@ -2,7 +2,9 @@
 
 - task submissions per second over `POST /dlnest/api/tasks` (each checks the config, copies a
   save package and runs a placement pass; devices are disabled so nothing starts), against
-  `GET /api/status` requests per second, the server's own cheapest route, in the same run;
+  `GET /api/status` requests per second, the server's own cheapest route, in alternating rounds
+  of the same run. Both go through the client `%dlnest` uses (one kept-alive connection); the
+  same pair with a new connection per request (urllib) is printed too;
 - latency of `GET /dlnest/api/tasks` with 10,000 tasks in the store, against `GET /api/status`.
 Goal: 200 submissions per second, the list under 150 ms.
 
