@@ -84,7 +84,12 @@ class DLNestHandler(ExtensionHandlerMixin, APIHandler):
     def _bears_kernel_key(self) -> bool:
         key: str | None = self.settings.get("dlnest_kernel_key")
         scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
-        return bool(key and scheme.lower() == "token" and hmac.compare_digest(given, key))
+        # Bytes: compare_digest refuses str with non-ASCII, and headers are whatever was sent.
+        return bool(
+            key
+            and scheme.lower() == "token"
+            and hmac.compare_digest(given.encode("utf-8", "surrogateescape"), key.encode())
+        )
 
     @property
     def service(self) -> DLNestService:

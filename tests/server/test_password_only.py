@@ -50,5 +50,6 @@ async def test_kernels_of_a_password_only_server_get_a_key_that_opens_only_dlnes
     assert await fetch("api", "kernels", authorization=f"token {key}") == 403
     assert await fetch("dlnest", "api", "settings", authorization="token not-the-key") == 403
     assert await fetch("dlnest", "api", "settings", authorization=f"Bearer {key}x") == 403
+    assert await fetch("dlnest", "api", "settings", authorization="token caf\u00e9") == 403
     await jp_serverapp.extension_manager.stop_all_extensions()
     assert TOKEN_ENV not in os.environ
