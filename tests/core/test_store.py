@@ -11,7 +11,7 @@ import pytest
 
 from dlnest_jupyter.core.errors import ConfigError, PackageError, TaskNotFoundError, TaskStateError
 from dlnest_jupyter.core.placement import Settings
-from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.store import SCHEMA_VERSION, TaskStore
 from dlnest_jupyter.core.tasks import TaskState
 
 
@@ -163,6 +163,9 @@ def test_a_version_1_queue_is_upgraded_to_the_current_schema_and_keeps_its_tasks
     store.submit("train", {"cpu": True}, package_path="/p")
     store.close()
     with sqlite3.connect(path) as db:  # what version 1 wrote: no output_start column
+        db.execute("DROP TRIGGER tasks_json_on_insert")
+        db.execute("DROP TRIGGER tasks_json_on_update")
+        db.execute("ALTER TABLE tasks DROP COLUMN json")
         db.execute("ALTER TABLE tasks DROP COLUMN output_start")
         db.execute("ALTER TABLE tasks DROP COLUMN kernel_id")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -177,8 +180,28 @@ def test_a_version_1_queue_is_upgraded_to_the_current_schema_and_keeps_its_tasks
     upgraded.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "3",
+            str(SCHEMA_VERSION),
         )
+
+
+def test_a_version_3_queue_lists_its_tasks_and_keeps_their_json_current(tmp_path: Path) -> None:
+    path = tmp_path / "dlnest.sqlite"
+    store = TaskStore(path)
+    first = store.submit("train", {"cpu": True}, description="before", now=1.0)
+    store.submit("train", {"cpu": True}, description="other", now=2.0)
+    store.close()
+    with sqlite3.connect(path) as db:  # what version 3 wrote: no json column, no triggers
+        db.execute("DROP TRIGGER tasks_json_on_insert")
+        db.execute("DROP TRIGGER tasks_json_on_update")
+        db.execute("ALTER TABLE tasks DROP COLUMN json")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+
+    upgraded = TaskStore(path)
+    upgraded.mark_running(first.id, {-1: 0}, now=3.0)
+
+    listed = [json.loads(text) for _, _, text in upgraded.tasks_json()]
+    assert listed == [t.to_json() for t in upgraded.list_tasks()]
+    assert [t["state"] for t in listed] == ["running", "queued"]
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -233,6 +256,8 @@ def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) 
         failed.id, TaskState.FAILED, exit_code=1, error="exit code 1: boom\nline 2", now=9.0
     )
     store.set_progress(queued.id, {"iter": 3})
+    cancelled = store.submit("train", {}, now=9.5)
+    store.finish(cancelled.id, TaskState.CANCELLED, now=9.75)
 
     from_sql = [(i, state, json.loads(text)) for i, state, text in store.tasks_json()]
 
