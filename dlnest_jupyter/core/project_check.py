@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from .package_creation import project_root
 from .project import OTHER_FILES_KEY, ProjectLayout, project_layout
 
 _Fingerprint = tuple[tuple[str, int, int, int, int], ...]
+# Files modified this recently are not remembered. File times come from a coarse kernel clock,
+# so a write during the check can carry a time a little before the check began.
+SETTLE_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,14 @@ class ProjectChecks:
             checked = known[1]
             # Callers get their own args: nothing they do can leak into the next submission.
             return dataclasses.replace(checked, loaded=_with_own_args(checked.loaded))
+        settled_ns = time.time_ns() - SETTLE_NS
         loaded = load_config(config_path, freq_path)
         layout = project_layout(loaded.args, project_root(loaded), loaded.source_of)
         fingerprint = _fingerprint([*map(str, loaded.files), *_code_paths_as_named(loaded, layout)])
+        if any(mtime_ns > settled_ns for *_, mtime_ns in fingerprint):
+            # Possibly written while we read it: the stamp may be newer than what we read, and
+            # would then vouch for stale content. Checked afresh next time.
+            return CheckedProject(loaded, layout)
         with self._lock:
             self._known[key] = (fingerprint, CheckedProject(_with_own_args(loaded), layout))
             self._known.move_to_end(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,14 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+def _settled(config: Path, folder: Path | None = None) -> Path:
+    """Age every file under `folder` (the project's) past the window of unremembered checks."""
+    old_ns = time.time_ns() - 10 * project_check.SETTLE_NS
+    for path in (folder or config.parent).rglob("*"):
+        os.utime(path, ns=(old_ns, old_ns), follow_symlinks=False)
+    return config
+
+
 def _bump(path: Path, text: str) -> None:
     """An edit in place that keeps the size: only the modification time tells."""
     stat = path.stat()
@@ -39,7 +48,7 @@ def _bump(path: Path, text: str) -> None:
 def test_an_unchanged_project_is_checked_once_and_callers_get_their_own_args(
     tmp_path: Path, loads: list[str]
 ) -> None:
-    config = write_project(tmp_path / "p")
+    config = _settled(write_project(tmp_path / "p"))
     checks = ProjectChecks()
 
     first = checks.check(config)
@@ -52,7 +61,7 @@ def test_an_unchanged_project_is_checked_once_and_callers_get_their_own_args(
 
 
 def test_an_edited_config_is_read_again(tmp_path: Path, loads: list[str]) -> None:
-    config = write_project(tmp_path / "p")
+    config = _settled(write_project(tmp_path / "p"))
     checks = ProjectChecks()
     checks.check(config)
     args = json.loads(config.read_text())
@@ -66,7 +75,7 @@ def test_an_edited_config_is_read_again(tmp_path: Path, loads: list[str]) -> Non
 def test_a_code_file_edited_in_place_to_drop_its_class_is_refused(
     tmp_path: Path, loads: list[str]
 ) -> None:
-    config = write_project(tmp_path / "p")
+    config = _settled(write_project(tmp_path / "p"))
     checks = ProjectChecks()
     checks.check(config)
     runner = tmp_path / "p" / "code" / "ToyRunner.py"
@@ -84,6 +93,7 @@ def test_a_symlink_pointed_elsewhere_is_noticed(tmp_path: Path, loads: list[str]
     (tmp_path / "v2.py").write_text("A = 2\n")
     (project / "helper.py").symlink_to(tmp_path / "v1.py")
     config = write_project(project, args={"other_file_paths": ["./code/recorder.py", "helper.py"]})
+    _settled(config, tmp_path)
     checks = ProjectChecks()
     assert {s.name for s, _ in checks.check(config).layout.other_files} == {"recorder.py", "v1.py"}
 
@@ -96,7 +106,7 @@ def test_a_symlink_pointed_elsewhere_is_noticed(tmp_path: Path, loads: list[str]
 def test_a_deleted_file_is_an_error_again_not_a_remembered_success(
     tmp_path: Path, loads: list[str]
 ) -> None:
-    config = write_project(tmp_path / "p")
+    config = _settled(write_project(tmp_path / "p"))
     checks = ProjectChecks()
     checks.check(config)
     (tmp_path / "p" / "code" / "recorder.py").unlink()
@@ -105,8 +115,21 @@ def test_a_deleted_file_is_an_error_again_not_a_remembered_success(
         checks.check(config)
 
 
+def test_a_project_written_a_moment_ago_is_checked_again_next_time(
+    tmp_path: Path, loads: list[str]
+) -> None:
+    config = write_project(tmp_path / "p")  # its files may still be being written
+    checks = ProjectChecks()
+
+    checks.check(config)
+    checks.check(_settled(config))
+    checks.check(config)
+
+    assert len(loads) == 2  # remembered only once the files had settled
+
+
 def test_only_the_most_recent_projects_are_kept(tmp_path: Path, loads: list[str]) -> None:
-    configs = [write_project(tmp_path / f"p{i}") for i in range(3)]
+    configs = [_settled(write_project(tmp_path / f"p{i}")) for i in range(3)]
     checks = ProjectChecks(max_projects=2)
     for config in configs:
         checks.check(config)
