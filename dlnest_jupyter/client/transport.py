@@ -103,12 +103,14 @@ class KeepAliveTransport:
             connection.request(method, target, body=body, headers=headers)
             response = connection.getresponse()
             data = response.read()
-        except OSError:
-            self._drop(key)
-            raise
         except http.client.HTTPException as error:  # a garbled or cut-off reply
             self._drop(key)
             raise TransportError(f"{type(error).__name__}: {error}") from error
+        except BaseException:
+            # KeyboardInterrupt included: an interrupted cell leaves the reply half read, and
+            # the request that follows (the magics then POST an interrupt) needs a clean line.
+            self._drop(key)
+            raise
         if response.will_close:
             self._drop(key)
         return response.status, data

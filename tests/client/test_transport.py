@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +29,8 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def _reply(self, status: int = 200) -> None:
         server: Any = self.server
+        if self.path.endswith("/slow"):
+            time.sleep(1.0)  # a long poll
         server.requests.append((self.command, self.path, self.client_address[1]))
         if self.path.endswith("/missing"):
             status, body = 404, {"error": {"type": "TaskNotFoundError", "message": "no task 9"}}
@@ -150,6 +154,28 @@ def test_an_error_reply_keeps_the_connection_and_its_message(
 
     assert raised.value.status == 404 and raised.value.kind == "TaskNotFoundError"
     assert len(set(server.client_ports())) == 1
+
+
+def test_a_request_interrupted_mid_reply_leaves_a_clean_connection_for_the_next(
+    server: _Server, clients: list[RestBackend]
+) -> None:
+    client = _client(server, clients)
+    client.settings()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)  # Ctrl-C on the cell, while it waits
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            client._call("GET", "tasks/1/experiments/1/slow")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    client.submit({"kind": "interrupt-like", "config_path": "b.json"})
+
+    assert server.posts == [{"kind": "interrupt-like", "config_path": "b.json"}]
 
 
 def test_a_stopped_server_is_a_one_line_error(server: _Server, clients: list[RestBackend]) -> None:
