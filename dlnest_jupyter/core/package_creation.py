@@ -153,7 +153,6 @@ def _copy(source: Path, target: Path, made: set[Path]) -> None:
         made.add(target.parent)
     if source.is_dir():
         shutil.copytree(source, target, ignore=_COPY_IGNORE, dirs_exist_ok=True)
-        made.update(path for path in target.rglob("*") if path.is_dir())
         made.add(target)
     else:
         _copy_file(source, target)
