@@ -38,6 +38,14 @@ def _settled(config: Path, folder: Path | None = None) -> Path:
     return config
 
 
+def _remembered(tmp_path: Path) -> tuple[Path, ProjectChecks]:
+    """A settled project, checked once, so the next check may come from memory."""
+    config = _settled(write_project(tmp_path / "p"))
+    checks = ProjectChecks()
+    checks.check(config)
+    return config, checks
+
+
 def _bump(path: Path, text: str) -> None:
     """An edit in place that keeps the size: only the modification time tells."""
     stat = path.stat()
@@ -61,9 +69,7 @@ def test_an_unchanged_project_is_checked_once_and_callers_get_their_own_args(
 
 
 def test_an_edited_config_is_read_again(tmp_path: Path, loads: list[str]) -> None:
-    config = _settled(write_project(tmp_path / "p"))
-    checks = ProjectChecks()
-    checks.check(config)
+    config, checks = _remembered(tmp_path)
     args = json.loads(config.read_text())
     args["description_hint"] = "second"
     config.write_text(json.dumps(args))
@@ -75,9 +81,7 @@ def test_an_edited_config_is_read_again(tmp_path: Path, loads: list[str]) -> Non
 def test_a_code_file_edited_in_place_to_drop_its_class_is_refused(
     tmp_path: Path, loads: list[str]
 ) -> None:
-    config = _settled(write_project(tmp_path / "p"))
-    checks = ProjectChecks()
-    checks.check(config)
+    config, checks = _remembered(tmp_path)
     runner = tmp_path / "p" / "code" / "ToyRunner.py"
     source = runner.read_text()
     _bump(runner, source.replace("class ToyRunner", "class ToyRunneX"))
@@ -106,9 +110,7 @@ def test_a_symlink_pointed_elsewhere_is_noticed(tmp_path: Path, loads: list[str]
 def test_a_deleted_file_is_an_error_again_not_a_remembered_success(
     tmp_path: Path, loads: list[str]
 ) -> None:
-    config = _settled(write_project(tmp_path / "p"))
-    checks = ProjectChecks()
-    checks.check(config)
+    config, checks = _remembered(tmp_path)
     (tmp_path / "p" / "code" / "recorder.py").unlink()
 
     with pytest.raises(ConfigError, match=r"recorder\.py, which does not exist"):
