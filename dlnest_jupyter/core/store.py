@@ -2,7 +2,8 @@
 
 WAL mode lets readers (the dashboard, a second server) read while the service writes. Every
 write is one `BEGIN IMMEDIATE` transaction, so submissions from several threads or processes
-each land exactly once, in a total order. The schema carries a version for later migrations.
+each land exactly once, in a total order. The schema, and how an older queue is upgraded to it,
+are in `store_schema.py`.
 """
 
 from __future__ import annotations
@@ -16,53 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, PackageError, TaskNotFoundError
+from .errors import ConfigError, TaskNotFoundError
 from .placement import Settings
+from .store_schema import migrate
 from .tasks import TaskRecord, TaskState, check_transition
 
-SCHEMA_VERSION = 4
-# What each version added to a queue made by the one before it.
-_UPGRADES = {
-    2: "ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0",
-    3: "ALTER TABLE tasks ADD COLUMN kernel_id TEXT",
-    4: "ALTER TABLE tasks ADD COLUMN json TEXT",
-}
 _BUSY_TIMEOUT_S = 30.0
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tasks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    position REAL NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    package_path TEXT,
-    memory_mb INTEGER,
-    reserved_mb TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    ended_at REAL,
-    pid INTEGER,
-    pid_start_time REAL,
-    exit_code INTEGER,
-    error TEXT,
-    output_tail TEXT,
-    progress TEXT NOT NULL DEFAULT '{}',
-    output_start INTEGER NOT NULL DEFAULT 0,
-    kernel_id TEXT,
-    json TEXT  -- the REST TASK object, kept current by the triggers below
-);
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
-CREATE INDEX IF NOT EXISTS tasks_by_position ON tasks (position);
-CREATE TABLE IF NOT EXISTS task_events (
-    task_id INTEGER NOT NULL REFERENCES tasks (id),
-    at REAL NOT NULL,
-    state TEXT NOT NULL,
-    detail TEXT
-);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 _SETTING_KEYS = ("devices", "max_tasks_per_device", "launch_delay_s", "starvation_s")
 
 
@@ -76,7 +36,8 @@ class TaskStore:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
-        self._migrate()
+        with self._write() as db:
+            migrate(db, self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -300,63 +261,12 @@ class TaskStore:
             )
             yield db
 
-    def _migrate(self) -> None:
-        with self._write() as db:
-            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-                db.execute(statement)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) < SCHEMA_VERSION:
-                for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
-                    db.execute(_UPGRADES[version])
-                db.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-                )
-                db.execute(f"UPDATE tasks SET json = {_TASK_JSON}")
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise PackageError(
-                    f"task database schema {row[0]} is newer than this dlnest-jupyter ({SCHEMA_VERSION});"
-                    " upgrade dlnest-jupyter",
-                    path=self.path,
-                )
-            for trigger in _JSON_TRIGGERS:  # after the upgrades: they name the json column
-                db.execute(trigger)
-
 
 _COLUMNS = (
     "id, kind, state, spec, position, description, package_path, memory_mb, reserved_mb, created_at,"
     " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id"
 )
 _STATES = {state.value: state for state in TaskState}
-# The REST TASK object (`TaskRecord.to_json`), built by SQLite. Triggers keep it in the `json`
-# column: listing 10,000 tasks then reads text (15 ms here) instead of building it (45 ms), which
-# was itself a third of the cost of building TaskRecords, then dicts, then dumping them.
-_TASK_JSON = """json_object(
-    'id', id, 'kind', kind, 'state', state, 'description', description,
-    'package_path', package_path,
-    'devices', CASE reserved_mb WHEN '{}' THEN json_array() ELSE
-        (SELECT json_group_array(CAST(key AS INTEGER)) FROM json_each(reserved_mb)) END,
-    'memory_mb', memory_mb, 'created_at', created_at, 'started_at', started_at,
-    'ended_at', ended_at, 'exit_code', exit_code, 'error', error,
-    'kernel_id', kernel_id, 'scripts_dir', CASE kind WHEN 'analyze' THEN json_extract(spec, '$.scripts_dir') END,
-    'progress', CASE progress WHEN '{}' THEN json_object('epoch', NULL, 'iter', NULL) ELSE
-        json_patch(json_object('epoch', json_extract(progress, '$.epoch'),
-                               'iter', json_extract(progress, '$.iter')), progress) END
-)"""
-_JSON_COLUMNS = (
-    "kind, state, spec, description, package_path, memory_mb, reserved_mb, created_at,"
-    " started_at, ended_at, exit_code, error, progress, kernel_id"
-)
-_JSON_TRIGGERS = (
-    f"""CREATE TRIGGER IF NOT EXISTS tasks_json_on_insert AFTER INSERT ON tasks
-    BEGIN UPDATE tasks SET json = {_TASK_JSON} WHERE id = NEW.id; END""",
-    f"""CREATE TRIGGER IF NOT EXISTS tasks_json_on_update AFTER UPDATE OF {_JSON_COLUMNS} ON tasks
-    BEGIN UPDATE tasks SET json = {_TASK_JSON} WHERE id = NEW.id; END""",
-)
 _TASK_JSON_QUERY = "SELECT id, state, json FROM tasks ORDER BY id"
 
 

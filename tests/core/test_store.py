@@ -11,7 +11,8 @@ import pytest
 
 from dlnest_jupyter.core.errors import ConfigError, PackageError, TaskNotFoundError, TaskStateError
 from dlnest_jupyter.core.placement import Settings
-from dlnest_jupyter.core.store import SCHEMA_VERSION, TaskStore
+from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.store_schema import SCHEMA_VERSION
 from dlnest_jupyter.core.tasks import TaskState
 
 
