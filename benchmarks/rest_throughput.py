@@ -15,11 +15,11 @@ filesystem's cost of creating files. The run measures that cost too, in the same
 rounds: making the same folders and files with plain `os` calls. `--dir /dev/shm` (tmpfs) shows
 the software's own cost.
 
-On ext4 without a journal (this project's CI VMs), creating a file or folder is 10-30 times
-slower for one to five minutes after thousands of files were deleted: the kernel will not reuse
-a recently freed inode and checks each one it passes (`recently_deleted` in fs/ext4/ialloc.c, 60%
-of the samples in `perf record`). A test run or the previous run of this benchmark leaves such a
-window; the plain-files rate shows when a run falls in one.
+On ext4 without a journal (this project's VMs), creating a file or folder is 10-30 times slower
+for one to five minutes after thousands of files were deleted: the kernel will not reuse a
+recently freed inode, and checks each one it passes (`recently_deleted` in fs/ext4/ialloc.c: 60%
+of a file-making loop's samples in `perf record`). A test run, or the previous run of this
+benchmark, leaves such a window; the plain-files rate shows when a run falls in one.
 """
 
 from __future__ import annotations
