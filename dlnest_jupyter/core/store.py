@@ -109,8 +109,9 @@ class TaskStore:
     def tasks_json(self) -> list[tuple[int, TaskState, str]]:
         """Every task as (id, state, its REST TASK object as JSON text), by id.
 
-        The text is the `json` column, which triggers rebuild on every change (`_TASK_JSON`).
-        `TaskRecord.to_json` is the contract; a test holds the two to the same output.
+        The text is the `json` column, which triggers rebuild on every change (`_TASK_JSON` in
+        `store_schema.py`). `TaskRecord.to_json` is the contract; a test holds the two to the same
+        output.
         """
         with self._lock:
             rows = self._db.execute(_TASK_JSON_QUERY).fetchall()
