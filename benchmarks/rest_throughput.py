@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlnest_jupyter.client.backends import RestBackend
+from dlnest_jupyter.client.client import Client
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.server.headless import HeadlessServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.headless import HeadlessServer
 from tests.projects import write_project
 
 
@@ -117,7 +117,9 @@ def main() -> None:
         with HeadlessServer(
             root, root / "server.log", [*flags, "--DLNestApp.zygote=False"], env
         ) as server:
-            client = RestBackend(server.url, server.token)  # what %dlnest and the dashboard use
+            client = Client.over_http(
+                server.url, server.token
+            )  # what %dlnest and the dashboard use
             client.update_settings({"devices": []})
             headers = {"Authorization": f"token {server.token}"}
             submit = {"kind": "train", "config_path": "proj/root_config.json", "memory_mb": 1000}

@@ -27,9 +27,9 @@ from typing import Any
 from dlnest_jupyter.core.config import load_config
 from dlnest_jupyter.core.package_creation import PackageOptions, create_package
 from dlnest_jupyter.runtime.train import TrainRequest, run_training
-from dlnest_jupyter.server.headless import HeadlessServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.headless import HeadlessServer
 from tests.projects import write_project
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,7 @@
 """The layer rules of DESIGN.md section 2, checked on every module's imports.
 
-core <- runtime; core <- service <- server; client -> service (embedded mode); dashboard -> client.
+core <- runtime; core <- service <- server; client -> service (the API dispatcher, in process);
+dashboard -> client.
 The server side never imports torch; core imports nothing of Jupyter.
 """
 
@@ -28,7 +29,7 @@ MAY_IMPORT = {
     "core": {"core"},
     "runtime": {"core", "runtime"},
     "service": {"core", "service"},
-    "server": {"core", "service", "server", "client"},  # client.discovery: the env var names
+    "server": {"core", "service", "server"},
     "client": {"core", "service", "client"},
     "dashboard": {"core", "client", "dashboard"},
     "cli": {"core", "runtime"},

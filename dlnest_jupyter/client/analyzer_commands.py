@@ -14,20 +14,22 @@ from typing import Any
 from IPython.display import publish_display_data
 
 from ..core.errors import DLNestError
+from ..core.tasks import ExperimentState, TaskState
+from ..service.task_kinds import runs_in_kernel
 from .arguments import ArgumentParser, absolute_path, task_id_argument
-from .backends import Backend, EmbeddedBackend
+from .client import Client
 
 _EXPERIMENT_WAIT_S = 10.0  # one long poll; the server answers as soon as anything is new
 _ANALYZER_POLL_S = 0.5
 
 
 class AnalyzerCommands:
-    """Mixed into DLNestMagics, which provides the backend and task submission."""
+    """Mixed into DLNestMagics, which provides the client and task submission."""
 
     _last_analyzer_id: int | None = None  # what runExp / exp / attach with no id use
 
     @property
-    def backend(self) -> Backend:
+    def client(self) -> Client:
         raise NotImplementedError
 
     def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
@@ -63,22 +65,22 @@ class AnalyzerCommands:
         else:
             raise DLNestError("runExp takes [ID] NAME, e.g. %dlnest runExp 3 show_accuracy")
         self._await_analyzer(task_id)
-        self._follow(task_id, self.backend.run_experiment(task_id, {"name": name}))
+        self._follow(task_id, self.client.run_experiment(task_id, {"name": name}))
 
     def _exp(self, argv: list[str], code: str) -> None:
         task_id = task_id_argument(argv, "exp") if argv else self._default_analyzer()
         self._await_analyzer(task_id)
-        self._follow(task_id, self.backend.run_experiment(task_id, {"code": code}))
+        self._follow(task_id, self.client.run_experiment(task_id, {"code": code}))
 
     def _attach(self, argv: list[str]) -> None:
         task_id = task_id_argument(argv, "attach") if argv else self._default_analyzer()
         self._await_analyzer(task_id)
-        how = self.backend.attach(task_id)
+        how = self.client.attach(task_id)
         lines = [
             f"analyzer {task_id}: kernel {how['kernel_id']}",
             f"  a console:  jupyter console --existing {how['connection_file']}",
         ]
-        if isinstance(self.backend, EmbeddedBackend):
+        if self.client.in_process:
             lines.append("  (this kernel's own scheduler runs it: no Jupyter server lists it)")
         else:
             lines.append(
@@ -94,8 +96,8 @@ class AnalyzerCommands:
             return self._last_analyzer_id
         running = [
             t["id"]
-            for t in self.backend.tasks()
-            if t["kind"] == "analyze" and t["state"] == "running"
+            for t in self.client.tasks()
+            if runs_in_kernel(t["kind"]) and t["state"] == TaskState.RUNNING
         ]
         if len(running) != 1:
             found = f"analyzers {running} are running" if running else "no analyzer is running"
@@ -103,19 +105,14 @@ class AnalyzerCommands:
         return int(running[0])
 
     def _await_analyzer(self, task_id: int) -> None:
-        """Wait while the analyzer is queued or loading, so the next cell can just use it."""
+        """Wait while the analyzer is queued; one that loads takes experiments (they wait there)."""
         said = False
         while True:
-            task = self.backend.task(task_id)
-            if task["kind"] != "analyze":
-                return  # the server says why
-            loading = (task.get("progress") or {}).get("analyzer") == "loading"
-            if task["state"] != "queued" and not loading:
-                return
+            task = self.client.task(task_id)
+            if not runs_in_kernel(task["kind"]) or task["state"] != TaskState.QUEUED:
+                return  # the server says what is wrong, if anything
             if not said:
-                print(
-                    f"dlnest: waiting for analyzer {task_id} ({'loading' if loading else 'queued'})"
-                )
+                print(f"dlnest: waiting for analyzer {task_id} (queued)")
                 said = True
             time.sleep(_ANALYZER_POLL_S)
 
@@ -123,26 +120,28 @@ class AnalyzerCommands:
         """Stream an experiment's text and rich output into this cell until it ends."""
         offset = display_offset = 0
         interrupted = False
+        if experiment["state"] == ExperimentState.QUEUED:
+            print(f"dlnest: experiment {experiment['id']} runs once analyzer {task_id} has loaded")
         while True:
             try:
-                experiment = self.backend.experiment(
+                experiment = self.client.experiment(
                     task_id, experiment["id"], offset, display_offset, _EXPERIMENT_WAIT_S
                 )
             except KeyboardInterrupt:
                 if interrupted:
                     raise
                 interrupted = True
-                self.backend.interrupt(task_id)
+                self.client.interrupt(task_id)
                 continue
             print(experiment["output"], end="", flush=True)
             for shown in experiment["displays"]:
                 publish_display_data(shown["data"], shown.get("metadata") or {})  # type: ignore[no-untyped-call]
             offset, display_offset = experiment["offset"], experiment["display_offset"]
-            if experiment["state"] != "running":
+            if ExperimentState(experiment["state"]).terminal:
                 break
         if experiment["error"]:
             print(experiment["error"])
-        if experiment["state"] != "succeeded":
+        if experiment["state"] != ExperimentState.SUCCEEDED:
             print(
                 f"dlnest: experiment {experiment['id']} {experiment['state']}; the model stays loaded"
             )

@@ -32,15 +32,17 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
+from ..core.devices import CPU_ID
 from ..core.errors import DLNestError
+from ..core.tasks import TaskState
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
+from ..service.task_kinds import runs_in_kernel
 from .analyzer_commands import AnalyzerCommands
 from .arguments import ArgumentParser, absolute_path, placement_parser, task_id_argument
-from .backends import Backend, EmbeddedBackend
-from .discovery import find_backend
+from .client import Client
+from .discovery import find_client
 
 _WATCH_POLL_S = 0.5
-_ENDED = ("succeeded", "failed", "cancelled")
 
 
 class Table:
@@ -74,23 +76,23 @@ class Table:
 
 @magics_class
 class DLNestMagics(AnalyzerCommands, Magics):
-    def __init__(self, shell: Any, backend_factory: Callable[[], Backend] = find_backend) -> None:
+    def __init__(self, shell: Any, client_factory: Callable[[], Client] = find_client) -> None:
         super().__init__(shell)
-        self._backend_factory = backend_factory
-        self._backend: Backend | None = None
+        self._client_factory = client_factory
+        self._client: Client | None = None
         self._log_offset = 0
         self._last_task_id: int | None = None  # what `watch` with no id follows
         self._last_analyzer_id = None
 
     @property
-    def backend(self) -> Backend:
-        if self._backend is None:
-            self._backend = self._backend_factory()
-            if isinstance(self._backend, EmbeddedBackend):
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._client_factory()
+            if self._client.in_process:
                 print(
-                    f"dlnest: no Jupyter server with dlnest found; using {self._backend.description}"
+                    f"dlnest: no Jupyter server with dlnest found; using {self._client.description}"
                 )
-        return self._backend
+        return self._client
 
     @line_cell_magic
     def dlnest(self, line: str, cell: str | None = None) -> None:
@@ -127,6 +129,8 @@ class DLNestMagics(AnalyzerCommands, Magics):
             "config_path": absolute_path(options.c),
             "no_save": options.ns,
             "use_description": options.sd,
+            "multi_gpu": options.mc,
+            "ddp": options.DDP,
         }
         if options.f:
             body["freq_path"] = absolute_path(options.f)
@@ -137,27 +141,31 @@ class DLNestMagics(AnalyzerCommands, Magics):
         parser.add_argument("-r", required=True, help="save package")
         parser.add_argument("-c", type=int, default=None, help="checkpoint id")
         options = parser.parse_args(argv)
-        body: dict[str, Any] = {"kind": "continue", "record_path": absolute_path(options.r)}
+        body: dict[str, Any] = {
+            "kind": "continue",
+            "record_path": absolute_path(options.r),
+            "multi_gpu": options.mc,
+            "ddp": options.DDP,
+        }
         if options.c is not None:
             body["checkpoint_id"] = options.c
         self._submit(body, options)
 
     def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
+        """Send `body` with the options every kind shares (-CPU, -j, -d, -m)."""
         body.update(cpu=options.CPU, jump=options.j)
-        if body["kind"] != "analyze":
-            body.update(multi_gpu=options.mc, ddp=options.DDP)
         if options.d:
             body["description"] = options.d
         if options.m is not None:
             body["memory_mb"] = options.m
-        task = self.backend.submit(body)
+        task = self.client.submit(body)
         self._last_task_id = task["id"]
         where = f" on {_devices(task['devices'])}" if task["devices"] else ""
         print(f"dlnest: task {task['id']} {task['state']}{where}; package {task['package_path']}")
         return task
 
     def _del(self, argv: list[str]) -> None:
-        task = self.backend.delete(task_id_argument(argv, "del"))
+        task = self.client.delete(task_id_argument(argv, "del"))
         print(f"dlnest: task {task['id']} {task['state']}")
 
     def _tasks(self, argv: list[str]) -> None:
@@ -171,7 +179,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
                 t["description"],
                 t["error"] or "",
             )
-            for t in self.backend.tasks()
+            for t in self.client.tasks()
         ]
         _show(Table(["id", "kind", "state", "devices", "progress", "description", "error"], rows))
 
@@ -182,7 +190,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
                 f"{d['memory_used_mb']} / {d['memory_reserved_mb']} / {d['memory_total_mb']}" if d["kind"] == "gpu" else "",
                 ", ".join(map(str, d["task_ids"])),
             )
-            for d in self.backend.devices()
+            for d in self.client.devices()
         ]  # fmt: skip
         _show(Table(["id", "name", "enabled", "MiB used / reserved / total", "tasks"], rows))
 
@@ -191,7 +199,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
         parser.add_argument(
             "-d", type=int, nargs="+", required=True, help="device ids (-1 is the CPU)"
         )
-        settings = self.backend.update_settings({"devices": parser.parse_args(argv).d})
+        settings = self.client.update_settings({"devices": parser.parse_args(argv).d})
         print(f"dlnest: devices now {settings['devices']}")
 
     def _settings(self, argv: list[str]) -> None:
@@ -199,7 +207,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
         parser.add_argument("--max", type=int, dest="max_tasks_per_device")
         parser.add_argument("--delay", type=float, dest="launch_delay_s")
         changes = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-        settings = self.backend.update_settings(changes) if changes else self.backend.settings()
+        settings = self.client.update_settings(changes) if changes else self.client.settings()
         _show(Table(["setting", "value"], sorted(settings.items())))
 
     def _new(self, argv: list[str]) -> None:
@@ -208,7 +216,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
         parser.add_argument("-t", choices=TEMPLATE_NAMES, default=DEFAULT_TEMPLATE)
         parser.add_argument("-MNIST", action="store_true")
         options = parser.parse_args(argv)
-        created = self.backend.new_project(
+        created = self.client.new_project(
             absolute_path(options.d), "digits" if options.MNIST else options.t
         )
         print(
@@ -224,20 +232,21 @@ class DLNestMagics(AnalyzerCommands, Magics):
         offset = 0
         while True:
             # Read the state before the output, so output written just before an end is read.
-            task = self.backend.task(task_id)
-            if task["kind"] == "analyze" and task["state"] not in _ENDED:
+            task = self.client.task(task_id)
+            ended = TaskState(task["state"]).terminal
+            if runs_in_kernel(task["kind"]) and not ended:
                 print(
                     f"dlnest: task {task_id} is an analyzer: each experiment shows its output in "
                     f"the cell that runs it (%dlnest runExp {task_id} NAME, %%dlnest exp {task_id})"
                 )
                 return
             while True:
-                chunk = self.backend.output(task_id, offset)
+                chunk = self.client.output(task_id, offset)
                 offset = chunk["offset"]
                 print(chunk["text"], end="", flush=True)
                 if not chunk["text"]:
                     break
-            if task["state"] in _ENDED:
+            if ended:
                 print(
                     f"dlnest: task {task_id} {task['state']}"
                     + (f": {task['error']}" if task["error"] else "")
@@ -246,12 +255,12 @@ class DLNestMagics(AnalyzerCommands, Magics):
             time.sleep(_WATCH_POLL_S)
 
     def _log(self, argv: list[str]) -> None:
-        chunk = self.backend.log(self._log_offset)
+        chunk = self.client.log(self._log_offset)
         self._log_offset = chunk["offset"]
         print(chunk["text"] or "dlnest: nothing new", end="" if chunk["text"] else "\n")
 
     def _clear(self, argv: list[str]) -> None:
-        self._log_offset = self.backend.clear_log()["offset"]
+        self._log_offset = self.client.clear_log()["offset"]
         print("dlnest: log cleared")
 
     def _help(self, argv: list[str]) -> None:
@@ -263,7 +272,7 @@ def _show(table: Table) -> None:
 
 
 def _devices(ids: Sequence[int]) -> str:
-    return ", ".join("CPU" if d == -1 else f"GPU {d}" for d in ids)
+    return ", ".join("CPU" if d == CPU_ID else f"GPU {d}" for d in ids)
 
 
 def _progress(task: dict[str, Any]) -> str:

@@ -6,6 +6,11 @@
     ├── PackageError               a save package is missing, incomplete or unreadable
     │   └── CheckpointNotFoundError    a checkpoint id the package does not hold
     ├── AnalysisScriptError        an analysis script is missing or has no `experience`
+    ├── RequestError               a request is malformed: a field, parameter or body is wrong
+    │   ├── ForbiddenPathError     it names a path outside the folders the caller may touch
+    │   ├── BodyTooLargeError      its body is larger than accepted
+    │   └── RouteNotFoundError     no route has this path
+    │       └── MethodNotAllowedError  the path has routes, none for this method
     └── TaskError                  a task request cannot be honoured
         ├── TaskNotFoundError      no task has this id
         │   └── ExperimentNotFoundError    an analyzer has no experiment with this id
@@ -13,7 +18,8 @@
         ├── NotAnAnalyzerError     an experiment asked of a task that is not a loaded analyzer
         └── PackageBusyError       another queued or running task uses this save package
 
-Front ends map these to exit codes and HTTP statuses in one table each; nothing else should
+Front ends map these to exit codes and HTTP statuses in one table each (`service/api.py`
+has the HTTP one, which both the server and in-process clients go through); nothing else should
 need to catch more than `DLNestError`.
 """
 
@@ -83,19 +89,42 @@ class AnalysisScriptError(DLNestError):
         super().__init__(f"{path}: {message}")
 
 
+class RequestError(DLNestError):
+    """A request body, field or parameter is malformed; the message names it."""
+
+
+class ForbiddenPathError(RequestError):
+    """A request names a path outside the folders this server may touch."""
+
+
+class BodyTooLargeError(RequestError):
+    """A request body is larger than the server accepts."""
+
+
+class RouteNotFoundError(RequestError):
+    """No route has this path."""
+
+
+class MethodNotAllowedError(RouteNotFoundError):
+    """The path has routes, but none for this method."""
+
+
 class TaskError(DLNestError):
     """A task request cannot be honoured (bad input about tasks)."""
 
 
 class TaskNotFoundError(TaskError):
-    def __init__(self, task_id: int) -> None:
-        self.task_id = task_id
-        super().__init__(f"no task with id {task_id}")
+    def __init__(self, task_id: int | str) -> None:
+        self.task_id = task_id  # a str: what a request gave where an id belongs
+        super().__init__(
+            f"no task with id {task_id if isinstance(task_id, int) else repr(task_id)}"
+        )
 
 
 class ExperimentNotFoundError(TaskNotFoundError):
-    def __init__(self, task_id: int, experiment_id: int) -> None:
-        TaskError.__init__(self, f"analyzer task {task_id} has no experiment {experiment_id}")
+    def __init__(self, task_id: int, experiment_id: int | str) -> None:
+        shown = experiment_id if isinstance(experiment_id, int) else repr(experiment_id)
+        TaskError.__init__(self, f"analyzer task {task_id} has no experiment {shown}")
         self.task_id, self.experiment_id = task_id, experiment_id
 
 

@@ -17,10 +17,11 @@ One pass walks the queue in order and starts every task that fits now:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .devices import CPU_ID, InventorySnapshot
+from .fields import FieldSpec, integer, integer_list, number, optional, validated
 
 DEFAULT_MEMORY_FRACTION = 0.9
 
@@ -57,6 +58,13 @@ class Settings:
     def enabled(self, device_id: int) -> bool:
         return self.devices is None or device_id in self.devices
 
+    def updated(self, changes: Mapping[str, Any]) -> Settings:
+        """These settings with `changes` applied; a bad change is a RequestError naming it."""
+        checked = validated(changes, SETTINGS_FIELDS)
+        if checked.get("devices") is not None:
+            checked["devices"] = tuple(checked["devices"])
+        return replace(self, **checked)
+
     def to_json(self) -> dict[str, Any]:
         """The REST contract's settings object."""
         return {
@@ -65,6 +73,18 @@ class Settings:
             "max_tasks_per_device": self.max_tasks_per_device,
             "starvation_s": self.starvation_s,
         }
+
+
+_MAX_SECONDS = 366 * 24 * 3600.0
+# Every setting's type and range, checked once, by `Settings.updated` (REST and in-process alike).
+SETTINGS_FIELDS = {
+    "devices": FieldSpec(
+        optional(integer_list(CPU_ID, 2**31, 4096, "device ids (-1 is the CPU), or null for all"))
+    ),
+    "max_tasks_per_device": FieldSpec(integer(1, 1_000_000)),
+    "launch_delay_s": FieldSpec(number(0, _MAX_SECONDS)),
+    "starvation_s": FieldSpec(number(0, _MAX_SECONDS)),
+}
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, TaskNotFoundError
+from .errors import TaskNotFoundError
 from .placement import Settings
 from .store_schema import migrate
-from .tasks import TaskRecord, TaskState, check_transition
+from .tasks import TaskKind, TaskRecord, TaskState, check_transition
 
 _BUSY_TIMEOUT_S = 30.0
-_SETTING_KEYS = ("devices", "max_tasks_per_device", "launch_delay_s", "starvation_s")
 
 
 class TaskStore:
@@ -46,7 +45,7 @@ class TaskStore:
     # -- tasks ------------------------------------------------------------------------------
     def submit(
         self,
-        kind: str,
+        kind: TaskKind,
         spec: Mapping[str, Any],
         *,
         description: str = "",
@@ -136,15 +135,6 @@ class TaskStore:
             ).fetchall()
         return [_record(row) for row in rows]
 
-    def queued(self) -> list[TaskRecord]:
-        """Queued tasks in the order they should start."""
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM tasks WHERE state = ? ORDER BY position, id",
-                (TaskState.QUEUED,),
-            ).fetchall()
-        return [_record(row) for row in rows]
-
     def running(self) -> list[TaskRecord]:
         return self.list_tasks([TaskState.RUNNING])
 
@@ -218,19 +208,13 @@ class TaskStore:
         return Settings(**stored)
 
     def update_settings(self, changes: Mapping[str, Any]) -> Settings:
-        """Validate and persist `changes`; a bad value is a ConfigError naming its key."""
-        for key, value in changes.items():
-            _check_setting(key, value)
+        """Check and persist `changes` (`Settings.updated`); a bad value is a RequestError."""
+        stored = self.settings().updated(changes).to_json()
         with self._write() as db:
-            for key, value in changes.items():
+            for key in changes:
                 db.execute(
                     "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (
-                        key,
-                        json.dumps(
-                            list(value) if key == "devices" and value is not None else value
-                        ),
-                    ),
+                    (key, json.dumps(stored[key])),
                 )
         return self.settings()
 
@@ -268,6 +252,7 @@ _COLUMNS = (
     " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id"
 )
 _STATES = {state.value: state for state in TaskState}
+_KINDS = {kind.value: kind for kind in TaskKind}
 _TASK_JSON_QUERY = "SELECT id, state, json FROM tasks ORDER BY id"
 
 
@@ -278,7 +263,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
      started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id) = row  # fmt: skip
     return TaskRecord(
         task_id,
-        kind,
+        _KINDS[kind],
         _STATES[state],
         spec,
         position,
@@ -298,21 +283,3 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         output_start,
         kernel_id,
     )
-
-
-def _check_setting(key: str, value: Any) -> None:
-    if key not in _SETTING_KEYS:
-        raise ConfigError(f"unknown setting {key!r}; known: {', '.join(_SETTING_KEYS)}", key=key)
-    if key == "devices":
-        if value is not None and (
-            not isinstance(value, list | tuple)
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in value)
-        ):
-            raise ConfigError(
-                "devices must be a list of device ids (-1 is the CPU), or null for all", key=key
-            )
-    elif key == "max_tasks_per_device":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError("max_tasks_per_device must be an integer >= 1", key=key)
-    elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{key} must be a number of seconds >= 0", key=key)

@@ -62,7 +62,7 @@ _TASK_JSON = """json_object(
         (SELECT json_group_array(CAST(key AS INTEGER)) FROM json_each(reserved_mb)) END,
     'memory_mb', memory_mb, 'created_at', created_at, 'started_at', started_at,
     'ended_at', ended_at, 'exit_code', exit_code, 'error', error,
-    'kernel_id', kernel_id, 'scripts_dir', CASE kind WHEN 'analyze' THEN json_extract(spec, '$.scripts_dir') END,
+    'kernel_id', kernel_id, 'scripts_dir', json_extract(spec, '$.scripts_dir'),
     'progress', CASE progress WHEN '{}' THEN json_object('epoch', NULL, 'iter', NULL) ELSE
         json_patch(json_object('epoch', json_extract(progress, '$.epoch'),
                                'iter', json_extract(progress, '$.iter')), progress) END

@@ -1,4 +1,10 @@
-"""Tasks: their states, the transitions allowed between them, and the record the store keeps."""
+"""Tasks: their kinds and states, the transitions allowed between them, and the record the store keeps.
+
+What each kind means (its request fields, how it is placed and started) is the table in
+`service/task_kinds.py`; here a kind is only a name. Experiments and analyzers have states of
+their own, named here so every layer (the REST replies, the magics, the dashboard) spells them
+the same way.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,12 @@ from .errors import TaskStateError
 from .placement import Demand, Reservation
 
 
+class TaskKind(enum.StrEnum):
+    TRAIN = "train"
+    CONTINUE = "continue"
+    ANALYZE = "analyze"
+
+
 class TaskState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -22,6 +34,25 @@ class TaskState(enum.StrEnum):
     @property
     def terminal(self) -> bool:
         return self in _TERMINAL
+
+
+class ExperimentState(enum.StrEnum):
+    QUEUED = "queued"  # sent while its analyzer loads: it runs once the model is loaded
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (ExperimentState.QUEUED, ExperimentState.RUNNING)
+
+
+class AnalyzerState(enum.StrEnum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    ENDED = "ended"
 
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -42,9 +73,9 @@ class TaskRecord(NamedTuple):
     """One task as stored. A NamedTuple, not a dataclass: listing 10,000 of them must be cheap."""
 
     id: int
-    kind: str  # "train" | "continue" | "analyze"
+    kind: TaskKind
     state: TaskState
-    spec_json: str  # the request as submitted (validated by the service), parsed on access
+    spec_json: str  # what the kind's submission stored (service/task_kinds.py), parsed on access
     position: float  # queue order: lower starts first
     description: str = ""
     package_path: str | None = None
@@ -103,7 +134,7 @@ class TaskRecord(NamedTuple):
             "exit_code": self.exit_code,
             "error": self.error,
             "kernel_id": self.kernel_id,
-            "scripts_dir": self.spec.get("scripts_dir") if self.kind == "analyze" else None,
+            "scripts_dir": self.spec.get("scripts_dir"),  # only analyzers store one
             "progress": {
                 "epoch": self.progress.get("epoch"),
                 "iter": self.progress.get("iter"),

@@ -9,9 +9,8 @@ from typing import Any
 
 import torch
 
+from ..core.devices import CPU_ID
 from .status import CPU, DDP, GPU, MULTI_GPU
-
-CPU_DEVICE_ID = -1
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ def plan_devices(device_ids: Sequence[int], ddp: bool = False, rank: int = 0) ->
     placed device; a DDP run on the CPU (`-devices -1 -1`) uses one CPU process per entry.
     """
     cpu_env = DDP if ddp else CPU
-    gpu_ids = tuple(i for i in device_ids if i != CPU_DEVICE_ID)
+    gpu_ids = tuple(i for i in device_ids if i != CPU_ID)
     if not gpu_ids:
         return DevicePlan(cpu_env, torch.device("cpu"), ())
     if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
@@ -52,7 +51,7 @@ def plan_devices(device_ids: Sequence[int], ddp: bool = False, rank: int = 0) ->
 
 def default_device_ids(cpu: bool) -> list[int]:
     """The CLI's default when no devices are given: GPU 0 if CUDA works, else the CPU."""
-    return [CPU_DEVICE_ID] if cpu or not torch.cuda.is_available() else [0]
+    return [CPU_ID] if cpu or not torch.cuda.is_available() else [0]
 
 
 def move_to_device(batch: Any, device: torch.device) -> Any:

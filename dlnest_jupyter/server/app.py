@@ -1,24 +1,27 @@
-"""The jupyter_server extension: traits, the route table, and the scheduler's lifetime.
+"""The jupyter_server extension: traits, the API's one handler, and the scheduler's lifetime.
 
 Enabled on install by `labextension_config/jupyter_server_config.d/dlnest_jupyter.json`.
-The service ticks on the server's event loop (the tick itself runs on a worker thread); at
-shutdown scheduling stops but tasks keep running, and the next server re-adopts them.
+The service ticks on a thread of its own, as in embedded mode; at shutdown scheduling stops but
+tasks keep running, and the next server re-adopts them. Which executor starts training tasks and
+where devices come from are `Type` traits, so another executor (a cluster's) plugs in by
+configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets import Bool, Float, Integer, List, Type, Unicode
 
-from ..client.discovery import TOKEN_ENV, URL_ENV
+from ..core.server_env import TOKEN_ENV, URL_ENV
 from ..service.analyzers import AnalyzerHost
+from ..service.api import DEFAULT_MAX_BODY_BYTES, Api
+from ..service.executor import LocalExecutor
 from ..service.factory import build_service
 from ..service.service import DEFAULT_SCRIPTS_DIR, DLNestService
 from .handlers import ROUTES
@@ -50,11 +53,23 @@ class DLNestApp(ExtensionApp):
         help="Where runExp finds an analyzer's scripts when `analyze` names no folder: relative "
         "to the package's project folder (DLNest's AnalyzeScripts), or an absolute path.",
     ).tag(config=True)
-    max_body_bytes = Integer(1024 * 1024, help="Largest request body accepted, in bytes.").tag(
-        config=True
-    )
+    max_body_bytes = Integer(
+        DEFAULT_MAX_BODY_BYTES, help="Largest request body accepted, in bytes."
+    ).tag(config=True)
+    executor_class = Type(
+        LocalExecutor,
+        klass=object,
+        help="What starts, watches and stops training tasks (service/executor.py's Executor). "
+        "Called as executor_class(zygote=<the zygote setting>).",
+    ).tag(config=True)
+    device_source_class = Type(
+        None,
+        klass=object,
+        allow_none=True,
+        help="Where the devices come from (core/devices.py's DeviceSource), called with no "
+        "arguments; unset: fake_gpus, else DLNEST_FAKE_GPUS, else NVML.",
+    ).tag(config=True)
 
-    _ticker: asyncio.Task[None] | None = None
     _exported_token: str | None = None
 
     @property
@@ -66,18 +81,24 @@ class DLNestApp(ExtensionApp):
         assert self.serverapp is not None, "initialize_settings runs inside a server"
         root_dir = Path(self.serverapp.root_dir).resolve()
         roots = [Path(r).expanduser().resolve() for r in self.allowed_roots] or [root_dir]
+        # Type traits are typed as object; the help strings say what each class must be.
+        executor: Any = self.executor_class(zygote=self.zygote)  # type: ignore[call-arg]
+        devices: Any = (
+            self.device_source_class()
+            if self.device_source_class is not None and self.fake_gpus is None
+            else None
+        )
         service = build_service(
             self.database_path or None,
             self.fake_gpus,
-            self.zygote,
-            self.tick_interval_s,
+            tick_interval_s=self.tick_interval_s,
             scripts_dir=self.scripts_dir,
+            executor=executor,
+            devices=devices,
         )
         self.settings.update(
             dlnest_service=service,
-            dlnest_root_dir=root_dir,
-            dlnest_allowed_roots=roots,
-            dlnest_max_body_bytes=self.max_body_bytes,
+            dlnest_api=Api(service, root_dir, roots, self.max_body_bytes),
             # A password-only server has no token to hand its kernels: they get this key
             # instead, which opens /dlnest/api/ and nothing else (handlers.DLNestHandler).
             dlnest_kernel_key=secrets.token_urlsafe(32),
@@ -98,14 +119,9 @@ class DLNestApp(ExtensionApp):
                 serverapp.kernel_manager, asyncio.get_running_loop(), serverapp.session_manager
             )
         )
-        self._ticker = asyncio.create_task(self._tick_forever())
+        self.service.start()
 
     async def stop_extension(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
         await asyncio.get_running_loop().run_in_executor(None, self.service.stop)
         if self._exported_token is not None and os.environ.get(TOKEN_ENV) == self._exported_token:
             os.environ.pop(URL_ENV, None)
@@ -114,12 +130,3 @@ class DLNestApp(ExtensionApp):
     def current_activity(self) -> bool:
         """Running tasks count as activity, so an idle-shutdown never stops live work."""
         return bool(self.service.store.running())
-
-    async def _tick_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                await loop.run_in_executor(None, self.service.tick)
-            except Exception:  # the scheduler must outlive any one bad pass
-                self.log.exception("dlnest scheduler pass failed")
-            await asyncio.sleep(self.tick_interval_s)

@@ -34,9 +34,9 @@ from ..core.analyzer_protocol import (
     TASK_ENV,
 )
 from ..core.devices import CPU_ID
-from ..core.tasks import TaskRecord
+from ..core.tasks import AnalyzerState, ExperimentState, TaskRecord
 from .executor import Launch
-from .experiments import FAILED, INTERRUPTED, SUCCEEDED, Experiment, ExperimentBook
+from .experiments import Experiment, ExperimentBook
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,10 +52,12 @@ class _Analyzer:
     pid: int  # the kernel's process at the last load: a new one means the kernel restarted
     session_id: str | None = None
     client: Any = None  # an AsyncKernelClient once the kernel is ready
-    state: str = "loading"  # loading | ready | failed | ended
+    state: AnalyzerState = AnalyzerState.LOADING
     error: str | None = None
     loads: int = 0  # 1 after the first load; a restart loads the package again
     pending: dict[str, Experiment] = field(default_factory=dict)  # execute msg_id -> experiment
+    # Experiments sent while the model loads, with their code: sent to the kernel once loaded.
+    waiting: list[tuple[Experiment, str]] = field(default_factory=list)
     listener: asyncio.Future[None] | None = None  # routes IOPub messages while ready
 
 
@@ -102,19 +104,20 @@ class AnalyzerHost:
             analyzer = self._analyzers.get(task.id)
         if analyzer is None:  # started by an earlier server: its kernels ended with it
             return 1
-        if analyzer.state == "failed":
+        if analyzer.state is AnalyzerState.FAILED:
             return 1 if analyzer.kernel_id not in self._kernel_ids() else None
         if analyzer.kernel_id in self._kernel_ids():
             pid = self._kernel_pid(analyzer.kernel_id)
-            if analyzer.state == "ready" and pid is not None and pid != analyzer.pid:
+            if analyzer.state is AnalyzerState.READY and pid is not None and pid != analyzer.pid:
                 # Restarted from JupyterLab (or by the server's restarter after a crash): the
                 # kernel's startup line loads the package again; follow that load.
-                analyzer.state, analyzer.pid = "loading", pid
+                with self._lock:
+                    analyzer.state, analyzer.pid = AnalyzerState.LOADING, pid
                 asyncio.run_coroutine_threadsafe(self._reload(analyzer), self.loop)
             return None
         # Shut down from JupyterLab, or `exit` outside our guard: the analysis ended.
-        if analyzer.state != "ended":
-            analyzer.state = "ended"
+        if analyzer.state is not AnalyzerState.ENDED:
+            analyzer.state = AnalyzerState.ENDED
             asyncio.run_coroutine_threadsafe(self._shut_down(analyzer), self.loop)
         return 0
 
@@ -153,23 +156,41 @@ class AnalyzerHost:
             return None
         return str(self.kernel_manager.get_kernel(analyzer.kernel_id).connection_file)
 
-    def ready(self, task_id: int) -> bool:
+    def state(self, task_id: int) -> AnalyzerState | None:
+        """The analyzer's state; None when this host never started it (an earlier server did)."""
         with self._lock:
             analyzer = self._analyzers.get(task_id)
-        return analyzer is not None and analyzer.state == "ready"
+        return None if analyzer is None else analyzer.state
 
     # -- experiments ------------------------------------------------------------------------
     def run(self, task_id: int, name: str, code: str) -> Experiment:
-        """Queue `code` in the analyzer's kernel; its output arrives in the returned experiment."""
+        """Send `code` to the analyzer's kernel; its output arrives in the returned experiment.
+
+        While the model loads the experiment is queued, and sent once the load succeeded: the
+        kernel would run it after its startup line anyway, but before we know the load worked.
+        """
         with self._lock:
             analyzer = self._analyzers[task_id]
+            if analyzer.state is AnalyzerState.LOADING:
+                experiment = self.experiments.open(task_id, name, ExperimentState.QUEUED)
+                analyzer.waiting.append((experiment, code))
+                return experiment
         experiment = self.experiments.open(task_id, name)
         self._run(self._execute(analyzer, experiment, code), START_TIMEOUT_S)
         return experiment
 
     def interrupt(self, task_id: int) -> None:
+        """Interrupt what runs in the kernel; experiments still waiting for the load are dropped."""
         with self._lock:
             analyzer = self._analyzers[task_id]
+            if analyzer.state is AnalyzerState.LOADING:
+                waiting, analyzer.waiting = analyzer.waiting, []
+        if analyzer.state is AnalyzerState.LOADING:  # interrupting the kernel would stop the load
+            for experiment, _ in waiting:
+                self.experiments.finish(
+                    experiment, ExperimentState.INTERRUPTED, "interrupted before the model loaded"
+                )
+            return
         self._run(_maybe_await(self.kernel_manager.interrupt_kernel(analyzer.kernel_id)), 30)
 
     def change(self, experiment: Experiment, offset: int, display_offset: int) -> Future[None]:
@@ -182,8 +203,8 @@ class AnalyzerHost:
         env = {  # `env` replaces the kernel's environment: start from ours
             **os.environ,
             PACKAGE_ENV: str(task.package_path),
-            CHECKPOINT_ENV: "" if spec.get("checkpoint_id") is None else str(spec["checkpoint_id"]),
-            SCRIPTS_ENV: str(spec.get("scripts_dir") or ""),
+            CHECKPOINT_ENV: str(spec["checkpoint_id"]),  # resolved at submit
+            SCRIPTS_ENV: spec["scripts_dir"],
             CPU_ENV: "1" if not gpu_ids else "0",
             TASK_ENV: str(task.id),
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
@@ -217,14 +238,28 @@ class AnalyzerHost:
         except Exception as error:  # the kernel died while loading, or never answered
             status = {"ok": False, "error": f"the analyzer kernel did not start: {error!r}"}
         analyzer.client = client
-        if not status.get("ok"):
-            analyzer.state, analyzer.error = "failed", str(status.get("error"))
+        with self._lock:
+            waiting, analyzer.waiting = analyzer.waiting, []
+            if status.get("ok"):
+                analyzer.state, analyzer.loads = AnalyzerState.READY, analyzer.loads + 1
+            else:
+                analyzer.state, analyzer.error = AnalyzerState.FAILED, str(status.get("error"))
+        if analyzer.state is AnalyzerState.FAILED:
+            for experiment, _ in waiting:
+                self.experiments.finish(
+                    experiment,
+                    ExperimentState.FAILED,
+                    f"the analyzer failed to load: {analyzer.error}",
+                )
             await self._shut_down(analyzer)
             return
-        analyzer.state, analyzer.loads = "ready", analyzer.loads + 1
+        # Sent in the order they came, before anything sent from now on (no await until then).
+        for experiment, code in waiting:
+            self.experiments.begin(experiment)
+            await self._execute(analyzer, experiment, code)
+        analyzer.listener = asyncio.ensure_future(self._listen(analyzer))
         if task is not None and self.session_manager is not None:
             await self._name_session(analyzer, task)
-        analyzer.listener = asyncio.ensure_future(self._listen(analyzer))
 
     async def _reload(self, analyzer: _Analyzer) -> None:
         """The kernel restarted: what ran in it is gone, and its startup line loads again."""
@@ -232,10 +267,12 @@ class AnalyzerHost:
             analyzer.listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await analyzer.listener
-        analyzer.pending.clear()
-        for experiment in self.experiments.running(analyzer.task_id):
+        sent, analyzer.pending = list(analyzer.pending.values()), {}
+        for experiment in sent:  # what waits for the reload is sent once it is done
             self.experiments.finish(
-                experiment, INTERRUPTED, "the analyzer's kernel restarted; its model was reloaded"
+                experiment,
+                ExperimentState.INTERRUPTED,
+                "the analyzer's kernel restarted; its model was reloaded",
             )
         await self._load(analyzer)
 
@@ -260,7 +297,7 @@ class AnalyzerHost:
     async def _listen(self, analyzer: _Analyzer) -> None:
         """Route the kernel's IOPub messages to the experiments that caused them."""
         pending, client = analyzer.pending, analyzer.client
-        while analyzer.state == "ready":
+        while analyzer.state is AnalyzerState.READY:
             try:
                 message = await client.get_iopub_msg(timeout=1.0)
             except Exception:  # queue.Empty on a timeout; a closed channel when shutting down
@@ -284,16 +321,21 @@ class AnalyzerHost:
         elif kind == "error":
             interrupted = content["ename"] == "KeyboardInterrupt"
             trace = "\n".join(content["traceback"])
-            book.finish(experiment, INTERRUPTED if interrupted else FAILED, _plain(trace))
+            state = ExperimentState.INTERRUPTED if interrupted else ExperimentState.FAILED
+            book.finish(experiment, state, _plain(trace))
         elif kind == "status" and content["execution_state"] == "idle":
             pending.pop(message["parent_header"]["msg_id"], None)
-            book.finish(experiment, SUCCEEDED)
+            book.finish(experiment, ExperimentState.SUCCEEDED)
 
     async def _shut_down(self, analyzer: _Analyzer) -> None:
-        if analyzer.state != "failed":
-            analyzer.state = "ended"
-        for experiment in self.experiments.running(analyzer.task_id):
-            self.experiments.finish(experiment, INTERRUPTED, "the analyzer was shut down")
+        with self._lock:
+            if analyzer.state is not AnalyzerState.FAILED:
+                analyzer.state = AnalyzerState.ENDED
+            analyzer.waiting = []
+        for experiment in self.experiments.unfinished(analyzer.task_id):
+            self.experiments.finish(
+                experiment, ExperimentState.INTERRUPTED, "the analyzer was shut down"
+            )
         if analyzer.listener is not None:
             analyzer.listener.cancel()
         if analyzer.client is not None:

@@ -90,7 +90,7 @@ class LocalExecutor:
             "package_path": task.package_path,
             "kind": task.kind,
             "device_ids": list(device_ids),
-            "checkpoint_id": spec.get("checkpoint_id", -1) if task.kind == "continue" else None,
+            "checkpoint_id": spec.get("checkpoint_id"),  # continue's, resolved at submit
             "ddp": bool(spec.get("ddp")),
             "memory_mb": task.memory_mb,
         }

@@ -1,7 +1,7 @@
 """The experiment verbs of the service: runExp, experiment cells, their output, interrupt, attach.
 
-Checks happen here, before anything reaches a kernel: the task must be a loaded analyzer, a
-script name must be a plain name of a file in the analyzer's scripts folder that defines
+Checks happen here, before anything reaches a kernel: the task must be an analyzer that is
+loading or loaded (an experiment sent while it loads waits for the model), a script name must be a plain name of a file in the analyzer's scripts folder that defines
 `experience` (read, never imported: DLNest ran `../` names as any file on the host).
 """
 
@@ -16,8 +16,9 @@ from ..core.analyzer_protocol import experiment_code
 from ..core.errors import AnalysisScriptError, NotAnAnalyzerError
 from ..core.project import defines_name
 from ..core.store import TaskStore
-from ..core.tasks import TaskRecord, TaskState
+from ..core.tasks import AnalyzerState, TaskRecord, TaskState
 from .experiments import Experiment
+from .task_kinds import runs_in_kernel
 
 if TYPE_CHECKING:
     from .analyzers import AnalyzerHost
@@ -70,7 +71,7 @@ class ExperimentVerbs:
 
     def _analyzer(self, task_id: int) -> TaskRecord:
         task = self.store.get(task_id)
-        if task.kind != "analyze":
+        if not runs_in_kernel(task.kind):
             raise NotAnAnalyzerError(f"task {task_id} is a {task.kind} task, not an analyzer")
         return task
 
@@ -79,9 +80,9 @@ class ExperimentVerbs:
         host = self.analyzers
         if task.state is not TaskState.RUNNING or host is None:
             raise NotAnAnalyzerError(f"analyzer {task_id} is {task.state.value}, not loaded")
-        if not host.ready(task_id):
-            state = host.progress(task_id).get("analyzer", "not running here")
-            raise NotAnAnalyzerError(f"analyzer {task_id} is {state}; try again once it is ready")
+        state = host.state(task_id)
+        if state not in (AnalyzerState.LOADING, AnalyzerState.READY):
+            raise NotAnAnalyzerError(f"analyzer {task_id} is {state or 'not running here'}")
         return host, task
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import ExperimentNotFoundError
+from ..core.tasks import ExperimentState
 
-RUNNING, SUCCEEDED, FAILED, INTERRUPTED = "running", "succeeded", "failed", "interrupted"
 MAX_KEPT_PER_ANALYZER = 200  # older experiments' output is dropped
 MAX_OUTPUT_CHARS = 4 * 1024 * 1024  # per experiment; the oldest text goes first
 # Per experiment; the oldest displays go first, the newest always stays. A loop that plots
@@ -26,7 +26,7 @@ MAX_DISPLAY_BYTES = 32 * 1024 * 1024
 class Experiment:
     id: int
     name: str
-    state: str = RUNNING
+    state: ExperimentState = ExperimentState.RUNNING
     error: str | None = None
     output: str = ""  # text streams, stdout and stderr interleaved as they came
     output_start: int = 0  # absolute offset of output[0] once old text was dropped
@@ -65,12 +65,14 @@ class ExperimentBook:
         self._by_task: dict[int, dict[int, Experiment]] = {}
         self._next_id: dict[int, int] = {}
 
-    def open(self, task_id: int, name: str) -> Experiment:
+    def open(
+        self, task_id: int, name: str, state: ExperimentState = ExperimentState.RUNNING
+    ) -> Experiment:
         with self._lock:
             experiment_id = self._next_id.get(task_id, 1)
             self._next_id[task_id] = experiment_id + 1
             kept = self._by_task.setdefault(task_id, {})
-            experiment = kept[experiment_id] = Experiment(experiment_id, name)
+            experiment = kept[experiment_id] = Experiment(experiment_id, name, state)
             while len(kept) > MAX_KEPT_PER_ANALYZER:
                 kept.pop(next(iter(kept)))
             return experiment
@@ -82,9 +84,10 @@ class ExperimentBook:
             raise ExperimentNotFoundError(task_id, experiment_id)
         return experiment
 
-    def running(self, task_id: int) -> list[Experiment]:
+    def unfinished(self, task_id: int) -> list[Experiment]:
+        """The analyzer's queued and running experiments, oldest first."""
         with self._lock:
-            return [e for e in self._by_task.get(task_id, {}).values() if e.state == RUNNING]
+            return [e for e in self._by_task.get(task_id, {}).values() if not e.state.terminal]
 
     def count(self, task_id: int) -> int:
         with self._lock:
@@ -120,15 +123,23 @@ class ExperimentBook:
         with self._lock:
             experiment.result = text
 
+    def begin(self, experiment: Experiment) -> None:
+        """A queued experiment was sent to its loaded kernel."""
+        with self._lock:
+            if experiment.state is not ExperimentState.QUEUED:
+                return
+            experiment.state = ExperimentState.RUNNING
+        self._notify(experiment)
+
     def finish(
         self,
         experiment: Experiment,
-        state: str,
+        state: ExperimentState,
         error: str | None = None,
         result: str | None = None,
     ) -> None:
         with self._lock:
-            if experiment.state != RUNNING:
+            if experiment.state.terminal:
                 return
             experiment.state, experiment.error = state, error
             if result is not None:
@@ -140,11 +151,7 @@ class ExperimentBook:
         future: Future[None] = Future()
         with self._lock:
             end = experiment.output_start + len(experiment.output)
-            if (
-                experiment.state != RUNNING
-                or end > offset
-                or experiment.display_end > display_offset
-            ):
+            if experiment.state.terminal or end > offset or experiment.display_end > display_offset:
                 future.set_result(None)
             else:
                 # Long polls that timed out cancelled their futures: drop them, or a quiet

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 
-from ..core.devices import FakeSource, parse_fake_gpus, source_from_env
+from ..core.devices import DeviceSource, FakeSource, parse_fake_gpus, source_from_env
 from ..core.store import TaskStore
-from .executor import LocalExecutor
+from .executor import Executor, LocalExecutor
 from .private_analyzers import PrivateAnalyzerHost
 from .service import DEFAULT_SCRIPTS_DIR, DLNestService
 
@@ -25,16 +25,25 @@ def build_service(
     tick_interval_s: float = 1.0,
     analyzers: bool = False,
     scripts_dir: str = DEFAULT_SCRIPTS_DIR,
+    executor: Executor | None = None,
+    devices: DeviceSource | None = None,
 ) -> DLNestService:
-    """A service over `database`; `fake_gpus` ("4x16384") overrides DLNEST_FAKE_GPUS and NVML.
+    """A service over `database`; `fake_gpus` ("4x16384") overrides `devices`, DLNEST_FAKE_GPUS
+    and NVML. `executor`: what starts training tasks (default: local processes, forked from a
+    pre-warmed zygote unless `zygote` is false).
 
     `analyzers`: run analyzer kernels under a kernel manager of the service's own (embedded
     mode); the server extension gives its service the server's kernel manager instead.
     """
-    devices = FakeSource(parse_fake_gpus(fake_gpus)) if fake_gpus is not None else source_from_env()
+    if fake_gpus is not None:
+        devices = FakeSource(parse_fake_gpus(fake_gpus))
     store = TaskStore(database or default_database_path())
     service = DLNestService(
-        store, devices, LocalExecutor(zygote=zygote), tick_interval_s, scripts_dir=scripts_dir
+        store,
+        devices if devices is not None else source_from_env(),
+        executor if executor is not None else LocalExecutor(zygote=zygote),
+        tick_interval_s,
+        scripts_dir=scripts_dir,
     )
     if analyzers:
         service.attach_analyzers(PrivateAnalyzerHost())

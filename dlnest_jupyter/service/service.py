@@ -1,8 +1,9 @@
 """DLNestService: the verbs of DESIGN.md section 6 over the task store, devices and an executor.
 
-The same object serves the Jupyter server extension (on the server's loop) and embedded mode
-(`start()` runs `tick()` on its own thread). `tick()` is the whole scheduler: notice tasks that
-ended, then place and start what fits. Nothing here imports torch or user code; a submission is
+The same object serves the Jupyter server extension and embedded mode: in both, `start()` runs
+`tick()` on a thread of its own. `tick()` is the whole scheduler: notice tasks that ended, then
+place and start what fits. Requests reach these verbs through the API dispatcher (`api.py`),
+which has checked their fields; what differs between task kinds is the table in `task_kinds.py`. Nothing here imports torch or user code; a submission is
 checked by reading configs and parsing code, and user code first runs in the task's process.
 """
 
@@ -23,13 +24,14 @@ from ..core.package_creation import PackageOptions, create_package, discard_new_
 from ..core.placement import Demand, Settings, admission_error, plan_placements
 from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
-from ..core.tasks import TaskRecord, TaskState
+from ..core.tasks import TaskKind, TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
 from .analyzers import AnalyzerHost
 from .device_rows import device_rows
 from .event_log import EventLog
 from .executor import Executor, NoExecutor
 from .experiment_verbs import ExperimentVerbs
+from .task_kinds import KINDS, Runner
 
 log = logging.getLogger(__name__)
 DEFAULT_SCRIPTS_DIR = "AnalyzeScripts"
@@ -71,6 +73,10 @@ class DLNestService:
         self.analyzers = self.experiments.analyzers = host
 
     # -- verbs ------------------------------------------------------------------------------
+    def submit(self, kind: TaskKind, fields: dict[str, Any]) -> TaskRecord:
+        """Queue a task of `kind` (its table row says which verb checks and queues it)."""
+        return KINDS[kind].submit(self, fields)
+
     def submit_train(
         self,
         config_path: str | Path,
@@ -89,8 +95,8 @@ class DLNestService:
         checked = self._projects.check(config_path, freq_path)
         loaded = checked.loaded
         TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
-        placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
-        self._admit(placement)
+        placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
+        self._admit(memory_mb, placement)
         package = create_package(
             loaded, PackageOptions(description, no_save, use_description), checked.layout
         )
@@ -101,7 +107,7 @@ class DLNestService:
         }
         try:
             task = self.store.submit(
-                "train",
+                TaskKind.TRAIN,
                 spec,
                 description=description,
                 package_path=str(package.path),
@@ -131,17 +137,17 @@ class DLNestService:
         busy = [  # analyzers only read the package: training it alongside is fine
             t
             for t in self.store.list_tasks([TaskState.QUEUED, TaskState.RUNNING])
-            if t.package_path == str(package.path) and t.kind != "analyze"
+            if t.package_path == str(package.path) and KINDS[t.kind].writes_package
         ]
         if busy:
             raise PackageBusyError(
                 f"{package.path}: task {busy[0].id} already uses this package ({busy[0].state.value})"
             )
-        placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
-        self._admit(placement)
+        placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
+        self._admit(memory_mb, placement)
         spec = {"record_path": str(package.path), "checkpoint_id": resolved, **placement}
         task = self.store.submit(
-            "continue",
+            TaskKind.CONTINUE,
             spec,
             description=description,
             package_path=str(package.path),
@@ -169,8 +175,8 @@ class DLNestService:
         resolved = package.resolve_checkpoint(checkpoint_id)
         project = package.path.parent.parent  # <project>/Saves/<package>
         scripts = Path(scripts_dir) if scripts_dir else project / self.scripts_dir
-        placement = {"memory_mb": memory_mb, "cpu": cpu, "multi_gpu": False, "ddp": False}
-        self._admit(placement)
+        placement = {"cpu": cpu, "multi_gpu": False, "ddp": False}
+        self._admit(memory_mb, placement)
         spec = {
             "record_path": str(package.path),
             "checkpoint_id": resolved,
@@ -178,7 +184,7 @@ class DLNestService:
             **placement,
         }
         task = self.store.submit(
-            "analyze",
+            TaskKind.ANALYZE,
             spec,
             description=description,
             package_path=str(package.path),
@@ -199,8 +205,7 @@ class DLNestService:
             cancelled = self.store.finish(
                 task_id, TaskState.CANCELLED, error="deleted", output_tail=self._tail(task)
             )
-            if task.kind == "analyze":
-                self.experiments.forget(task_id)
+            self.experiments.forget(task_id)
         self.log.write(f"task {task_id} deleted")
         self.tick()  # the freed devices go to the next tasks now (DLNest waited for its 60 s tick)
         return cancelled
@@ -249,7 +254,7 @@ class DLNestService:
         """
         task = self.store.get(task_id)
         # An analyzer's package output is its training's; each experiment has an output of its own.
-        if task.package_path is None or task.started_at is None or task.kind == "analyze":
+        if task.package_path is None or task.started_at is None or not self._writes_output(task):
             return max(offset, task.output_start), ""
         return SavePackage(Path(task.package_path)).read_output(max(offset, task.output_start))
 
@@ -361,29 +366,32 @@ class DLNestService:
         started = self.tick()
         return next((t for t in started if t.id == task.id), task)
 
-    def _admit(self, placement: dict[str, Any]) -> None:
-        demand = Demand(task_id=0, **placement)
+    def _admit(self, memory_mb: int | None, placement: dict[str, Any]) -> None:
+        demand = Demand(task_id=0, memory_mb=memory_mb, **placement)
         reason = admission_error(demand, self.device_source.snapshot())
         if reason is not None:
             raise TaskError(f"refused: {reason}")
 
     def _executor_for(self, task: TaskRecord) -> Executor:
-        if task.kind == "analyze":
-            if self.analyzers is None:  # queued by a server that had kernels; this one has none
-                return _NO_ANALYZERS
-            return self.analyzers
-        return self.executor
+        if KINDS[task.kind].runner is Runner.PROCESS:
+            return self.executor
+        # Queued by a server that had kernels, taken over by one that has none.
+        return self.analyzers if self.analyzers is not None else _NO_ANALYZERS
+
+    def _writes_output(self, task: TaskRecord) -> bool:
+        """Training processes write the package's output; an analyzer's output is per experiment."""
+        return KINDS[task.kind].runner is Runner.PROCESS
 
     def _with_progress(self, task: TaskRecord) -> TaskRecord:
         if task.state is not TaskState.RUNNING or task.package_path is None:
             return task
-        if task.kind == "analyze":
+        if not self._writes_output(task):  # an analyzer reports its own progress
             progress = self.analyzers.progress(task.id) if self.analyzers is not None else {}
             return task._replace(progress=progress)
         return task._replace(progress=SavePackage(Path(task.package_path)).progress())
 
     def _tail(self, task: TaskRecord) -> str | None:
-        if task.kind == "analyze" or task.package_path is None:
+        if not self._writes_output(task) or task.package_path is None:
             return None  # the package's output is its training's, not this analyzer's
         return SavePackage(Path(task.package_path)).output_tail()
 

@@ -60,7 +60,9 @@ def test_magics_load_an_analyzer_once_and_run_scripts_and_cells_against_it(
     shell.run_line_magic("dlnest", "watch")  # the last task submitted: the analyzer
     watch = capsys.readouterr().out
 
-    assert "task 1 running on GPU 0" in started and "waiting for analyzer 1" in started
+    # Sent while the model loads: accepted at once, run once it has loaded.
+    assert "task 1 running on GPU 0" in started
+    assert "experiment 1 runs once analyzer 1 has loaded" in started
     assert (
         "checkpoint 1 of ToyRunner\n42\n" in started and again == "checkpoint 1 of ToyRunner\n42\n"
     )

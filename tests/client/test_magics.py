@@ -8,8 +8,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from dlnest_jupyter.client import discovery
-from dlnest_jupyter.client.backends import RestBackend
-from dlnest_jupyter.client.discovery import find_backend
+from dlnest_jupyter.client.client import HttpTransport
+from dlnest_jupyter.client.discovery import find_client
 
 from ..projects import write_project
 
@@ -59,7 +59,7 @@ def test_magics_fall_back_to_an_in_process_scheduler_and_say_so_once(
         ("run -CPU", "dlnest: error: run: the following arguments are required: -c"),
         ("run -c /nowhere/root.json -CPU", "config file does not exist"),
         ("changeDevices -d x", "dlnest: error: changeDevices: argument -d: invalid int value"),
-        ("settings --max 0", "max_tasks_per_device must be an integer >= 1"),
+        ("settings --max 0", "field 'max_tasks_per_device' must be an integer >= 1"),
     ],
 )
 def test_errors_are_one_line_never_a_traceback(
@@ -72,10 +72,10 @@ def test_errors_are_one_line_never_a_traceback(
 
 
 def test_discovery_prefers_the_exported_server_then_the_parent_server() -> None:
-    exported = find_backend(
+    exported = find_client(
         {"DLNEST_SERVER_URL": "http://127.0.0.1:1/base", "DLNEST_SERVER_TOKEN": "t"}
-    )
-    assert isinstance(exported, RestBackend) and (exported.base_url, exported.token) == (
+    ).transport
+    assert isinstance(exported, HttpTransport) and (exported.base_url, exported.token) == (
         "http://127.0.0.1:1/base/",
         "t",
     )
@@ -84,8 +84,8 @@ def test_discovery_prefers_the_exported_server_then_the_parent_server() -> None:
         {"pid": 11, "port": 2, "base_url": "/", "token": "other"},
         {"pid": 42, "port": 3, "base_url": "/x/", "token": "mine"},
     ]
-    parent = find_backend({"JPY_PARENT_PID": "42"}, lambda: servers)
-    assert isinstance(parent, RestBackend) and (parent.base_url, parent.token) == (
+    parent = find_client({"JPY_PARENT_PID": "42"}, lambda: servers).transport
+    assert isinstance(parent, HttpTransport) and (parent.base_url, parent.token) == (
         "http://127.0.0.1:3/x/",
         "mine",
     )

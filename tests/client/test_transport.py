@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dlnest_jupyter.client.backends import ClientError, RestBackend
+from dlnest_jupyter.client.client import Client, ClientError
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -83,20 +83,20 @@ def server() -> Iterator[_Server]:
 
 
 @pytest.fixture
-def clients() -> Iterator[list[RestBackend]]:
-    made: list[RestBackend] = []
+def clients() -> Iterator[list[Client]]:
+    made: list[Client] = []
     yield made
     for client in made:
         client.close()
 
 
-def _client(server: _Server, clients: list[RestBackend]) -> RestBackend:
-    clients.append(RestBackend(f"http://127.0.0.1:{server.server_address[1]}/", "secret"))
+def _client(server: _Server, clients: list[Client]) -> Client:
+    clients.append(Client.over_http(f"http://127.0.0.1:{server.server_address[1]}/", "secret"))
     return clients[-1]
 
 
 def test_requests_from_one_thread_share_one_connection(
-    server: _Server, clients: list[RestBackend]
+    server: _Server, clients: list[Client]
 ) -> None:
     client = _client(server, clients)
 
@@ -107,7 +107,7 @@ def test_requests_from_one_thread_share_one_connection(
     assert len(server.requests) == 5
 
 
-def test_each_thread_gets_its_own_connection(server: _Server, clients: list[RestBackend]) -> None:
+def test_each_thread_gets_its_own_connection(server: _Server, clients: list[Client]) -> None:
     client = _client(server, clients)
     client.settings()
     worker = threading.Thread(target=client.settings)
@@ -118,7 +118,7 @@ def test_each_thread_gets_its_own_connection(server: _Server, clients: list[Rest
 
 
 def test_a_connection_the_server_closed_is_replaced_and_a_post_is_sent_once(
-    server: _Server, clients: list[RestBackend]
+    server: _Server, clients: list[Client]
 ) -> None:
     client = _client(server, clients)
     client.settings()
@@ -133,7 +133,7 @@ def test_a_connection_the_server_closed_is_replaced_and_a_post_is_sent_once(
 
 
 def test_a_reply_that_closes_the_connection_is_read_whole_and_the_next_reconnects(
-    server: _Server, clients: list[RestBackend]
+    server: _Server, clients: list[Client]
 ) -> None:
     server.close_after_reply = True
     client = _client(server, clients)
@@ -144,12 +144,12 @@ def test_a_reply_that_closes_the_connection_is_read_whole_and_the_next_reconnect
 
 
 def test_an_error_reply_keeps_the_connection_and_its_message(
-    server: _Server, clients: list[RestBackend]
+    server: _Server, clients: list[Client]
 ) -> None:
     client = _client(server, clients)
 
     with pytest.raises(ClientError, match="no task 9") as raised:
-        client._call("GET", "tasks/missing")
+        client.call("GET", "tasks/missing")
     client.settings()
 
     assert raised.value.status == 404 and raised.value.kind == "TaskNotFoundError"
@@ -157,7 +157,7 @@ def test_an_error_reply_keeps_the_connection_and_its_message(
 
 
 def test_a_request_interrupted_mid_reply_leaves_a_clean_connection_for_the_next(
-    server: _Server, clients: list[RestBackend]
+    server: _Server, clients: list[Client]
 ) -> None:
     client = _client(server, clients)
     client.settings()
@@ -169,7 +169,7 @@ def test_a_request_interrupted_mid_reply_leaves_a_clean_connection_for_the_next(
     signal.setitimer(signal.ITIMER_REAL, 0.2)  # Ctrl-C on the cell, while it waits
     try:
         with pytest.raises(KeyboardInterrupt):
-            client._call("GET", "tasks/1/experiments/1/slow")
+            client.call("GET", "tasks/1/experiments/1/slow")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -178,7 +178,7 @@ def test_a_request_interrupted_mid_reply_leaves_a_clean_connection_for_the_next(
     assert server.posts == [{"kind": "interrupt-like", "config_path": "b.json"}]
 
 
-def test_a_stopped_server_is_a_one_line_error(server: _Server, clients: list[RestBackend]) -> None:
+def test_a_stopped_server_is_a_one_line_error(server: _Server, clients: list[Client]) -> None:
     client = _client(server, clients)
     client.settings()
     server.shutdown()

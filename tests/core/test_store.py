@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from dlnest_jupyter.core.errors import ConfigError, PackageError, TaskNotFoundError, TaskStateError
+from dlnest_jupyter.core.errors import (
+    PackageError,
+    RequestError,
+    TaskNotFoundError,
+    TaskStateError,
+)
 from dlnest_jupyter.core.placement import Settings
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.store_schema import SCHEMA_VERSION
@@ -27,7 +32,7 @@ def test_submissions_queue_in_order_and_a_jump_goes_to_the_front(store: TaskStor
     urgent = store.submit("train", {"config_path": "c.json"}, jump=True)
     later_urgent = store.submit("train", {"config_path": "d.json"}, jump=True)
 
-    assert [t.id for t in store.queued()] == [later_urgent.id, urgent.id, first.id, second.id]
+    assert store.queued_ids() == [later_urgent.id, urgent.id, first.id, second.id]
     assert first.state is TaskState.QUEUED and first.spec == {"config_path": "a.json"}
 
 
@@ -52,7 +57,7 @@ def test_a_task_runs_and_finishes_with_its_history_recorded(store: TaskStore) ->
         (12.0, TaskState.RUNNING),
         (20.0, TaskState.FAILED),
     ]
-    assert store.queued() == [] and store.running() == []
+    assert store.queued_ids() == [] and store.running() == []
 
 
 def test_forbidden_transitions_and_unknown_ids_are_named(store: TaskStore) -> None:
@@ -81,7 +86,7 @@ def test_queue_settings_and_history_survive_reopening(tmp_path: Path) -> None:
 
     reopened = TaskStore(path)
 
-    assert [t.id for t in reopened.queued()] == ids[1:]
+    assert reopened.queued_ids() == ids[1:]
     assert reopened.running()[0].pid == 42
     assert reopened.settings() == Settings(
         devices=(0, -1), max_tasks_per_device=2, launch_delay_s=1.5
@@ -91,18 +96,23 @@ def test_queue_settings_and_history_survive_reopening(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"devices": [0, "1"]}, "devices must be a list of device ids"),
-        ({"devices": [-2]}, "devices must be a list of device ids"),
-        ({"max_tasks_per_device": 0}, "max_tasks_per_device must be an integer >= 1"),
-        ({"launch_delay_s": -1}, "launch_delay_s must be a number of seconds >= 0"),
-        ({"launch_delay_s": True}, "launch_delay_s must be a number of seconds >= 0"),
-        ({"colour": "blue"}, "unknown setting 'colour'"),
+        ({"devices": [0, "1"]}, "field 'devices' must be a list of device ids"),
+        ({"devices": [-2]}, "field 'devices' must be a list of device ids"),
+        ({"devices": [2**63]}, "field 'devices' must be a list of device ids"),
+        ({"max_tasks_per_device": 0}, "field 'max_tasks_per_device' must be an integer >= 1"),
+        ({"max_tasks_per_device": 2**70}, "field 'max_tasks_per_device' must be an integer >= 1"),
+        ({"launch_delay_s": -1}, "field 'launch_delay_s' must be a number from 0"),
+        ({"launch_delay_s": True}, "field 'launch_delay_s' must be a number from 0"),
+        ({"launch_delay_s": float("nan")}, "field 'launch_delay_s' must be a number from 0"),
+        ({"starvation_s": float("inf")}, "field 'starvation_s' must be a number from 0"),
+        ({"starvation_s": 2**70}, "field 'starvation_s' must be a number from 0"),
+        ({"colour": "blue"}, "unknown field 'colour'"),
     ],
 )
 def test_bad_settings_are_refused_and_nothing_changes(
     store: TaskStore, changes: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(RequestError, match=message):
         store.update_settings({"max_tasks_per_device": 3, **changes})
 
     assert store.settings() == Settings()

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dlnest_jupyter.server.headless import HeadlessServer
-
 from ..conftest import REPO, trained_package
+from ..headless import HeadlessServer
 from ..projects import write_project
 from ..service.conftest import hanging_project, wait_until_group_is_gone
 

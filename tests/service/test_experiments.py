@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dlnest_jupyter.core.errors import ExperimentNotFoundError
+from dlnest_jupyter.core.tasks import ExperimentState
 from dlnest_jupyter.service import experiments
-from dlnest_jupyter.service.experiments import FAILED, SUCCEEDED, ExperimentBook
+from dlnest_jupyter.service.experiments import ExperimentBook
 
 
 def test_a_reader_gets_only_the_text_and_displays_after_its_offsets() -> None:
@@ -72,10 +73,25 @@ def test_an_experiment_ends_once_and_old_ones_are_forgotten(
     monkeypatch.setattr(experiments, "MAX_KEPT_PER_ANALYZER", 2)
     book = ExperimentBook()
     first, second, third = (book.open(7, name) for name in ("a", "b", "c"))
-    book.finish(second, FAILED, "ZeroDivisionError")
-    book.finish(second, SUCCEEDED)
+    book.finish(second, ExperimentState.FAILED, "ZeroDivisionError")
+    book.finish(second, ExperimentState.SUCCEEDED)
 
-    assert (book.get(7, 2).state, book.get(7, 2).error) == (FAILED, "ZeroDivisionError")
-    assert [e.id for e in book.running(7)] == [third.id] and book.count(7) == 3
+    assert (book.get(7, 2).state, book.get(7, 2).error) == (
+        ExperimentState.FAILED,
+        "ZeroDivisionError",
+    )
+    assert [e.id for e in book.unfinished(7)] == [third.id] and book.count(7) == 3
     with pytest.raises(ExperimentNotFoundError, match="has no experiment 1"):
         book.get(7, first.id)
+
+
+def test_a_queued_experiment_is_waited_for_until_it_begins_and_ends() -> None:
+    book = ExperimentBook()
+    queued = book.open(4, "cell", ExperimentState.QUEUED)
+    waiting = book.change(queued, 0, 0)
+
+    assert not waiting.done() and book.unfinished(4) == [queued]
+    book.begin(queued)
+    assert waiting.done() and queued.state is ExperimentState.RUNNING
+    book.finish(queued, ExperimentState.SUCCEEDED)
+    assert book.unfinished(4) == [] and book.change(queued, 0, 0).done()

@@ -44,7 +44,7 @@ def test_a_service_killed_with_sigkill_loses_nothing(tmp_path: Path) -> None:
         first_service.send_signal(signal.SIGKILL)
 
     store = TaskStore(database)
-    assert [t.id for t in store.queued()] == ids[2:]  # still queued, in order
+    assert store.queued_ids() == ids[2:]  # still queued, in order
     running = store.running()
     assert [t.id for t in running] == ids[:2]
     assert all(processes.is_alive(t.pid, t.pid_start_time) for t in running)  # type: ignore[arg-type]

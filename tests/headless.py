@@ -1,4 +1,4 @@
-"""A real `jupyter server` with the dlnest extension, as a child process on a free local port.
+"""A real `jupyter server` with the dlnest extension, as a child process on a free local port (a test harness).
 
 For the quick start, the benchmarks and the restart tests: what a user gets from
 `jupyter server`, started the way CI can run it (as root where needed, no browser, a fresh token).
@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..core.errors import DLNestError
+from dlnest_jupyter.core.errors import DLNestError
 
 READY_TIMEOUT_S = 180.0  # a busy 2-core machine has taken 26 s to start a server
 

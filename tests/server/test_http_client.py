@@ -6,19 +6,19 @@ from typing import Any
 
 import pytest
 
-from dlnest_jupyter.client.backends import ClientError, RestBackend
-from dlnest_jupyter.client.discovery import find_backend
+from dlnest_jupyter.client.client import ClientError, HttpTransport
+from dlnest_jupyter.client.discovery import find_client
 
 from ..projects import write_project
 from .conftest import wait_for_state
 
 
-async def test_the_rest_backend_speaks_to_a_real_server(
+async def test_the_http_client_speaks_to_a_real_server(
     jp_serverapp: Any, dlnest: Any, jp_root_dir: Path
 ) -> None:
     await dlnest("GET", "devices")  # starts the extension, which exports the server's address
-    backend = find_backend()
-    assert isinstance(backend, RestBackend)
+    backend = find_client()
+    assert isinstance(backend.transport, HttpTransport)
     loop = asyncio.get_running_loop()
     config = write_project(jp_root_dir / "proj", epochs=1)
 

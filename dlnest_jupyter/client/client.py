@@ -1,0 +1,178 @@
+"""One client of the REST API (DESIGN.md section 6), over one of two transports.
+
+`HttpTransport` talks to a Jupyter server's `/dlnest/api/` on kept-alive connections;
+`InProcessTransport` hands the same request to the API dispatcher of a service in this process
+(embedded mode: no server, no sockets). Both carry the same JSON bytes to the same dispatcher
+(`service/api.py`), so replies and errors are the same in both: an error arrives as
+`ClientError` with the API's status, type and message. The magics and the dashboard use only this.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from ..core.errors import DLNestError
+from .transport import KeepAliveTransport
+
+if TYPE_CHECKING:
+    from ..service.api import Api
+
+
+class ClientError(DLNestError):
+    """A request the scheduler refused, with its reason."""
+
+    def __init__(self, message: str, status: int | None = None, kind: str | None = None) -> None:
+        self.status, self.kind = status, kind
+        super().__init__(message)
+
+
+class Transport(Protocol):
+    @property
+    def description(self) -> str: ...
+
+    def request(self, method: str, target: str, body: bytes | None) -> tuple[int, bytes | str]:
+        """Send `method target` (a path under /dlnest/api/ with its query); (status, JSON)."""
+
+    def close(self) -> None: ...
+
+
+class HttpTransport:
+    def __init__(self, base_url: str, token: str, connections: KeepAliveTransport | None = None):
+        """`base_url`: the server's, e.g. http://127.0.0.1:8888/ (a missing slash is added)."""
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.token = token
+        self.connections = connections or KeepAliveTransport()
+
+    @property
+    def description(self) -> str:
+        return f"the Jupyter server at {self.base_url}"
+
+    def request(self, method: str, target: str, body: bytes | None) -> tuple[int, bytes | str]:
+        url = urllib.parse.urljoin(self.base_url, "dlnest/api/" + target)
+        headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""  # Tornado wants a body on these
+        try:
+            return self.connections(method, url, headers, body)
+        except ConnectionRefusedError as refused:
+            raise ClientError(f"cannot reach the Jupyter server at {url}: {refused}") from refused
+        except OSError as lost:  # a reset connection, a timeout mid-reply, a name not found
+            raise ClientError(f"lost the Jupyter server at {url}: {lost}") from lost
+
+    def close(self) -> None:
+        """Close this thread's kept connection (they also close when their thread ends)."""
+        self.connections.close()
+
+
+class InProcessTransport:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    @property
+    def description(self) -> str:
+        return f"an in-process scheduler (queue: {self.api.service.store.path})"
+
+    def request(self, method: str, target: str, body: bytes | None) -> tuple[int, bytes | str]:
+        reply = self.api.call(method, target, body)
+        return reply.status, reply.text
+
+    def close(self) -> None:
+        pass
+
+
+class Client:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @classmethod
+    def over_http(cls, base_url: str, token: str) -> Client:
+        return cls(HttpTransport(base_url, token))
+
+    @property
+    def description(self) -> str:
+        return self.transport.description
+
+    @property
+    def in_process(self) -> bool:
+        """True when the scheduler runs in this process (no Jupyter server lists its kernels)."""
+        return isinstance(self.transport, InProcessTransport)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- the verbs --------------------------------------------------------------------------
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._get("POST", "tasks", "task", body)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._list("tasks", "tasks")
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        return self._get("GET", f"tasks/{task_id}", "task")
+
+    def delete(self, task_id: int) -> dict[str, Any]:
+        return self._get("DELETE", f"tasks/{task_id}", "task")
+
+    def output(self, task_id: int, offset: int = 0) -> dict[str, Any]:
+        return self.call("GET", f"tasks/{task_id}/output?offset={offset}")
+
+    def devices(self) -> list[dict[str, Any]]:
+        return self._list("devices", "devices")
+
+    def settings(self) -> dict[str, Any]:
+        return self.call("GET", "settings")
+
+    def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.call("PUT", "settings", changes)
+
+    def new_project(self, path: str, template: str) -> dict[str, Any]:
+        return self.call("POST", "projects", {"path": path, "template": template})
+
+    def log(self, offset: int = 0) -> dict[str, Any]:
+        return self.call("GET", f"log?offset={offset}")
+
+    def clear_log(self) -> dict[str, Any]:
+        return self.call("DELETE", "log")
+
+    def run_experiment(self, task_id: int, fields: dict[str, str]) -> dict[str, Any]:
+        return self._get("POST", f"tasks/{task_id}/experiments", "experiment", fields)
+
+    def experiment(
+        self, task_id: int, experiment_id: int, offset: int, display_offset: int, wait_s: float
+    ) -> dict[str, Any]:
+        query = urllib.parse.urlencode(
+            {"offset": offset, "display_offset": display_offset, "wait_s": wait_s}
+        )
+        return self._get(
+            "GET", f"tasks/{task_id}/experiments/{experiment_id}?{query}", "experiment"
+        )
+
+    def interrupt(self, task_id: int) -> dict[str, Any]:
+        return self._get("POST", f"tasks/{task_id}/interrupt", "task")
+
+    def attach(self, task_id: int) -> dict[str, Any]:
+        return self._get("GET", f"tasks/{task_id}/attach", "attach")
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def call(self, method: str, target: str, body: Any = None) -> dict[str, Any]:
+        """Any request: its JSON reply, or ClientError with the API's status, type and message."""
+        data = json.dumps(body).encode() if body is not None else None
+        status, raw = self.transport.request(method, target, data)
+        try:
+            reply = json.loads(raw) if raw else {}
+        except ValueError:
+            reply = {}
+        if status >= 400:
+            error = reply.get("error") if isinstance(reply, dict) else None
+            error = error if isinstance(error, dict) else {}
+            message = error.get("message") or f"the server answered {status} to {method} {target}"
+            raise ClientError(message, status, error.get("type"))
+        return reply if isinstance(reply, dict) else {}
+
+    def _get(self, method: str, target: str, key: str, body: Any = None) -> dict[str, Any]:
+        return cast(dict[str, Any], self.call(method, target, body)[key])
+
+    def _list(self, target: str, key: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self.call("GET", target)[key])

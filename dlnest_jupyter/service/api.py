@@ -1,0 +1,230 @@
+"""The REST API as one in-process dispatcher: a method, a path and a body in; a status and JSON out.
+
+Both transports go through it: the server's one handler (`server/handlers.py`) hands it every
+request under `/dlnest/api/`, and the client's in-process transport calls it directly when there
+is no server. So a request gets the same checks, the same reply and the same error in both.
+The routes are data (`api_routes.py`); what a request's parts must be is in `api_requests.py`
+and `core/fields.py`; how an error becomes a status is the table below, and nowhere else.
+
+A verb returns a `Reply`, or a `Wait` for a long poll: `call` waits on this thread, `call_async`
+runs the verb on a worker thread and awaits the wait on the server's loop, never blocking it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import math
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..core.errors import (
+    BodyTooLargeError,
+    CheckpointNotFoundError,
+    DLNestError,
+    ForbiddenPathError,
+    MethodNotAllowedError,
+    PackageBusyError,
+    RouteNotFoundError,
+    TaskNotFoundError,
+    TaskStateError,
+)
+from . import api_requests
+
+if TYPE_CHECKING:
+    from .service import DLNestService
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+# The one error-to-status table; the first matching class wins, DLNestError is the catch-all.
+ERROR_STATUS: tuple[tuple[type[DLNestError], int], ...] = (
+    (BodyTooLargeError, 413),
+    (ForbiddenPathError, 403),
+    (MethodNotAllowedError, 405),
+    (RouteNotFoundError, 404),
+    (TaskNotFoundError, 404),
+    (CheckpointNotFoundError, 404),
+    (TaskStateError, 409),
+    (PackageBusyError, 409),
+    (DLNestError, 400),
+)
+
+
+def status_for(error: DLNestError) -> int:
+    return next(status for kind, status in ERROR_STATUS if isinstance(error, kind))
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    text: str  # JSON
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A long poll: reply with `then()` once `future` is done or `timeout_s` has passed."""
+
+    future: concurrent.futures.Future[None]
+    timeout_s: float
+    then: Callable[[], Reply]
+
+
+def json_reply(status: int, value: Any) -> Reply:
+    try:
+        return Reply(status, json.dumps(value, allow_nan=False))
+    except ValueError:  # a NaN or Infinity from a task's progress: JSON has no such numbers
+        return Reply(status, json.dumps(_finite(value)))
+
+
+def error_reply(error: DLNestError) -> Reply:
+    return json_reply(
+        status_for(error), {"error": {"type": type(error).__name__, "message": str(error)}}
+    )
+
+
+@dataclass
+class Call:
+    """One request, matched to its route: what a verb reads."""
+
+    api: Api
+    ids: dict[str, int]
+    query: dict[str, str]
+    raw_body: bytes | None
+
+    @property
+    def service(self) -> DLNestService:
+        return self.api.service
+
+    def body(self) -> dict[str, Any]:
+        return api_requests.json_object(self.raw_body, self.api.max_body_bytes)
+
+    def path(self, field_name: str, raw: str, folder: bool = False) -> Path:
+        return api_requests.confined(
+            field_name, raw, self.api.root_dir, self.api.allowed_roots, folder
+        )
+
+
+Verb = Callable[[Call], "Reply | Wait"]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str  # "tasks/{task}/output": {task} and {experiment} are ids
+    verb: Verb
+    segments: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "segments", tuple(self.pattern.split("/")) if self.pattern else ())
+
+    def ids(self, segments: Sequence[str]) -> dict[str, int] | None:
+        """The ids in `segments` if they fit this route's pattern, else None."""
+        if len(segments) != len(self.segments):
+            return None
+        ids: dict[str, int] = {}
+        for wanted, given in zip(self.segments, segments, strict=True):
+            if wanted == "{task}":
+                ids["task"] = api_requests.task_id(given)
+            elif wanted == "{experiment}":
+                ids["experiment"] = api_requests.experiment_id(ids["task"], given)
+            elif wanted != given:
+                return None
+        return ids
+
+
+class Api:
+    def __init__(
+        self,
+        service: DLNestService,
+        root_dir: Path,
+        allowed_roots: Sequence[Path],
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        routes: Sequence[Route] | None = None,
+    ) -> None:
+        """`root_dir`: what relative paths in requests are relative to; `allowed_roots`: the
+        folders whose paths requests may name (the server's root dir, or everything embedded)."""
+        from .api_routes import ROUTES
+
+        self.service, self.root_dir = service, root_dir.resolve()
+        self.allowed_roots = [root.resolve() for root in allowed_roots]
+        self.max_body_bytes = max_body_bytes
+        self.routes = list(ROUTES if routes is None else routes)
+
+    def call(self, method: str, target: str, body: bytes | None = None) -> Reply:
+        """Answer `method target` (`target`: a path under /dlnest/api/, with its query), blocking."""
+        result = self._result(method, target, body)
+        if isinstance(result, Reply):
+            return result
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            result.future.result(result.timeout_s)
+        result.future.cancel()  # a poll that timed out leaves no waiter behind
+        return self._guarded(result.then)
+
+    async def call_async(self, method: str, target: str, body: bytes | None = None) -> Reply:
+        """`call` for an event loop: the verb runs on a worker thread, a long poll is awaited."""
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(None, self._result, method, target, body)
+        if isinstance(result, Reply):
+            return result
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.wrap_future(result.future), result.timeout_s)
+        return self._guarded(result.then)
+
+    def _result(self, method: str, target: str, body: bytes | None) -> Reply | Wait:
+        def run() -> Reply | Wait:
+            route, call = self._match(method, target, body)
+            return route.verb(call)
+
+        return self._guarded(run)
+
+    def _match(self, method: str, target: str, body: bytes | None) -> tuple[Route, Call]:
+        path, _, query = target.partition("?")
+        segments = [urllib.parse.unquote(s) for s in path.strip("/").split("/")] if path else []
+        allowed = []
+        for route in self.routes:
+            ids = route.ids(segments)
+            if ids is None:
+                continue
+            if route.method == method:
+                return route, Call(self, ids, api_requests.query(query), body)
+            allowed.append(route.method)
+        where = "/dlnest/api/" + "/".join(segments)
+        if allowed:
+            raise MethodNotAllowedError(f"{where} takes {', '.join(allowed)}, not {method}")
+        raise RouteNotFoundError(
+            f"no route {where}; routes: "
+            + ", ".join(sorted({r.pattern or "(none)" for r in self.routes}))
+        )
+
+    def _guarded(self, run: Callable[[], T]) -> T | Reply:
+        try:
+            return run()
+        except DLNestError as error:
+            return error_reply(error)
+        except Exception as error:  # a bug of ours: the caller still gets JSON, and the log says
+            log.exception("dlnest API request failed")
+            return json_reply(
+                500,
+                {"error": {"type": "InternalError", "message": f"{type(error).__name__}: {error}"}},
+            )
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value

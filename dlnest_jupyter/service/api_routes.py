@@ -1,0 +1,147 @@
+"""The routes of DESIGN.md section 6, as data, and the verbs behind them.
+
+Each verb reads a matched request (`api.Call`), checks what it carries against the field tables
+(`core/fields.py`; task kinds in `task_kinds.py`, settings in `core/placement.py`), confines the
+paths it names, calls the service, and shapes the reply. Paths are relative to `/dlnest/api/`.
+"""
+
+from __future__ import annotations
+
+from ..core.errors import RequestError
+from ..core.fields import FieldSpec, one_of, path, text, validated
+from ..core.tasks import TaskKind
+from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
+from . import api_requests
+from .api import Call, Reply, Route, Wait, json_reply
+from .task_kinds import KINDS, PathRule
+
+_KIND = FieldSpec(one_of(*KINDS), required=True)
+EXPERIMENT_FIELDS = {
+    "name": FieldSpec(text(255)),
+    "code": FieldSpec(text(64 * 1024 * 1024)),  # a cell; the body limit is the real bound
+}
+PROJECT_FIELDS = {
+    "path": FieldSpec(path, required=True),
+    "template": FieldSpec(one_of(*TEMPLATE_NAMES)),
+}
+
+
+def list_tasks(call: Call) -> Reply:
+    # Texts from the store, joined: 10,000 tasks must list in well under 150 ms.
+    return Reply(200, '{"tasks": [' + ", ".join(call.service.tasks_json()) + "]}")
+
+
+def submit_task(call: Call) -> Reply:
+    body = call.body()
+    if "kind" not in body:
+        raise RequestError("missing field 'kind'")
+    kind = body["kind"]
+    if not (isinstance(kind, str) and kind in KINDS):  # [] or {} would not even hash
+        raise RequestError(f"field 'kind' must be one of {', '.join(KINDS)}")
+    spec = KINDS[TaskKind(kind)]
+    fields = validated(body, {"kind": _KIND, **spec.fields})
+    del fields["kind"]
+    for name, rule in spec.paths.items():
+        if fields.get(name) is not None:
+            fields[name] = call.path(name, fields[name], folder=rule is PathRule.FOLDER)
+    task = call.service.submit(spec.kind, fields)
+    return json_reply(201, {"task": task.to_json()})
+
+
+def get_task(call: Call) -> Reply:
+    return json_reply(200, {"task": call.service.task(call.ids["task"]).to_json()})
+
+
+def delete_task(call: Call) -> Reply:
+    return json_reply(200, {"task": call.service.delete(call.ids["task"]).to_json()})
+
+
+def task_output(call: Call) -> Reply:
+    end, output = call.service.output(call.ids["task"], api_requests.offset(call.query))
+    return json_reply(200, {"offset": end, "text": output})
+
+
+def run_experiment(call: Call) -> Reply:
+    fields = validated(call.body(), EXPERIMENT_FIELDS)
+    if ("name" in fields) == ("code" in fields):
+        raise RequestError("give exactly one of 'name' (a script in the scripts folder) or 'code'")
+    verbs, task_id = call.service.experiments, call.ids["task"]
+    if "name" in fields:
+        experiment = verbs.run_script(task_id, fields["name"])
+    else:
+        experiment = verbs.run_code(task_id, fields["code"])
+    return json_reply(201, {"experiment": experiment.to_json()})
+
+
+def get_experiment(call: Call) -> Reply | Wait:
+    offset = api_requests.offset(call.query)
+    shown = api_requests.offset(call.query, "display_offset")
+    wait_s = api_requests.wait_s(call.query)
+    verbs = call.service.experiments
+    experiment = verbs.get(call.ids["task"], call.ids["experiment"])
+
+    def reply() -> Reply:
+        return json_reply(200, {"experiment": experiment.to_json(offset, shown)})
+
+    if wait_s > 0:  # long polling: answer at the first change, or when wait_s is up
+        return Wait(verbs.change(experiment, offset, shown), wait_s, reply)
+    return reply()
+
+
+def interrupt(call: Call) -> Reply:
+    task_id = call.ids["task"]
+    call.service.experiments.interrupt(task_id)
+    return get_task(call)
+
+
+def attach(call: Call) -> Reply:
+    return json_reply(200, {"attach": call.service.experiments.attach(call.ids["task"])})
+
+
+def devices(call: Call) -> Reply:
+    return json_reply(200, {"devices": call.service.devices()})
+
+
+def get_settings(call: Call) -> Reply:
+    return json_reply(200, call.service.settings().to_json())
+
+
+def put_settings(call: Call) -> Reply:
+    # Checked by Settings.updated, against the one table of settings (core/placement.py).
+    return json_reply(200, call.service.update_settings(call.body()).to_json())
+
+
+def new_project(call: Call) -> Reply:
+    fields = validated(call.body(), PROJECT_FIELDS)
+    where = call.path("path", fields["path"])
+    created = call.service.new_project(where, fields.get("template", DEFAULT_TEMPLATE))
+    return json_reply(201, {"path": str(created)})
+
+
+def read_log(call: Call) -> Reply:
+    end, written = call.service.log.read(api_requests.offset(call.query))
+    return json_reply(200, {"offset": end, "text": written})
+
+
+def clear_log(call: Call) -> Reply:
+    call.service.log.clear()
+    return json_reply(200, {"offset": call.service.log.read()[0], "text": ""})
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "tasks", list_tasks),
+    Route("POST", "tasks", submit_task),
+    Route("GET", "tasks/{task}", get_task),
+    Route("DELETE", "tasks/{task}", delete_task),
+    Route("GET", "tasks/{task}/output", task_output),
+    Route("POST", "tasks/{task}/experiments", run_experiment),
+    Route("GET", "tasks/{task}/experiments/{experiment}", get_experiment),
+    Route("POST", "tasks/{task}/interrupt", interrupt),
+    Route("GET", "tasks/{task}/attach", attach),
+    Route("GET", "devices", devices),
+    Route("GET", "settings", get_settings),
+    Route("PUT", "settings", put_settings),
+    Route("POST", "projects", new_project),
+    Route("GET", "log", read_log),
+    Route("DELETE", "log", clear_log),
+)

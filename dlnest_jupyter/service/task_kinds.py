@@ -1,0 +1,112 @@
+"""The task kinds, as a table: what each one's request holds, how it is queued, placed and started.
+
+Everything that differs between train, continue and analyze is a column here, and the rest of
+the code asks the table instead of comparing kind names:
+
+- `fields`: the `POST tasks` body besides `kind` (DESIGN.md section 6), checked by the API;
+- `paths`: which of those fields name paths (confined to the caller's roots by the API), and
+  whether the path must already be a folder;
+- `submit`: the service verb that checks the request and queues it. What it stores (the task's
+  spec) is that verb's: train stores its config paths, continue and analyze the package and the
+  resolved checkpoint id, analyze its scripts folder; all store `cpu`, `multi_gpu` and `ddp`,
+  which are what placement reads (`TaskRecord.demand`), so analyze (one card at most) stores
+  them false;
+- `runner`: what runs it. A training process comes from the service's executor and writes the
+  package's output; an analyzer is a kernel from the analyzer host, which only reads its package
+  (so it may share it with a training task) and reports its own progress.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..core.fields import FieldSpec, boolean, integer, optional, path, text
+from ..core.tasks import TaskKind, TaskRecord
+
+if TYPE_CHECKING:
+    from .service import DLNestService
+
+
+class Runner(enum.Enum):
+    PROCESS = "process"  # a training process, from the service's executor
+    KERNEL = "kernel"  # an IPython kernel holding the loaded model, from the analyzer host
+
+
+class PathRule(enum.Enum):
+    ANY = "any"  # the verb says what is wrong with it (a missing config names the file)
+    FOLDER = "folder"  # must be an existing folder when the request arrives
+
+
+@dataclass(frozen=True)
+class TaskKindSpec:
+    kind: TaskKind
+    fields: Mapping[str, FieldSpec]
+    paths: Mapping[str, PathRule]
+    submit: Callable[[DLNestService, dict[str, Any]], TaskRecord]
+    runner: Runner
+
+    @property
+    def writes_package(self) -> bool:
+        """Trains into its package: at most one such task per package is queued or running."""
+        return self.runner is Runner.PROCESS
+
+
+_PLACEMENT = {
+    "description": FieldSpec(text()),
+    "memory_mb": FieldSpec(optional(integer(1))),
+    "cpu": FieldSpec(boolean),
+    "jump": FieldSpec(boolean),
+}
+_CARDS = {"multi_gpu": FieldSpec(boolean), "ddp": FieldSpec(boolean)}
+# -1 is DLNest's "the latest"; it is resolved to a real id before anything is stored.
+_CHECKPOINT = {"checkpoint_id": FieldSpec(optional(integer(-1)))}
+
+KINDS: Mapping[TaskKind, TaskKindSpec] = {
+    TaskKind.TRAIN: TaskKindSpec(
+        TaskKind.TRAIN,
+        fields={
+            "config_path": FieldSpec(path, required=True),
+            "freq_path": FieldSpec(optional(path)),
+            "no_save": FieldSpec(boolean),
+            "use_description": FieldSpec(boolean),
+            **_PLACEMENT,
+            **_CARDS,
+        },
+        paths={"config_path": PathRule.ANY, "freq_path": PathRule.ANY},
+        submit=lambda service, fields: service.submit_train(**fields),
+        runner=Runner.PROCESS,
+    ),
+    TaskKind.CONTINUE: TaskKindSpec(
+        TaskKind.CONTINUE,
+        fields={
+            "record_path": FieldSpec(path, required=True),
+            **_CHECKPOINT,
+            **_PLACEMENT,
+            **_CARDS,
+        },
+        paths={"record_path": PathRule.ANY},
+        submit=lambda service, fields: service.submit_continue(**fields),
+        runner=Runner.PROCESS,
+    ),
+    TaskKind.ANALYZE: TaskKindSpec(
+        TaskKind.ANALYZE,
+        fields={
+            "record_path": FieldSpec(path, required=True),
+            "scripts_dir": FieldSpec(optional(path)),
+            **_CHECKPOINT,
+            **_PLACEMENT,
+        },
+        paths={"record_path": PathRule.ANY, "scripts_dir": PathRule.FOLDER},
+        submit=lambda service, fields: service.submit_analyze(**fields),
+        runner=Runner.KERNEL,
+    ),
+}
+
+
+def runs_in_kernel(kind: str) -> bool:
+    """True for analyzers; false for training kinds and for a kind this version does not know."""
+    spec = KINDS.get(kind)  # type: ignore[call-overload]  # a StrEnum key matches its str
+    return spec is not None and spec.runner is Runner.KERNEL

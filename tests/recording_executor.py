@@ -1,0 +1,49 @@
+"""An executor that records launches instead of starting processes: a seam for fast tests.
+
+Plugged in where the real one would be (`DLNestService(executor=...)`, or the extension's
+`DLNestApp.executor_class`), it lets the scheduler, the API and the server run for real while
+no training process starts. A "started" task runs until `finish` (or `stop`) ends it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from dlnest_jupyter.core.tasks import TaskRecord
+from dlnest_jupyter.service.executor import Launch
+
+_FAKE_PIDS = itertools.count(4_000_000)  # above any real pid_max: never a live process
+
+
+class RecordingExecutor:
+    def __init__(self, zygote: bool = False) -> None:
+        self.launches: list[tuple[int, tuple[int, ...]]] = []  # (task id, device ids)
+        self.stopped: list[int] = []
+        self._exit_codes: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        with self._lock:
+            self.launches.append((task.id, device_ids))
+        return Launch(next(_FAKE_PIDS), None)
+
+    def exit_code(self, task: TaskRecord) -> int | None:
+        with self._lock:
+            return self._exit_codes.get(task.id)
+
+    def end_reason(self, task: TaskRecord, code: int) -> str:
+        return f"exit code {code}"
+
+    def stop(self, task: TaskRecord) -> None:
+        with self._lock:
+            self.stopped.append(task.id)
+            self._exit_codes[task.id] = 143
+
+    def finish(self, task_id: int, code: int = 0) -> None:
+        """The task's pretend process ends with `code`; the next tick notices."""
+        with self._lock:
+            self._exit_codes[task_id] = code
+
+    def close(self) -> None:
+        pass

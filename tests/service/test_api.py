@@ -1,0 +1,128 @@
+"""The API dispatcher on its own: no Tornado, no sockets, and an executor that records launches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlnest_jupyter.core.devices import FakeSource
+from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.service.api import Api
+from dlnest_jupyter.service.service import DLNestService
+
+from ..api_cases import CASES, TRAIN, write_case_project
+from ..recording_executor import RecordingExecutor
+
+
+@pytest.fixture
+def executor() -> RecordingExecutor:
+    return RecordingExecutor()
+
+
+@pytest.fixture
+def api(tmp_path: Path, executor: RecordingExecutor) -> Iterator[Api]:
+    root = tmp_path / "root"
+    root.mkdir()
+    write_case_project(root, tmp_path / "outside")
+    service = DLNestService(TaskStore(tmp_path / "q.sqlite"), FakeSource((16384, 16384)), executor)
+    yield Api(service, root, [root])
+    service.stop()
+
+
+def call(api: Api, method: str, target: str, body: Any = None) -> tuple[int, Any]:
+    raw = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    reply = api.call(method, target, raw)
+    return reply.status, json.loads(reply.text)
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "target", "body", "status", "message"), CASES, ids=[c[0] for c in CASES]
+)
+def test_the_bad_input_corpus_is_refused_by_the_dispatcher_itself(
+    api: Api, name: str, method: str, target: str, body: Any, status: int, message: str
+) -> None:
+    code, reply = call(api, method, target, body)
+
+    assert (code, set(reply)) == (status, {"error"}), reply
+    assert message in reply["error"]["message"]
+    assert not (api.root_dir / "proj" / "Saves").exists()
+
+
+def test_a_submission_is_placed_launched_listed_and_stopped(
+    api: Api, executor: RecordingExecutor
+) -> None:
+    status, created = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 3000, "description": "d"})
+    task = created["task"]
+    assert status == 201 and (task["state"], task["devices"]) == ("running", [0])
+    assert executor.launches == [(task["id"], (0,))]
+    assert call(api, "GET", "tasks")[1]["tasks"] == [task]
+    assert call(api, "GET", "devices")[1]["devices"][0]["memory_reserved_mb"] == 3000
+
+    status, deleted = call(api, "DELETE", f"tasks/{task['id']}")
+
+    assert (status, deleted["task"]["state"]) == (200, "cancelled")
+    assert executor.stopped == [task["id"]]
+    assert call(api, "DELETE", f"tasks/{task['id']}")[0] == 409  # already ended
+
+
+def test_a_task_whose_process_ends_is_reaped_and_its_card_freed(
+    api: Api, executor: RecordingExecutor
+) -> None:
+    _, first = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 16000})
+    _, second = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 16000})
+    _, third = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 16000})
+    assert [t["task"]["state"] for t in (first, second, third)] == ["running", "running", "queued"]
+
+    executor.finish(first["task"]["id"], 0)
+    api.service.tick()
+
+    done = call(api, "GET", f"tasks/{first['task']['id']}")[1]["task"]
+    now = call(api, "GET", f"tasks/{third['task']['id']}")[1]["task"]
+    assert (done["state"], done["exit_code"]) == (TaskState.SUCCEEDED, 0)
+    assert (now["state"], now["devices"]) == ("running", [0])  # the freed card
+
+
+def test_the_stored_spec_holds_no_copy_of_a_column(api: Api) -> None:
+    _, created = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 1234})
+    record = api.service.store.get(created["task"]["id"])
+
+    assert record.memory_mb == 1234 and "memory_mb" not in record.spec
+    assert record.demand().memory_mb == 1234
+
+
+def test_settings_are_checked_once_and_served_as_json(api: Api) -> None:
+    status, changed = call(api, "PUT", "settings", {"launch_delay_s": 2.5, "devices": [1, -1]})
+    assert (status, changed["launch_delay_s"], changed["devices"]) == (200, 2.5, [1, -1])
+
+    status, refused = call(api, "PUT", "settings", b'{"launch_delay_s": 1, "starvation_s": NaN}')
+
+    assert status == 400 and "NaN" in refused["error"]["message"]
+    assert call(api, "GET", "settings")[1] == changed  # nothing of the refused request stuck
+
+
+def test_relative_paths_resolve_against_the_callers_root(api: Api) -> None:
+    status, created = call(api, "POST", "projects", {"path": "fresh", "template": "digits"})
+
+    assert (status, created["path"]) == (201, str(api.root_dir / "fresh"))
+    assert (api.root_dir / "fresh" / "root_config.json").is_file()
+
+
+def test_a_verb_that_breaks_answers_a_json_500_naming_the_exception(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> list[dict[str, Any]]:
+        raise KeyError("nvml")
+
+    monkeypatch.setattr(api.service, "devices", broken)
+
+    status, reply = call(api, "GET", "devices")
+
+    assert status == 500 and reply["error"] == {
+        "type": "InternalError",
+        "message": "KeyError: 'nvml'",
+    }
