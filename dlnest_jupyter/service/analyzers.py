@@ -183,9 +183,11 @@ class AnalyzerHost:
         """Interrupt what runs in the kernel; experiments still waiting for the load are dropped."""
         with self._lock:
             analyzer = self._analyzers[task_id]
-            if analyzer.state is AnalyzerState.LOADING:
-                waiting, analyzer.waiting = analyzer.waiting, []
-        if analyzer.state is AnalyzerState.LOADING:  # interrupting the kernel would stop the load
+            loading = analyzer.state is AnalyzerState.LOADING
+            waiting, analyzer.waiting = (
+                (analyzer.waiting, []) if loading else ([], analyzer.waiting)
+            )
+        if loading:  # interrupting the kernel now would stop the load
             for experiment, _ in waiting:
                 self.experiments.finish(
                     experiment, ExperimentState.INTERRUPTED, "interrupted before the model loaded"

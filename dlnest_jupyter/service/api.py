@@ -3,8 +3,9 @@
 Both transports go through it: the server's one handler (`server/handlers.py`) hands it every
 request under `/dlnest/api/`, and the client's in-process transport calls it directly when there
 is no server. So a request gets the same checks, the same reply and the same error in both.
-The routes are data (`api_routes.py`); what a request's parts must be is in `api_requests.py`
-and `core/fields.py`; how an error becomes a status is the table below, and nowhere else.
+The routes are data (`api_routes.py`), and what a verb reads and returns is in `api_call.py`;
+what a request's parts must be is in `api_requests.py` and `core/fields.py`; how an error becomes
+a status is the table below, and nowhere else.
 
 A verb returns a `Reply`, or a `Wait` for a long poll: `call` waits on this thread, `call_async`
 runs the verb on a worker thread and awaits the wait on the server's loop, never blocking it.
@@ -15,14 +16,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import logging
-import math
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..core.errors import (
     BodyTooLargeError,
@@ -36,6 +34,8 @@ from ..core.errors import (
     TaskStateError,
 )
 from . import api_requests
+from .api_call import Call, Reply, Route, Wait, json_reply
+from .api_routes import ROUTES
 
 if TYPE_CHECKING:
     from .service import DLNestService
@@ -62,85 +62,10 @@ def status_for(error: DLNestError) -> int:
     return next(status for kind, status in ERROR_STATUS if isinstance(error, kind))
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    text: str  # JSON
-
-    def json(self) -> Any:
-        return json.loads(self.text)
-
-
-@dataclass(frozen=True)
-class Wait:
-    """A long poll: reply with `then()` once `future` is done or `timeout_s` has passed."""
-
-    future: concurrent.futures.Future[None]
-    timeout_s: float
-    then: Callable[[], Reply]
-
-
-def json_reply(status: int, value: Any) -> Reply:
-    try:
-        return Reply(status, json.dumps(value, allow_nan=False))
-    except ValueError:  # a NaN or Infinity from a task's progress: JSON has no such numbers
-        return Reply(status, json.dumps(_finite(value)))
-
-
 def error_reply(error: DLNestError) -> Reply:
     return json_reply(
         status_for(error), {"error": {"type": type(error).__name__, "message": str(error)}}
     )
-
-
-@dataclass
-class Call:
-    """One request, matched to its route: what a verb reads."""
-
-    api: Api
-    ids: dict[str, int]
-    query: dict[str, str]
-    raw_body: bytes | None
-
-    @property
-    def service(self) -> DLNestService:
-        return self.api.service
-
-    def body(self) -> dict[str, Any]:
-        return api_requests.json_object(self.raw_body, self.api.max_body_bytes)
-
-    def path(self, field_name: str, raw: str, folder: bool = False) -> Path:
-        return api_requests.confined(
-            field_name, raw, self.api.root_dir, self.api.allowed_roots, folder
-        )
-
-
-Verb = Callable[[Call], "Reply | Wait"]
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: str  # "tasks/{task}/output": {task} and {experiment} are ids
-    verb: Verb
-    segments: tuple[str, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "segments", tuple(self.pattern.split("/")) if self.pattern else ())
-
-    def ids(self, segments: Sequence[str]) -> dict[str, int] | None:
-        """The ids in `segments` if they fit this route's pattern, else None."""
-        if len(segments) != len(self.segments):
-            return None
-        ids: dict[str, int] = {}
-        for wanted, given in zip(self.segments, segments, strict=True):
-            if wanted == "{task}":
-                ids["task"] = api_requests.task_id(given)
-            elif wanted == "{experiment}":
-                ids["experiment"] = api_requests.experiment_id(ids["task"], given)
-            elif wanted != given:
-                return None
-        return ids
 
 
 class Api:
@@ -154,8 +79,6 @@ class Api:
     ) -> None:
         """`root_dir`: what relative paths in requests are relative to; `allowed_roots`: the
         folders whose paths requests may name (the server's root dir, or everything embedded)."""
-        from .api_routes import ROUTES
-
         self.service, self.root_dir = service, root_dir.resolve()
         self.allowed_roots = [root.resolve() for root in allowed_roots]
         self.max_body_bytes = max_body_bytes
@@ -218,13 +141,3 @@ class Api:
                 500,
                 {"error": {"type": "InternalError", "message": f"{type(error).__name__}: {error}"}},
             )
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value

@@ -12,7 +12,7 @@ from ..core.fields import FieldSpec, one_of, path, text, validated
 from ..core.tasks import TaskKind
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 from . import api_requests
-from .api import Call, Reply, Route, Wait, json_reply
+from .api_call import Call, Reply, Route, Wait, json_reply
 from .task_kinds import KINDS, PathRule
 
 _KIND = FieldSpec(one_of(*KINDS), required=True)

@@ -364,7 +364,8 @@ class DLNestService:
         card now, not a tick later.
         """
         started = self.tick()
-        return next((t for t in started if t.id == task.id), task)
+        # With its live progress, as GET would show it: an analyzer's reply says it is loading.
+        return self._with_progress(next((t for t in started if t.id == task.id), task))
 
     def _admit(self, memory_mb: int | None, placement: dict[str, Any]) -> None:
         demand = Demand(task_id=0, memory_mb=memory_mb, **placement)

@@ -109,6 +109,6 @@ async def run_experiment(
         experiment = reply["experiment"]
         output += experiment["output"]
         offset = experiment["offset"]
-        if experiment["state"] != "running":
+        if experiment["state"] not in ("queued", "running"):
             return {**experiment, "output": output}
         assert asyncio.get_running_loop().time() < deadline, experiment

@@ -42,6 +42,10 @@ async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
     task = body["task"]
     assert (task["kind"], task["state"], task["devices"]) == ("analyze", "running", [-1])
     assert task["scripts_dir"] == str(jp_root_dir / "proj" / "AnalyzeScripts")
+    # Sent while the model loads (the kernel has only just started): queued, then run on it.
+    early = await run_experiment(dlnest, task["id"], code="print(type(model).__name__)")
+    assert task["progress"]["analyzer"] == "loading"
+    assert (early["state"], early["output"]) == ("succeeded", "ToyRunner\n")
     ready = await wait_for_analyzer(dlnest, task["id"])
     assert ready["progress"]["analyzer"] == "ready", ready
 
@@ -76,7 +80,7 @@ async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
     _, body = await dlnest(
         "GET", "tasks", str(task["id"]), "experiments", str(spinning["id"]), params={"wait_s": 10}
     )
-    assert body["experiment"]["state"] == "interrupted"
+    assert body["experiment"]["state"] == "interrupted", body
 
     after = await run_experiment(dlnest, task["id"], code="print(model is self.runner)")
     assert (
@@ -172,8 +176,15 @@ async def test_a_package_that_fails_to_load_fails_its_analyzer_with_the_tracebac
     _, body = await dlnest(
         "POST", "tasks", body={"kind": "analyze", "record_path": str(package), "cpu": True}
     )
+    task_id = str(body["task"]["id"])
+    status, sent = await dlnest("POST", "tasks", task_id, "experiments", body={"code": "1"})
     failed = await wait_for_state(dlnest, body["task"]["id"])
+    _, after = await dlnest("GET", "tasks", task_id, "experiments", str(sent["experiment"]["id"]))
 
+    assert (status, sent["experiment"]["state"]) == (201, "queued")  # accepted while loading
+    assert after["experiment"]["state"] == "failed"
+    assert "the analyzer failed to load" in after["experiment"]["error"]
+    assert "disk on fire" in after["experiment"]["error"]
     assert failed["state"] == "failed"
     assert "Traceback" in failed["error"] and "RuntimeError: disk on fire" in failed["error"]
     kernels = json.loads((await jp_fetch("api", "kernels")).body)
