@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlnest_jupyter.client.client import Client
+from dlnest_jupyter.client.client import Client, HttpTransport
 from dlnest_jupyter.core.store import TaskStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -117,9 +117,8 @@ def main() -> None:
         with HeadlessServer(
             root, root / "server.log", [*flags, "--DLNestApp.zygote=False"], env
         ) as server:
-            client = Client.over_http(
-                server.url, server.token
-            )  # what %dlnest and the dashboard use
+            transport = HttpTransport(server.url, server.token)
+            client = Client(transport)  # what %dlnest and the dashboard use
             client.update_settings({"devices": []})
             headers = {"Authorization": f"token {server.token}"}
             submit = {"kind": "train", "config_path": "proj/root_config.json", "memory_mb": 1000}
@@ -127,7 +126,7 @@ def main() -> None:
             make_files = plain_file_maker(Path(first["package_path"]), root / "plain_files")
             status_rate, submit_rate, files_rate = interleaved_rates(
                 [
-                    lambda: client.transport("GET", server.url + "api/status", headers, None),
+                    lambda: transport.connections("GET", server.url + "api/status", headers, None),
                     lambda: client.submit(submit),
                     make_files,
                 ],
