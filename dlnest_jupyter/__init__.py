@@ -1,7 +1,8 @@
 """dlnest-jupyter: run, queue, record and analyse PyTorch training from Jupyter.
 
-The user API (base classes, `analyze`) imports torch, so it loads on first use: the Jupyter
-server imports this package to find its extension and must never import torch.
+The user API (base classes, `analyze`) imports torch and `Dashboard` imports ipywidgets, so they
+load on first use: the Jupyter server imports this package to find its extension and must never
+import torch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ._version import __version__
 from .core.package import SavePackage
 
 if TYPE_CHECKING:
+    from .dashboard import Dashboard
     from .runtime import (
         DatasetBase,
         LifeCycleBase,
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "Dashboard",
     "DatasetBase",
     "LifeCycleBase",
     "ModelBase",
@@ -34,7 +37,7 @@ __all__ = [
     "__version__",
     "analyze",
 ]
-_RUNTIME_NAMES = frozenset(__all__) - {"SavePackage", "__version__"}
+_RUNTIME_NAMES = frozenset(__all__) - {"Dashboard", "SavePackage", "__version__"}
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
@@ -47,10 +50,15 @@ def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext dlnest_jupyter`: register the `%dlnest` magics."""
     from .client.magics import DLNestMagics
 
-    ipython.register_magics(DLNestMagics(ipython))
+    def dashboard(client: Any) -> Any:
+        return importlib.import_module(".dashboard", __name__).Dashboard(client)
+
+    ipython.register_magics(DLNestMagics(ipython, dashboard_factory=dashboard))
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Dashboard":
+        return importlib.import_module(".dashboard", __name__).Dashboard
     if name in _RUNTIME_NAMES:
         return getattr(importlib.import_module(".runtime", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,7 +33,7 @@ MAY_IMPORT = {
     "client": {"core", "service", "client"},
     "dashboard": {"core", "client", "dashboard"},
     "cli": {"core", "runtime"},
-    "__init__": {"core", "runtime", "server", "client", "_version"},  # only inside the hooks
+    "__init__": {"core", "runtime", "server", "client", "dashboard", "_version"},  # lazily
     "_version": set(),
 }
 MUST_NOT_IMPORT = {

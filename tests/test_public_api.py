@@ -5,6 +5,7 @@ import pytest
 import dlnest_jupyter
 
 EXPORTED = [
+    "Dashboard",
     "DatasetBase",
     "LifeCycleBase",
     "ModelBase",
@@ -18,12 +19,12 @@ EXPORTED = [
 
 
 def test_public_names_are_exactly_the_curated_list_and_each_is_the_real_object() -> None:
-    from dlnest_jupyter import _version, runtime
+    from dlnest_jupyter import _version, dashboard, runtime
     from dlnest_jupyter.core import package
 
     assert sorted(dlnest_jupyter.__all__) == EXPORTED
     assert dir(dlnest_jupyter) == EXPORTED
-    homes = {"SavePackage": package, "__version__": _version}
+    homes = {"Dashboard": dashboard, "SavePackage": package, "__version__": _version}
     for name in EXPORTED:  # the lazy loader hands out what the defining module holds
         assert getattr(dlnest_jupyter, name) is getattr(homes.get(name, runtime), name), name
 

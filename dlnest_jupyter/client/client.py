@@ -14,7 +14,10 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..core.errors import DLNestError
+from ..service.task_kinds import runs_in_kernel
 from .transport import KeepAliveTransport
+
+__all__ = ["Client", "ClientError", "HttpTransport", "InProcessTransport", "runs_in_kernel"]
 
 if TYPE_CHECKING:
     from ..service.api import Api
@@ -109,6 +112,11 @@ class Client:
     def tasks(self) -> list[dict[str, Any]]:
         return self._list("tasks", "tasks")
 
+    def tasks_since(self, version: int | None) -> dict[str, Any]:
+        """`{"version", "tasks"}`: the tasks changed after `version` and the running ones (all
+        of them when `version` is None); pass the returned version next time."""
+        return self.call("GET", "tasks" if version is None else f"tasks?since={version}")
+
     def task(self, task_id: int) -> dict[str, Any]:
         return self._get("GET", f"tasks/{task_id}", "task")
 
@@ -117,6 +125,18 @@ class Client:
 
     def output(self, task_id: int, offset: int = 0) -> dict[str, Any]:
         return self.call("GET", f"tasks/{task_id}/output?offset={offset}")
+
+    def metrics(self, task_id: int, offset: int = 0) -> dict[str, Any]:
+        """`{"offset", "rows", "skipped"}`: the task's metric rows after byte `offset`."""
+        return self.call("GET", f"tasks/{task_id}/metrics?offset={offset}")
+
+    def checkpoints(self, task_id: int) -> dict[str, Any]:
+        """`{"head", "checkpoints": [{"id", "epoch"}...]}` of the task's package."""
+        return self.call("GET", f"tasks/{task_id}/checkpoints")
+
+    def scripts(self, task_id: int) -> list[str]:
+        """The script names analyzer `task_id` can run (`runExp NAME`)."""
+        return cast(list[str], self.call("GET", f"tasks/{task_id}/scripts")["scripts"])
 
     def devices(self) -> list[dict[str, Any]]:
         return self._list("devices", "devices")

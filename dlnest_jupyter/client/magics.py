@@ -4,6 +4,7 @@
     %dlnest continue -r PKG [-c ID] [-d DESC] [-m MB] [-mc] [-DDP] [-CPU] [-j]
     %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S]
     %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
+    %dlnest dashboard           the queue, GPUs, output, analyzers and metric curves, live
 
 Analyzers (a kernel that keeps a trained model loaded):
 
@@ -76,9 +77,17 @@ class Table:
 
 @magics_class
 class DLNestMagics(AnalyzerCommands, Magics):
-    def __init__(self, shell: Any, client_factory: Callable[[], Client] = find_client) -> None:
+    def __init__(
+        self,
+        shell: Any,
+        client_factory: Callable[[], Client] = find_client,
+        dashboard_factory: Callable[[Client], Any] | None = None,
+    ) -> None:
+        """`dashboard_factory`: what `%dlnest dashboard` shows (the extension passes
+        `Dashboard`; the dashboard layer sits above this one)."""
         super().__init__(shell)
         self._client_factory = client_factory
+        self._dashboard_factory = dashboard_factory
         self._client: Client | None = None
         self._log_offset = 0
         self._last_task_id: int | None = None  # what `watch` with no id follows
@@ -263,12 +272,19 @@ class DLNestMagics(AnalyzerCommands, Magics):
         self._log_offset = self.client.clear_log()["offset"]
         print("dlnest: log cleared")
 
+    def _dashboard(self, argv: list[str]) -> None:
+        if argv:
+            raise DLNestError("dashboard takes no arguments")
+        if self._dashboard_factory is None:
+            raise DLNestError("no dashboard here: load the magics with %load_ext dlnest_jupyter")
+        _show(self._dashboard_factory(self.client))
+
     def _help(self, argv: list[str]) -> None:
         print(__doc__)
 
 
-def _show(table: Table) -> None:
-    display(table)  # type: ignore[no-untyped-call]
+def _show(shown: Any) -> None:
+    display(shown)  # type: ignore[no-untyped-call]
 
 
 def _devices(ids: Sequence[int]) -> str:
@@ -305,5 +321,6 @@ _COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], None]] = {
     "log": DLNestMagics._log,
     "showDL": DLNestMagics._log,
     "clear": DLNestMagics._clear,
+    "dashboard": DLNestMagics._dashboard,
     "help": DLNestMagics._help,
 }

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import atomic_io
 from .checkpoints import Tracks
@@ -28,6 +28,7 @@ from .errors import CheckpointNotFoundError, PackageError
 from .project import ProjectLayout, project_layout
 
 OUTPUT_CHUNK_BYTES = 1024 * 1024  # per read: a client catching up on a long run gets it in parts
+METRICS_CHUNK_BYTES = 256 * 1024  # per read of _metrics.jsonl: thousands of epochs
 ARGS_FILE = "args.json"
 PACKAGE_FILE = "_package.json"
 OUTPUT_FILE = "_output.txt"
@@ -156,11 +157,42 @@ class SavePackage:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        path = self.path / METRICS_FILE
-        if not path.exists():
-            return []
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        return self.read_metrics_from(0, max_bytes=None).rows
+
+    def read_metrics_from(
+        self, offset: int, max_bytes: int | None = METRICS_CHUNK_BYTES
+    ) -> MetricRows:
+        """The whole lines of `_metrics.jsonl` after byte `offset`, at most about `max_bytes`.
+
+        A line still being written (no newline yet) is left for the next read; a line that is
+        not a JSON object is skipped with a note naming its byte offset, never an exception.
+        """
+        try:
+            with (self.path / METRICS_FILE).open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read(-1 if max_bytes is None else max_bytes)
+        except OSError:
+            return MetricRows(offset, [], [])
+        whole = data[: data.rfind(b"\n") + 1]
+        if not whole and max_bytes is not None and len(data) == max_bytes:
+            whole = data  # one line longer than a chunk: skipped below, so the reader moves on
+        rows: list[dict[str, Any]] = []
+        skipped: list[str] = []
+        at = offset
+        for line in whole.splitlines(keepends=True):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError as error:
+                    row, why = None, f"not JSON ({error})"
+                else:
+                    why = "not a JSON object"
+                if isinstance(row, dict):
+                    rows.append(row)
+                else:
+                    skipped.append(f"{METRICS_FILE} byte {at}: {why}")
+            at += len(line)
+        return MetricRows(offset + len(whole), rows, skipped)
 
     def progress(self) -> dict[str, Any]:
         """The newest progress a training process reported: epoch, iter, steps_per_s."""
@@ -236,6 +268,12 @@ class SavePackage:
             if match:
                 ids.append(int(match.group(1)))
         return ids
+
+
+class MetricRows(NamedTuple):
+    offset: int  # where the next read starts
+    rows: list[dict[str, Any]]
+    skipped: list[str]  # why each broken line was passed over
 
 
 def _decode_whole_characters(data: bytes) -> tuple[str, int]:

@@ -105,16 +105,24 @@ class TaskStore:
             rows = self._db.execute(query + " ORDER BY id", params).fetchall()
         return [_record(row) for row in rows]
 
-    def tasks_json(self) -> list[tuple[int, TaskState, str]]:
-        """Every task as (id, state, its REST TASK object as JSON text), by id.
+    def tasks_json(self, since: int | None = None) -> tuple[int, list[tuple[int, TaskState, str]]]:
+        """(the queue's version, tasks as (id, state, REST TASK JSON text)), by id.
+
+        `since`: only the tasks changed after that version, and every running one (their
+        progress is live, read from their packages). The version is read first, so a change made
+        meanwhile is sent again next time rather than missed.
 
         The text is the `json` column, which triggers rebuild on every change (`_TASK_JSON` in
         `store_schema.py`). `TaskRecord.to_json` is the contract; a test holds the two to the same
         output.
         """
         with self._lock:
-            rows = self._db.execute(_TASK_JSON_QUERY).fetchall()
-        return [(task_id, _STATES[state], text) for task_id, state, text in rows]
+            version = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM tasks").fetchone()[0]
+            if since is None:
+                rows = self._db.execute(_TASK_JSON_QUERY).fetchall()
+            else:
+                rows = self._db.execute(_CHANGED_JSON_QUERY, (since, TaskState.RUNNING)).fetchall()
+        return version, [(task_id, _STATES[state], text) for task_id, state, text in rows]
 
     def queued_ids(self) -> list[int]:
         """Ids of the queued tasks in the order they should start."""
@@ -254,6 +262,10 @@ _COLUMNS = (
 _STATES = {state.value: state for state in TaskState}
 _KINDS = {kind.value: kind for kind in TaskKind}
 _TASK_JSON_QUERY = "SELECT id, state, json FROM tasks ORDER BY id"
+_CHANGED_JSON_QUERY = (
+    "SELECT id, state, json FROM tasks WHERE version > ?"
+    " UNION SELECT id, state, json FROM tasks WHERE state = ? ORDER BY id"
+)
 
 
 def _record(row: tuple[Any, ...]) -> TaskRecord:

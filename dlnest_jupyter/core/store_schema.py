@@ -10,13 +10,17 @@ from pathlib import Path
 
 from .errors import PackageError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # What each version added to a queue made by the one before it.
 _UPGRADES = {
     2: "ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0",
     3: "ALTER TABLE tasks ADD COLUMN kernel_id TEXT",
     4: "ALTER TABLE tasks ADD COLUMN json TEXT",
+    5: "ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
 }
+# `json`: the REST TASK object, kept current by the triggers below; `version`: the queue's change
+# counter when the row last changed. (No comments inside the table's SQL: SQLite rewrites that
+# text when a column is dropped, and a trailing comment would swallow its closing parenthesis.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -40,7 +44,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     progress TEXT NOT NULL DEFAULT '{}',
     output_start INTEGER NOT NULL DEFAULT 0,
     kernel_id TEXT,
-    json TEXT  -- the REST TASK object, kept current by the triggers below
+    json TEXT,
+    version INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
 CREATE INDEX IF NOT EXISTS tasks_by_position ON tasks (position);
@@ -71,11 +76,15 @@ _JSON_COLUMNS = (
     "kind, state, spec, description, package_path, memory_mb, reserved_mb, created_at,"
     " started_at, ended_at, exit_code, error, progress, kernel_id"
 )
+# Every change to a shown column also takes the next value of the queue's change counter, so a
+# reader that saw version V asks only for rows with a higher one (`GET tasks?since=V`).
+_ON_CHANGE = f"""UPDATE tasks SET json = {_TASK_JSON},
+    version = (SELECT COALESCE(MAX(version), 0) + 1 FROM tasks) WHERE id = NEW.id"""
 _JSON_TRIGGERS = (
-    f"""CREATE TRIGGER IF NOT EXISTS tasks_json_on_insert AFTER INSERT ON tasks
-    BEGIN UPDATE tasks SET json = {_TASK_JSON} WHERE id = NEW.id; END""",
-    f"""CREATE TRIGGER IF NOT EXISTS tasks_json_on_update AFTER UPDATE OF {_JSON_COLUMNS} ON tasks
-    BEGIN UPDATE tasks SET json = {_TASK_JSON} WHERE id = NEW.id; END""",
+    f"""CREATE TRIGGER tasks_json_on_insert AFTER INSERT ON tasks
+    BEGIN {_ON_CHANGE}; END""",
+    f"""CREATE TRIGGER tasks_json_on_update AFTER UPDATE OF {_JSON_COLUMNS} ON tasks
+    BEGIN {_ON_CHANGE}; END""",
 )
 
 
@@ -93,12 +102,17 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
             db.execute(_UPGRADES[version])
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-        db.execute(f"UPDATE tasks SET json = {_TASK_JSON}")
+        db.execute(f"UPDATE tasks SET json = {_TASK_JSON}, version = id")
     elif int(row[0]) > SCHEMA_VERSION:
         raise PackageError(
             f"task database schema {row[0]} is newer than this dlnest-jupyter ({SCHEMA_VERSION});"
             " upgrade dlnest-jupyter",
             path=path,
         )
-    for trigger in _JSON_TRIGGERS:  # after the upgrades: they name the json column
+    # After the upgrades, which add the columns these name. Triggers are made anew each time, so
+    # an upgraded queue runs this version's.
+    db.execute("CREATE INDEX IF NOT EXISTS tasks_by_version ON tasks (version)")
+    for name in ("tasks_json_on_insert", "tasks_json_on_update"):
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for trigger in _JSON_TRIGGERS:
         db.execute(trigger)

@@ -1,1 +1,8 @@
-"""ipywidgets panels (queue, GPUs, outputs, analyzers); reads through the client only."""
+"""ipywidgets panels (queue, GPUs, output, analyzers, metric curves, settings); reads through the
+client only. `Dashboard()` builds one; `%dlnest dashboard` shows one."""
+
+from __future__ import annotations
+
+from .dashboard import Dashboard
+
+__all__ = ["Dashboard"]

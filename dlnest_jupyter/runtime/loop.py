@@ -132,6 +132,8 @@ class TrainingLoop:
         need_visualize, step, progress = life_cycle.needVisualize, runner.runOneStep, self.progress
         device = None if status.env == CPU else status.device
         args, log = session.args, session.log
+        if progress is not None:
+            progress.steps_per_epoch = _length(session.train_loader)
         for index, data in enumerate(session.train_loader):
             status.iter = index
             if before() != SKIP:
@@ -222,3 +224,10 @@ def last_numeric_values(log: dict[str, Any]) -> dict[str, float]:
         if isinstance(last, int | float) and not isinstance(last, bool):
             values[key] = float(last)
     return values
+
+
+def _length(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:  # an iterable dataset has no length
+        return None

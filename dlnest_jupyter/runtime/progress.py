@@ -1,5 +1,8 @@
 """Progress (epoch, iteration, steps per second) for the scheduler, without parsing any output.
 
+With the planned epoch count (`args["epochs"]`, DLNest's convention, when it is an integer) and
+the loader's length, a reader can estimate the time left.
+
 The main process rewrites `_progress.json` in its package at most every `interval_s`; the
 service reads it (SavePackage.progress) when it looks at the task. A rename makes each write atomic; no fsync: a
 progress figure lost in a crash costs nothing.
@@ -16,9 +19,11 @@ from ..core.package import PROGRESS_FILE
 
 
 class ProgressFile:
-    def __init__(self, folder: Path, interval_s: float = 0.5) -> None:
+    def __init__(self, folder: Path, interval_s: float = 0.5, epochs: int | None = None) -> None:
         self.path = folder / PROGRESS_FILE
         self.interval_s = interval_s
+        self.epochs = epochs  # planned, when known
+        self.steps_per_epoch: int | None = None  # the loader's length, when it has one
         self._last_write = float("-inf")
         self._steps_since = 0
         self._position = (0, 0)
@@ -39,7 +44,14 @@ class ProgressFile:
     def _write(self, epoch: int, iteration: int, now: float) -> None:
         elapsed = now - self._last_write
         rate = self._steps_since / elapsed if elapsed != float("inf") and elapsed > 0 else None
-        record = {"epoch": epoch, "iter": iteration, "steps_per_s": rate, "updated_at": time.time()}
+        record = {
+            "epoch": epoch,
+            "iter": iteration,
+            "steps_per_s": rate,
+            "updated_at": time.time(),
+            "epochs": self.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
         temp = self.path.with_name(f".{PROGRESS_FILE}.{os.getpid()}.tmp")
         temp.write_text(json.dumps(record))
         os.replace(temp, self.path)

@@ -79,7 +79,11 @@ def train(session: Session, request: TrainRequest) -> int:
 
 def _run_loop(session: Session, writer: CheckpointWriter, launch: int) -> BaseException | None:
     loop = TrainingLoop(session, writer, launch)
-    loop.progress = ProgressFile(session.package.path)
+    epochs = session.args.get("epochs")
+    loop.progress = ProgressFile(
+        session.package.path,
+        epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+    )
     try:
         return loop.run()
     except BaseException as exc:  # the life cycle's own AAll or trainAborting failed

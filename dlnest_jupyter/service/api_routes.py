@@ -27,8 +27,11 @@ PROJECT_FIELDS = {
 
 
 def list_tasks(call: Call) -> Reply:
+    """Every task, or with `since=V` those changed after version V (and the running ones)."""
+    since = api_requests.offset(call.query, "since") if "since" in call.query else None
+    version, tasks = call.service.tasks_json(since)
     # Texts from the store, joined: 10,000 tasks must list in well under 150 ms.
-    return Reply(200, '{"tasks": [' + ", ".join(call.service.tasks_json()) + "]}")
+    return Reply(200, f'{{"version": {version}, "tasks": [' + ", ".join(tasks) + "]}")
 
 
 def submit_task(call: Call) -> Reply:
@@ -59,6 +62,19 @@ def delete_task(call: Call) -> Reply:
 def task_output(call: Call) -> Reply:
     end, output = call.service.output(call.ids["task"], api_requests.offset(call.query))
     return json_reply(200, {"offset": end, "text": output})
+
+
+def task_metrics(call: Call) -> Reply:
+    offset = api_requests.offset(call.query)
+    return json_reply(200, call.service.metrics(call.ids["task"], offset))
+
+
+def task_checkpoints(call: Call) -> Reply:
+    return json_reply(200, call.service.checkpoints(call.ids["task"]))
+
+
+def analyzer_scripts(call: Call) -> Reply:
+    return json_reply(200, {"scripts": call.service.experiments.scripts(call.ids["task"])})
 
 
 def run_experiment(call: Call) -> Reply:
@@ -134,6 +150,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "tasks/{task}", get_task),
     Route("DELETE", "tasks/{task}", delete_task),
     Route("GET", "tasks/{task}/output", task_output),
+    Route("GET", "tasks/{task}/metrics", task_metrics),
+    Route("GET", "tasks/{task}/checkpoints", task_checkpoints),
+    Route("GET", "tasks/{task}/scripts", analyzer_scripts),
     Route("POST", "tasks/{task}/experiments", run_experiment),
     Route("GET", "tasks/{task}/experiments/{experiment}", get_experiment),
     Route("POST", "tasks/{task}/interrupt", interrupt),

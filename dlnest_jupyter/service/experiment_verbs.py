@@ -65,6 +65,17 @@ class ExperimentVerbs:
             "session_name": f"DLNest analyzer {task_id} {Path(str(task.package_path)).name}",
         }
 
+    def scripts(self, task_id: int) -> list[str]:
+        """The names runExp takes in this analyzer's scripts folder (those defining `experience`)."""
+        folder = Path(self._analyzer(task_id).spec["scripts_dir"])
+        names = []
+        for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+            try:
+                names.append(script_path(folder, path.stem).stem)
+            except AnalysisScriptError:
+                continue  # a helper module, or a script with a syntax error: not offered
+        return names
+
     def forget(self, task_id: int) -> None:
         if self.analyzers is not None:
             self.analyzers.experiments.forget(task_id)

@@ -216,17 +216,45 @@ class DLNestService:
     def tasks(self) -> list[TaskRecord]:
         return [self._with_progress(t) for t in self.store.list_tasks()]
 
-    def tasks_json(self) -> list[str]:
-        """Every task as REST TASK JSON text, by id; running tasks carry their live progress."""
-        rows = self.store.tasks_json()
+    def tasks_json(self, since: int | None = None) -> tuple[int, list[str]]:
+        """(the queue's version, its tasks as REST TASK JSON texts, by id).
+
+        Running tasks carry their live progress. `since`: only the tasks changed after that
+        version (a refresh that re-sends nothing unchanged), running ones always.
+        """
+        version, rows = self.store.tasks_json(since)
         running = {
             t.id: t
             for t in self.store.get_many(i for i, state, _ in rows if state is TaskState.RUNNING)
         }
-        return [
+        return version, [
             json.dumps(self._with_progress(running[i]).to_json()) if i in running else text
             for i, _, text in rows
         ]
+
+    def checkpoints(self, task_id: int) -> dict[str, Any]:
+        """The checkpoints the task's package holds (what `continue -c` and `analyze -c` take)."""
+        task = self.store.get(task_id)
+        if task.package_path is None:
+            return {"head": None, "checkpoints": []}
+        state = SavePackage.open(task.package_path).state()
+        held = [
+            {"id": i, "epoch": state.checkpoints[i].epoch if i in state.checkpoints else None}
+            for i in state.held_ids()
+        ]
+        return {"head": state.head, "checkpoints": held}
+
+    def metrics(self, task_id: int, offset: int = 0) -> dict[str, Any]:
+        """The task's package's metric rows (`_metrics.jsonl`) after byte `offset`.
+
+        `{"offset": next, "rows": [...], "skipped": [why...]}`: a broken line is passed over
+        with a note. An analyzer's package holds its training's metrics: those are shown.
+        """
+        task = self.store.get(task_id)
+        if task.package_path is None:
+            return {"offset": offset, "rows": [], "skipped": []}
+        read = SavePackage(Path(task.package_path)).read_metrics_from(offset)
+        return {"offset": read.offset, "rows": read.rows, "skipped": read.skipped}
 
     def devices(self) -> list[dict[str, Any]]:
         """Every device with its memory, our reservations and tasks (REST `GET devices`)."""

@@ -176,6 +176,8 @@ def test_a_version_1_queue_is_upgraded_to_the_current_schema_and_keeps_its_tasks
     with sqlite3.connect(path) as db:  # what version 1 wrote: no output_start column
         db.execute("DROP TRIGGER tasks_json_on_insert")
         db.execute("DROP TRIGGER tasks_json_on_update")
+        db.execute("DROP INDEX tasks_by_version")
+        db.execute("ALTER TABLE tasks DROP COLUMN version")
         db.execute("ALTER TABLE tasks DROP COLUMN json")
         db.execute("ALTER TABLE tasks DROP COLUMN output_start")
         db.execute("ALTER TABLE tasks DROP COLUMN kernel_id")
@@ -204,13 +206,15 @@ def test_a_version_3_queue_lists_its_tasks_and_keeps_their_json_current(tmp_path
     with sqlite3.connect(path) as db:  # what version 3 wrote: no json column, no triggers
         db.execute("DROP TRIGGER tasks_json_on_insert")
         db.execute("DROP TRIGGER tasks_json_on_update")
+        db.execute("DROP INDEX tasks_by_version")
+        db.execute("ALTER TABLE tasks DROP COLUMN version")
         db.execute("ALTER TABLE tasks DROP COLUMN json")
         db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)
     upgraded.mark_running(first.id, {-1: 0}, now=3.0)
 
-    listed = [json.loads(text) for _, _, text in upgraded.tasks_json()]
+    listed = [json.loads(text) for _, _, text in upgraded.tasks_json()[1]]
     assert listed == [t.to_json() for t in upgraded.list_tasks()]
     assert [t["state"] for t in listed] == ["running", "queued"]
 
@@ -270,7 +274,42 @@ def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) 
     cancelled = store.submit("train", {}, now=9.5)
     store.finish(cancelled.id, TaskState.CANCELLED, now=9.75)
 
-    from_sql = [(i, state, json.loads(text)) for i, state, text in store.tasks_json()]
+    from_sql = [(i, state, json.loads(text)) for i, state, text in store.tasks_json()[1]]
 
     assert from_sql == [(t.id, t.state, t.to_json()) for t in store.list_tasks()]
     assert from_sql[1][2]["devices"] == [1, 0] and from_sql[0][2]["progress"]["epoch"] is None
+
+
+def test_tasks_since_a_version_are_the_changed_and_the_running_ones(store: TaskStore) -> None:
+    first, second, third = (store.submit("train", {"n": i}) for i in range(3))
+    version, everything = store.tasks_json()
+    store.mark_running(first.id, {-1: 0})
+    store.finish(second.id, TaskState.CANCELLED)
+
+    later, changed = store.tasks_json(since=version)
+    unchanged_now, again = store.tasks_json(since=later)
+
+    assert [i for i, _, _ in everything] == [first.id, second.id, third.id]
+    assert [i for i, _, _ in changed] == [first.id, second.id] and later > version
+    assert unchanged_now == later
+    assert [(i, state) for i, state, _ in again] == [(first.id, TaskState.RUNNING)]  # live
+
+
+def test_a_version_4_queue_gets_versions_and_answers_since(tmp_path: Path) -> None:
+    path = tmp_path / "dlnest.sqlite"
+    store = TaskStore(path)
+    store.submit("train", {"cpu": True})
+    store.close()
+    with sqlite3.connect(path) as db:  # what version 4 wrote: no version column (its triggers
+        db.execute("DROP TRIGGER tasks_json_on_insert")  # are made anew on open anyway)
+        db.execute("DROP TRIGGER tasks_json_on_update")
+        db.execute("DROP INDEX tasks_by_version")
+        db.execute("ALTER TABLE tasks DROP COLUMN version")
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+
+    upgraded = TaskStore(path)
+    version, rows = upgraded.tasks_json()
+    added = upgraded.submit("train", {"cpu": True})
+
+    assert version == 1 and len(rows) == 1
+    assert [i for i, _, _ in upgraded.tasks_json(since=version)[1]] == [added.id]

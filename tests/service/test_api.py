@@ -126,3 +126,48 @@ def test_a_verb_that_breaks_answers_a_json_500_naming_the_exception(
         "type": "InternalError",
         "message": "KeyError: 'nvml'",
     }
+
+
+def test_a_refresh_since_a_version_gets_only_what_changed_and_the_running_tasks(
+    api: Api, executor: RecordingExecutor
+) -> None:
+    call(api, "PUT", "settings", {"devices": [0]})  # one card: the second task waits
+    _, first = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 16000})
+    _, second = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 16000})
+    _, listed = call(api, "GET", "tasks")
+
+    _, nothing_new = call(api, "GET", f"tasks?since={listed['version']}")
+    call(api, "DELETE", f"tasks/{second['task']['id']}")
+    _, after_delete = call(api, "GET", f"tasks?since={nothing_new['version']}")
+
+    assert [t["id"] for t in listed["tasks"]] == [first["task"]["id"], second["task"]["id"]]
+    assert [t["id"] for t in nothing_new["tasks"]] == [first["task"]["id"]]  # running: live
+    assert nothing_new["version"] == listed["version"]
+    assert [(t["id"], t["state"]) for t in after_delete["tasks"]] == [
+        (first["task"]["id"], "running"),
+        (second["task"]["id"], "cancelled"),
+    ]
+    assert after_delete["version"] > nothing_new["version"]
+
+
+def test_metrics_come_by_offset_and_a_broken_line_is_skipped_with_a_note(api: Api) -> None:
+    _, created = call(api, "POST", "tasks", {**TRAIN, "cpu": True})
+    task_id = created["task"]["id"]
+    metrics = Path(created["task"]["package_path"]) / "_metrics.jsonl"
+    metrics.write_text('{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "lo')  # the second is being written
+
+    _, first = call(api, "GET", f"tasks/{task_id}/metrics")
+    with metrics.open("a") as handle:
+        handle.write('ss": 0.25}\nnot json\n[1, 2]\n{"epoch": 3, "loss": NaN}\n')
+    _, rest = call(api, "GET", f"tasks/{task_id}/metrics?offset={first['offset']}")
+    _, nothing = call(api, "GET", f"tasks/{task_id}/metrics?offset={rest['offset']}")
+
+    assert (first["rows"], first["skipped"]) == ([{"epoch": 1, "loss": 0.5}], [])
+    assert rest["rows"] == [{"epoch": 2, "loss": 0.25}, {"epoch": 3, "loss": None}]  # NaN: null
+    assert [note.split(": ", 1)[1] for note in rest["skipped"]] == [
+        "not JSON (Expecting value: line 1 column 1 (char 0))",
+        "not a JSON object",
+    ]
+    second_line = len('{"epoch": 2, "loss": 0.25}\n')
+    assert rest["skipped"][0].startswith(f"_metrics.jsonl byte {first['offset'] + second_line}:")
+    assert (nothing["rows"], nothing["offset"]) == ([], rest["offset"])

@@ -1,0 +1,238 @@
+"""The dashboard's widgets without a kernel: fed by a real in-process API, refreshed by hand.
+
+The service places tasks on two fake GPUs and a recording executor "runs" them, so a test can
+write a task's progress, output and metrics into its package and watch the widgets follow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlnest_jupyter.client.client import Client, ClientError, InProcessTransport
+from dlnest_jupyter.core.devices import FakeSource
+from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.dashboard import Dashboard
+from dlnest_jupyter.service.api import Api
+from dlnest_jupyter.service.service import DLNestService
+
+from ..projects import write_project
+from ..recording_executor import RecordingExecutor
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+class Transport(InProcessTransport):
+    """The in-process transport, with a switch that makes the server "go away", and a log."""
+
+    def __init__(self, api: Api) -> None:
+        super().__init__(api)
+        self.down = False
+        self.sent: list[tuple[str, str]] = []
+
+    def request(self, method: str, target: str, body: bytes | None) -> tuple[int, bytes | str]:
+        if self.down:
+            raise ClientError("cannot reach the Jupyter server at http://127.0.0.1:1/: refused")
+        self.sent.append((method, target))
+        return super().request(method, target, body)
+
+
+@pytest.fixture
+def transport(tmp_path: Path) -> Iterator[Transport]:
+    service = DLNestService(
+        TaskStore(tmp_path / "q.sqlite"), FakeSource((16384, 16384)), RecordingExecutor()
+    )
+    yield Transport(Api(service, tmp_path, [tmp_path]))
+    service.stop()
+
+
+@pytest.fixture
+def client(transport: Transport) -> Client:
+    return Client(transport)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "proj")
+
+
+def submit(client: Client, config: Path, **fields: Any) -> dict[str, Any]:
+    return client.submit({"kind": "train", "config_path": str(config), **fields})
+
+
+def test_the_queue_lists_tasks_newest_first_escaped_and_keeps_the_selection(
+    client: Client, config: Path
+) -> None:
+    first = submit(client, config, memory_mb=1000, description=HOSTILE)
+    second = submit(client, config, memory_mb=1000, description="lr 1e-3")
+    board = Dashboard(client, start=False)
+    panel = board.queue_panel
+
+    table = panel.table.value
+    assert table.index(f">{second['id']}<") < table.index(f">{first['id']}<")  # newest first
+    assert "&lt;img src=x onerror=alert(1)&gt;" in table and HOSTILE not in table
+    assert "background:#0d6efd" in table  # running: the running colour
+    panel.selected.value = first["id"]
+    submit(client, config, memory_mb=1000)
+    board.refresh()
+    assert panel.selected.value == first["id"] and len(panel.selected.options) == 3
+
+    panel.state.value = "queued"
+    board.refresh()
+    assert panel.selected.options == () and "0 tasks" in panel.table.value
+    board.close()
+
+
+def test_a_running_task_shows_progress_rate_and_eta_from_its_package(
+    client: Client, config: Path
+) -> None:
+    task = submit(client, config, cpu=True)
+    progress = {"epoch": 2, "iter": 4, "steps_per_s": 12.5, "epochs": 4, "steps_per_epoch": 10}
+    (Path(task["package_path"]) / "_progress.json").write_text(json.dumps(progress))
+
+    board = Dashboard(client, start=False)
+
+    table = board.queue_panel.table.value
+    assert "width:38%" in table  # 1 epoch and 5 of 10 steps of 4 epochs
+    assert "epoch 2 step 4" in table and "12.5/s" in table
+    board.close()
+
+
+def test_gpu_bars_show_ours_and_a_card_is_disabled_from_its_toggle(
+    client: Client, config: Path
+) -> None:
+    task = submit(client, config, memory_mb=4000)
+    board = Dashboard(client, start=False)
+    bar, toggle = board.devices_panel._rows[0]
+
+    assert "0 others / 4000 reserved / 12384 free of 16384 MiB" in bar.value
+    assert f"tasks: {task['id']}" in bar.value and toggle.value is True
+    toggle.value = False  # the user's click
+    board.refresh()
+
+    assert client.settings()["devices"] == [-1, 1]
+    assert "disabled" in board.devices_panel._rows[0][0].value
+    board.refresh()  # the refresher setting the toggle back from the server is not a click
+    assert client.settings()["devices"] == [-1, 1]
+    board.close()
+
+
+def test_stop_ends_the_selected_task_and_a_second_press_says_why_not(
+    client: Client, config: Path
+) -> None:
+    task = submit(client, config, cpu=True)
+    board = Dashboard(client, start=False)
+    board.queue_panel.selected.value = task["id"]
+
+    board.queue_panel.stop.click()
+    board.refresh()
+    assert client.task(task["id"])["state"] == "cancelled"
+    assert board.message.value == f"task {task['id']} cancelled"
+    assert board.queue_panel.stop.disabled
+
+    board.queue_panel._submit(board.queue_panel._stop)  # as a second, late press would
+    board.refresh()
+    assert "cannot become cancelled" in board.message.value
+    board.close()
+
+
+def test_output_is_read_by_offset_and_escaped(
+    client: Client, config: Path, transport: Transport
+) -> None:
+    task = submit(client, config, cpu=True)
+    output = Path(task["package_path"]) / "_output.txt"
+    output.write_text("epoch 1 <b>loss</b>\n")
+    board = Dashboard(client, start=False)
+    board.queue_panel.selected.value = task["id"]
+    board.refresh()
+    with output.open("a") as handle:
+        handle.write("epoch 2\n")
+    transport.sent.clear()
+    board.refresh()
+
+    assert "epoch 1 &lt;b&gt;loss&lt;/b&gt;\nepoch 2" in board.output.value
+    reads = [t for m, t in transport.sent if "/output" in t]
+    assert reads[0] != f"tasks/{task['id']}/output?offset=0"  # only the new bytes are asked for
+    board.close()
+
+
+def test_metric_curves_overlay_runs_and_grow_as_epochs_end(client: Client, config: Path) -> None:
+    runs = [submit(client, config, cpu=True) for _ in range(2)]
+    for index, run in enumerate(runs):
+        rows = [{"epoch": e, "loss": 1.0 / (e + index), "acc": 0.5 + e / 10} for e in (1, 2)]
+        (Path(run["package_path"]) / "_metrics.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows) + "broken line\n"
+        )
+    board = Dashboard(client, start=False)
+    metrics = board.metrics_panel
+    metrics.runs.value = tuple(r["id"] for r in runs)
+    board.refresh()
+    metrics.key.value = "loss"
+    board.refresh()
+
+    assert list(metrics.key.options) == ["acc", "loss"]
+    marks = metrics._figure.marks
+    assert [list(m.y) for m in marks] == [[1.0, 0.5], [0.5, 1 / 3]]
+    assert "byte" in metrics.note.value and "not JSON" in metrics.note.value
+    assert "<td style='padding:0 8px'>0.5</td>" in metrics.summary.value  # best loss of run 1
+    with (Path(runs[0]["package_path"]) / "_metrics.jsonl").open("a") as handle:
+        handle.write(json.dumps({"epoch": 3, "loss": 0.25, "acc": 0.9}) + "\n")
+    board.refresh()
+    assert list(metrics._figure.marks[0].y) == [1.0, 0.5, 0.25]
+    board.close()
+
+
+def test_a_lost_server_reads_disconnected_backs_off_and_recovers(
+    client: Client, config: Path, transport: Transport
+) -> None:
+    submit(client, config, cpu=True)
+    board = Dashboard(client, start=False)
+    transport.down = True
+
+    board.refresh()
+    board.refresh()
+    assert "disconnected: cannot reach" in board.status.value
+    assert board.backoff_s() == 4 * board.refresh_s  # doubles per failure
+    transport.down = False
+    board.refresh()
+
+    assert "disconnected" not in board.status.value and board.backoff_s() == board.refresh_s
+    board.close()
+
+
+def test_an_unchanged_refresh_asks_only_for_changes(
+    client: Client, config: Path, transport: Transport
+) -> None:
+    for _ in range(30):
+        submit(client, config, memory_mb=100)
+    client.update_settings({"devices": []})  # new ones stay queued
+    queued = submit(client, config, memory_mb=100)
+    board = Dashboard(client, start=False)
+    transport.sent.clear()
+
+    board.refresh()
+
+    listing = next(t for m, t in transport.sent if t.startswith("tasks?"))
+    reply = client.tasks_since(int(listing.split("=")[1]))
+    assert len(reply["tasks"]) == 30 and queued["id"] not in [t["id"] for t in reply["tasks"]]
+
+
+def test_the_refresher_thread_updates_by_itself_and_stops_when_closed(
+    client: Client, config: Path
+) -> None:
+    board = Dashboard(client, refresh_s=0.05)
+    task = submit(client, config, cpu=True)
+    deadline = time.monotonic() + 30
+    while f">{task['id']}<" not in board.queue_panel.table.value:
+        assert time.monotonic() < deadline, "the dashboard never showed the new task"
+        time.sleep(0.05)
+
+    board.close()
+    assert board._thread is not None
+    board._thread.join(10)
+    assert not board._thread.is_alive()
