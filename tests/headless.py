@@ -34,8 +34,10 @@ class HeadlessServer:
         log_path: Path,
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        app: str = "jupyter_server",
     ) -> None:
-        self.root_dir, self.log_path = root_dir, log_path
+        """`app`: the module to run: jupyter_server, jupyterlab (JupyterLab) or notebook (7)."""
+        self.root_dir, self.log_path, self.app = root_dir, log_path, app
         self.extra_args, self.env = list(extra_args), env
         self.token = secrets.token_hex(24)
         self.port = _free_port()
@@ -56,7 +58,7 @@ class HeadlessServer:
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "jupyter_server", "--no-browser",
+            sys.executable, "-m", self.app, "--no-browser",
             *(["--allow-root"] if os.geteuid() == 0 else []),  # jupyter refuses root without it
             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={self.root_dir}", f"--IdentityProvider.token={self.token}",

@@ -20,6 +20,7 @@ Action = Callable[[], str | None]  # returns what to tell the user, if anything
 Submit = Callable[[Action], None]
 
 MAX_OUTPUT_CHARS = 64 * 1024  # the output panel keeps the newest text
+LATEST = -1
 
 
 class QueuePanel:
@@ -30,7 +31,7 @@ class QueuePanel:
         )  # fmt: skip
         self.text = widgets.Text(placeholder="filter: id, kind, description, path")
         self.table = widgets.HTML()
-        self.selected = widgets.Dropdown(description="task", layout=widgets.Layout(width="200px"))
+        self.selected = widgets.Dropdown(description="task", layout=widgets.Layout(width="280px"))
         self.checkpoint = widgets.Dropdown(
             description="checkpoint", layout=widgets.Layout(width="200px")
         )
@@ -71,7 +72,10 @@ class QueuePanel:
 
     def set_checkpoints(self, reply: Mapping[str, Any] | None) -> None:
         held = (reply or {}).get("checkpoints") or []
-        options = [("latest", None)] + [(f"{c['id']} (epoch {c['epoch']})", c["id"]) for c in held]
+        # -1 is DLNest's "the latest" (None would read as no choice at all in a Dropdown).
+        options = [("latest", LATEST)] + [
+            (f"{c['id']} (epoch {c['epoch']})", c["id"]) for c in held
+        ]
         set_options(self.checkpoint, options)
 
     def _stop(self) -> str | None:
@@ -83,7 +87,7 @@ class QueuePanel:
     def _continue(self) -> str | None:
         package = self._package()
         body: dict[str, Any] = {"kind": "continue", "record_path": package}
-        if self.checkpoint.value is not None:
+        if self.checkpoint.value not in (None, LATEST):
             body["checkpoint_id"] = self.checkpoint.value
         task = self._client.submit(body)
         return f"task {task['id']} {task['state']}: continue {package}"
@@ -91,7 +95,7 @@ class QueuePanel:
     def _analyze(self) -> str | None:
         package = self._package()
         body: dict[str, Any] = {"kind": "analyze", "record_path": package}
-        if self.checkpoint.value is not None:
+        if self.checkpoint.value not in (None, LATEST):
             body["checkpoint_id"] = self.checkpoint.value
         task = self._client.submit(body)
         return f"analyzer {task['id']} {task['state']}: it loads {package}"

@@ -113,12 +113,12 @@ def state_badge(state: str) -> str:
 def progress_bar(fraction: float | None, label: str) -> str:
     if fraction is None:
         return html.escape(label)
-    width = round(fraction * 100)
     return (
-        '<div style="width:120px;background:#e9ecef;border-radius:3px;position:relative">'
-        f'<div style="width:{width}%;background:#0d6efd;height:14px;border-radius:3px"></div>'
-        f'<span style="position:absolute;left:4px;top:-1px;font-size:11px">{html.escape(label)}</span>'
-        "</div>"
+        '<div style="display:flex;align-items:center;gap:6px">'
+        '<div style="width:80px;height:10px;background:#e9ecef;border-radius:3px">'
+        f'<div style="width:{round(fraction * 100)}%;height:10px;background:#0d6efd;'
+        'border-radius:3px"></div></div>'
+        f'<span style="white-space:nowrap">{html.escape(label)}</span></div>'
     )
 
 
@@ -203,13 +203,17 @@ def device_bar_html(device: Mapping[str, Any]) -> str:
 
 
 def numeric_keys(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The keys worth a curve, a loss first: numeric, not the epoch, not ours (`_launch`...)."""
     keys = {
         k
         for row in rows
         for k, v in row.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and k != "epoch"
+        if isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and k != "epoch"
+        and not k.startswith("_")
     }
-    return sorted(keys)
+    return sorted(keys, key=lambda k: ("loss" not in k.lower(), k))
 
 
 def series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:

@@ -172,10 +172,8 @@ def test_metric_curves_overlay_runs_and_grow_as_epochs_end(client: Client, confi
     metrics = board.metrics_panel
     metrics.runs.value = tuple(r["id"] for r in runs)
     board.refresh()
-    metrics.key.value = "loss"
-    board.refresh()
 
-    assert list(metrics.key.options) == ["acc", "loss"]
+    assert list(metrics.key.options) == ["loss", "acc"] and metrics.key.value == "loss"  # first
     marks = metrics._figure.marks
     assert [list(m.y) for m in marks] == [[1.0, 0.5], [0.5, 1 / 3]]
     assert "byte" in metrics.note.value and "not JSON" in metrics.note.value

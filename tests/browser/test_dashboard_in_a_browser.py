@@ -1,0 +1,88 @@
+"""The dashboard in JupyterLab 4 and Notebook 7, in a real Chromium.
+
+A notebook queues two tasks with `%dlnest run` and shows `%dlnest dashboard`; without running any
+cell again, the queue follows the first task to `succeeded`, the GPU panel shows the fake cards,
+and Stop on the second (a task that would hang) ends it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..projects import life_cycle_source, write_project
+from ..service.conftest import hanging_project
+from .conftest import artifacts, keep, open_and_run, start_server, write_notebook
+
+SLOW_EPOCHS = "def BOneEpoch(self):\n    import time\n    time.sleep(1.0)\n"
+TIMEOUT_MS = 120_000
+
+
+def row_state(page: Any, task_id: int) -> str | None:
+    """The state shown in the queue table's row for `task_id` (None while it is not shown)."""
+    text = page.locator(".widget-html-content table").first.inner_text(timeout=TIMEOUT_MS)
+    match = re.search(rf"^{task_id}\s+train\s+(\w+)", text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def wait_for_state(page: Any, task_id: int, states: tuple[str, ...]) -> str:
+    for _ in range(int(TIMEOUT_MS / 250)):
+        state = row_state(page, task_id)
+        if state in states:
+            return state
+        page.wait_for_timeout(250)
+    raise AssertionError(f"task {task_id} never showed {states}; last: {row_state(page, task_id)}")
+
+
+@pytest.mark.parametrize("kind", ["lab", "notebook"])
+def test_the_dashboard_follows_tasks_and_stops_one_in_a_real_browser(
+    kind: str, tmp_path: Path, browser: Any
+) -> None:
+    write_project(tmp_path / "quick", epochs=8, life_cycle=life_cycle_source(SLOW_EPOCHS))
+    hanging_project(tmp_path / "hangs")
+    write_notebook(
+        tmp_path / "dashboard.ipynb",
+        [
+            "%load_ext dlnest_jupyter",
+            "%dlnest run -c quick/root_config.json -m 3000 -d 'quick <b>run</b>'",
+            "%dlnest run -c hangs/root_config.json -CPU -d hangs",
+            "%dlnest dashboard",
+        ],
+    )
+    server = start_server(kind, tmp_path)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        open_and_run(page, server, kind, "dashboard.ipynb")
+        page.wait_for_selector(".widget-tab .widget-html-content table", timeout=TIMEOUT_MS)
+
+        first_seen = wait_for_state(page, 1, ("queued", "running", "succeeded"))
+        page.screenshot(path=str(artifacts() / f"dashboard-{kind}-queue.png"), full_page=True)
+        assert wait_for_state(page, 1, ("succeeded",)) == "succeeded"  # no cell ran again
+        assert "quick <b>run</b>" in page.content().replace("&lt;", "<").replace("&gt;", ">")
+        assert wait_for_state(page, 2, ("running",)) == "running"
+
+        page.get_by_role("tab", name="GPUs").click()
+        page.wait_for_selector("text=GPU 0: Fake GPU 0", timeout=TIMEOUT_MS)
+        page.wait_for_selector("text=GPU 1: Fake GPU 1", timeout=TIMEOUT_MS)
+        page.screenshot(path=str(artifacts() / f"dashboard-{kind}-gpus.png"), full_page=True)
+
+        page.get_by_role("tab", name="Queue").click()
+        chooser = page.locator(
+            ".widget-dropdown", has=page.locator("label", has_text=re.compile(r"^task$"))
+        )
+        chooser.locator("select").select_option(label="2 train running")
+        page.locator("button.widget-button", has_text="Stop").click()
+        assert wait_for_state(page, 2, ("cancelled",)) == "cancelled"
+        page.screenshot(path=str(artifacts() / f"dashboard-{kind}-stopped.png"), full_page=True)
+
+        assert "Error displaying widget" not in page.content()
+        assert page.locator(".jupyter-widgets-disconnected").count() == 0
+        assert first_seen in ("queued", "running")  # it was followed, not found finished
+    finally:
+        page.screenshot(path=str(artifacts() / f"dashboard-{kind}-last.png"), full_page=True)
+        page.close()
+        server.stop()
+        keep(server, f"dashboard-{kind}")
