@@ -27,6 +27,7 @@ class MetricsPanel:
         self.summary = widgets.HTML()
         self.note = widgets.HTML()
         self.rows: dict[int, list[dict[str, Any]]] = {}  # task id -> its rows so far
+        self.labels: dict[int, str] = {}  # task id -> what its curve is called
         self.offsets: dict[int, int] = {}  # task id -> next byte of its _metrics.jsonl
         self._chart, self._figure, self._scales = self._make_chart()
         self._drawn: tuple[tuple[int, ...], str, tuple[int, ...]] | None = None
@@ -66,6 +67,9 @@ class MetricsPanel:
 
     def update_runs(self, tasks: Sequence[Mapping[str, Any]]) -> None:
         runs = [t for t in tasks if t.get("package_path")][:50]
+        self.labels = {
+            t["id"]: f"task {t['id']} {(t.get('description') or '')[:24]}".strip() for t in runs
+        }
         options = [
             (f"{t['id']} {t['kind']} {(t.get('description') or '')[:30]}", t["id"]) for t in runs
         ]
@@ -92,7 +96,7 @@ class MetricsPanel:
             return
         self._drawn = (selected, key, counts)
         curves = {t: vm.series(self.rows.get(t, []), key) for t in selected} if key else {}
-        set_value(self.summary, vm.summary_html(curves, key) if key else "")
+        set_value(self.summary, vm.summary_html(curves, key, self.labels) if key else "")
         if self._figure is None:
             set_value(self._chart, vm.svg_chart(curves))
             return
@@ -110,6 +114,6 @@ class MetricsPanel:
             ):
                 with mark.hold_sync():
                     mark.x, mark.y = xs, ys
-                    mark.labels = [f"task {task_id}"]
+                    mark.labels = [self.labels.get(task_id, f"task {task_id}")]
                     mark.colors = [vm.PALETTE[index % len(vm.PALETTE)]]
             self._figure.marks = marks[: len(curves)]

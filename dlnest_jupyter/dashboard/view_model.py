@@ -228,7 +228,11 @@ def series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], li
     return xs, ys
 
 
-def summary_html(runs: Mapping[int, tuple[list[float], list[float]]], key: str) -> str:
+def summary_html(
+    runs: Mapping[int, tuple[list[float], list[float]]],
+    key: str,
+    labels: Mapping[int, str] | None = None,
+) -> str:
     """Per run: best (the lower for loss-like keys), last, min and max of `key`."""
     lower_is_better = any(word in key.lower() for word in ("loss", "err", "mse", "mae"))
     rows = []
@@ -236,7 +240,8 @@ def summary_html(runs: Mapping[int, tuple[list[float], list[float]]], key: str) 
         if not ys:
             continue
         best = min(ys) if lower_is_better else max(ys)
-        cells = (f"task {task_id}", *(f"{v:.4g}" for v in (best, ys[-1], min(ys), max(ys))))
+        name = html.escape((labels or {}).get(task_id, f"task {task_id}"))
+        cells = (name, *(f"{v:.4g}" for v in (best, ys[-1], min(ys), max(ys))))
         rows.append(
             "<tr>" + "".join(f"<td style='padding:0 8px'>{c}</td>" for c in cells) + "</tr>"
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ..conftest import REPO
 from ..projects import life_cycle_source, write_project
 from ..service.conftest import hanging_project
 from .conftest import artifacts, keep, open_and_run, start_server, write_notebook
@@ -86,3 +87,36 @@ def test_the_dashboard_follows_tasks_and_stops_one_in_a_real_browser(
         page.close()
         server.stop()
         keep(server, f"dashboard-{kind}")
+
+
+def test_the_sweep_notebook_draws_its_runs_curves_in_jupyterlab(
+    tmp_path: Path, browser: Any
+) -> None:
+    """notebooks/dashboard.ipynb in JupyterLab: three runs' curves on one bqplot chart."""
+    (tmp_path / "dashboard.ipynb").write_text((REPO / "notebooks" / "dashboard.ipynb").read_text())
+    server = start_server("lab", tmp_path)
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    try:
+        open_and_run(page, server, "lab", "dashboard.ipynb")
+        chart = page.locator(".widget-tab .bqplot")
+        chart.first.wait_for(timeout=TIMEOUT_MS)
+        # Three runs, each a line with all 8 epochs: 8 markers per line once they have finished.
+        page.wait_for_function(
+            """() => {
+                const lines = document.querySelectorAll('.widget-tab .bqplot .line');
+                const dots = document.querySelectorAll('.widget-tab .bqplot .dot');
+                return lines.length >= 3 && dots.length >= 24;
+            }""",
+            timeout=300_000,
+        )
+        page.locator(".jp-OutputArea-output", has_text="best acc").first.wait_for(
+            timeout=TIMEOUT_MS
+        )
+        chart.first.scroll_into_view_if_needed()
+        picture = artifacts() / "dashboard-lab-sweep.png"
+        page.locator(".jp-Cell", has=chart).first.screenshot(path=str(picture))
+        assert "Error displaying widget" not in page.content()
+    finally:
+        page.close()
+        server.stop()
+        keep(server, "dashboard-lab-sweep")
