@@ -7,9 +7,10 @@ bootstrap and defines the two names below in the kernel's namespace.
 from __future__ import annotations
 
 import json
+from pathlib import PurePath
 
 PACKAGE_ENV = "DLNEST_ANALYZER_PACKAGE"
-CHECKPOINT_ENV = "DLNEST_ANALYZER_CHECKPOINT"  # empty: the head of the current branch
+CHECKPOINT_ENV = "DLNEST_ANALYZER_CHECKPOINT"  # the id, resolved at submission
 SCRIPTS_ENV = "DLNEST_ANALYZER_SCRIPTS"
 CPU_ENV = "DLNEST_ANALYZER_CPU"
 TASK_ENV = "DLNEST_TASK_ID"
@@ -22,3 +23,8 @@ STATUS_EXPRESSION = f"__import__('json').dumps({STATUS_NAME})"
 def experiment_code(name: str) -> str:
     """The code the service executes for `runExp NAME` (the name is checked before this)."""
     return f"{RUN_NAME}({json.dumps(name)})"
+
+
+def session_name(task_id: int, package_path: str | None) -> str:
+    """What JupyterLab's kernel picker shows for an analyzer: "DLNest analyzer 7 <package>"."""
+    return f"DLNest analyzer {task_id} {PurePath(str(package_path)).name}"

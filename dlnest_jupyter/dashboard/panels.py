@@ -6,6 +6,7 @@ themselves, they hand an action to the dashboard, which runs it on the same thre
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -241,7 +242,8 @@ class AnalyzerPanel:
         self.output.outputs = tuple(outputs)  # assigned, never `with output:` from a thread
         set_value(
             self.state,
-            f"experiment {experiment['id']} ({experiment['name']}): {vm.state_badge(experiment['state'])}",
+            f"experiment {experiment['id']} ({html.escape(str(experiment['name']))}):"
+            f" {vm.state_badge(experiment['state'])}",
         )
 
     def _run(self) -> str | None:

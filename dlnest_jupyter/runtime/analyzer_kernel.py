@@ -8,8 +8,10 @@ service reads once the kernel is ready, and fails the task with the traceback if
 
 from __future__ import annotations
 
+import json
 import os
 import traceback
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from ..core.analyzer_protocol import (
     SCRIPTS_ENV,
     STATUS_NAME,
     TASK_ENV,
+    session_name,
 )
+from ..core.server_env import TOKEN_ENV, URL_ENV
 
 
 def bootstrap() -> None:
@@ -38,9 +42,7 @@ def bootstrap() -> None:
             "ok": False,
             "error": "no package: start analyzers with %dlnest analyze",
         }
-        print(
-            "This is a DLNest analyzer kernel with no package; start one with %dlnest analyze -r PKG"
-        )
+        _say_once_when_bare(shell)
         return
     try:
         from .analysis import load_for_analysis
@@ -96,3 +98,43 @@ def _guard_exit(shell: Any, task_id: str) -> None:
 
     shell.exiter = KeepKernelExit(shell)  # type: ignore[no-untyped-call]
     shell.user_ns["exit"] = shell.user_ns["quit"] = shell.exiter
+
+
+def _say_once_when_bare(shell: Any) -> None:
+    """Picked from JupyterLab's kernel list, this kernel holds no model: the first cell says so,
+    with the running analyzers to switch to (output at startup would reach no cell)."""
+
+    def say(*_: Any) -> None:
+        shell.events.unregister("pre_run_cell", say)
+        running = _running_analyzers()
+        lines = [
+            "This DLNest analyzer kernel has no model loaded (`model`, `self` and `dataset` are"
+            " not defined here): it was started bare from the kernel list.",
+            "To load a save package: %dlnest analyze -r PKG in any notebook, then"
+            " Kernel > Change Kernel... and pick its session, 'DLNest analyzer <id> <package>'.",
+        ]
+        if running:
+            lines.append("Running analyzers to switch to: " + ", ".join(map(repr, running)))
+        print("\n".join(lines))
+
+    shell.events.register("pre_run_cell", say)
+
+
+def _running_analyzers() -> list[str]:
+    """The session names of the loaded analyzers, asked of the server that started this kernel."""
+    url, token = os.environ.get(URL_ENV), os.environ.get(TOKEN_ENV, "")
+    if not url:
+        return []
+    request = urllib.request.Request(
+        url.rstrip("/") + "/dlnest/api/tasks", headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            tasks = json.load(reply)["tasks"]
+    except (OSError, ValueError, KeyError):
+        return []  # no server to ask: the hint above is still true
+    return [
+        session_name(t["id"], t["package_path"])
+        for t in tasks
+        if t.get("kernel_id") and t.get("state") == "running"
+    ]

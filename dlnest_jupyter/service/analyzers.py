@@ -32,6 +32,7 @@ from ..core.analyzer_protocol import (
     SCRIPTS_ENV,
     STATUS_EXPRESSION,
     TASK_ENV,
+    session_name,
 )
 from ..core.devices import CPU_ID
 from ..core.tasks import AnalyzerState, ExperimentState, TaskRecord
@@ -279,12 +280,11 @@ class AnalyzerHost:
         await self._load(analyzer)
 
     async def _name_session(self, analyzer: _Analyzer, task: TaskRecord) -> None:
-        # A named session is what JupyterLab's kernel picker shows: "DLNest analyzer 7 <package>".
-        package = Path(str(task.package_path)).name
+        # A named session is what JupyterLab's kernel picker shows.
         try:
             session = await self.session_manager.create_session(
                 path=f"dlnest/analyzer-{task.id}",
-                name=f"DLNest analyzer {task.id} {package}",
+                name=session_name(task.id, task.package_path),
                 type="console",
                 kernel_id=analyzer.kernel_id,
             )

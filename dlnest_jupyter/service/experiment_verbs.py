@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.analyzer_protocol import experiment_code
+from ..core.analyzer_protocol import experiment_code, session_name
 from ..core.errors import AnalysisScriptError, NotAnAnalyzerError
 from ..core.project import defines_name
 from ..core.store import TaskStore
@@ -62,7 +62,7 @@ class ExperimentVerbs:
             "task_id": task_id,
             "kernel_id": task.kernel_id,
             "connection_file": host.connection_file(task_id),
-            "session_name": f"DLNest analyzer {task_id} {Path(str(task.package_path)).name}",
+            "session_name": session_name(task_id, task.package_path),
         }
 
     def scripts(self, task_id: int) -> list[str]:

@@ -234,3 +234,42 @@ def test_the_refresher_thread_updates_by_itself_and_stops_when_closed(
     assert board._thread is not None
     board._thread.join(10)
     assert not board._thread.is_alive()
+
+
+IDENT = "def experience(self):\n    print('loaded', type(self.model).__name__)\n    return 42\n"
+
+
+def test_the_analyzers_tab_runs_a_picked_script_on_a_loaded_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dlnest_jupyter.service.private_analyzers import PrivateAnalyzerHost
+
+    from ..conftest import REPO, trained_package
+
+    monkeypatch.setenv("JUPYTER_PATH", str(REPO / "labextension_config"))  # the analyzer spec
+    package = trained_package(tmp_path, {"ident": IDENT, "helper": "x = 1\n"})
+    service = DLNestService(
+        TaskStore(tmp_path / "q.sqlite"), FakeSource((16384,)), RecordingExecutor(),
+        analyzers=PrivateAnalyzerHost(),
+    )  # fmt: skip
+    client = Client(Transport(Api(service, tmp_path, [tmp_path])))
+    try:
+        analyzer = client.submit({"kind": "analyze", "record_path": str(package), "cpu": True})
+        board = Dashboard(client, start=False)
+        panel = board.analyzer_panel
+        assert panel.task_id == analyzer["id"]
+        assert list(panel.script.options) == ["ident"]  # helper.py defines no experience
+        assert "DLNest analyzer" in panel.attach.value
+
+        panel.run.click()  # queued while the model loads, then run on it
+        deadline = time.monotonic() + 120
+        while panel.experiment is not None or not panel.output.outputs:
+            assert time.monotonic() < deadline, panel.state.value
+            board.refresh()
+            time.sleep(0.2)
+
+        assert panel.output.outputs[0]["text"] == "loaded ToyRunner\n"
+        assert "succeeded" in panel.state.value
+        board.close()
+    finally:
+        service.stop()
