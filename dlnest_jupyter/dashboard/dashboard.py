@@ -71,6 +71,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         self._output_offset = 0
         self._output_text = ""
         self._checkpoints_of: int | None = None
+        self._refreshed = False
         self._thread: threading.Thread | None = None
         self.failures = 0
         self.refresh()  # the first picture comes with the cell, not a second later
@@ -82,6 +83,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
                        self.analyzer_panel.run, self.analyzer_panel.interrupt,
                        self.settings_panel.apply):  # fmt: skip
             button.on_click(lambda _: self._wake.set())
+        # A tab coming into view is filled at once, not at the next tick.
+        self.tabs.observe(lambda _: self._wake.set(), names="selected_index")
 
     # -- one refresh ------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -109,23 +112,34 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
                 f"<span style='color:#dc3545'>dashboard: {html.escape(repr(error))}</span>",
             )
 
+    def showing(self, tab: str) -> bool:
+        """True when `tab` is in view (or on the first refresh, which fills every tab)."""
+        return not self._refreshed or self.tabs.selected_index == TAB_TITLES.index(tab)
+
     def _refresh(self) -> None:
+        # The queue's changes come every time (one small request: the running tasks and what
+        # changed); a tab's own data only while it is in view, and at once when it comes into view.
         self.book.merge(self.client.tasks_since(self.book.version))
         tasks = self.book.newest_first()
         self.queue_panel.update(tasks)
-        self.devices_panel.update(self.client.devices())
         self._refresh_checkpoints()
-        self._refresh_output()
+        if self.showing("GPUs"):
+            self.devices_panel.update(self.client.devices())
+        if self.showing("Output"):
+            self._refresh_output()
         if self.analyzer_panel.update(tasks) and self.analyzer_panel.task_id is not None:
             task_id = self.analyzer_panel.task_id
             self.analyzer_panel.set_scripts(self.client.scripts(task_id), self._attach(task_id))
         self._refresh_experiment()
         self.metrics_panel.update_runs(tasks)
-        for task_id in self.metrics_panel.selected[:8]:
-            offset = self.metrics_panel.offsets.get(task_id, 0)
-            self.metrics_panel.add_rows(task_id, self.client.metrics(task_id, offset))
-        self.metrics_panel.draw()
-        self.settings_panel.update(self.client.settings())
+        if self.showing("Metrics"):
+            for task_id in self.metrics_panel.selected[:8]:
+                offset = self.metrics_panel.offsets.get(task_id, 0)
+                self.metrics_panel.add_rows(task_id, self.client.metrics(task_id, offset))
+            self.metrics_panel.draw()
+        self._refreshed = True
+        if not self.settings_panel.loaded:  # the user's own form after that
+            self.settings_panel.update(self.client.settings())
 
     def _refresh_checkpoints(self) -> None:
         task_id = self.queue_panel.task_id

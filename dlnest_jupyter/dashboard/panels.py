@@ -268,14 +268,14 @@ class SettingsPanel:
         self.delay = widgets.BoundedFloatText(min=0, max=86_400, description="launch delay s")
         self.apply = widgets.Button(description="Apply", icon="check")
         self.widget = widgets.VBox([self.max_tasks, self.delay, self.apply])
-        self._client, self._loaded = client, False
+        self._client, self.loaded = client, False
         self.apply.on_click(lambda _: submit(self._apply))
 
     def update(self, settings: Mapping[str, Any]) -> None:
-        if not self._loaded:  # later refreshes must not overwrite what the user is typing
+        if not self.loaded:  # later refreshes must not overwrite what the user is typing
             self.max_tasks.value = settings["max_tasks_per_device"]
             self.delay.value = settings["launch_delay_s"]
-            self._loaded = True
+            self.loaded = True
 
     def _apply(self) -> str:
         changed = self._client.update_settings(

@@ -55,6 +55,9 @@ class DLNestHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": {"type": "HTTPError", "message": message}}))
 
+    def compute_etag(self) -> str | None:
+        return None  # live replies: nobody revalidates them, and hashing each costs time
+
     async def _dispatch(self) -> None:
         api: Api = self.settings["dlnest_api"]
         # The raw path, still percent-encoded: the dispatcher unquotes, as for in-process calls.
@@ -63,6 +66,11 @@ class DLNestHandler(ExtensionHandlerMixin, APIHandler):
         if self.request.query:
             target += "?" + self.request.query
         reply = await api.call_async(self.request.method or "GET", target, self.request.body)
+        if self.request.headers.get("Authorization"):
+            # A token-authenticated request gets jupyter_server's login cookie (about 450 bytes)
+            # on every reply, since API clients send none back; it would be a third of a
+            # dashboard refresh on the wire. Browsers authenticate by cookie and get none anyway.
+            getattr(self, "_new_cookie", {}).clear()
         self.set_status(reply.status)
         self.set_header("Content-Type", "application/json")
         self.finish(reply.text)

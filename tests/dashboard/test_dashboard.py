@@ -112,6 +112,7 @@ def test_gpu_bars_show_ours_and_a_card_is_disabled_from_its_toggle(
 
     assert "0 others / 4000 reserved / 12384 free of 16384 MiB" in bar.value
     assert f"tasks: {task['id']}" in bar.value and toggle.value is True
+    board.tabs.selected_index = 1  # GPUs
     toggle.value = False  # the user's click
     board.refresh()
 
@@ -149,6 +150,7 @@ def test_output_is_read_by_offset_and_escaped(
     output.write_text("epoch 1 <b>loss</b>\n")
     board = Dashboard(client, start=False)
     board.queue_panel.selected.value = task["id"]
+    board.tabs.selected_index = 2  # Output
     board.refresh()
     with output.open("a") as handle:
         handle.write("epoch 2\n")
@@ -171,6 +173,7 @@ def test_metric_curves_overlay_runs_and_grow_as_epochs_end(client: Client, confi
     board = Dashboard(client, start=False)
     metrics = board.metrics_panel
     metrics.runs.value = tuple(r["id"] for r in runs)
+    board.tabs.selected_index = 4  # Metrics
     board.refresh()
 
     assert list(metrics.key.options) == ["loss", "acc"] and metrics.key.value == "loss"  # first
@@ -215,7 +218,8 @@ def test_an_unchanged_refresh_asks_only_for_changes(
 
     board.refresh()
 
-    listing = next(t for m, t in transport.sent if t.startswith("tasks?"))
+    [(method, listing)] = transport.sent  # the Queue tab in view: the queue's changes only
+    assert method == "GET" and listing.startswith("tasks?since=")
     reply = client.tasks_since(int(listing.split("=")[1]))
     assert len(reply["tasks"]) == 30 and queued["id"] not in [t["id"] for t in reply["tasks"]]
 
