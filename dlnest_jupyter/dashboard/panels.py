@@ -126,13 +126,7 @@ class DevicesPanel:
     def _update(self, devices: Sequence[Mapping[str, Any]]) -> None:
         if [d["id"] for d in devices] != list(self._rows):
             self._rows = {d["id"]: self._row(d["id"]) for d in devices}
-            gpus = [d for d in devices if d["kind"] == "gpu"]
-            note = (
-                ""
-                if gpus
-                else "<i>No GPU found (no NVIDIA driver, or no cards): tasks run on the CPU.</i>"
-            )
-            set_value(self.note, note)
+            set_value(self.note, vm.devices_note(devices))
             self.widget.children = [
                 self.note,
                 *(widgets.HBox([toggle, bar]) for bar, toggle in self._rows.values()),

@@ -202,6 +202,22 @@ def device_bar_html(device: Mapping[str, Any]) -> str:
     )
 
 
+def devices_note(devices: Sequence[Mapping[str, Any]]) -> str:
+    """One line above the cards: pretend cards said so, and why there are none when none."""
+    gpus = [d for d in devices if d["kind"] == "gpu"]
+    if any(d.get("source") == "fake" for d in gpus):
+        return (
+            "<i>Pretend GPUs (DLNEST_FAKE_GPUS or the fake_gpus setting): placement and memory"
+            " are simulated, tasks run on the CPU.</i>"
+        )
+    if not gpus:
+        why = next((d.get("reason") for d in devices if d.get("reason")), None)
+        return html.escape(f"No GPU{': ' + why if why else ''}. Tasks run on the CPU.").join(
+            ("<i>", "</i>")
+        )
+    return ""
+
+
 def numeric_keys(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     """The keys worth a curve, a loss first: numeric, not the epoch, not ours (`_launch`...)."""
     keys = {

@@ -30,6 +30,7 @@ def device_rows(
                 "utilization_pct": gpu.utilization_pct,
                 "task_ids": [t.id for t in holders],
                 "enabled": settings.enabled(gpu.id),
+                "source": snapshot.source,  # "nvml", or "fake": pretend cards
             }
         )
     cpu_tasks = [t.id for t in running if CPU_ID in t.reserved_mb]
@@ -38,6 +39,7 @@ def device_rows(
             "id": CPU_ID, "kind": "cpu", "name": "CPU", "memory_total_mb": None, "memory_used_mb": None,
             "memory_reserved_mb": 0, "memory_free_mb": None, "utilization_pct": None,
             "task_ids": cpu_tasks, "enabled": settings.enabled(CPU_ID),
+            "source": "cpu", "reason": snapshot.reason,  # why there are no GPUs, if there are none
         }
     )  # fmt: skip
     return rows

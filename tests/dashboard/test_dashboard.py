@@ -112,6 +112,7 @@ def test_gpu_bars_show_ours_and_a_card_is_disabled_from_its_toggle(
 
     assert "0 others / 4000 reserved / 12384 free of 16384 MiB" in bar.value
     assert f"tasks: {task['id']}" in bar.value and toggle.value is True
+    assert "Pretend GPUs" in board.devices_panel.note.value
     board.tabs.selected_index = 1  # GPUs
     toggle.value = False  # the user's click
     board.refresh()
@@ -274,6 +275,19 @@ def test_the_analyzers_tab_runs_a_picked_script_on_a_loaded_model(
 
         assert panel.output.outputs[0]["text"] == "loaded ToyRunner\n"
         assert "succeeded" in panel.state.value
+        board.close()
+    finally:
+        service.stop()
+
+
+def test_without_gpus_the_gpu_tab_says_so_and_the_cpu_row_works(tmp_path: Path) -> None:
+    service = DLNestService(TaskStore(tmp_path / "q.sqlite"), FakeSource(()), RecordingExecutor())
+    try:
+        board = Dashboard(Client(Transport(Api(service, tmp_path, [tmp_path]))), start=False)
+
+        assert "No GPU" in board.devices_panel.note.value
+        assert list(board.devices_panel._rows) == [-1]
+        assert "CPU: CPU" in board.devices_panel._rows[-1][0].value
         board.close()
     finally:
         service.stop()
