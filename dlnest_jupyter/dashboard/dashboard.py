@@ -83,6 +83,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
                        self.analyzer_panel.run, self.analyzer_panel.interrupt,
                        self.settings_panel.apply):  # fmt: skip
             button.on_click(lambda _: self._wake.set())
+        self.queue_panel.show_output.on_click(lambda _: self._show_tab("Output"))
         # A tab coming into view is filled at once, not at the next tick.
         self.tabs.observe(lambda _: self._wake.set(), names="selected_index")
 
@@ -178,6 +179,13 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             self.analyzer_panel.follow(experiment)
         if experiment["state"] not in ("queued", "running"):
             self.analyzer_panel.experiment = None
+
+    def _show_tab(self, title: str) -> None:
+        def show() -> None:
+            self.tabs.selected_index = TAB_TITLES.index(title)
+
+        self._actions.put(show)
+        self._wake.set()
 
     def _attach(self, task_id: int) -> dict[str, Any] | None:
         try:

@@ -39,6 +39,7 @@ class QueuePanel:
         self.stop = widgets.Button(description="Stop", button_style="danger", icon="stop")
         self.continue_ = widgets.Button(description="Continue", icon="play")
         self.analyze = widgets.Button(description="Analyze", icon="search")
+        self.show_output = widgets.Button(description="Output", icon="file-text")
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.state, self.text]),

@@ -151,7 +151,7 @@ def test_output_is_read_by_offset_and_escaped(
     output.write_text("epoch 1 <b>loss</b>\n")
     board = Dashboard(client, start=False)
     board.queue_panel.selected.value = task["id"]
-    board.tabs.selected_index = 2  # Output
+    board.queue_panel.show_output.click()  # to the Output tab, with the next refresh
     board.refresh()
     with output.open("a") as handle:
         handle.write("epoch 2\n")
