@@ -22,6 +22,9 @@ def test_an_environment_from_binder_alone_runs_the_notebooks(tmp_path: Path) -> 
         k: v for k, v in os.environ.items() if not k.startswith(("DLNEST_", "JUPYTER", "VIRTUAL"))
     }
     env.update(HOME=str(home), PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}")
+    # Where download.pytorch.org cannot be reached (CI here: registries only), fail over to the
+    # other indexes at once instead of retrying it with back-off for every package.
+    env.update(PIP_RETRIES="0", PIP_TIMEOUT="10")
 
     def run(*command: str | Path, cwd: Path = REPO, timeout_s: float = 900) -> str:
         done = subprocess.run(

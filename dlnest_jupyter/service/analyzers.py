@@ -57,6 +57,7 @@ class _Analyzer:
     error: str | None = None
     loads: int = 0  # 1 after the first load; a restart loads the package again
     pending: dict[str, Experiment] = field(default_factory=dict)  # execute msg_id -> experiment
+    ends: dict[str, set[str]] = field(default_factory=dict)  # msg_id -> ends seen (reply, idle)
     # Experiments sent while the model loads, with their code: sent to the kernel once loaded.
     waiting: list[tuple[Experiment, str]] = field(default_factory=list)
     listener: asyncio.Future[None] | None = None  # routes IOPub messages while ready
@@ -270,7 +271,7 @@ class AnalyzerHost:
             analyzer.listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await analyzer.listener
-        sent, analyzer.pending = list(analyzer.pending.values()), {}
+        sent, analyzer.pending, analyzer.ends = list(analyzer.pending.values()), {}, {}
         for experiment in sent:  # what waits for the reload is sent once it is done
             self.experiments.finish(
                 experiment,
@@ -297,20 +298,28 @@ class AnalyzerHost:
         analyzer.pending[message_id] = experiment
 
     async def _listen(self, analyzer: _Analyzer) -> None:
-        """Route the kernel's IOPub messages to the experiments that caused them."""
+        """Route the kernel's replies and IOPub messages to the experiments that caused them."""
+        await asyncio.gather(self._listen_to(analyzer, "iopub"), self._listen_to(analyzer, "shell"))
+
+    async def _listen_to(self, analyzer: _Analyzer, channel: str) -> None:
         pending, client = analyzer.pending, analyzer.client
+        receive = client.get_iopub_msg if channel == "iopub" else client.get_shell_msg
         while analyzer.state is AnalyzerState.READY:
             try:
-                message = await client.get_iopub_msg(timeout=1.0)
+                message = await receive(timeout=1.0)
             except Exception:  # queue.Empty on a timeout; a closed channel when shutting down
                 continue
-            experiment = pending.get(message.get("parent_header", {}).get("msg_id", ""))
+            parent = message.get("parent_header", {}).get("msg_id", "")
+            experiment = pending.get(parent)
             if experiment is not None:
-                self._apply(experiment, message, pending)
+                self._apply(experiment, message, analyzer, parent)
 
     def _apply(
-        self, experiment: Experiment, message: dict[str, Any], pending: dict[str, Experiment]
+        self, experiment: Experiment, message: dict[str, Any], analyzer: _Analyzer, parent: str
     ) -> None:
+        """One message about `experiment`. It succeeds only on an `ok` execute_reply (shell) and
+        the idle status after its output (IOPub), both: the idle status alone also comes when a
+        kernel is interrupted or restarted mid-run, and the reply alone may overtake output."""
         kind, content = message["header"]["msg_type"], message["content"]
         book = self.experiments
         if kind == "stream":
@@ -321,13 +330,18 @@ class AnalyzerHost:
             book.set_result(experiment, content["data"].get("text/plain"))
             book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
         elif kind == "error":
-            interrupted = content["ename"] == "KeyboardInterrupt"
-            trace = "\n".join(content["traceback"])
-            state = ExperimentState.INTERRUPTED if interrupted else ExperimentState.FAILED
-            book.finish(experiment, state, _plain(trace))
-        elif kind == "status" and content["execution_state"] == "idle":
-            pending.pop(message["parent_header"]["msg_id"], None)
-            book.finish(experiment, ExperimentState.SUCCEEDED)
+            book.finish(experiment, _error_state(content), _plain("\n".join(content["traceback"])))
+        elif kind == "execute_reply" and content.get("status") != "ok":
+            analyzer.pending.pop(parent, None)
+            trace = _plain("\n".join(content.get("traceback") or [])) or "the kernel aborted it"
+            book.finish(experiment, _error_state(content), trace)
+        elif kind == "execute_reply" or (kind == "status" and content["execution_state"] == "idle"):
+            seen = analyzer.ends.setdefault(parent, set())
+            seen.add(kind)
+            if len(seen) == 2:
+                analyzer.pending.pop(parent, None)
+                analyzer.ends.pop(parent, None)
+                book.finish(experiment, ExperimentState.SUCCEEDED)
 
     async def _shut_down(self, analyzer: _Analyzer) -> None:
         with self._lock:
@@ -383,6 +397,12 @@ async def _user_expression(client: Any, expression: str) -> dict[str, Any]:
         return {"ok": False, "error": f"{value.get('ename')}: {value.get('evalue')}"}
     parsed: dict[str, Any] = json.loads(ast.literal_eval(value["data"]["text/plain"]))
     return parsed
+
+
+def _error_state(content: dict[str, Any]) -> ExperimentState:
+    """An error reply or message: interrupted for Ctrl-C (or an aborted request), else failed."""
+    interrupted = content.get("ename") == "KeyboardInterrupt" or content.get("status") == "aborted"
+    return ExperimentState.INTERRUPTED if interrupted else ExperimentState.FAILED
 
 
 _ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
