@@ -16,7 +16,6 @@ import inspect
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -38,6 +37,7 @@ from ..core.devices import CPU_ID
 from ..core.tasks import AnalyzerState, ExperimentState, TaskRecord
 from .executor import Launch
 from .experiments import Experiment, ExperimentBook
+from .kernel_messages import route_message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -294,7 +294,11 @@ class AnalyzerHost:
             log.exception("could not name a session for analyzer %s", task.id)
 
     async def _execute(self, analyzer: _Analyzer, experiment: Experiment, code: str) -> None:
-        message_id = analyzer.client.execute(code, store_history=False, allow_stdin=False)
+        # stop_on_error=False: by default a kernel aborts the requests queued behind one that
+        # failed (or was interrupted); an experiment sent just after another's error ran nothing.
+        message_id = analyzer.client.execute(
+            code, store_history=False, allow_stdin=False, stop_on_error=False
+        )
         analyzer.pending[message_id] = experiment
 
     async def _listen(self, analyzer: _Analyzer) -> None:
@@ -312,36 +316,7 @@ class AnalyzerHost:
             parent = message.get("parent_header", {}).get("msg_id", "")
             experiment = pending.get(parent)
             if experiment is not None:
-                self._apply(experiment, message, analyzer, parent)
-
-    def _apply(
-        self, experiment: Experiment, message: dict[str, Any], analyzer: _Analyzer, parent: str
-    ) -> None:
-        """One message about `experiment`. It succeeds only on an `ok` execute_reply (shell) and
-        the idle status after its output (IOPub), both: the idle status alone also comes when a
-        kernel is interrupted or restarted mid-run, and the reply alone may overtake output."""
-        kind, content = message["header"]["msg_type"], message["content"]
-        book = self.experiments
-        if kind == "stream":
-            book.append_text(experiment, content["text"])
-        elif kind in ("display_data", "update_display_data"):
-            book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
-        elif kind == "execute_result":
-            book.set_result(experiment, content["data"].get("text/plain"))
-            book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
-        elif kind == "error":
-            book.finish(experiment, _error_state(content), _plain("\n".join(content["traceback"])))
-        elif kind == "execute_reply" and content.get("status") != "ok":
-            analyzer.pending.pop(parent, None)
-            trace = _plain("\n".join(content.get("traceback") or [])) or "the kernel aborted it"
-            book.finish(experiment, _error_state(content), trace)
-        elif kind == "execute_reply" or (kind == "status" and content["execution_state"] == "idle"):
-            seen = analyzer.ends.setdefault(parent, set())
-            seen.add(kind)
-            if len(seen) == 2:
-                analyzer.pending.pop(parent, None)
-                analyzer.ends.pop(parent, None)
-                book.finish(experiment, ExperimentState.SUCCEEDED)
+                route_message(self.experiments, analyzer, experiment, message, parent)
 
     async def _shut_down(self, analyzer: _Analyzer) -> None:
         with self._lock:
@@ -397,17 +372,3 @@ async def _user_expression(client: Any, expression: str) -> dict[str, Any]:
         return {"ok": False, "error": f"{value.get('ename')}: {value.get('evalue')}"}
     parsed: dict[str, Any] = json.loads(ast.literal_eval(value["data"]["text/plain"]))
     return parsed
-
-
-def _error_state(content: dict[str, Any]) -> ExperimentState:
-    """An error reply or message: interrupted for Ctrl-C (or an aborted request), else failed."""
-    interrupted = content.get("ename") == "KeyboardInterrupt" or content.get("status") == "aborted"
-    return ExperimentState.INTERRUPTED if interrupted else ExperimentState.FAILED
-
-
-_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _plain(traceback_text: str) -> str:
-    """IPython's tracebacks carry ANSI colours; a REST client wants text."""
-    return _ANSI_COLOUR.sub("", traceback_text)

@@ -293,3 +293,27 @@ async def _wait_for_loads(call: Any, task_id: int, loads: int) -> dict[str, Any]
             return body["task"]  # type: ignore[no-any-return]
         await asyncio.sleep(0.2)
     raise AssertionError(f"analyzer {task_id} never loaded {loads} times: {body['task']}")
+
+
+async def test_an_experiment_sent_right_behind_a_failing_one_still_runs(
+    jp_root_dir: Path, dlnest: Any
+) -> None:
+    package = trained_package(jp_root_dir, {"ident": IDENT})
+    _, body = await dlnest(
+        "POST", "tasks", body={"kind": "analyze", "record_path": str(package), "cpu": True}
+    )
+    task_id = body["task"]["id"]
+    await wait_for_analyzer(dlnest, task_id)
+
+    # The second is queued while the first still runs: a kernel's stop_on_error would abort it.
+    failing = {"code": "import time\ntime.sleep(0.5)\n1 / 0"}
+    _, first = await dlnest("POST", "tasks", str(task_id), "experiments", body=failing)
+    second = await run_experiment(dlnest, task_id, name="ident")
+    _, failed = await dlnest(
+        "GET", "tasks", str(task_id), "experiments", str(first["experiment"]["id"]),
+        params={"wait_s": 10},
+    )  # fmt: skip
+
+    assert failed["experiment"]["state"] == "failed", failed
+    assert (second["state"], second["result"]) == ("succeeded", "42"), second
+    await dlnest("DELETE", "tasks", str(task_id))

@@ -1,0 +1,67 @@
+"""How a kernel's messages about one experiment change it: output, displays, result, its end.
+
+The analyzer host listens on the kernel's IOPub and shell channels and hands every message whose
+parent is one of its experiments to `route_message`. An experiment succeeds only on an `ok`
+execute_reply (shell) and the idle status after its output (IOPub), both: the idle status alone
+also comes when a kernel is interrupted or restarted mid-run, and the reply alone may overtake the
+last output.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+from ..core.tasks import ExperimentState
+from .experiments import Experiment, ExperimentBook
+
+
+class Listened(Protocol):
+    """What the host keeps per analyzer for routing (`analyzers._Analyzer`)."""
+
+    pending: dict[str, Experiment]  # execute msg_id -> experiment, until it ends
+    ends: dict[str, set[str]]  # msg_id -> which of "execute_reply" and "status" were seen
+
+
+def route_message(
+    book: ExperimentBook,
+    analyzer: Listened,
+    experiment: Experiment,
+    message: dict[str, Any],
+    parent: str,
+) -> None:
+    kind, content = message["header"]["msg_type"], message["content"]
+    if kind == "stream":
+        book.append_text(experiment, content["text"])
+    elif kind in ("display_data", "update_display_data"):
+        book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
+    elif kind == "execute_result":
+        book.set_result(experiment, content["data"].get("text/plain"))
+        book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
+    elif kind == "error":
+        book.finish(experiment, error_state(content), plain("\n".join(content["traceback"])))
+    elif kind == "execute_reply" and content.get("status") != "ok":
+        analyzer.pending.pop(parent, None)
+        trace = plain("\n".join(content.get("traceback") or [])) or "the kernel aborted it"
+        book.finish(experiment, error_state(content), trace)
+    elif kind == "execute_reply" or (kind == "status" and content["execution_state"] == "idle"):
+        seen = analyzer.ends.setdefault(parent, set())
+        seen.add(kind)
+        if len(seen) == 2:
+            analyzer.pending.pop(parent, None)
+            analyzer.ends.pop(parent, None)
+            book.finish(experiment, ExperimentState.SUCCEEDED)
+
+
+def error_state(content: dict[str, Any]) -> ExperimentState:
+    """An error reply or message: interrupted for Ctrl-C (or an aborted request), else failed."""
+    interrupted = content.get("ename") == "KeyboardInterrupt" or content.get("status") == "aborted"
+    return ExperimentState.INTERRUPTED if interrupted else ExperimentState.FAILED
+
+
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(traceback_text: str) -> str:
+    """IPython's tracebacks carry ANSI colours; a REST client wants text."""
+    return _ANSI_COLOUR.sub("", traceback_text)
