@@ -237,6 +237,8 @@ CASES: list[Case] = [
     ("experiment id not a number", "GET", "tasks/999/experiments/first", None, 404,
      "analyzer task 999 has no experiment 'first'"),
     ("unknown route", "GET", "nothing/here", None, 404, "no route /dlnest/api/nothing/here"),
+    ("unknown route under a task", "GET", "tasks/x/nothing", None, 404,
+     "no route /dlnest/api/tasks/x/nothing"),
     ("the bare prefix", "GET", "", None, 404, "no route /dlnest/api/; routes: devices"),
     ("wrong method", "PATCH", "tasks", {}, 405, "/dlnest/api/tasks takes GET, POST, not PATCH"),
     ("since not a number", "GET", "tasks?since=yesterday", None, 400,

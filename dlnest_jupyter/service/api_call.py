@@ -83,16 +83,18 @@ class Route:
 
     def ids(self, segments: Sequence[str]) -> dict[str, int] | None:
         """The ids in `segments` if they fit this route's pattern, else None."""
-        if len(segments) != len(self.segments):
-            return None
+        if len(segments) != len(self.segments) or any(
+            wanted != given
+            for wanted, given in zip(self.segments, segments, strict=True)
+            if not wanted.startswith("{")
+        ):
+            return None  # the literal parts decide the route; only then are ids checked
         ids: dict[str, int] = {}
         for wanted, given in zip(self.segments, segments, strict=True):
             if wanted == "{task}":
                 ids["task"] = api_requests.task_id(given)
             elif wanted == "{experiment}":
                 ids["experiment"] = api_requests.experiment_id(ids["task"], given)
-            elif wanted != given:
-                return None
         return ids
 
 
