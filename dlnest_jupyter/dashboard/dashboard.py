@@ -22,6 +22,7 @@ import ipywidgets as widgets
 
 from ..client.client import Client, ClientError
 from ..core.errors import DLNestError
+from ..core.tasks import ExperimentState
 from . import view_model as vm
 from .metrics_panel import MetricsPanel
 from .panels import MAX_OUTPUT_CHARS, Action, AnalyzerPanel, DevicesPanel, QueuePanel, SettingsPanel
@@ -48,12 +49,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         self._actions: queue.Queue[Action] = queue.Queue()
         self.book = vm.TaskBook()
         self.status = widgets.HTML()
-        self.queue_panel = QueuePanel(self._actions.put, client)
-        self.devices_panel = DevicesPanel(self._actions.put, client)
+        self.queue_panel = QueuePanel(self._submit, client)
+        self.devices_panel = DevicesPanel(self._submit, client)
         self.output = widgets.HTML(vm.output_html(""))
-        self.analyzer_panel = AnalyzerPanel(self._actions.put, client)
+        self.analyzer_panel = AnalyzerPanel(self._submit, client)
         self.metrics_panel = MetricsPanel()
-        self.settings_panel = SettingsPanel(self._actions.put, client)
+        self.settings_panel = SettingsPanel(self._submit, client)
         self.tabs = widgets.Tab(
             children=[
                 self.queue_panel.widget,
@@ -78,11 +79,6 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         if start:
             self._thread = threading.Thread(target=self._run, name="dlnest-dashboard", daemon=True)
             self._thread.start()
-        self.queue_panel.stop.on_click(lambda _: self._wake.set())  # buttons wake the thread
-        for button in (self.queue_panel.continue_, self.queue_panel.analyze,
-                       self.analyzer_panel.run, self.analyzer_panel.interrupt,
-                       self.settings_panel.apply):  # fmt: skip
-            button.on_click(lambda _: self._wake.set())
         self.queue_panel.show_output.on_click(lambda _: self._show_tab("Output"))
         # A tab coming into view is filled at once, not at the next tick.
         self.tabs.observe(lambda _: self._wake.set(), names="selected_index")
@@ -175,17 +171,22 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         task_id, experiment_id = shown
         offset, display_offset = self.analyzer_panel.offsets
         experiment = self.client.experiment(task_id, experiment_id, offset, display_offset, 0)
-        if experiment["output"] or experiment["displays"] or experiment["state"] != "running":
+        ended = ExperimentState(experiment["state"]).terminal
+        if experiment["output"] or experiment["displays"] or ended:
             self.analyzer_panel.follow(experiment)
-        if experiment["state"] not in ("queued", "running"):
+        if ended:
             self.analyzer_panel.experiment = None
+
+    def _submit(self, action: Action) -> None:
+        """Hand `action` to the refresher thread, the only writer, and wake it for it now."""
+        self._actions.put(action)
+        self._wake.set()
 
     def _show_tab(self, title: str) -> None:
         def show() -> None:
             self.tabs.selected_index = TAB_TITLES.index(title)
 
-        self._actions.put(show)
-        self._wake.set()
+        self._submit(show)
 
     def _attach(self, task_id: int) -> dict[str, Any] | None:
         try:

@@ -87,20 +87,20 @@ class QueuePanel:
         return f"task {task['id']} {task['state']}"
 
     def _continue(self) -> str | None:
-        package = self._package()
-        body: dict[str, Any] = {"kind": "continue", "record_path": package}
-        if self.checkpoint.value not in (None, LATEST):
-            body["checkpoint_id"] = self.checkpoint.value
-        task = self._client.submit(body)
+        task, package = self._from_package("continue")
         return f"task {task['id']} {task['state']}: continue {package}"
 
     def _analyze(self) -> str | None:
+        task, package = self._from_package("analyze")
+        return f"analyzer {task['id']} {task['state']}: it loads {package}"
+
+    def _from_package(self, kind: str) -> tuple[dict[str, Any], str]:
+        """Submit a `kind` task on the selected task's package, at the chosen checkpoint."""
         package = self._package()
-        body: dict[str, Any] = {"kind": "analyze", "record_path": package}
+        body: dict[str, Any] = {"kind": kind, "record_path": package}
         if self.checkpoint.value not in (None, LATEST):
             body["checkpoint_id"] = self.checkpoint.value
-        task = self._client.submit(body)
-        return f"analyzer {task['id']} {task['state']}: it loads {package}"
+        return self._client.submit(body), package
 
     def _package(self) -> str:
         task = self._client.task(self.task_id) if self.task_id is not None else None
