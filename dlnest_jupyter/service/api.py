@@ -75,14 +75,13 @@ class Api:
         root_dir: Path,
         allowed_roots: Sequence[Path],
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        routes: Sequence[Route] | None = None,
     ) -> None:
         """`root_dir`: what relative paths in requests are relative to; `allowed_roots`: the
         folders whose paths requests may name (the server's root dir, or everything embedded)."""
         self.service, self.root_dir = service, root_dir.resolve()
         self.allowed_roots = [root.resolve() for root in allowed_roots]
         self.max_body_bytes = max_body_bytes
-        self.routes = list(ROUTES if routes is None else routes)
+        self.routes = ROUTES
 
     def call(self, method: str, target: str, body: bytes | None = None) -> Reply:
         """Answer `method target` (`target`: a path under /dlnest/api/, with its query), blocking."""
