@@ -5,6 +5,7 @@
     │   └── UserCodeError          a user class is missing, or not a subclass of our base
     ├── PackageError               a save package is missing, incomplete or unreadable
     │   └── CheckpointNotFoundError    a checkpoint id the package does not hold
+    ├── DiskFullError              no space left (or quota exceeded) where something was written
     ├── AnalysisScriptError        an analysis script is missing or has no `experience`
     ├── RequestError               a request is malformed: a field, parameter or body is wrong
     │   ├── ForbiddenPathError     it names a path outside the folders the caller may touch
@@ -25,6 +26,7 @@ need to catch more than `DLNestError`.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -79,6 +81,48 @@ class CheckpointNotFoundError(PackageError):
         super().__init__(
             f"no checkpoint {checkpoint_id} in this package (checkpoints held: {held})", path=path
         )
+
+
+class DiskFullError(DLNestError):
+    """A write failed for want of space (ENOSPC) or quota (EDQUOT); `path` is what was written."""
+
+    def __init__(
+        self, path: Path | str, what: str = "", reason: str = "no space left on device"
+    ) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}{f' ({what})' if what else ''}")
+
+
+# A training process that stopped because its disk filled up exits with this (sysexits' EX_IOERR),
+# so the service can say so even when the disk was too full for the process to write why.
+EXIT_DISK_FULL = 74
+_DISK_FULL_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def disk_full(error: BaseException | None) -> str | None:
+    """ "no space left on device" (or the quota's reason) when `error`, or an error it was raised
+    from or while handling, is ENOSPC or EDQUOT; None otherwise.
+
+    The chain matters: torch.save reports a failed write as a RuntimeError ("unexpected pos")
+    whose context is the OSError that says why.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, DiskFullError):
+            return error.reason
+        if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+            return _DISK_FULL_ERRNOS[error.errno]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def as_disk_full(error: BaseException, path: Path | str, what: str = "") -> DiskFullError | None:
+    """`error` as a DiskFullError naming `path`, if it is one (`disk_full`); None otherwise."""
+    if isinstance(error, DiskFullError):
+        return error
+    reason = disk_full(error)
+    return DiskFullError(path, what, reason) if reason is not None else None
 
 
 class AnalysisScriptError(DLNestError):

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import atomic_io
 from .config import LoadedConfig
-from .errors import ConfigError
+from .errors import ConfigError, as_disk_full
 from .package import (
     ARGS_FILE,
     CHECKPOINTS_DIR,
@@ -78,7 +78,14 @@ def create_package(
     """
     if layout is None:
         layout = project_layout(loaded.args, project_root(loaded), loaded.source_of)
-    folder = _claim_folder(save_root(loaded, layout.root_dir), options)
+    root = save_root(loaded, layout.root_dir)
+    try:
+        folder = _claim_folder(root, options)
+    except OSError as error:
+        full = as_disk_full(error, root, "making a save package")
+        if full is None:
+            raise
+        raise full from error
     # A sweep submits hundreds a second, and on a VM's disk every inode operation costs up to a
     # millisecond: each folder is made once, files are copied without their metadata, and the
     # files of this folder, which no task names yet, are written in place rather than renamed
@@ -94,8 +101,11 @@ def create_package(
         args = _package_args(loaded.args, layout, folder, options)
         _write_new_file(folder / ARGS_FILE, atomic_io.json_text(args).encode())
         _write_new_file(folder / PACKAGE_FILE, _NEW_PACKAGE_STATE)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(folder, ignore_errors=True)
+        full = as_disk_full(error, folder, "making a save package; nothing of it was kept")
+        if full is not None:
+            raise full from error
         raise
     return SavePackage(folder)
 

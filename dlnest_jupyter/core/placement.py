@@ -157,9 +157,15 @@ def plan_placements(
     running: Sequence[Reservation],
     settings: Settings,
     now: float,
+    others: Sequence[Reservation] = (),
 ) -> list[Placement]:
-    """The tasks of `queue` (in queue order) to start now, and where."""
-    ledger = _ledger(snapshot, running, settings)
+    """The tasks of `queue` (in queue order) to start now, and where.
+
+    `running`: our tasks' reservations; `others`: those of other schedulers on this box (other
+    users', from the box ledger), which take memory like foreign processes but do not count
+    against our tasks-per-card cap or launch delay.
+    """
+    ledger = _ledger(snapshot, running, others)
     ledger.refresh(settings, now)
     placements: list[Placement] = []
     for demand in queue:
@@ -205,7 +211,7 @@ def fits_when_idle(demand: Demand, snapshot: InventorySnapshot, settings: Settin
 
 
 def _ledger(
-    snapshot: InventorySnapshot, running: Sequence[Reservation], settings: Settings
+    snapshot: InventorySnapshot, running: Sequence[Reservation], others: Sequence[Reservation]
 ) -> _Ledger:
     tasks: dict[int, int] = {}
     last_launch_at: dict[int, float] = {}
@@ -214,7 +220,7 @@ def _ledger(
             tasks[device] = tasks.get(device, 0) + 1
             last_launch_at[device] = max(last_launch_at.get(device, 0.0), reservation.started_at)
     return _Ledger(
-        budget_mb=gpu_budgets_mb(snapshot, running),
+        budget_mb=gpu_budgets_mb(snapshot, [*running, *others]),
         total_mb={g.id: g.memory_total_mb for g in snapshot.gpus},
         tasks=tasks,
         last_launch_at=last_launch_at,

@@ -57,3 +57,33 @@ def group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
+
+
+_TASK_COMMANDS = (b"dlnest_jupyter.runtime.task_entry", b"dlnest_jupyter.runtime.zygote")
+
+
+def find_task_leader(package_path: str) -> tuple[int, float | None] | None:
+    """A training task's process for this package: a session leader of ours (a task's first
+    process; DDP ranks and workers are its children) whose working folder is the package.
+
+    How a scheduler that took over finds a task whose launch its dead predecessor never
+    recorded. One writing task per package is allowed, so at most one matches.
+    """
+    wanted = os.path.realpath(package_path)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if fields[0] == "Z" or int(fields[3]) != pid:  # a zombie, or not a session leader
+                continue
+            if os.readlink(entry / "cwd") != wanted:
+                continue
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if any(name in command for name in _TASK_COMMANDS):
+            return pid, float(fields[19])
+    return None

@@ -9,6 +9,7 @@ are in `store_schema.py`.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import TaskNotFoundError
+from .errors import DiskFullError, TaskNotFoundError
 from .placement import Settings
 from .store_schema import migrate
 from .tasks import TaskKind, TaskRecord, TaskState, check_transition
@@ -146,31 +147,70 @@ class TaskStore:
     def running(self) -> list[TaskRecord]:
         return self.list_tasks([TaskState.RUNNING])
 
-    def mark_running(
+    def holding(self) -> list[TaskRecord]:
+        """The tasks that hold devices: starting (claimed, being launched) and running ones."""
+        return self.list_tasks([TaskState.STARTING, TaskState.RUNNING])
+
+    def claim(
         self,
         task_id: int,
         reserved_mb: Mapping[int, int],
+        owner: str | None = None,
+        output_start: int = 0,
+        now: float | None = None,
+    ) -> TaskRecord | None:
+        """Move a queued task to `starting`, holding `reserved_mb`, for `owner` to launch.
+
+        One write: the state is tested and changed together, so of several schedulers claiming
+        one task exactly one gets it. None: the task was no longer queued (someone else claimed
+        it, or it was deleted), and nothing must be launched. `output_start`: where this run's
+        text will begin in the package's shared output file.
+        """
+        now = time.time() if now is None else now
+        with self._write() as db:
+            claimed = db.execute(
+                "UPDATE tasks SET state = ?, reserved_mb = ?, owner = ?, output_start = ?"
+                " WHERE id = ? AND state = ?",
+                (
+                    TaskState.STARTING,
+                    json.dumps({str(k): v for k, v in reserved_mb.items()}),
+                    owner,
+                    output_start,
+                    task_id,
+                    TaskState.QUEUED,
+                ),
+            ).rowcount
+            if not claimed:
+                return None
+            db.execute(
+                "INSERT INTO task_events (task_id, at, state, detail) VALUES (?, ?, ?, ?)",
+                (task_id, now, TaskState.STARTING, owner),
+            )
+        return self.get(task_id)
+
+    def unclaim(self, task_id: int, why: str, now: float | None = None) -> TaskRecord:
+        """Back to the queue, in its old place: its claimant died before launching it."""
+        now = time.time() if now is None else now
+        with self._transition(task_id, TaskState.QUEUED, now, detail=why) as db:
+            db.execute("UPDATE tasks SET reserved_mb = '{}', owner = NULL WHERE id = ?", (task_id,))
+        return self.get(task_id)
+
+    def mark_running(
+        self,
+        task_id: int,
         pid: int | None = None,
         pid_start_time: float | None = None,
         now: float | None = None,
-        output_start: int = 0,
         kernel_id: str | None = None,
     ) -> TaskRecord:
-        """`output_start`: where this run's text begins in the package's shared output file."""
+        """A claimed task's process (or kernel) was launched. TaskStateError if the task is no
+        longer starting (deleted meanwhile): its launcher must then stop what it launched."""
         now = time.time() if now is None else now
         with self._transition(task_id, TaskState.RUNNING, now) as db:
             db.execute(
-                "UPDATE tasks SET reserved_mb = ?, pid = ?, pid_start_time = ?, started_at = ?,"
-                " output_start = ?, kernel_id = ? WHERE id = ?",
-                (
-                    json.dumps({str(k): v for k, v in reserved_mb.items()}),
-                    pid,
-                    pid_start_time,
-                    now,
-                    output_start,
-                    kernel_id,
-                    task_id,
-                ),
+                "UPDATE tasks SET pid = ?, pid_start_time = ?, started_at = ?, kernel_id = ?"
+                " WHERE id = ?",
+                (pid, pid_start_time, now, kernel_id, task_id),
             )
         return self.get(task_id)
 
@@ -226,17 +266,50 @@ class TaskStore:
                 )
         return self.settings()
 
+    # -- who schedules ----------------------------------------------------------------------
+    def leader(self) -> dict[str, Any] | None:
+        """What the scheduling service wrote of itself when it took the lease (`set_leader`)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'leader'").fetchone()
+        return json.loads(row[0]) if row is not None else None
+
+    def set_leader(self, leader: Mapping[str, Any] | None) -> None:
+        with self._write() as db:
+            if leader is None:
+                db.execute("DELETE FROM meta WHERE key = 'leader'")
+            else:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('leader', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (json.dumps(dict(leader)),),
+                )
+
+    def data_version(self) -> int:
+        """Changes when another connection (another service, any process) commits a write.
+
+        A cheap poll: a scheduler that did not make a change notices it within one poll.
+        """
+        with self._lock:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if _full(error, self.path):
+                    raise DiskFullError(self.path, "the task queue's database") from error
                 raise
-            self._db.execute("COMMIT")
 
     @contextmanager
     def _transition(
@@ -257,7 +330,8 @@ class TaskStore:
 
 _COLUMNS = (
     "id, kind, state, spec, position, description, package_path, memory_mb, reserved_mb, created_at,"
-    " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id"
+    " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id,"
+    " owner"
 )
 _STATES = {state.value: state for state in TaskState}
 _KINDS = {kind.value: kind for kind in TaskKind}
@@ -272,7 +346,8 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
     # Reading 10,000 tasks must stay well under 100 ms: positional columns and arguments, no JSON
     # for "{}", and the spec left as text until someone asks for it.
     (task_id, kind, state, spec, position, description, package_path, memory_mb, reserved, created_at,
-     started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id) = row  # fmt: skip
+     started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id,
+     owner) = row  # fmt: skip
     return TaskRecord(
         task_id,
         _KINDS[kind],
@@ -294,4 +369,22 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         json.loads(progress) if progress != "{}" else {},
         output_start,
         kernel_id,
+        owner,
     )
+
+
+def _full(error: sqlite3.OperationalError, path: Path) -> bool:
+    """SQLITE_FULL, or an I/O error on a disk with no room left (SQLite may report either)."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code == _SQLITE_FULL:
+        return True
+    if code != _SQLITE_IOERR:
+        return False
+    try:
+        return shutil.disk_usage(path.parent).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+_SQLITE_FULL, _SQLITE_IOERR = 13, 10
+_NEARLY_FULL_BYTES = 1 << 20

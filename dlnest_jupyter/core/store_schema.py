@@ -10,16 +10,17 @@ from pathlib import Path
 
 from .errors import PackageError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # What each version added to a queue made by the one before it.
 _UPGRADES = {
     2: "ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0",
     3: "ALTER TABLE tasks ADD COLUMN kernel_id TEXT",
     4: "ALTER TABLE tasks ADD COLUMN json TEXT",
     5: "ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+    6: "ALTER TABLE tasks ADD COLUMN owner TEXT",
 }
 # `json`: the REST TASK object, kept current by the triggers below; `version`: the queue's change
-# counter when the row last changed. (No comments inside the table's SQL: SQLite rewrites that
+# counter when the row last changed; `owner`: the id of the service that claimed the task. (No comments inside the table's SQL: SQLite rewrites that
 # text when a column is dropped, and a trailing comment would swallow its closing parenthesis.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     output_start INTEGER NOT NULL DEFAULT 0,
     kernel_id TEXT,
     json TEXT,
-    version INTEGER NOT NULL DEFAULT 0
+    version INTEGER NOT NULL DEFAULT 0,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
 CREATE INDEX IF NOT EXISTS tasks_by_position ON tasks (position);

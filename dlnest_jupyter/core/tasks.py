@@ -26,6 +26,9 @@ class TaskKind(enum.StrEnum):
 
 class TaskState(enum.StrEnum):
     QUEUED = "queued"
+    # Claimed by a scheduler, which holds its devices and is launching it: claimed in the same
+    # write that moves it here, so a task is launched once even by two racing schedulers.
+    STARTING = "starting"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -34,6 +37,11 @@ class TaskState(enum.StrEnum):
     @property
     def terminal(self) -> bool:
         return self in _TERMINAL
+
+    @property
+    def holds_devices(self) -> bool:
+        """Starting and running tasks hold their reservations."""
+        return self in _HOLDING
 
 
 class ExperimentState(enum.StrEnum):
@@ -57,8 +65,13 @@ class AnalyzerState(enum.StrEnum):
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 _TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+_HOLDING = frozenset({TaskState.STARTING, TaskState.RUNNING})
 _ALLOWED = {
-    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.CANCELLED, TaskState.FAILED}),
+    TaskState.QUEUED: frozenset({TaskState.STARTING, TaskState.CANCELLED, TaskState.FAILED}),
+    # Back to queued: its claimant died before it could launch it.
+    TaskState.STARTING: frozenset(
+        {TaskState.RUNNING, TaskState.FAILED, TaskState.CANCELLED, TaskState.QUEUED}
+    ),
     TaskState.RUNNING: frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED}),
 }
 
@@ -92,6 +105,7 @@ class TaskRecord(NamedTuple):
     progress: Mapping[str, Any] = _EMPTY
     output_start: int = 0  # byte offset of this task's first output in the package's _output.txt
     kernel_id: str | None = None  # analyzers: the kernel holding the loaded model
+    owner: str | None = None  # the service that claimed it (analyzer kernels stay with it)
 
     @property
     def spec(self) -> dict[str, Any]:

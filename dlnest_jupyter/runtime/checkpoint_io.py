@@ -25,7 +25,7 @@ import torch
 
 from ..core import atomic_io
 from ..core.checkpoints import TrackLimits, plan_save
-from ..core.errors import PackageError
+from ..core.errors import PackageError, as_disk_full
 from ..core.package import CheckpointInfo, PackageState, SavePackage
 
 _IMMUTABLE = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
@@ -39,6 +39,7 @@ class CheckpointWriter:
         self._state = package.state()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._failed: tuple[Path, int | None] | None = None  # the write that failed, last head
         package.checkpoints_dir.mkdir(exist_ok=True)
         _sweep_leftovers(package, self._state)
 
@@ -67,6 +68,7 @@ class CheckpointWriter:
         staged = stage_to_cpu({**payload, "checkpoint_id": new_id}) if plan.write else None
         doomed = [self.package.checkpoint_path(i, self._state) for i in plan.delete]
         target = self.package.checkpoint_path(new_id, self._state)
+        self._failed = (target, self._state.head)  # what a failure of this write will name
         self._state = new_state
         if self.background:
             self._thread = threading.Thread(
@@ -76,7 +78,8 @@ class CheckpointWriter:
             )
             self._thread.start()
         else:
-            self._write(staged, target, new_state, doomed)
+            self._write_guarded(staged, target, new_state, doomed)
+            self.wait()
         return new_id
 
     def wait(self) -> None:
@@ -85,6 +88,15 @@ class CheckpointWriter:
             self._thread = None
         if self._error is not None:
             error, self._error = self._error, None
+            target, last_good = self._failed or (self.package.path, None)
+            kept = (
+                f"checkpoint {last_good} stays loadable"
+                if last_good is not None
+                else "no checkpoint was written before"
+            )
+            full = as_disk_full(error, target, f"writing a checkpoint; {kept}")
+            if full is not None:
+                raise full from error
             raise PackageError(
                 f"writing a checkpoint failed: {error}", path=self.package.path
             ) from error

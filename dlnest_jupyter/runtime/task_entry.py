@@ -2,7 +2,8 @@
 
 The service's executor starts this in a new session with stdout and stderr already appended to
 the package's `_output.txt`. Exit codes as the `dlnest` command's: 0 done, 1 aborted, 2 bad
-input (the message is the last line of the output), 130 interrupted, 143 deleted (SIGTERM).
+input (the message is the last line of the output), 74 the disk filled up (EXIT_DISK_FULL),
+130 interrupted, 143 deleted (SIGTERM).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ runs the loop with the process's output going into the package, records the laun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.checkpoints import TrackLimits
+from ..core.errors import EXIT_DISK_FULL, as_disk_full
 from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter
 from .ddp import launch_ranks
@@ -28,7 +30,7 @@ from .output import capture_output
 from .progress import ProgressFile
 from .session import Session, open_session, open_writer, print_warnings
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # and EXIT_DISK_FULL
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,32 @@ def train(session: Session, request: TrainRequest) -> int:
         else:
             error = _run_loop(session, open_writer(session), launch)
         exit_code = _exit_code(error)
-        package.update_launch(
-            launch,
-            ended_at=time.time(),
-            exit_code=exit_code,
-            error=_one_line(error),
-            head=package.state().head,
-        )
+        full = as_disk_full(error, package.path, "while training") if error else None
+        if full is not None:
+            exit_code, error = EXIT_DISK_FULL, full
+            _say_last(f"dlnest: error: {full}")
+        try:
+            package.update_launch(
+                launch,
+                ended_at=time.time(),
+                exit_code=exit_code,
+                error=_one_line(error),
+                head=package.state().head,
+            )
+        except OSError as exc:  # the disk filled up after training ended: the run still stands
+            full = as_disk_full(exc, package.path, "recording how the run ended")
+            if full is None:
+                raise
+            exit_code = EXIT_DISK_FULL
+            _say_last(f"dlnest: error: {full}")
     return exit_code
+
+
+def _say_last(line: str) -> None:
+    """The output's last line is what the service shows as the task's error; on a full disk it
+    may not fit, and then the exit code says it for us."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 def _run_loop(session: Session, writer: CheckpointWriter, launch: int) -> BaseException | None:

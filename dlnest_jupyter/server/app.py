@@ -62,6 +62,12 @@ class DLNestApp(ExtensionApp):
         help="What starts, watches and stops training tasks (service/executor.py's Executor). "
         "Called as executor_class(zygote=<the zygote setting>).",
     ).tag(config=True)
+    box_ledger_path = Unicode(
+        "",
+        help="A folder every user of this machine may write (mode 1777, e.g. "
+        "/var/lib/dlnest/box) holding the machine-wide GPU ledger, so several users' servers never "
+        "reserve one card's memory twice; empty: DLNEST_BOX_LEDGER, else this queue's own ledger only.",
+    ).tag(config=True)
     device_source_class = Type(
         None,
         klass=object,
@@ -95,6 +101,7 @@ class DLNestApp(ExtensionApp):
             scripts_dir=self.scripts_dir,
             executor=executor,
             devices=devices,
+            box_ledger=self.box_ledger_path or None,
         )
         self.settings.update(
             dlnest_service=service,
@@ -113,6 +120,10 @@ class DLNestApp(ExtensionApp):
             os.environ[TOKEN_ENV] = self._exported_token = (
                 serverapp.identity_provider.token or self.settings["dlnest_kernel_key"]
             )
+        # Known once the server listens: what `GET scheduler` calls this server.
+        self.service.leadership.label = (
+            f"Jupyter server at {serverapp.connection_url} (pid {os.getpid()})"
+        )
         # Analyzers are kernels of this server: /api/kernels lists them, notebooks can attach.
         self.service.attach_analyzers(
             AnalyzerHost(

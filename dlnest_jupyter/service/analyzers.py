@@ -46,6 +46,9 @@ START_TIMEOUT_S = 120.0
 LOAD_TIMEOUT_S = 900.0  # import torch, build the dataset, load the checkpoint
 
 
+_LIVE = (AnalyzerState.LOADING, AnalyzerState.READY)  # a failed load shuts its kernel itself
+
+
 @dataclass
 class _Analyzer:
     task_id: int
@@ -140,6 +143,11 @@ class AnalyzerHost:
         """Nothing to do: a server shuts its kernels down itself (see PrivateAnalyzerHost)."""
 
     # -- analyzer state ---------------------------------------------------------------------
+    def live_task_ids(self) -> list[int]:
+        """The tasks whose kernels this host started and has not shut down."""
+        with self._lock:
+            return [i for i, a in self._analyzers.items() if a.state in _LIVE]
+
     def progress(self, task_id: int) -> dict[str, Any]:
         with self._lock:
             analyzer = self._analyzers.get(task_id)

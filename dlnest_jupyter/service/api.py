@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ..core.errors import (
     BodyTooLargeError,
     CheckpointNotFoundError,
+    DiskFullError,
     DLNestError,
     ForbiddenPathError,
     MethodNotAllowedError,
@@ -46,6 +47,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 # The one error-to-status table; the first matching class wins, DLNestError is the catch-all.
 ERROR_STATUS: tuple[tuple[type[DLNestError], int], ...] = (
+    (DiskFullError, 507),  # Insufficient Storage: nothing was made, the message names the path
     (BodyTooLargeError, 413),
     (ForbiddenPathError, 403),
     (MethodNotAllowedError, 405),

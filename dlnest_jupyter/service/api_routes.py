@@ -118,6 +118,10 @@ def devices(call: Call) -> Reply:
     return json_reply(200, {"devices": call.service.devices()})
 
 
+def scheduler(call: Call) -> Reply:
+    return json_reply(200, {"scheduler": call.service.scheduler_status()})
+
+
 def get_settings(call: Call) -> Reply:
     return json_reply(200, call.service.settings().to_json())
 
@@ -158,6 +162,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "tasks/{task}/interrupt", interrupt),
     Route("GET", "tasks/{task}/attach", attach),
     Route("GET", "devices", devices),
+    Route("GET", "scheduler", scheduler),
     Route("GET", "settings", get_settings),
     Route("PUT", "settings", put_settings),
     Route("POST", "projects", new_project),

@@ -5,19 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.box_ledger import OtherReservation
 from ..core.devices import CPU_ID, InventorySnapshot
 from ..core.placement import Settings, gpu_budgets_mb
 from ..core.tasks import TaskRecord
 
 
 def device_rows(
-    snapshot: InventorySnapshot, running: Sequence[TaskRecord], settings: Settings
+    snapshot: InventorySnapshot,
+    running: Sequence[TaskRecord],
+    settings: Settings,
+    others: Sequence[OtherReservation] = (),
 ) -> list[dict[str, Any]]:
-    """`GET devices`: one row per GPU, then the CPU (id -1)."""
-    free_mb = gpu_budgets_mb(snapshot, [t.reservation() for t in running])
+    """`GET devices`: one row per GPU, then the CPU (id -1). `running`: our tasks that hold
+    devices; `others`: other users' reservations on this box (the box ledger)."""
+    free_mb = gpu_budgets_mb(
+        snapshot, [t.reservation() for t in running] + [o.reservation() for o in others]
+    )
     rows = []
     for gpu in snapshot.gpus:
         holders = [t for t in running if gpu.id in t.reserved_mb]
+        theirs = [o for o in others if gpu.id in o.memory_mb_by_device]
         rows.append(
             {
                 "id": gpu.id,
@@ -29,6 +37,8 @@ def device_rows(
                 "memory_free_mb": free_mb[gpu.id],
                 "utilization_pct": gpu.utilization_pct,
                 "task_ids": [t.id for t in holders],
+                "memory_reserved_by_others_mb": sum(o.memory_mb_by_device[gpu.id] for o in theirs),
+                "other_users": sorted({o.user for o in theirs}),
                 "enabled": settings.enabled(gpu.id),
                 "source": snapshot.source,  # "nvml", or "fake": pretend cards
             }

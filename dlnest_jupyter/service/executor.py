@@ -25,6 +25,7 @@ from typing import Protocol
 
 from ..core import processes
 from ..core.devices import CPU_ID
+from ..core.errors import EXIT_DISK_FULL
 from ..core.package import SavePackage
 from ..core.tasks import TaskRecord
 from .zygote_client import ZygoteClient
@@ -148,11 +149,19 @@ class LocalExecutor:
     def end_reason(self, task: TaskRecord, code: int) -> str:
         tail = SavePackage(Path(task.package_path)).output_tail() if task.package_path else ""
         lines = tail.strip().splitlines()
-        return f"{describe_exit(code)}: {lines[-1] if lines else 'no output'}"
+        last = lines[-1] if lines else "no output"
+        if code == EXIT_DISK_FULL and "no space left" not in last and "quota" not in last:
+            # Too full for the task to write why: say it for it.
+            last = f"{task.package_path}: no space left on device (the disk holding this package is full)"
+        return f"{describe_exit(code)}: {last}"
 
     def stop(self, task: TaskRecord) -> None:
         if task.pid is None:
             return
+        with self._lock:
+            ours = task.id in self._children or task.pid in self._zygote_pids
+        if not ours and not processes.is_alive(task.pid, task.pid_start_time):
+            return  # ended (or its pid is another process's now): nothing of it to stop
         processes.kill_group(task.pid, signal.SIGTERM)
         threading.Thread(
             target=self._finish_stop, args=(task,), name=f"dlnest-stop-{task.id}", daemon=True
@@ -221,6 +230,8 @@ def describe_exit(code: int, signals: Mapping[int, str] | None = None) -> str:
     names = signals or {9: "SIGKILL", 15: "SIGTERM", 2: "SIGINT", 6: "SIGABRT", 11: "SIGSEGV"}
     if code == EXIT_UNKNOWN:
         return "the process ended without recording its exit status (killed, or out of memory?)"
+    if code == EXIT_DISK_FULL:
+        return f"the disk filled up (exit {code})"
     if code > 128 and code - 128 in names:
         return f"killed by {names[code - 128]} (exit {code})"
     return f"exit code {code}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 
+from ..core.box_ledger import BOX_LEDGER_ENV, BoxLedger
 from ..core.devices import DeviceSource, FakeSource, parse_fake_gpus, source_from_env
 from ..core.store import TaskStore
 from .executor import Executor, LocalExecutor
@@ -27,6 +29,8 @@ def build_service(
     scripts_dir: str = DEFAULT_SCRIPTS_DIR,
     executor: Executor | None = None,
     devices: DeviceSource | None = None,
+    box_ledger: Path | str | None = None,
+    label: str | None = None,
 ) -> DLNestService:
     """A service over `database`; `fake_gpus` ("4x16384") overrides `devices`, DLNEST_FAKE_GPUS
     and NVML. `executor`: what starts training tasks (default: local processes, forked from a
@@ -34,16 +38,23 @@ def build_service(
 
     `analyzers`: run analyzer kernels under a kernel manager of the service's own (embedded
     mode); the server extension gives its service the server's kernel manager instead.
+
+    `box_ledger`: the folder of the machine-wide GPU ledger that every user's scheduler on this
+    box shares (`core/box_ledger.py`); unset: DLNEST_BOX_LEDGER, else none. `label`: how users
+    are told which service schedules the queue.
     """
     if fake_gpus is not None:
         devices = FakeSource(parse_fake_gpus(fake_gpus))
     store = TaskStore(database or default_database_path())
+    box_folder = box_ledger or os.environ.get(BOX_LEDGER_ENV) or None
     service = DLNestService(
         store,
         devices if devices is not None else source_from_env(),
         executor if executor is not None else LocalExecutor(zygote=zygote),
         tick_interval_s,
         scripts_dir=scripts_dir,
+        box=BoxLedger(box_folder, store.path) if box_folder else None,
+        label=label,
     )
     if analyzers:
         service.attach_analyzers(PrivateAnalyzerHost())

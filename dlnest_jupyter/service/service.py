@@ -1,8 +1,9 @@
 """DLNestService: the verbs of DESIGN.md section 6 over the task store, devices and an executor.
 
 The same object serves the Jupyter server extension and embedded mode: in both, `start()` runs
-`tick()` on a thread of its own. `tick()` is the whole scheduler: notice tasks that ended, then
-place and start what fits. Requests reach these verbs through the API dispatcher (`api.py`),
+`tick()` on a thread of its own. `tick()` is the whole scheduler (`scheduler.py`): notice tasks
+that ended, then place and start what fits, in whichever service on the queue holds its lease
+(`leadership.py`); the others serve the same verbs and wake the leader through the store. Requests reach these verbs through the API dispatcher (`api.py`),
 which has checked their fields; what differs between task kinds is the table in `task_kinds.py`. Nothing here imports torch or user code; a submission is
 checked by reading configs and parsing code, and user code first runs in the task's process.
 """
@@ -16,12 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.box_ledger import BoxLedger
 from ..core.checkpoints import TrackLimits
-from ..core.devices import CPU_ID, DeviceSource
+from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError, TaskStateError
 from ..core.package import SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
-from ..core.placement import Demand, Settings, admission_error, plan_placements
+from ..core.placement import Demand, Settings, admission_error
 from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
 from ..core.tasks import TaskKind, TaskRecord, TaskState
@@ -31,10 +33,15 @@ from .device_rows import device_rows
 from .event_log import EventLog
 from .executor import Executor, NoExecutor
 from .experiment_verbs import ExperimentVerbs
+from .leadership import Leadership
+from .scheduler import Scheduler
 from .task_kinds import KINDS, Runner
 
 log = logging.getLogger(__name__)
 DEFAULT_SCRIPTS_DIR = "AnalyzeScripts"
+# How often the scheduler thread looks for writes by other services (a submission to another
+# server on the queue, a delete of our analyzer): a PRAGMA, microseconds each.
+POLL_INTERVAL_S = 0.05
 
 
 class DLNestService:
@@ -46,11 +53,15 @@ class DLNestService:
         tick_interval_s: float = 1.0,
         analyzers: AnalyzerHost | None = None,
         scripts_dir: str = DEFAULT_SCRIPTS_DIR,
+        box: BoxLedger | None = None,
+        label: str | None = None,
     ) -> None:
         """`analyzers`: where analyze tasks get their kernels; without one they are refused.
 
         `scripts_dir`: where runExp finds scripts when an analyze request names no folder:
         relative to the package's project folder (DLNest's `AnalyzeScripts`), or absolute.
+        `box`: the machine-wide ledger shared with other users' schedulers, if the box has one.
+        `label`: how `GET scheduler` names this service to users.
         """
         self.store = store
         self.device_source = devices
@@ -63,9 +74,8 @@ class DLNestService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.log = EventLog()
-        # A queued task's demand never changes; parsing every spec on every pass made each
-        # submission cost O(queue) JSON parses.
-        self._demands: dict[int, Demand] = {}
+        self.leadership = Leadership(store, label)
+        self.scheduler = Scheduler(self, self.leadership, box)
         self._projects = ProjectChecks()
 
     def attach_analyzers(self, host: AnalyzerHost) -> None:
@@ -195,26 +205,32 @@ class DLNestService:
         return self._start_now(task)
 
     def delete(self, task_id: int) -> TaskRecord:
-        """Cancel a queued task, or stop a running one and free its devices at once."""
-        with self._tick_lock:  # a tick must not start or finish the task in between
+        """Cancel a queued task, or stop a running one and free its devices at once.
+
+        The cancellation is recorded before the process is signalled, so a stopped task always
+        reads `cancelled` (and a queue that cannot be written stops nothing). A task being
+        launched is stopped by its launcher, which finds it cancelled; an analyzer by the
+        service whose kernel it is.
+        """
+        with self._tick_lock:  # a tick of ours must not start or finish the task in between
             task = self.store.get(task_id)
             if task.state.terminal:
                 raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
-            if task.state is TaskState.RUNNING:
-                self._executor_for(task).stop(task)
             cancelled = self.store.finish(
-                task_id, TaskState.CANCELLED, error="deleted", output_tail=self._tail(task)
+                task_id, TaskState.CANCELLED, error="deleted", output_tail=self.tail(task)
             )
+            if task.state is TaskState.RUNNING and self._may_stop(task):
+                self.executor_for(task).stop(task)
             self.experiments.forget(task_id)
         self.log.write(f"task {task_id} deleted")
         self.tick()  # the freed devices go to the next tasks now (DLNest waited for its 60 s tick)
         return cancelled
 
     def task(self, task_id: int) -> TaskRecord:
-        return self._with_progress(self.store.get(task_id))
+        return self.with_progress(self.store.get(task_id))
 
     def tasks(self) -> list[TaskRecord]:
-        return [self._with_progress(t) for t in self.store.list_tasks()]
+        return [self.with_progress(t) for t in self.store.list_tasks()]
 
     def tasks_json(self, since: int | None = None) -> tuple[int, list[str]]:
         """(the queue's version, its tasks as REST TASK JSON texts, by id).
@@ -228,7 +244,7 @@ class DLNestService:
             for t in self.store.get_many(i for i, state, _ in rows if state is TaskState.RUNNING)
         }
         return version, [
-            json.dumps(self._with_progress(running[i]).to_json()) if i in running else text
+            json.dumps(self.with_progress(running[i]).to_json()) if i in running else text
             for i, _, text in rows
         ]
 
@@ -257,10 +273,18 @@ class DLNestService:
         return {"offset": read.offset, "rows": read.rows, "skipped": read.skipped}
 
     def devices(self) -> list[dict[str, Any]]:
-        """Every device with its memory, our reservations and tasks (REST `GET devices`)."""
+        """Every device with its memory, our reservations and tasks (REST `GET devices`), and
+        what other users' schedulers reserved on it (with a box ledger)."""
         return device_rows(
-            self.device_source.snapshot(), self.store.running(), self.store.settings()
+            self.device_source.snapshot(),
+            self.store.holding(),
+            self.store.settings(),
+            self.scheduler.others(),
         )
+
+    def scheduler_status(self) -> dict[str, Any]:
+        """Which service schedules this queue (REST `GET scheduler`)."""
+        return self.leadership.describe()
 
     def settings(self) -> Settings:
         return self.store.settings()
@@ -288,13 +312,14 @@ class DLNestService:
 
     # -- scheduling -------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> list[TaskRecord]:
-        """Notice ended tasks, then start every queued task that fits; returns those started."""
+        """Notice ended tasks, then start every queued task that fits (if this service holds
+        the queue's lease); returns those started."""
         with self._tick_lock:
-            self._reap()
-            return self._place(time.time() if now is None else now)
+            return self.scheduler.tick(time.time() if now is None else now)
 
     def start(self) -> None:
-        """Embedded mode: run `tick()` every `tick_interval_s` on a daemon thread."""
+        """Run `tick()` on a daemon thread: every `tick_interval_s`, and at once when another
+        service writes to the queue."""
         if self._thread is not None:
             return
         self._stop.clear()
@@ -307,93 +332,37 @@ class DLNestService:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        with self._tick_lock:
+            self.scheduler.close()
         self.executor.close()
         if self.analyzers is not None:
             self.analyzers.close()
 
     def _run(self) -> None:
+        seen, next_tick = None, 0.0
         while not self._stop.is_set():
             try:
-                self.tick()
+                version = self.store.data_version()
+                # A leader's death frees the lease: a follower tries for it on every poll.
+                took_over = not self.leadership.leading and self.leadership.lead()
+                if version != seen or time.monotonic() >= next_tick or took_over:
+                    seen, next_tick = version, time.monotonic() + self.tick_interval_s
+                    self.tick()
             except Exception:  # the scheduler thread must outlive any one bad tick
                 log.exception("dlnest scheduler tick failed")
-            self._stop.wait(self.tick_interval_s)
-
-    def _reap(self) -> None:
-        for task in self.store.running():
-            executor = self._executor_for(task)
-            code = executor.exit_code(task)
-            if code is None:
-                continue
-            error = None if code == 0 else executor.end_reason(task, code)
-            # The last progress the task reported stays on record.
-            self.store.set_progress(task.id, self._with_progress(task).progress)
-            self.log.write(f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}"))
-            self.store.finish(
-                task.id,
-                TaskState.SUCCEEDED if code == 0 else TaskState.FAILED,
-                exit_code=code,
-                error=error,
-                output_tail=self._tail(task),
-            )
-
-    def _place(self, now: float) -> list[TaskRecord]:
-        queue = self.store.queued_ids()
-        if not queue:
-            return []
-        # Only tasks queued since the last pass are read in full: a submission's pass stays
-        # cheap however long the queue is.
-        known = self._demands
-        known.update(
-            (t.id, t.demand()) for t in self.store.get_many(i for i in queue if i not in known)
-        )
-        if len(known) != len(queue):  # some left the queue
-            self._demands = known = {i: known[i] for i in queue}
-        demands = [known[i] for i in queue]
-        placements = plan_placements(
-            demands,
-            self.device_source.snapshot(),
-            [t.reservation() for t in self.store.running()],
-            self.store.settings(),
-            now,
-        )
-        started = []
-        for placement in placements:
-            task = self.store.get(placement.task_id)
-            output_start = (
-                SavePackage(Path(task.package_path)).output_size() if task.package_path else 0
-            )
-            try:
-                launch = self._executor_for(task).start(task, placement.device_ids)
-            except OSError as exc:
-                self.store.finish(
-                    task.id, TaskState.FAILED, error=f"could not start the task: {exc}"
-                )
-                continue
-            devices = ", ".join("CPU" if d == CPU_ID else f"GPU {d}" for d in placement.device_ids)
-            self.log.write(f"task {task.id} started on {devices} (pid {launch.pid})")
-            started.append(
-                self.store.mark_running(
-                    task.id,
-                    placement.memory_mb_by_device,
-                    launch.pid,
-                    launch.started,
-                    now=now,
-                    output_start=output_start,
-                    kernel_id=launch.kernel_id,
-                )
-            )
-        return started
+                next_tick = time.monotonic() + self.tick_interval_s
+            self._stop.wait(POLL_INTERVAL_S)
 
     def _start_now(self, task: TaskRecord) -> TaskRecord:
         """Place right after a submission, not at the next tick; returns the task as it is now.
 
         A whole tick, reaping included: a task submitted the moment the last one ended gets its
-        card now, not a tick later.
+        card now, not a tick later. A service that does not schedule the queue leaves it to the
+        leader, which sees the write within a poll.
         """
         started = self.tick()
         # With its live progress, as GET would show it: an analyzer's reply says it is loading.
-        return self._with_progress(next((t for t in started if t.id == task.id), task))
+        return self.with_progress(next((t for t in started if t.id == task.id), task))
 
     def _admit(self, memory_mb: int | None, placement: dict[str, Any]) -> None:
         demand = Demand(task_id=0, memory_mb=memory_mb, **placement)
@@ -401,7 +370,13 @@ class DLNestService:
         if reason is not None:
             raise TaskError(f"refused: {reason}")
 
-    def _executor_for(self, task: TaskRecord) -> Executor:
+    def _may_stop(self, task: TaskRecord) -> bool:
+        """A process any service of this user may signal; a kernel only its own service."""
+        if KINDS[task.kind].runner is Runner.PROCESS:
+            return True
+        return task.owner == self.leadership.id or not self.leadership.owner_alive(task.owner)
+
+    def executor_for(self, task: TaskRecord) -> Executor:
         if KINDS[task.kind].runner is Runner.PROCESS:
             return self.executor
         # Queued by a server that had kernels, taken over by one that has none.
@@ -411,7 +386,7 @@ class DLNestService:
         """Training processes write the package's output; an analyzer's output is per experiment."""
         return KINDS[task.kind].runner is Runner.PROCESS
 
-    def _with_progress(self, task: TaskRecord) -> TaskRecord:
+    def with_progress(self, task: TaskRecord) -> TaskRecord:
         if task.state is not TaskState.RUNNING or task.package_path is None:
             return task
         if not self._writes_output(task):  # an analyzer reports its own progress
@@ -419,7 +394,7 @@ class DLNestService:
             return task._replace(progress=progress)
         return task._replace(progress=SavePackage(Path(task.package_path)).progress())
 
-    def _tail(self, task: TaskRecord) -> str | None:
+    def tail(self, task: TaskRecord) -> str | None:
         if not self._writes_output(task) or task.package_path is None:
             return None  # the package's output is its training's, not this analyzer's
         return SavePackage(Path(task.package_path)).output_tail()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,21 @@ from dlnest_jupyter.core.errors import (
 from dlnest_jupyter.core.placement import Settings
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.store_schema import SCHEMA_VERSION
-from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.core.tasks import TaskRecord, TaskState
+
+
+def start(
+    store: TaskStore,
+    task_id: int,
+    reserved_mb: dict[int, int],
+    *,
+    output_start: int = 0,
+    now: float | None = None,
+    **launch: Any,
+) -> TaskRecord:
+    """Claim a queued task and record its launch, as the scheduler does."""
+    assert store.claim(task_id, reserved_mb, "test", output_start, now) is not None
+    return store.mark_running(task_id, now=now, **launch)
 
 
 @pytest.fixture
@@ -39,7 +54,7 @@ def test_submissions_queue_in_order_and_a_jump_goes_to_the_front(store: TaskStor
 def test_a_task_runs_and_finishes_with_its_history_recorded(store: TaskStore) -> None:
     task = store.submit("train", {}, memory_mb=4000, now=10.0)
 
-    store.mark_running(task.id, {0: 4000}, pid=1234, pid_start_time=11.5, now=12.0)
+    start(store, task.id, {0: 4000}, pid=1234, pid_start_time=11.5, now=12.0)
     assert store.running()[0].reservation().memory_mb_by_device == {0: 4000}
     done = store.finish(
         task.id, TaskState.FAILED, exit_code=1, error="ValueError: x", output_tail="...", now=20.0
@@ -54,6 +69,7 @@ def test_a_task_runs_and_finishes_with_its_history_recorded(store: TaskStore) ->
     )
     assert [(at, state) for at, state, _ in store.events(task.id)] == [
         (10.0, TaskState.QUEUED),
+        (12.0, TaskState.STARTING),
         (12.0, TaskState.RUNNING),
         (20.0, TaskState.FAILED),
     ]
@@ -67,7 +83,8 @@ def test_forbidden_transitions_and_unknown_ids_are_named(store: TaskStore) -> No
     with pytest.raises(
         TaskStateError, match=f"task {task.id} is cancelled; it cannot become running"
     ):
-        store.mark_running(task.id, {0: 1})
+        store.mark_running(task.id)
+    assert store.claim(task.id, {0: 1}) is None  # nothing to launch
     with pytest.raises(TaskStateError):
         store.finish(task.id, TaskState.CANCELLED)
     with pytest.raises(TaskNotFoundError, match="no task with id 999"):
@@ -80,7 +97,7 @@ def test_queue_settings_and_history_survive_reopening(tmp_path: Path) -> None:
     path = tmp_path / "dlnest.sqlite"
     store = TaskStore(path)
     ids = [store.submit("train", {"n": i}).id for i in range(3)]
-    store.mark_running(ids[0], {-1: 0}, pid=42)
+    start(store, ids[0], {-1: 0}, pid=42)
     store.update_settings({"devices": [0, -1], "max_tasks_per_device": 2, "launch_delay_s": 1.5})
     store.close()
 
@@ -181,6 +198,7 @@ def test_a_version_1_queue_is_upgraded_to_the_current_schema_and_keeps_its_tasks
         db.execute("ALTER TABLE tasks DROP COLUMN json")
         db.execute("ALTER TABLE tasks DROP COLUMN output_start")
         db.execute("ALTER TABLE tasks DROP COLUMN kernel_id")
+        db.execute("ALTER TABLE tasks DROP COLUMN owner")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)
@@ -188,7 +206,7 @@ def test_a_version_1_queue_is_upgraded_to_the_current_schema_and_keeps_its_tasks
     assert [(t.package_path, t.output_start, t.kernel_id) for t in upgraded.list_tasks()] == [
         ("/p", 0, None)
     ]
-    running = upgraded.mark_running(1, {-1: 0}, output_start=123)
+    running = start(upgraded, 1, {-1: 0}, output_start=123)
     assert running.output_start == 123
     upgraded.close()
     with sqlite3.connect(path) as db:
@@ -209,10 +227,11 @@ def test_a_version_3_queue_lists_its_tasks_and_keeps_their_json_current(tmp_path
         db.execute("DROP INDEX tasks_by_version")
         db.execute("ALTER TABLE tasks DROP COLUMN version")
         db.execute("ALTER TABLE tasks DROP COLUMN json")
+        db.execute("ALTER TABLE tasks DROP COLUMN owner")
         db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)
-    upgraded.mark_running(first.id, {-1: 0}, now=3.0)
+    start(upgraded, first.id, {-1: 0}, now=3.0)
 
     listed = [json.loads(text) for _, _, text in upgraded.tasks_json()[1]]
     assert listed == [t.to_json() for t in upgraded.list_tasks()]
@@ -261,12 +280,12 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
 def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) -> None:
     queued = store.submit("train", {"cpu": True}, description='a "quoted" ✓ sweep', now=5.25)
     running = store.submit("continue", {}, package_path="/p/ü", memory_mb=3000, now=6.5)
-    store.mark_running(running.id, {1: 3000, 0: 3000}, pid=42, now=7.75)
+    start(store, running.id, {1: 3000, 0: 3000}, pid=42, now=7.75)
     store.set_progress(running.id, {"epoch": 2, "iter": 7, "steps_per_s": 31.5, "note": [1, 2]})
     analyzer = store.submit("analyze", {"scripts_dir": "/p/AnalyzeScripts"}, now=7.5)
-    store.mark_running(analyzer.id, {-1: 0}, kernel_id="k-1", now=7.6)
+    start(store, analyzer.id, {-1: 0}, kernel_id="k-1", now=7.6)
     failed = store.submit("train", {}, now=8.0)
-    store.mark_running(failed.id, {-1: 0}, now=8.5)
+    start(store, failed.id, {-1: 0}, now=8.5)
     store.finish(
         failed.id, TaskState.FAILED, exit_code=1, error="exit code 1: boom\nline 2", now=9.0
     )
@@ -283,7 +302,7 @@ def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) 
 def test_tasks_since_a_version_are_the_changed_and_the_running_ones(store: TaskStore) -> None:
     first, second, third = (store.submit("train", {"n": i}) for i in range(3))
     version, everything = store.tasks_json()
-    store.mark_running(first.id, {-1: 0})
+    start(store, first.id, {-1: 0})
     store.finish(second.id, TaskState.CANCELLED)
 
     later, changed = store.tasks_json(since=version)
@@ -305,6 +324,7 @@ def test_a_version_4_queue_gets_versions_and_answers_since(tmp_path: Path) -> No
         db.execute("DROP TRIGGER tasks_json_on_update")
         db.execute("DROP INDEX tasks_by_version")
         db.execute("ALTER TABLE tasks DROP COLUMN version")
+        db.execute("ALTER TABLE tasks DROP COLUMN owner")
         db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)

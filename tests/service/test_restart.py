@@ -86,6 +86,7 @@ def test_a_task_that_died_while_no_service_ran_is_failed_with_its_tail(tmp_path:
     pid = store.get(task.id).pid
     assert pid is not None
 
+    first.leadership.close()  # the service is down: it no longer schedules the queue
     processes.kill_group(pid, signal.SIGKILL)  # the OOM killer, say, while the service is down
     deadline = time.monotonic() + 30
     while processes.is_alive(pid, None):  # a zombie (ours is one until reaped below) is not alive

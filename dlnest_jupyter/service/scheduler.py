@@ -1,0 +1,206 @@
+"""One scheduler pass: notice tasks that ended, take over what a dead scheduler left, place and
+launch what fits. Split from `service.py`, which holds the verbs.
+
+Only the service holding the queue's lease (`leadership.py`) places, launches and reaps; every
+service still follows the analyzer kernels it owns. A task is claimed (queued -> starting, with
+its devices) in one store write before anything is launched: a claim that fails launches nothing,
+so even two schedulers racing by mistake start a task once. With a box ledger, the placement
+decision and the claims are made under the box's lock, counting other users' reservations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..core import box_ledger, processes
+from ..core.box_ledger import BoxLedger, OtherReservation
+from ..core.devices import CPU_ID
+from ..core.errors import TaskStateError
+from ..core.package import SavePackage
+from ..core.placement import Demand, plan_placements
+from ..core.tasks import TaskRecord, TaskState
+from .executor import Launch
+from .leadership import Leadership
+from .task_kinds import KINDS, Runner
+
+if TYPE_CHECKING:
+    from .service import DLNestService
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self, service: DLNestService, leadership: Leadership, box: BoxLedger | None = None
+    ) -> None:
+        self.service, self.store = service, service.store
+        self.leadership, self.box = leadership, box
+        # A queued task's demand never changes; parsing every spec on every pass made each
+        # submission cost O(queue) JSON parses.
+        self._demands: dict[int, Demand] = {}
+
+    def tick(self, now: float) -> list[TaskRecord]:
+        """One pass (the service holds its tick lock); returns the tasks launched."""
+        self._stop_ended_kernels()
+        leading = self.leadership.lead()
+        self._reap(leading)
+        if not leading:
+            return []
+        started = self._place(now)
+        self._publish()
+        return started
+
+    # -- noticing ends ----------------------------------------------------------------------
+    def _stop_ended_kernels(self) -> None:
+        """Shut our kernels whose tasks another service ended (a `del` sent to another server)."""
+        host = self.service.analyzers
+        if host is None:
+            return
+        for task in self.store.get_many(host.live_task_ids()):
+            if task.state.terminal:
+                host.stop(task)
+
+    def _reap(self, leading: bool) -> None:
+        for task in self.store.holding():
+            kernel = KINDS[task.kind].runner is Runner.KERNEL
+            mine = task.owner == self.leadership.id
+            # A kernel is followed by the service that started it while that one lives.
+            if kernel and not mine and self.leadership.owner_alive(task.owner):
+                continue
+            if not (leading or (kernel and mine)):
+                continue
+            if task.state is TaskState.STARTING:
+                if not mine and not self.leadership.owner_alive(task.owner):
+                    self._take_over(task)
+                continue
+            self._reap_one(task)
+
+    def _reap_one(self, task: TaskRecord) -> None:
+        service = self.service
+        executor = service.executor_for(task)
+        code = executor.exit_code(task)
+        if code is None:
+            return
+        error = None if code == 0 else executor.end_reason(task, code)
+        with contextlib.suppress(TaskStateError):  # deleted meanwhile: the delete said so
+            # The last progress the task reported stays on record.
+            self.store.set_progress(task.id, service.with_progress(task).progress)
+            self.store.finish(
+                task.id,
+                TaskState.SUCCEEDED if code == 0 else TaskState.FAILED,
+                exit_code=code,
+                error=error,
+                output_tail=service.tail(task),
+            )
+            service.log.write(
+                f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}")
+            )
+
+    def _take_over(self, task: TaskRecord) -> None:
+        """A task whose scheduler died while launching it: adopt its process, or queue it again."""
+        found = None
+        if KINDS[task.kind].runner is Runner.PROCESS and task.package_path is not None:
+            found = processes.find_task_leader(task.package_path)
+        with contextlib.suppress(TaskStateError):
+            if found is not None:
+                self.store.mark_running(task.id, found[0], found[1])
+                self.service.log.write(f"task {task.id} adopted (pid {found[0]})")
+            else:  # an analyzer's kernel died with its server; a process that never started
+                self.store.unclaim(task.id, "its scheduler ended before launching it")
+                self.service.log.write(f"task {task.id} queued again: its scheduler ended")
+
+    # -- placing ----------------------------------------------------------------------------
+    def _place(self, now: float) -> list[TaskRecord]:
+        queue = self.store.queued_ids()
+        if not queue:
+            return []
+        # Only tasks queued since the last pass are read in full: a submission's pass stays
+        # cheap however long the queue is.
+        known = self._demands
+        known.update(
+            (t.id, t.demand()) for t in self.store.get_many(i for i in queue if i not in known)
+        )
+        if len(known) != len(queue):  # some left the queue
+            self._demands = known = {i: known[i] for i in queue}
+        demands = [known[i] for i in queue]
+        with self._box_locked() as others:
+            placements = plan_placements(
+                demands,
+                self.service.device_source.snapshot(),
+                [t.reservation() for t in self.store.holding()],
+                self.store.settings(),
+                now,
+                others=[o.reservation() for o in others],
+            )
+            claimed = []
+            for placement in placements:
+                task = self.store.get(placement.task_id)
+                output_start = (
+                    SavePackage(Path(task.package_path)).output_size() if task.package_path else 0
+                )
+                mine = self.store.claim(
+                    task.id, placement.memory_mb_by_device, self.leadership.id, output_start, now
+                )
+                if mine is not None:  # else: deleted, or claimed by another scheduler
+                    claimed.append(mine)
+            if claimed:
+                self._publish()  # before the lock is let go: others must see these at once
+        return [started for task in claimed if (started := self._launch(task, now)) is not None]
+
+    def _launch(self, task: TaskRecord, now: float) -> TaskRecord | None:
+        service = self.service
+        executor = service.executor_for(task)
+        try:
+            launch = executor.start(task, task.devices)
+        except OSError as exc:
+            with contextlib.suppress(TaskStateError):
+                self.store.finish(
+                    task.id, TaskState.FAILED, error=f"could not start the task: {exc}"
+                )
+            return None
+        try:
+            running = self.store.mark_running(
+                task.id, launch.pid, launch.started, now=now, kernel_id=launch.kernel_id
+            )
+        except TaskStateError:  # deleted while it launched: the delete could not reach it
+            executor.stop(_launched(task, launch))
+            return None
+        devices = ", ".join("CPU" if d == CPU_ID else f"GPU {d}" for d in task.devices)
+        service.log.write(f"task {task.id} started on {devices} (pid {launch.pid})")
+        return running
+
+    # -- the box ledger ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _box_locked(self) -> Iterator[list[OtherReservation]]:
+        if self.box is None:
+            yield []
+            return
+        with self.box.locked() as others:
+            yield others
+
+    def _publish(self) -> None:
+        if self.box is None:
+            return
+        self.box.publish(
+            [
+                box_ledger.row(t.id, dict(t.reserved_mb), t.pid, t.pid_start_time)
+                for t in self.store.holding()
+                if t.owner == self.leadership.id or t.state is TaskState.RUNNING
+            ]
+        )
+
+    def others(self) -> list[OtherReservation]:
+        return self.box.others() if self.box is not None else []
+
+    def close(self) -> None:
+        """Step down. Our rows stay in the box ledger: the tasks they name keep running (and
+        keep their memory) until the next scheduler of this queue re-adopts them."""
+        self.leadership.close()
+
+
+def _launched(task: TaskRecord, launch: Launch) -> TaskRecord:
+    return task._replace(pid=launch.pid, pid_start_time=launch.started, kernel_id=launch.kernel_id)
