@@ -99,6 +99,13 @@ class HeadlessServer:
             process.terminate()
             process.wait(60)
 
+    def kill(self) -> None:
+        """SIGKILL the server, as the OOM killer would: no shutdown hook runs."""
+        process, self._process = self._process, None
+        assert process is not None, "the server is not running"
+        process.kill()
+        process.wait(60)
+
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])

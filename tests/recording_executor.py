@@ -8,8 +8,10 @@ no training process starts. A "started" task runs until `finish` (or `stop`) end
 from __future__ import annotations
 
 import itertools
+import subprocess
 import threading
 
+from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.tasks import TaskRecord
 from dlnest_jupyter.service.executor import Launch
 
@@ -47,3 +49,44 @@ class RecordingExecutor:
 
     def close(self) -> None:
         pass
+
+
+class SleepingExecutor(RecordingExecutor):
+    """Records launches like RecordingExecutor, but each task is a real `sleep` in a session of
+    its own: a live pid (with its start time) that other processes can see, and kill."""
+
+    def __init__(self, zygote: bool = False) -> None:
+        super().__init__(zygote)
+        self._sleepers: dict[int, subprocess.Popen[bytes]] = {}
+
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        with self._lock:
+            self.launches.append((task.id, device_ids))
+        sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        with self._lock:
+            self._sleepers[task.id] = sleeper
+        return Launch(sleeper.pid, processes.start_time(sleeper.pid))
+
+    def exit_code(self, task: TaskRecord) -> int | None:
+        with self._lock:
+            sleeper = self._sleepers.get(task.id)
+        if sleeper is None:
+            return super().exit_code(task)
+        code = sleeper.poll()
+        return None if code is None else (128 - code if code < 0 else code)
+
+    def stop(self, task: TaskRecord) -> None:
+        super().stop(task)
+        with self._lock:
+            sleeper = self._sleepers.get(task.id)
+        if sleeper is not None and sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+
+    def close(self) -> None:
+        with self._lock:
+            sleepers, self._sleepers = list(self._sleepers.values()), {}
+        for sleeper in sleepers:
+            if sleeper.poll() is None:
+                sleeper.kill()
+            sleeper.wait()

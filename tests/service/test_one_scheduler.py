@@ -1,0 +1,177 @@
+"""One scheduler per queue (the lease), claims before launches, and what a follower does."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlnest_jupyter.core.devices import FakeSource, InventorySnapshot
+from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.tasks import TaskKind, TaskRecord, TaskState
+from dlnest_jupyter.service.leadership import Leadership
+from dlnest_jupyter.service.service import DLNestService
+
+from ..projects import write_project
+from ..recording_executor import RecordingExecutor
+
+
+class CountingStore(TaskStore):
+    """The real store, counting how its claims went."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.claims: list[tuple[int, bool]] = []
+
+    def claim(self, task_id: int, *args: Any, **kwargs: Any) -> TaskRecord | None:
+        claimed = super().claim(task_id, *args, **kwargs)
+        self.claims.append((task_id, claimed is not None))
+        return claimed
+
+
+def service_on(database: Path, source: FakeSource | None = None) -> DLNestService:
+    """A service with its own connection to the queue, as another server would have."""
+    return DLNestService(
+        CountingStore(database), source or FakeSource((16384, 16384)), RecordingExecutor()
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "proj", epochs=1)
+
+
+def launched(*services: DLNestService) -> list[int]:
+    ids = []
+    for service in services:
+        assert isinstance(service.executor, RecordingExecutor)
+        ids += [task_id for task_id, _ in service.executor.launches]
+    return sorted(ids)
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_only_the_lease_holder_launches_and_a_follower_s_submission_wakes_it(
+    tmp_path: Path, config: Path
+) -> None:
+    database = tmp_path / "dlnest.sqlite"
+    leader, follower = service_on(database), service_on(database)
+    leader.tick()
+    leader.tick_interval_s = 3600  # only a write by another service can wake it now
+    leader.start()
+    try:
+        queued = follower.submit_train(config, cpu=True)
+
+        assert queued.state is TaskState.QUEUED  # the follower launches nothing itself
+        wait_until(lambda: follower.task(queued.id).state is TaskState.RUNNING)
+        assert launched(leader) == [queued.id] and launched(follower) == []
+        status = follower.scheduler_status()
+        assert status["leader"]["id"] == leader.leadership.id
+        assert status["this_service"]["leading"] is False
+        assert leader.scheduler_status()["this_service"]["leading"] is True
+    finally:
+        leader.stop()
+
+    # The leader stepped down: the follower's next pass takes the queue over.
+    second = follower.submit_train(config, cpu=True)
+    assert second.state is TaskState.RUNNING and launched(follower) == [second.id]
+    assert follower.scheduler_status()["leader"]["id"] == follower.leadership.id
+
+
+class _Barrier(FakeSource):
+    """Fake GPUs whose snapshot waits for the other scheduler: both plan from the same state."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        super().__init__((16384,))
+        self.barrier = barrier
+
+    def snapshot(self) -> InventorySnapshot:
+        self.barrier.wait(timeout=30)
+        return super().snapshot()
+
+
+class _Usurper(Leadership):
+    """A scheduler that believes it leads without the lease: two schedulers racing by mistake."""
+
+    def lead(self) -> bool:
+        self.presence.enter()
+        return True
+
+
+def test_two_schedulers_planning_the_same_tasks_at_once_start_each_once(
+    tmp_path: Path, config: Path
+) -> None:
+    database = tmp_path / "dlnest.sqlite"
+    queue = TaskStore(database)
+    ids = [queue.submit(TaskKind.TRAIN, {"cpu": True}).id for _ in range(20)]
+    barrier = threading.Barrier(2)
+    racers = [service_on(database, _Barrier(barrier)) for _ in range(2)]
+    for racer in racers:
+        racer.leadership = racer.scheduler.leadership = _Usurper(racer.store)
+
+    threads = [threading.Thread(target=racer.tick) for racer in racers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert launched(*racers) == ids  # every task once: a lost claim launched nothing
+    assert all(t.state is TaskState.RUNNING for t in racers[0].store.list_tasks())
+    claims = [claim for racer in racers for claim in racer.store.claims]  # type: ignore[attr-defined]
+    assert sorted(task_id for task_id, _ in claims) == sorted(ids * 2)  # both planned every task
+    assert sorted(task_id for task_id, won in claims if won) == ids
+
+
+def test_a_task_whose_claimant_died_before_launching_it_is_queued_again(
+    tmp_path: Path, config: Path
+) -> None:
+    service = service_on(tmp_path / "dlnest.sqlite")
+    task = service.store.submit(TaskKind.TRAIN, {"cpu": True}, package_path=str(tmp_path))
+    assert service.store.claim(task.id, {-1: 0}, owner="a-service-that-died") is not None
+
+    service.tick()  # the new leader finds it starting, its claimant gone, and no process
+
+    events = [state for _, state, _ in service.store.events(task.id)]
+    assert events == [
+        TaskState.QUEUED,
+        TaskState.STARTING,
+        TaskState.QUEUED,
+        TaskState.STARTING,
+        TaskState.RUNNING,
+    ]
+    assert launched(service) == [task.id]
+
+
+@pytest.fixture
+def two_services(tmp_path: Path) -> Iterator[tuple[DLNestService, DLNestService]]:
+    database = tmp_path / "dlnest.sqlite"
+    services = service_on(database), service_on(database)
+    yield services
+    for service in services:
+        service.stop()
+
+
+def test_a_delete_sent_to_a_follower_cancels_first_and_the_task_stays_cancelled(
+    two_services: tuple[DLNestService, DLNestService], config: Path
+) -> None:
+    leader, follower = two_services
+    task = leader.submit_train(config, cpu=True)
+    assert task.state is TaskState.RUNNING
+
+    cancelled = follower.delete(task.id)
+
+    assert cancelled.state is TaskState.CANCELLED
+    # Recorded first, then signalled: any service of the user may signal a training process.
+    assert follower.executor.stopped == [task.id]  # type: ignore[attr-defined]
+    leader.executor.finish(task.id, 143)  # type: ignore[attr-defined]  # it ends, by SIGTERM
+    leader.tick()
+    assert leader.task(task.id).state is TaskState.CANCELLED  # not "failed: killed by SIGTERM"
