@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import pwd
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,15 +154,15 @@ def _prepare_folder(folder: Path) -> None:
             os.close(fd)
             with contextlib.suppress(PermissionError):
                 os.chmod(lock, 0o644)
+        # A real write, not os.access: that one ignores what the process may do beyond its
+        # real uid, and can say no where a write would work.
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as error:
         raise ConfigError(
-            f"cannot use it as the box-wide GPU ledger: {error.strerror or error}",
+            f"cannot use it as the box-wide GPU ledger ({error.strerror or error}); it must be a "
+            "folder every user of the box may write, mode 1777",
             file=folder,
             key=BOX_LEDGER_ENV,
         ) from error
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(
-            "the box-wide GPU ledger folder is not writable by this user; make it mode 1777",
-            file=folder,
-            key=BOX_LEDGER_ENV,
-        )

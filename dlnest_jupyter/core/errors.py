@@ -106,23 +106,33 @@ def disk_full(error: BaseException | None) -> str | None:
     The chain matters: torch.save reports a failed write as a RuntimeError ("unexpected pos")
     whose context is the OSError that says why.
     """
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, DiskFullError):
-            return error.reason
-        if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
-            return _DISK_FULL_ERRNOS[error.errno]
-        error = error.__cause__ or error.__context__
+    for link in _chain(error):
+        if isinstance(link, DiskFullError):
+            return link.reason
+        if isinstance(link, OSError) and link.errno in _DISK_FULL_ERRNOS:
+            return _DISK_FULL_ERRNOS[link.errno]
     return None
 
 
 def as_disk_full(error: BaseException, path: Path | str, what: str = "") -> DiskFullError | None:
-    """`error` as a DiskFullError naming `path`, if it is one (`disk_full`); None otherwise."""
-    if isinstance(error, DiskFullError):
-        return error
+    """`error` as a DiskFullError naming `path`, if it is one (`disk_full`); None otherwise.
+
+    A DiskFullError anywhere in the chain is returned as it is: it names the file exactly (a
+    print that failed on the same full disk while reporting it must not hide which).
+    """
+    named = next((link for link in _chain(error) if isinstance(link, DiskFullError)), None)
+    if named is not None:
+        return named
     reason = disk_full(error)
     return DiskFullError(path, what, reason) if reason is not None else None
+
+
+def _chain(error: BaseException | None) -> list[BaseException]:
+    links: list[BaseException] = []
+    while error is not None and all(error is not seen for seen in links):
+        links.append(error)
+        error = error.__cause__ or error.__context__
+    return links
 
 
 class AnalysisScriptError(DLNestError):

@@ -17,12 +17,13 @@ Differences from DLNest, on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 import torch.distributed as dist
 
-from ..core.errors import DLNestError
+from ..core.errors import DiskFullError, DLNestError, disk_full
 from .checkpoint_io import CheckpointWriter
 from .devices import move_to_device
 from .lifecycle import SKIP
@@ -58,7 +59,9 @@ class TrainingLoop:
                 self.writer.wait()
         except BaseException as exc:
             error = exc
-            self._wait_for_writer_quietly()
+            pending = self._wait_for_writer_quietly()
+            if isinstance(pending, DiskFullError) and disk_full(exc):
+                error = pending  # the same full disk, but this one names the checkpoint
             life_cycle.trainAborting(exc)
         life_cycle.AAll()
         return error
@@ -200,13 +203,17 @@ class TrainingLoop:
             "_time": round(time.time(), 3),
         }
 
-    def _wait_for_writer_quietly(self) -> None:
+    def _wait_for_writer_quietly(self) -> DLNestError | None:
+        """Let a checkpoint write in flight end; returns (and shows) how it failed, if it did."""
         if self.writer is None:
-            return
+            return None
         try:
             self.writer.wait()
         except DLNestError as exc:
-            print(f"dlnest: {exc}")
+            with contextlib.suppress(OSError):  # its disk may be the full one
+                print(f"dlnest: {exc}")
+            return exc
+        return None
 
 
 def _require(built: object, stage: str) -> None:

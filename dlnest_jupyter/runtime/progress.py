@@ -53,6 +53,12 @@ class ProgressFile:
             "steps_per_epoch": self.steps_per_epoch,
         }
         temp = self.path.with_name(f".{PROGRESS_FILE}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(record))
-        os.replace(temp, self.path)
+        try:
+            temp.write_text(json.dumps(record))
+            os.replace(temp, self.path)
+        except OSError:
+            # Progress is only shown, never needed: a full disk must not end a run here, but at
+            # its next checkpoint, whose error says which file and which checkpoint still loads.
+            temp.unlink(missing_ok=True)
+            return
         self._last_write, self._steps_since = now, 0

@@ -81,12 +81,13 @@ def train(session: Session, request: TrainRequest) -> int:
                 error=_one_line(error),
                 head=package.state().head,
             )
-        except OSError as exc:  # the disk filled up after training ended: the run still stands
-            full = as_disk_full(exc, package.path, "recording how the run ended")
-            if full is None:
+        except OSError as exc:  # the disk filled up (during the run, or since it ended)
+            late = as_disk_full(exc, package.path, "recording how the run ended")
+            if late is None:
                 raise
+            if full is None:  # else the line above already said which file did not fit
+                _say_last(f"dlnest: error: {late}")
             exit_code = EXIT_DISK_FULL
-            _say_last(f"dlnest: error: {full}")
     return exit_code
 
 
@@ -107,7 +108,8 @@ def _run_loop(session: Session, writer: CheckpointWriter, launch: int) -> BaseEx
     try:
         return loop.run()
     except BaseException as exc:  # the life cycle's own AAll or trainAborting failed
-        traceback.print_exception(exc)
+        with contextlib.suppress(OSError):  # the output's disk may be the one that is full
+            traceback.print_exception(exc)
         return exc
 
 

@@ -13,7 +13,7 @@ from dlnest_jupyter.core.package import SavePackage
 from ..conftest import REPO, trained_package
 from ..headless import HeadlessServer
 from ..projects import write_project
-from .test_server_restart import _analyzer_ready, _ended, wait_until
+from .test_server_restart import _analyzer_ready, wait_until
 
 TASKS = 50
 
