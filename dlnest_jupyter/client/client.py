@@ -141,6 +141,10 @@ class Client:
     def devices(self) -> list[dict[str, Any]]:
         return self._list("devices", "devices")
 
+    def scheduler(self) -> dict[str, Any]:
+        """Which service schedules the queue (`leader`), and this one (`this_service`)."""
+        return self._get("GET", "scheduler", "scheduler")
+
     def settings(self) -> dict[str, Any]:
         return self.call("GET", "settings")
 
@@ -196,3 +200,13 @@ class Client:
 
     def _list(self, target: str, key: str) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self.call("GET", target)[key])
+
+
+def scheduled_by(scheduler: dict[str, Any]) -> str:
+    """Who places this queue's tasks (several servers may share one queue), in a sentence."""
+    leader, this = scheduler.get("leader"), scheduler["this_service"]
+    if this["leading"]:
+        return f"this queue is scheduled here, by the {this['label']}"
+    if leader is None:
+        return "no service schedules this queue right now; the next one to look takes it over"
+    return f"this queue is scheduled by the {leader['label']}; tasks sent here join its queue"

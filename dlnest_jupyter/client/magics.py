@@ -40,7 +40,7 @@ from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 from ..service.task_kinds import runs_in_kernel
 from .analyzer_commands import AnalyzerCommands
 from .arguments import ArgumentParser, absolute_path, placement_parser, task_id_argument
-from .client import Client
+from .client import Client, scheduled_by
 from .discovery import find_client
 
 _WATCH_POLL_S = 0.5
@@ -193,15 +193,21 @@ class DLNestMagics(AnalyzerCommands, Magics):
         _show(Table(["id", "kind", "state", "devices", "progress", "description", "error"], rows))
 
     def _devices(self, argv: list[str]) -> None:
+        devices = self.client.devices()
         rows = [
             (
                 d["id"], d["name"], "yes" if d["enabled"] else "no",
                 f"{d['memory_used_mb']} / {d['memory_reserved_mb']} / {d['memory_total_mb']}" if d["kind"] == "gpu" else "",
                 ", ".join(map(str, d["task_ids"])),
+                _by_other_users(d),
             )
-            for d in self.client.devices()
+            for d in devices
         ]  # fmt: skip
-        _show(Table(["id", "name", "enabled", "MiB used / reserved / total", "tasks"], rows))
+        headers = ["id", "name", "enabled", "MiB used / reserved / total", "tasks"]
+        if any(row[-1] for row in rows):  # a box ledger shows other users' reservations
+            headers.append("reserved by other users")
+        _show(Table(headers, [row[: len(headers)] for row in rows]))
+        print(f"dlnest: {scheduled_by(self.client.scheduler())}")
 
     def _change_devices(self, argv: list[str]) -> None:
         parser = ArgumentParser(prog="changeDevices")
@@ -285,6 +291,11 @@ class DLNestMagics(AnalyzerCommands, Magics):
 
 def _show(shown: Any) -> None:
     display(shown)  # type: ignore[no-untyped-call]
+
+
+def _by_other_users(device: dict[str, Any]) -> str:
+    mb = device.get("memory_reserved_by_others_mb") or 0
+    return f"{mb} MiB ({', '.join(device.get('other_users') or [])})" if mb else ""
 
 
 def _devices(ids: Sequence[int]) -> str:

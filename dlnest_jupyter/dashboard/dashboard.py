@@ -137,6 +137,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         self._refreshed = True
         if not self.settings_panel.loaded:  # the user's own form after that
             self.settings_panel.update(self.client.settings())
+        if self.showing("Settings"):
+            self.settings_panel.show_scheduler(self.client.scheduler())
 
     def _refresh_checkpoints(self) -> None:
         task_id = self.queue_panel.task_id

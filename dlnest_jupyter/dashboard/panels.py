@@ -262,7 +262,8 @@ class SettingsPanel:
         self.max_tasks = widgets.BoundedIntText(min=1, max=1_000_000, description="tasks per card")
         self.delay = widgets.BoundedFloatText(min=0, max=86_400, description="launch delay s")
         self.apply = widgets.Button(description="Apply", icon="check")
-        self.widget = widgets.VBox([self.max_tasks, self.delay, self.apply])
+        self.scheduler = widgets.HTML()
+        self.widget = widgets.VBox([self.max_tasks, self.delay, self.apply, self.scheduler])
         self._client, self.loaded = client, False
         self.apply.on_click(lambda _: submit(self._apply))
 
@@ -271,6 +272,9 @@ class SettingsPanel:
             self.max_tasks.value = settings["max_tasks_per_device"]
             self.delay.value = settings["launch_delay_s"]
             self.loaded = True
+
+    def show_scheduler(self, scheduler: Mapping[str, Any]) -> None:
+        set_value(self.scheduler, vm.scheduler_html(scheduler))
 
     def _apply(self) -> str:
         changed = self._client.update_settings(

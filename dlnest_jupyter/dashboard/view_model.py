@@ -14,11 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..client.client import scheduled_by
 from ..core.devices import CPU_ID
 from ..core.tasks import TaskState
 
 STATE_COLOURS = {
     TaskState.QUEUED: "#6c757d",
+    TaskState.STARTING: "#6ea8fe",
     TaskState.RUNNING: "#0d6efd",
     TaskState.SUCCEEDED: "#198754",
     TaskState.FAILED: "#dc3545",
@@ -171,7 +173,8 @@ def queue_html(
 
 
 def device_bar_html(device: Mapping[str, Any]) -> str:
-    """One card: memory used by others, reserved by our tasks and free, as one stacked bar."""
+    """One card as one stacked bar: memory used by other processes, reserved by other users'
+    schedulers (with a box ledger), reserved by our tasks, and free."""
     name = html.escape(
         f"{'GPU ' + str(device['id']) if device['kind'] == 'gpu' else 'CPU'}: {device['name']}"
     )
@@ -180,25 +183,37 @@ def device_bar_html(device: Mapping[str, Any]) -> str:
     if device["kind"] != "gpu":
         return f"<div style='font-size:12px'>{name}{enabled}; tasks: {html.escape(holders)}</div>"
     total = max(1, device["memory_total_mb"] or 1)
-    reserved, free = (
+    reserved, theirs, free = (
         device.get("memory_reserved_mb") or 0,
+        device.get("memory_reserved_by_others_mb") or 0,
         max(0, device.get("memory_free_mb") or 0),
     )
-    others = max(0, total - reserved - free)
+    others = max(0, total - reserved - theirs - free)
+    users = ", ".join(device.get("other_users") or [])
     parts = "".join(
         f'<div title="{label}: {mb} MiB" style="width:{100 * mb / total:.2f}%;background:{colour}"></div>'
         for label, mb, colour in (
-            ("used by others", others, "#fd7e14"),
+            ("used by other processes", others, "#fd7e14"),
+            (html.escape(f"reserved by other users ({users})"), theirs, "#6f42c1"),
             ("reserved by our tasks", reserved, "#0d6efd"),
             ("free", free, "#d1e7dd"),
         )
     )
     utilization = device.get("utilization_pct")
     util = f", {utilization}% busy" if utilization is not None else ""
+    by_users = f" / {theirs} reserved by {html.escape(users)}" if theirs else ""
     return (
-        f"<div style='font-size:12px'>{name}{enabled}: {others} others / {reserved} reserved / "
-        f"{free} free of {total} MiB{util}; tasks: {html.escape(holders)}</div>"
+        f"<div style='font-size:12px'>{name}{enabled}: {others} others{by_users} / {reserved} "
+        f"reserved / {free} free of {total} MiB{util}; tasks: {html.escape(holders)}</div>"
         f'<div style="display:flex;width:360px;height:12px;border:1px solid #ccc">{parts}</div>'
+    )
+
+
+def scheduler_html(scheduler: Mapping[str, Any]) -> str:
+    """Which service places this queue's tasks (several Jupyter servers may share one queue)."""
+    text = scheduled_by(dict(scheduler))
+    return (
+        f"<div style='font-size:12px;color:#555'>{html.escape(text[0].upper() + text[1:])}.</div>"
     )
 
 
