@@ -48,6 +48,11 @@ class Lease:
         if fd is not None:
             os.close(fd)  # closing the last descriptor of the description drops the lock
 
+    def __del__(self) -> None:
+        # A holder dropped without `release` (a service never stopped) lets go when collected,
+        # as a dead process does, rather than keeping its queue unscheduled for this process's life.
+        self.release()
+
 
 class Presence:
     """A service's sign of life: `<folder>/<id>.lock`, locked for as long as the service lives."""

@@ -232,7 +232,11 @@ def _eligible(device: int, ledger: _Ledger, settings: Settings, now: float) -> b
         settings.enabled(device)
         and device not in ledger.held
         and ledger.tasks.get(device, 0) < settings.max_tasks_per_device
-        and now - ledger.last_launch_at.get(device, float("-inf")) >= settings.launch_delay_s
+        # No delay means no wait, even for a launch stamped after `now` by another scheduler.
+        and (
+            settings.launch_delay_s <= 0
+            or now - ledger.last_launch_at.get(device, float("-inf")) >= settings.launch_delay_s
+        )
     )
 
 

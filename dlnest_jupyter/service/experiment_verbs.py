@@ -92,8 +92,14 @@ class ExperimentVerbs:
         if task.state is not TaskState.RUNNING or host is None:
             raise NotAnAnalyzerError(f"analyzer {task_id} is {task.state.value}, not loaded")
         state = host.state(task_id)
+        if state is None:  # several servers share the queue; the kernel is another's
+            raise NotAnAnalyzerError(
+                f"analyzer {task_id} is not running here: its kernel belongs to another Jupyter"
+                " server on this queue (the one that schedules it, see GET scheduler); send its"
+                " experiments there"
+            )
         if state not in (AnalyzerState.LOADING, AnalyzerState.READY):
-            raise NotAnAnalyzerError(f"analyzer {task_id} is {state or 'not running here'}")
+            raise NotAnAnalyzerError(f"analyzer {task_id} is {state}")
         return host, task
 
 
