@@ -134,11 +134,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
                 offset = self.metrics_panel.offsets.get(task_id, 0)
                 self.metrics_panel.add_rows(task_id, self.client.metrics(task_id, offset))
             self.metrics_panel.draw()
+        if self.showing("Settings"):
+            self.settings_panel.show_scheduler(self.client.scheduler())
         self._refreshed = True
         if not self.settings_panel.loaded:  # the user's own form after that
             self.settings_panel.update(self.client.settings())
-        if self.showing("Settings"):
-            self.settings_panel.show_scheduler(self.client.scheduler())
 
     def _refresh_checkpoints(self) -> None:
         task_id = self.queue_panel.task_id

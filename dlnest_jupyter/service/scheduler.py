@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from .service import DLNestService
 
 log = logging.getLogger(__name__)
+# A process forked for a task is found by its session and folder, or by the launch record it
+# writes; between the fork and its setsid (microseconds, or an exec on the plain path) it is
+# neither. A task its dead claimant may have been forking is queued again only after this long.
+LAUNCH_GRACE_S = 10.0
 
 
 class Scheduler:
@@ -47,7 +51,7 @@ class Scheduler:
         """One pass (the service holds its tick lock); returns the tasks launched."""
         self._stop_ended_kernels()
         leading = self.leadership.lead()
-        self._reap(leading)
+        self._reap(leading, now)
         if not leading:
             return []
         started = self._place(now)
@@ -64,7 +68,7 @@ class Scheduler:
             if task.state.terminal:
                 host.stop(task)
 
-    def _reap(self, leading: bool) -> None:
+    def _reap(self, leading: bool, now: float) -> None:
         for task in self.store.holding():
             kernel = KINDS[task.kind].runner is Runner.KERNEL
             mine = task.owner == self.leadership.id
@@ -75,7 +79,7 @@ class Scheduler:
                 continue
             if task.state is TaskState.STARTING:
                 if not mine and not self.leadership.owner_alive(task.owner):
-                    self._take_over(task)
+                    self._take_over(task, now)
                 continue
             self._reap_one(task)
 
@@ -100,18 +104,40 @@ class Scheduler:
                 f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}")
             )
 
-    def _take_over(self, task: TaskRecord) -> None:
-        """A task whose scheduler died while launching it: adopt its process, or queue it again."""
-        found = None
-        if KINDS[task.kind].runner is Runner.PROCESS and task.package_path is not None:
-            found = processes.find_task_leader(task.package_path)
+    def _take_over(self, task: TaskRecord, now: float) -> None:
+        """A task whose scheduler died while launching it: adopt what it launched, or queue it
+        again once it is clear that nothing was launched."""
+        claimed_at = max(
+            (at for at, state, _ in self.store.events(task.id) if state is TaskState.STARTING),
+            default=0.0,
+        )
+        adopted = self._launched_by_the_dead(task, claimed_at)
         with contextlib.suppress(TaskStateError):
-            if found is not None:
-                self.store.mark_running(task.id, found[0], found[1])
-                self.service.log.write(f"task {task.id} adopted (pid {found[0]})")
-            else:  # an analyzer's kernel died with its server; a process that never started
+            if adopted is not None:
+                self.store.mark_running(task.id, *adopted)
+                self.service.log.write(f"task {task.id} adopted (pid {adopted[0]})")
+            elif now - claimed_at >= LAUNCH_GRACE_S:
                 self.store.unclaim(task.id, "its scheduler ended before launching it")
                 self.service.log.write(f"task {task.id} queued again: its scheduler ended")
+
+    def _launched_by_the_dead(
+        self, task: TaskRecord, claimed_at: float
+    ) -> tuple[int, float | None] | None:
+        """(pid, start time) of the process launched for `task` by a dead scheduler, if any:
+        running (its session leader in the package), or already ended (its launch record)."""
+        if KINDS[task.kind].runner is not Runner.PROCESS or task.package_path is None:
+            return None  # an analyzer's kernel died with the server that started it
+        found = processes.find_task_leader(task.package_path)
+        if found is not None:
+            return found
+        try:
+            launches = SavePackage(Path(task.package_path)).launches()
+        except Exception:  # unreadable: as if there were none
+            return None
+        for launch in reversed(launches):
+            if isinstance(launch.get("pid"), int) and launch.get("started_at", 0) >= claimed_at:
+                return launch["pid"], None  # it ran (and likely ended): reaping reads its record
+        return None
 
     # -- placing ----------------------------------------------------------------------------
     def _place(self, now: float) -> list[TaskRecord]:

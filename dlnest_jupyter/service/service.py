@@ -3,9 +3,11 @@
 The same object serves the Jupyter server extension and embedded mode: in both, `start()` runs
 `tick()` on a thread of its own. `tick()` is the whole scheduler (`scheduler.py`): notice tasks
 that ended, then place and start what fits, in whichever service on the queue holds its lease
-(`leadership.py`); the others serve the same verbs and wake the leader through the store. Requests reach these verbs through the API dispatcher (`api.py`),
-which has checked their fields; what differs between task kinds is the table in `task_kinds.py`. Nothing here imports torch or user code; a submission is
-checked by reading configs and parsing code, and user code first runs in the task's process.
+(`leadership.py`); the others serve the same verbs and wake the leader through the store.
+Requests reach these verbs through the API dispatcher (`api.py`), which has checked their
+fields; what differs between task kinds is the table in `task_kinds.py`. Nothing here imports
+torch or user code; a submission is checked by reading configs and parsing code, and user code
+first runs in the task's process.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ write a task's progress, output and metrics into its package and watch the widge
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from dlnest_jupyter.client.client import Client, ClientError, InProcessTransport
+from dlnest_jupyter.core.box_ledger import BoxLedger
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.dashboard import Dashboard
@@ -22,7 +25,7 @@ from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import write_project
-from ..recording_executor import RecordingExecutor
+from ..recording_executor import RecordingExecutor, SleepingExecutor
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -291,3 +294,35 @@ def test_without_gpus_the_gpu_tab_says_so_and_the_cpu_row_works(tmp_path: Path) 
         board.close()
     finally:
         service.stop()
+
+
+def test_gpu_bars_show_other_users_reservations_and_settings_say_who_schedules(
+    tmp_path: Path, config: Path
+) -> None:
+    box = tmp_path / "box"
+    services = [
+        DLNestService(
+            TaskStore(tmp_path / f"{name}.sqlite"),
+            FakeSource((16384,)),
+            SleepingExecutor(),
+            box=BoxLedger(box, tmp_path / f"{name}.sqlite"),
+        )
+        for name in ("mine", "theirs")
+    ]
+    mine, theirs = (Client(InProcessTransport(Api(s, tmp_path, [tmp_path]))) for s in services)
+    try:
+        submit(theirs, config, memory_mb=6000)  # another scheduler of this box (another user's)
+        submit(mine, config, memory_mb=4000)
+        board = Dashboard(mine, start=False)
+        bar = board.devices_panel._rows[0][0].value
+        user = pwd.getpwuid(os.getuid()).pw_name
+
+        assert f"0 others / 6000 reserved by {user} / 4000 reserved / 6384 free" in bar
+        assert f"reserved by other users ({user}): 6000 MiB" in bar
+        assert "This queue is scheduled here, by the in-process scheduler of process" in (
+            board.settings_panel.scheduler.value
+        )
+        board.close()
+    finally:
+        for service in services:
+            service.stop()

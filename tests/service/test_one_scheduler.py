@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +16,12 @@ import pytest
 from dlnest_jupyter.core.devices import FakeSource, InventorySnapshot
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskKind, TaskRecord, TaskState
+from dlnest_jupyter.service.executor import LocalExecutor
 from dlnest_jupyter.service.leadership import Leadership
+from dlnest_jupyter.service.scheduler import LAUNCH_GRACE_S
 from dlnest_jupyter.service.service import DLNestService
 
+from ..conftest import new_package
 from ..projects import write_project
 from ..recording_executor import RecordingExecutor
 
@@ -136,9 +142,12 @@ def test_a_task_whose_claimant_died_before_launching_it_is_queued_again(
 ) -> None:
     service = service_on(tmp_path / "dlnest.sqlite")
     task = service.store.submit(TaskKind.TRAIN, {"cpu": True}, package_path=str(tmp_path))
-    assert service.store.claim(task.id, {-1: 0}, owner="a-service-that-died") is not None
+    claimed_at = time.time()
+    assert service.store.claim(task.id, {-1: 0}, "a-service-that-died", now=claimed_at)
 
-    service.tick()  # the new leader finds it starting, its claimant gone, and no process
+    service.tick(now=claimed_at + 1)  # it may still be forking what it launched: wait
+    assert service.store.get(task.id).state is TaskState.STARTING and launched(service) == []
+    service.tick(now=claimed_at + LAUNCH_GRACE_S)  # no process, no launch record: nothing ran
 
     events = [state for _, state, _ in service.store.events(task.id)]
     assert events == [
@@ -175,3 +184,28 @@ def test_a_delete_sent_to_a_follower_cancels_first_and_the_task_stays_cancelled(
     leader.executor.finish(task.id, 143)  # type: ignore[attr-defined]  # it ends, by SIGTERM
     leader.tick()
     assert leader.task(task.id).state is TaskState.CANCELLED  # not "failed: killed by SIGTERM"
+
+
+@pytest.mark.slow
+def test_a_task_its_dead_claimant_launched_and_that_ended_meanwhile_is_adopted_not_rerun(
+    tmp_path: Path, config: Path
+) -> None:
+    package = new_package(config)
+    service = DLNestService(TaskStore(tmp_path / "dlnest.sqlite"), FakeSource(()), LocalExecutor())
+    task = service.store.submit(TaskKind.TRAIN, {"cpu": True}, package_path=str(package.path))
+    assert service.store.claim(task.id, {-1: 0}, "a-service-that-died", now=time.time())
+    # What the dead scheduler launched ran to its end before anyone looked.
+    request = {"package_path": str(package.path), "kind": "train", "device_ids": [-1]}
+    finished = subprocess.run(
+        [sys.executable, "-m", "dlnest_jupyter.runtime.task_entry", json.dumps(request)],
+        cwd=package.path,
+        capture_output=True,
+    )
+    assert finished.returncode == 0, finished.stderr
+
+    service.tick()  # adopted from its launch record...
+    service.tick()  # ...and reaped: its recorded exit status, not a second run
+
+    done = service.store.get(task.id)
+    assert (done.state, done.exit_code) == (TaskState.SUCCEEDED, 0)
+    assert len(package.launches()) == 1
