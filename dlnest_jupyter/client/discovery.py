@@ -48,6 +48,7 @@ def embedded_client() -> Client:
         from ..service.factory import build_service
 
         service = build_service(analyzers=True)
+        service.tick()  # takes the queue's lease now if no server holds it: the first words say who
         service.start()
         _embedded = Client(InProcessTransport(Api(service, Path.cwd(), [Path("/")])))
     return _embedded

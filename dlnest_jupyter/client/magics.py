@@ -100,6 +100,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
             if self._client.in_process:
                 print(
                     f"dlnest: no Jupyter server with dlnest found; using {self._client.description}"
+                    f" ({scheduled_by(self._client.scheduler())})"
                 )
         return self._client
 
