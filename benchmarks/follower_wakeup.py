@@ -84,7 +84,9 @@ def main() -> None:
         time.sleep(1)
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         time.sleep(5)
-        idle_ms_per_s = 1000 * (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
+        idle_ms_per_s = (
+            1000 * (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
+        )
         for service in (leader, follower):
             service.stop()
     value, baseline = statistics.median(follower_s), statistics.median(leader_s)
