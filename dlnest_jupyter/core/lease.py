@@ -82,6 +82,12 @@ class Presence:
                 self._lease.path.unlink()
         self._lease.release()
 
+    def sweep(self) -> None:
+        """Remove the files of services that died without leaving (SIGKILL, a power cut)."""
+        for path in self.folder.glob("*.lock"):
+            if path.stem != self.id:
+                is_present(self.folder, path.stem)
+
     def is_alive(self, service_id: str) -> bool:
         """Whether the service `service_id` (of this folder) is alive; ours always is."""
         if service_id == self.id:

@@ -243,14 +243,18 @@ class AnalyzerHost:
         client = analyzer.client
         try:
             if client is None:
-                client = self.kernel_manager.get_kernel(analyzer.kernel_id).client()
+                # Kept on the analyzer at once: a `del` during the load must close it too.
+                client = analyzer.client = self.kernel_manager.get_kernel(
+                    analyzer.kernel_id
+                ).client()
                 client.start_channels()
             await client.wait_for_ready(timeout=LOAD_TIMEOUT_S)
             status = await _user_expression(client, STATUS_EXPRESSION)
         except Exception as error:  # the kernel died while loading, or never answered
             status = {"ok": False, "error": f"the analyzer kernel did not start: {error!r}"}
-        analyzer.client = client
         with self._lock:
+            if analyzer.state is AnalyzerState.ENDED:  # shut down while it loaded: stay so
+                return
             waiting, analyzer.waiting = analyzer.waiting, []
             if status.get("ok"):
                 analyzer.state, analyzer.loads = AnalyzerState.READY, analyzer.loads + 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ class Leadership:
         self._lease = Lease(Path(f"{store.path}.scheduler"))
         self.presence = Presence(Path(f"{store.path}.services"))
         self.since: float | None = None
+        # The scheduler thread tries for the lease outside the service's tick lock; two threads
+        # trying at once would each open the file, and the loser would think another service leads.
+        self._lock = threading.Lock()
 
     @property
     def id(self) -> str:
@@ -46,11 +50,15 @@ class Leadership:
         """Take the lease if it is free; True while this service schedules the queue."""
         if self._lease.held:
             return True
-        self.presence.enter()
-        if not self._lease.try_acquire():
-            return False
-        self.since = time.time()
-        self.store.set_leader(self._record())
+        with self._lock:
+            if self._lease.held:
+                return True
+            self.presence.enter()
+            if not self._lease.try_acquire():
+                return False
+            self.since = time.time()
+            self.store.set_leader(self._record())
+            self.presence.sweep()
         log.info("dlnest: %s schedules the queue %s now", self.label, self.store.path)
         return True
 
@@ -71,16 +79,17 @@ class Leadership:
 
     def close(self) -> None:
         """Step down: another service takes the lease at its next try."""
-        if self._lease.held:
-            leader = self.store.leader()
-            if leader is not None and leader.get("id") == self.id:
-                try:
-                    self.store.set_leader(None)
-                except Exception:  # a full queue disk must not keep us from stepping down
-                    log.exception("dlnest: could not clear the scheduler record")
-            self._lease.release()
-            self.since = None
-        self.presence.leave()
+        with self._lock:
+            if self._lease.held:
+                leader = self.store.leader()
+                if leader is not None and leader.get("id") == self.id:
+                    try:
+                        self.store.set_leader(None)
+                    except Exception:  # a full queue disk must not keep us from stepping down
+                        log.exception("dlnest: could not clear the scheduler record")
+                self._lease.release()
+                self.since = None
+            self.presence.leave()
 
     def _record(self) -> dict[str, Any]:
         return {

@@ -363,8 +363,10 @@ class DLNestService:
         leader, which sees the write within a poll.
         """
         started = self.tick()
-        # With its live progress, as GET would show it: an analyzer's reply says it is loading.
-        return self.with_progress(next((t for t in started if t.id == task.id), task))
+        # As GET would show it now, live progress included (an analyzer's reply says it is
+        # loading), even when the scheduler thread's own pass launched it first.
+        now = next((t for t in started if t.id == task.id), None) or self.store.get(task.id)
+        return self.with_progress(now)
 
     def _admit(self, memory_mb: int | None, placement: dict[str, Any]) -> None:
         demand = Demand(task_id=0, memory_mb=memory_mb, **placement)

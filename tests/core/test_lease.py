@@ -61,3 +61,6 @@ def test_presence_says_who_is_alive(tmp_path: Path) -> None:
     other.leave()
     assert not alive.is_alive(other.id)
     assert alive.is_alive(alive.id)
+    (tmp_path / "killed-long-ago.lock").touch()  # a service that died without leaving
+    alive.sweep()
+    assert sorted(p.name for p in tmp_path.glob("*.lock")) == [f"{alive.id}.lock"]
