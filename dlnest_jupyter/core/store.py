@@ -149,7 +149,7 @@ class TaskStore:
 
     def holding(self) -> list[TaskRecord]:
         """The tasks that hold devices: starting (claimed, being launched) and running ones."""
-        return self.list_tasks([TaskState.STARTING, TaskState.RUNNING])
+        return self.list_tasks(_HOLDING)
 
     def claim(
         self,
@@ -334,6 +334,7 @@ _COLUMNS = (
     " owner"
 )
 _STATES = {state.value: state for state in TaskState}
+_HOLDING = [state for state in TaskState if state.holds_devices]
 _KINDS = {kind.value: kind for kind in TaskKind}
 _TASK_JSON_QUERY = "SELECT id, state, json FROM tasks ORDER BY id"
 _CHANGED_JSON_QUERY = (

@@ -69,7 +69,11 @@ def train(session: Session, request: TrainRequest) -> int:
         else:
             error = _run_loop(session, open_writer(session), launch)
         exit_code = _exit_code(error)
-        full = as_disk_full(error, package.path, "while training") if error else None
+        full = (  # a deletion or Ctrl+C keeps its own code, whatever it interrupted
+            as_disk_full(error, package.path, "while training")
+            if error is not None and exit_code == EXIT_FAILED
+            else None
+        )
         if full is not None:
             exit_code, error = EXIT_DISK_FULL, full
             _say_last(f"dlnest: error: {full}")
