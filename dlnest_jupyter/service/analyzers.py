@@ -243,18 +243,24 @@ class AnalyzerHost:
         client = analyzer.client
         try:
             if client is None:
-                # Kept on the analyzer at once: a `del` during the load must close it too.
-                client = analyzer.client = self.kernel_manager.get_kernel(
-                    analyzer.kernel_id
-                ).client()
+                client = self.kernel_manager.get_kernel(analyzer.kernel_id).client()
                 client.start_channels()
             await client.wait_for_ready(timeout=LOAD_TIMEOUT_S)
             status = await _user_expression(client, STATUS_EXPRESSION)
         except Exception as error:  # the kernel died while loading, or never answered
             status = {"ok": False, "error": f"the analyzer kernel did not start: {error!r}"}
         with self._lock:
-            if analyzer.state is AnalyzerState.ENDED:  # shut down while it loaded: stay so
-                return
+            # Shut down while it loaded (a `del`): it stays ended, and the client made here,
+            # which the shutdown could not see, is closed here. (Closing it under the awaits
+            # above makes jupyter_client open a new heartbeat channel.)
+            ended = analyzer.state is AnalyzerState.ENDED
+            if not ended:
+                analyzer.client = client
+        if ended:
+            if client is not None and client is not analyzer.client:
+                client.stop_channels()
+            return
+        with self._lock:
             waiting, analyzer.waiting = analyzer.waiting, []
             if status.get("ok"):
                 analyzer.state, analyzer.loads = AnalyzerState.READY, analyzer.loads + 1
