@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core import box_ledger, processes
 from ..core.box_ledger import BoxLedger, OtherReservation
@@ -46,10 +46,12 @@ class Scheduler:
         # A queued task's demand never changes; parsing every spec on every pass made each
         # submission cost O(queue) JSON parses.
         self._demands: dict[int, Demand] = {}
+        self._recorded: dict[int, dict[str, Any]] = {}  # analyzer progress last stored, by task
 
     def tick(self, now: float) -> list[TaskRecord]:
         """One pass (the service holds its tick lock); returns the tasks launched."""
         self._stop_ended_kernels()
+        self._record_kernel_progress()
         leading = self.leadership.lead()
         self._reap(leading, now)
         if not leading:
@@ -67,6 +69,18 @@ class Scheduler:
         for task in self.store.get_many(host.live_task_ids()):
             if task.state.terminal:
                 host.stop(task)
+
+    def _record_kernel_progress(self) -> None:
+        """Our analyzers' state (loading, ready...) into the store, for the other servers on the
+        queue: their REST replies and dashboards show what ours do, a pass later."""
+        host = self.service.analyzers
+        if host is None:
+            return
+        for task_id in host.live_task_ids():
+            progress = host.progress(task_id)
+            if progress and progress != self._recorded.get(task_id):
+                self.store.set_progress(task_id, progress)
+                self._recorded[task_id] = progress
 
     def _reap(self, leading: bool, now: float) -> None:
         for task in self.store.holding():

@@ -395,7 +395,8 @@ class DLNestService:
             return task
         if not self._writes_output(task):  # an analyzer reports its own progress
             progress = self.analyzers.progress(task.id) if self.analyzers is not None else {}
-            return task._replace(progress=progress)
+            # Another server's kernel: what its owner last recorded (Scheduler tick).
+            return task._replace(progress=progress or task.progress)
         return task._replace(progress=SavePackage(Path(task.package_path)).progress())
 
     def tail(self, task: TaskRecord) -> str | None:

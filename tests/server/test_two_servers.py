@@ -46,6 +46,7 @@ def test_two_servers_on_one_queue_launch_every_task_once_and_survive_the_leader_
         body = {"kind": "analyze", "record_path": str(package), "memory_mb": 6000}
         analyzer = first.call("POST", "dlnest/api/tasks", body)["task"]
         wait_until(lambda: _analyzer_ready(first, analyzer["id"]))
+        wait_until(lambda: _analyzer_ready(second, analyzer["id"]))  # B shows what A recorded
 
         submitted: list[dict[str, Any]] = []
 
