@@ -66,6 +66,11 @@ class Leadership:
         """Whether the service that claimed a task still runs (None: claimed before leases)."""
         return owner is not None and self.presence.is_alive(owner)
 
+    def answers_for(self, owner: str | None) -> bool:
+        """Whether this service may act on a task `owner` claimed: it is ours, or its owner is
+        gone. (A kernel is followed and stopped by the service that started it while it lives.)"""
+        return owner == self.id or not self.owner_alive(owner)
+
     def describe(self) -> dict[str, Any]:
         """`GET scheduler`: who schedules this queue, and whether it is this service."""
         leader = self.store.leader()

@@ -86,13 +86,12 @@ class Scheduler:
         for task in self.store.holding():
             kernel = KINDS[task.kind].runner is Runner.KERNEL
             mine = task.owner == self.leadership.id
-            # A kernel is followed by the service that started it while that one lives.
-            if kernel and not mine and self.leadership.owner_alive(task.owner):
+            if kernel and not self.leadership.answers_for(task.owner):
                 continue
             if not (leading or (kernel and mine)):
                 continue
             if task.state is TaskState.STARTING:
-                if not mine and not self.leadership.owner_alive(task.owner):
+                if not mine and self.leadership.answers_for(task.owner):  # its claimant died
                     self._take_over(task, now)
                 continue
             self._reap_one(task)

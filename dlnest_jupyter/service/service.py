@@ -376,9 +376,7 @@ class DLNestService:
 
     def _may_stop(self, task: TaskRecord) -> bool:
         """A process any service of this user may signal; a kernel only its own service."""
-        if KINDS[task.kind].runner is Runner.PROCESS:
-            return True
-        return task.owner == self.leadership.id or not self.leadership.owner_alive(task.owner)
+        return KINDS[task.kind].runner is Runner.PROCESS or self.leadership.answers_for(task.owner)
 
     def executor_for(self, task: TaskRecord) -> Executor:
         if KINDS[task.kind].runner is Runner.PROCESS:
