@@ -62,16 +62,7 @@ def test_a_server_restart_keeps_the_running_task_and_the_queue(tmp_path: Path) -
 
 def test_a_server_restart_reports_its_analyzer_ended_and_frees_the_device(tmp_path: Path) -> None:
     package = trained_package(tmp_path, {"ident": "def experience(self):\n    return 1\n"})
-    flags = [
-        f"--DLNestApp.database_path={tmp_path / 'dlnest.sqlite'}",
-        "--DLNestApp.fake_gpus=1x16384",
-        "--DLNestApp.tick_interval_s=0.2",
-    ]
-    env = {
-        **os.environ,
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTER_PATH": str(REPO / "labextension_config"),  # the dlnest-analyzer kernelspec
-    }
+    flags, env = analyzer_server_options(tmp_path, tick_interval_s=0.2)
 
     def server() -> HeadlessServer:
         return HeadlessServer(tmp_path, tmp_path / "server.log", flags, env)
@@ -91,6 +82,24 @@ def test_a_server_restart_reports_its_analyzer_ended_and_frees_the_device(tmp_pa
     assert ended["error"] == "its analyzer kernel ended with the Jupyter server that ran it"
     assert (devices[0]["memory_reserved_mb"], devices[0]["task_ids"]) == (0, [])
     assert kernels == []
+
+
+def analyzer_server_options(
+    tmp_path: Path, tick_interval_s: float
+) -> tuple[list[str], dict[str, str]]:
+    """Flags and environment of a server over `tmp_path`'s queue, one fake card, and the
+    dlnest-analyzer kernelspec: what servers that load analyzers in these tests share."""
+    flags = [
+        f"--DLNestApp.database_path={tmp_path / 'dlnest.sqlite'}",
+        "--DLNestApp.fake_gpus=1x16384",
+        f"--DLNestApp.tick_interval_s={tick_interval_s}",
+    ]
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_PATH": str(REPO / "labextension_config"),  # the dlnest-analyzer kernelspec
+    }
+    return flags, env
 
 
 def _analyzer_ready(server: HeadlessServer, task_id: int) -> bool:

@@ -3,17 +3,16 @@ twice, and when the scheduling one is killed the other takes over and finishes e
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from dlnest_jupyter.core.package import SavePackage
 
-from ..conftest import REPO, trained_package
+from ..conftest import trained_package
 from ..headless import HeadlessServer
 from ..projects import write_project
-from .test_server_restart import _analyzer_ready, wait_until
+from .test_server_restart import _analyzer_ready, analyzer_server_options, wait_until
 
 TASKS = 50
 
@@ -23,16 +22,7 @@ def test_two_servers_on_one_queue_launch_every_task_once_and_survive_the_leader_
 ) -> None:
     package = trained_package(tmp_path, {"ident": "def experience(self):\n    return 1\n"})
     config = write_project(tmp_path / "sweep", epochs=1)
-    flags = [
-        f"--DLNestApp.database_path={tmp_path / 'dlnest.sqlite'}",
-        "--DLNestApp.fake_gpus=1x16384",
-        "--DLNestApp.tick_interval_s=0.05",
-    ]
-    env = {
-        **os.environ,
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTER_PATH": str(REPO / "labextension_config"),  # the dlnest-analyzer kernelspec
-    }
+    flags, env = analyzer_server_options(tmp_path, tick_interval_s=0.05)
     first = HeadlessServer(tmp_path, tmp_path / "first.log", flags, env)
     second = HeadlessServer(tmp_path, tmp_path / "second.log", flags, env)
     with first, second:
