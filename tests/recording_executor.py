@@ -42,6 +42,12 @@ class RecordingExecutor:
             self.stopped.append(task.id)
             self._exit_codes[task.id] = 143
 
+    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        return None
+
+    def sweep(self, holding: frozenset[int]) -> None:
+        pass
+
     def finish(self, task_id: int, code: int = 0) -> None:
         """The task's pretend process ends with `code`; the next tick notices."""
         with self._lock:

@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import atomic_io, processes
 from .errors import ConfigError
@@ -52,6 +52,18 @@ class OtherReservation:
     def reservation(self) -> Reservation:
         # Negative ids: never one of our task ids.
         return Reservation(-1 - self.task_id, self.memory_mb_by_device, pid=self.pid)
+
+
+class Ledger(Protocol):
+    """Where a scheduler finds other schedulers' reservations and shows its own: this box's
+    ledger, or a cluster's (`cluster/ray_executor.py`)."""
+
+    def locked(self) -> contextlib.AbstractContextManager[list[OtherReservation]]:
+        """Held across a placement pass and its claims; yields the others' live reservations."""
+
+    def others(self) -> list[OtherReservation]: ...
+
+    def publish(self, holding: Sequence[dict[str, Any]]) -> None: ...
 
 
 class BoxLedger:

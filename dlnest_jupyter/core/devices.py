@@ -40,6 +40,8 @@ class GpuSnapshot:
     memory_used_mb: int  # all processes, ours included, as the driver sees it
     utilization_pct: int | None
     processes: tuple[GpuProcess, ...] | None  # None where the driver will not list them
+    node: str | None = None  # on a cluster: the machine holding the card ("boxA")
+    index: int | None = None  # on a cluster: the card's index on its machine (its CUDA index)
 
     def foreign_memory_mb(self, our_pids: frozenset[int], our_reserved_mb: int) -> int:
         """Memory used on this card by processes that are not our tasks."""
@@ -55,6 +57,10 @@ class InventorySnapshot:
     source: str  # "nvml" | "fake" | "none"
     reason: str | None = None  # why there are no GPUs, when there are none
     taken_at: float = field(default_factory=time.time)
+    # The devices could not be read now (a cluster's head unreachable): nothing can be said of
+    # what would fit, so submissions are queued rather than refused.
+    unavailable: bool = False
+    local_node: str | None = None  # on a cluster: the node this server runs on
 
     def gpu(self, gpu_id: int) -> GpuSnapshot | None:
         return next((g for g in self.gpus if g.id == gpu_id), None)

@@ -36,6 +36,7 @@ class Demand:
     multi_gpu: bool = False  # -mc: cards whose budgets together cover the estimate
     ddp: bool = False  # one process per card, each reserving an equal share
     queued_at: float = 0.0
+    node: str | None = None  # on a cluster: only this node's cards (analyzers: the server's)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class _Ledger:
     max_budget_mb: int = 0
     sum_budget_mb: int = 0
     held: set[int] = field(default_factory=set)  # cards draining for a starving task
+    node_of: dict[int, str | None] = field(default_factory=dict)  # on a cluster: card -> node
 
     def refresh(self, settings: Settings, now: float) -> None:
         self.cards = [g for g in self.budget_mb if _eligible(g, self, settings, now)]
@@ -185,8 +187,13 @@ def plan_placements(
 
 def admission_error(demand: Demand, snapshot: InventorySnapshot) -> str | None:
     """Why `demand` can never run on this machine, or None if it could."""
-    if demand.cpu:
+    if demand.cpu or snapshot.unavailable:
         return None
+    if demand.node is not None and not any(g.node == demand.node for g in snapshot.gpus):
+        return (
+            f"analyzers run on this server's machine (node {demand.node}), which has no GPU in "
+            "the cluster; analyze on the CPU"
+        )
     if not snapshot.gpus:
         reason = f" ({snapshot.reason})" if snapshot.reason else ""
         return f"this machine has no GPU{reason}; submit the task for the CPU"
@@ -204,7 +211,12 @@ def fits_when_idle(demand: Demand, snapshot: InventorySnapshot, settings: Settin
     if demand.cpu:
         return settings.enabled(CPU_ID)
     totals = {g.id: g.memory_total_mb for g in snapshot.gpus if settings.enabled(g.id)}
-    idle = _Ledger(budget_mb=dict(totals), total_mb=totals, tasks={})
+    idle = _Ledger(
+        budget_mb=dict(totals),
+        total_mb=totals,
+        tasks={},
+        node_of={g.id: g.node for g in snapshot.gpus},
+    )
     idle_settings = Settings(devices=settings.devices)
     idle.refresh(idle_settings, now=float("inf"))
     return _place(demand, idle, idle_settings, now=float("inf")) is not None
@@ -224,6 +236,7 @@ def _ledger(
         total_mb={g.id: g.memory_total_mb for g in snapshot.gpus},
         tasks=tasks,
         last_launch_at=last_launch_at,
+        node_of={g.id: g.node for g in snapshot.gpus},
     )
 
 
@@ -250,15 +263,29 @@ def _place(demand: Demand, ledger: _Ledger, settings: Settings, now: float) -> P
     cards = ledger.cards
     if not cards or (demand.memory_mb is not None and demand.memory_mb > _room_mb(demand, ledger)):
         return None
-    if demand.ddp:
-        return _place_ddp(demand, cards, ledger)
-    if demand.multi_gpu:
-        return _place_multi(demand, cards, ledger)
+    if demand.node is not None:
+        cards = [g for g in cards if ledger.node_of.get(g) == demand.node]
+    if demand.ddp or demand.multi_gpu:
+        # A task's cards are all on one machine: each node is planned alone, the fewest cards win.
+        spread = _place_ddp if demand.ddp else _place_multi
+        plans = [
+            plan
+            for node_cards in _by_node(cards, ledger).values()
+            if (plan := spread(demand, node_cards, ledger)) is not None
+        ]
+        return min(plans, key=lambda p: len(p.memory_mb_by_device), default=None)
     fitting = [g for g in cards if ledger.budget_mb[g] >= _estimate(demand, ledger.total_mb[g])]
     if not fitting:
         return None
     best = min(fitting, key=lambda g: (ledger.tasks.get(g, 0), -ledger.budget_mb[g], g))
     return Placement(demand.task_id, {best: _estimate(demand, ledger.total_mb[best])})
+
+
+def _by_node(cards: list[int], ledger: _Ledger) -> dict[str | None, list[int]]:
+    groups: dict[str | None, list[int]] = {}
+    for card in cards:
+        groups.setdefault(ledger.node_of.get(card), []).append(card)
+    return groups
 
 
 def _room_mb(demand: Demand, ledger: _Ledger) -> int:

@@ -284,6 +284,30 @@ class TaskStore:
                     (json.dumps(dict(leader)),),
                 )
 
+    # -- a cluster's cards ------------------------------------------------------------------
+    def card_ids(self, names: Iterable[str] = ()) -> dict[str, int]:
+        """Every card this queue has seen on a cluster ("boxA:0"), by device id; `names` not yet
+        seen get the next ids. Ids are never reused: a task's reservation names its cards by id."""
+        names = list(names)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM meta WHERE key LIKE 'card:%'"
+            ).fetchall()
+        known = {key[len("card:") :]: int(value) for key, value in rows}
+        if all(name in known for name in names):
+            return known
+        with self._write() as db:
+            rows = db.execute("SELECT key, value FROM meta WHERE key LIKE 'card:%'").fetchall()
+            known = {key[len("card:") :]: int(value) for key, value in rows}
+            next_id = max(known.values(), default=-1) + 1
+            for name in names:
+                if name not in known:
+                    db.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)", (f"card:{name}", next_id)
+                    )
+                    known[name], next_id = next_id, next_id + 1
+        return known
+
     def data_version(self) -> int:
         """Changes when another connection (another service, any process) commits a write.
 

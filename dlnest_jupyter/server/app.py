@@ -68,6 +68,12 @@ class DLNestApp(ExtensionApp):
         "/var/lib/dlnest/box) holding the machine-wide GPU ledger, so several users' servers never "
         "reserve one card's memory twice; empty: DLNEST_BOX_LEDGER, else this queue's own ledger only.",
     ).tag(config=True)
+    ray_address = Unicode(
+        "",
+        help="A Ray cluster (the head's HOST:PORT) to run GPU tasks on, shared with other "
+        "users' servers: its nodes' cards are the devices (see README, Several machines); empty: "
+        "DLNEST_RAY_ADDRESS, else this machine only. Needs the ray extra.",
+    ).tag(config=True)
     device_source_class = Type(
         None,
         klass=object,
@@ -102,6 +108,7 @@ class DLNestApp(ExtensionApp):
             executor=executor,
             devices=devices,
             box_ledger=self.box_ledger_path or None,
+            ray_address=self.ray_address or None,
         )
         self.settings.update(
             dlnest_service=service,

@@ -139,6 +139,12 @@ class AnalyzerHost:
         if analyzer is not None:
             asyncio.run_coroutine_threadsafe(self._shut_down(analyzer), self.loop)
 
+    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        return None  # a kernel dies with the server that started it: nothing to adopt
+
+    def sweep(self, holding: frozenset[int]) -> None:
+        pass
+
     def close(self) -> None:
         """Nothing to do: a server shuts its kernels down itself (see PrivateAnalyzerHost)."""
 

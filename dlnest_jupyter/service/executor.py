@@ -33,6 +33,11 @@ from .zygote_client import ZygoteClient
 EXIT_UNKNOWN = -1  # the process is gone and never recorded how it ended (SIGKILL, OOM killer)
 
 
+class LaunchDeferred(OSError):
+    """Nothing was started, and the task may start later: it is queued again, not failed
+    (another server on the cluster reserved that memory first; the cluster did not answer)."""
+
+
 @dataclass(frozen=True)
 class Launch:
     pid: int
@@ -51,6 +56,13 @@ class Executor(Protocol):
 
     def stop(self, task: TaskRecord) -> None:
         """Stop the task's whole process group (SIGTERM, then SIGKILL after a grace period)."""
+
+    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        """(pid, start time) of what a scheduler that died while launching `task` (claimed at
+        `claimed_at`) launched for it, running or ended; None if nothing was."""
+
+    def sweep(self, holding: frozenset[int]) -> None:
+        """Release what the executor still reserves for tasks that hold nothing any more."""
 
     def close(self) -> None:
         """Release what the executor holds; started tasks keep running."""
@@ -183,6 +195,12 @@ class LocalExecutor:
         if child is not None:
             child.wait()
 
+    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        return find_launch(task, claimed_at)
+
+    def sweep(self, holding: frozenset[int]) -> None:
+        pass  # a local task holds nothing beyond its process
+
 
 class NoExecutor:
     """Where tasks of a kind this service cannot run end up: they end at once, saying why."""
@@ -202,6 +220,12 @@ class NoExecutor:
     def stop(self, task: TaskRecord) -> None:
         pass
 
+    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        return None
+
+    def sweep(self, holding: frozenset[int]) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -210,6 +234,24 @@ def _wait_for_group(pgid: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and processes.group_members(pgid):
         time.sleep(0.1)
+
+
+def find_launch(task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+    """(pid, start time) of the process launched on this machine for `task` since `claimed_at`:
+    running (its session leader in the package), or already ended (its launch record)."""
+    if task.package_path is None:
+        return None
+    found = processes.find_task_leader(task.package_path)
+    if found is not None:
+        return found
+    try:
+        launches = SavePackage(Path(task.package_path)).launches()
+    except Exception:  # unreadable: as if there were none
+        return None
+    for launch in reversed(launches):
+        if isinstance(launch.get("pid"), int) and launch.get("started_at", 0) >= claimed_at:
+            return launch["pid"], None  # it ran (and likely ended): reaping reads its record
+    return None
 
 
 def _recorded_exit_code(task: TaskRecord) -> int:

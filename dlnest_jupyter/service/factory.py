@@ -7,12 +7,14 @@ from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 
-from ..core.box_ledger import BOX_LEDGER_ENV, BoxLedger
+from ..core.box_ledger import BOX_LEDGER_ENV, BoxLedger, Ledger
 from ..core.devices import DeviceSource, FakeSource, parse_fake_gpus, source_from_env
 from ..core.store import TaskStore
 from .executor import Executor, LocalExecutor
 from .private_analyzers import PrivateAnalyzerHost
 from .service import DEFAULT_SCRIPTS_DIR, DLNestService
+
+RAY_ADDRESS_ENV = "DLNEST_RAY_ADDRESS"
 
 
 def default_database_path() -> Path:
@@ -31,6 +33,7 @@ def build_service(
     devices: DeviceSource | None = None,
     box_ledger: Path | str | None = None,
     label: str | None = None,
+    ray_address: str | None = None,
 ) -> DLNestService:
     """A service over `database`; `fake_gpus` ("4x16384") overrides `devices`, DLNEST_FAKE_GPUS
     and NVML. `executor`: what starts training tasks (default: local processes, forked from a
@@ -47,13 +50,19 @@ def build_service(
         devices = FakeSource(parse_fake_gpus(fake_gpus))
     store = TaskStore(database or default_database_path())
     box_folder = box_ledger or os.environ.get(BOX_LEDGER_ENV) or None
+    box: Ledger | None = BoxLedger(box_folder, store.path) if box_folder else None
+    address = ray_address or os.environ.get(RAY_ADDRESS_ENV) or None
+    if address is not None:
+        from ..cluster.ray_executor import build_cluster  # the `ray` extra: imported only here
+
+        executor, devices, box = build_cluster(address, store, zygote)
     service = DLNestService(
         store,
         devices if devices is not None else source_from_env(),
         executor if executor is not None else LocalExecutor(zygote=zygote),
         tick_interval_s,
         scripts_dir=scripts_dir,
-        box=BoxLedger(box_folder, store.path) if box_folder else None,
+        box=box,
         label=label,
     )
     if analyzers:

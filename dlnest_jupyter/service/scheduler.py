@@ -16,14 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core import box_ledger, processes
-from ..core.box_ledger import BoxLedger, OtherReservation
+from ..core import box_ledger
+from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID
 from ..core.errors import TaskStateError
 from ..core.package import SavePackage
 from ..core.placement import Demand, plan_placements
 from ..core.tasks import TaskRecord, TaskState
-from .executor import Launch
+from .executor import Launch, LaunchDeferred
 from .leadership import Leadership
 from .task_kinds import KINDS, Runner
 
@@ -39,7 +39,7 @@ LAUNCH_GRACE_S = 10.0
 
 class Scheduler:
     def __init__(
-        self, service: DLNestService, leadership: Leadership, box: BoxLedger | None = None
+        self, service: DLNestService, leadership: Leadership, box: Ledger | None = None
     ) -> None:
         self.service, self.store = service, service.store
         self.leadership, self.box = leadership, box
@@ -83,7 +83,10 @@ class Scheduler:
                 self._recorded[task_id] = progress
 
     def _reap(self, leading: bool, now: float) -> None:
-        for task in self.store.holding():
+        holding = self.store.holding()
+        if leading:
+            self.service.executor.sweep(frozenset(t.id for t in holding))
+        for task in holding:
             kernel = KINDS[task.kind].runner is Runner.KERNEL
             mine = task.owner == self.leadership.id
             if kernel and not self.leadership.answers_for(task.owner):
@@ -136,21 +139,10 @@ class Scheduler:
     def _launched_by_the_dead(
         self, task: TaskRecord, claimed_at: float
     ) -> tuple[int, float | None] | None:
-        """(pid, start time) of the process launched for `task` by a dead scheduler, if any:
-        running (its session leader in the package), or already ended (its launch record)."""
-        if KINDS[task.kind].runner is not Runner.PROCESS or task.package_path is None:
+        """(pid, start time) of the process launched for `task` by a dead scheduler, if any."""
+        if KINDS[task.kind].runner is not Runner.PROCESS:
             return None  # an analyzer's kernel died with the server that started it
-        found = processes.find_task_leader(task.package_path)
-        if found is not None:
-            return found
-        try:
-            launches = SavePackage(Path(task.package_path)).launches()
-        except Exception:  # unreadable: as if there were none
-            return None
-        for launch in reversed(launches):
-            if isinstance(launch.get("pid"), int) and launch.get("started_at", 0) >= claimed_at:
-                return launch["pid"], None  # it ran (and likely ended): reaping reads its record
-        return None
+        return self.service.executor.adopt(task, claimed_at)
 
     # -- placing ----------------------------------------------------------------------------
     def _place(self, now: float) -> list[TaskRecord]:
@@ -195,6 +187,10 @@ class Scheduler:
         executor = service.executor_for(task)
         try:
             launch = executor.start(task, task.devices)
+        except LaunchDeferred as exc:
+            with contextlib.suppress(TaskStateError):
+                self.store.unclaim(task.id, str(exc))
+            return None
         except OSError as exc:
             with contextlib.suppress(TaskStateError):
                 self.store.finish(

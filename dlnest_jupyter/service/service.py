@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.box_ledger import BoxLedger
+from ..core.box_ledger import Ledger
 from ..core.checkpoints import TrackLimits
 from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError, TaskStateError
@@ -55,7 +55,7 @@ class DLNestService:
         tick_interval_s: float = 1.0,
         analyzers: AnalyzerHost | None = None,
         scripts_dir: str = DEFAULT_SCRIPTS_DIR,
-        box: BoxLedger | None = None,
+        box: Ledger | None = None,
         label: str | None = None,
     ) -> None:
         """`analyzers`: where analyze tasks get their kernels; without one they are refused.

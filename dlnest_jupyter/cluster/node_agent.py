@@ -1,0 +1,94 @@
+"""The actor on each node that starts, watches and stops that node's tasks.
+
+One detached actor per node (`names.agent_name`), made by whichever server first needs it and
+shared by all. It is a `LocalExecutor` on its node: tasks start as the same `task_entry`
+process as on one box, forked from a pre-warmed zygote, each in a session of its own, so a task
+outlives an agent that restarts and is found again by its pid and start time. What Ray gives a
+worker that a training process must not inherit (`OMP_NUM_THREADS=1`, an empty
+`CUDA_VISIBLE_DEVICES`) is taken out before the zygote starts; each task's cards are set by us.
+
+A task must not outlive its node's membership: when the node's raylet dies, Ray forgets the
+reservation, so the card counts as free. Ray kills only a dead worker's direct children, so each
+task gets a watcher of its own, outside the worker's tree, that kills the task's group when the
+raylet is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ..core import processes
+from ..core.tasks import TaskRecord
+from ..service.executor import LocalExecutor, find_launch
+
+# What Ray sets in its workers' environment that would change how a training process runs.
+_RAY_WORKER_ENV = ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+# The watcher: a shell orphaned at once (so no worker's exit takes it), polling both pids.
+_WATCHER = (
+    'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; '
+    'kill -0 "$1" 2>/dev/null || kill -KILL -- "-$2" 2>/dev/null'
+)
+
+
+class NodeAgent:
+    def __init__(self, node: str, zygote: bool = True, stop_grace_s: float = 10.0) -> None:
+        for name in _RAY_WORKER_ENV:
+            os.environ.pop(name, None)
+        self.node = node
+        self.raylet_pid = os.getppid()  # Ray's workers are the raylet's children
+        self.executor = LocalExecutor(zygote=zygote, stop_grace_s=stop_grace_s)
+
+    def ping(self) -> str:
+        return self.node
+
+    def start(self, task: TaskRecord, card_indices: tuple[int, ...]) -> tuple[int, float | None]:
+        """Start `task` on this node's cards `card_indices`; (pid, start time)."""
+        assert task.package_path is not None
+        if not Path(task.package_path).is_dir():
+            raise OSError(
+                f"the save package {task.package_path} is not visible on node {self.node}: "
+                "save roots must be on a filesystem every node mounts at the same path"
+            )
+        # A launch whose answer was lost (the server's link to Ray cut mid-call) is not repeated.
+        running = processes.find_task_leader(task.package_path)
+        if running is not None:
+            return running
+        launch = self.executor.start(task, card_indices)
+        self._watch(launch.pid)
+        return launch.pid, launch.started
+
+    def exit_code(self, task: TaskRecord) -> int | None:
+        return self.executor.exit_code(task)
+
+    def stop(self, task: TaskRecord) -> None:
+        """Stop the task's group and return once it is gone (SIGKILL after the grace period)."""
+        if task.pid is None:
+            return
+        self.executor.stop(task)
+        deadline = time.monotonic() + self.executor.stop_grace_s + 5.0
+        while processes.group_members(task.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        processes.kill_group(task.pid, signal.SIGKILL)
+
+    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        found = find_launch(task, claimed_at)
+        if found is not None and found[1] is not None:
+            self._watch(found[0])
+        return found
+
+    def _watch(self, pgid: int) -> None:
+        subprocess.run(
+            [
+                "sh",
+                "-c",
+                f"({_WATCHER}) </dev/null >/dev/null 2>&1 &",
+                "sh",
+                str(self.raylet_pid),
+                str(pgid),
+            ],
+            check=False,
+        )

@@ -1,0 +1,213 @@
+"""The one process of a Jupyter server that talks to Ray: `python -m dlnest_jupyter.cluster.sidecar`.
+
+Why a process of its own: a Ray driver exits when it loses the cluster's head for long, and
+`ray.init` takes over SIGTERM; neither may happen to a Jupyter server. The server talks to this
+process over a socket (`sidecar_client.py`) and starts a new one when it ends, which is how it
+reconnects. Requests are `(id, op, args)`; replies `(id, True, value)` or `(id, False, (kind,
+message))`, answered on threads of their own, so a slow stop does not hold up placement.
+
+What a reservation is: one detached placement group per task, named for the server's queue and
+the task, holding exactly its MiB of exactly its cards. Ray creates it whole or not at all; two
+servers asking for the same memory get one group created and one left pending, which is removed
+and reported as `deferred` (the task is queued again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
+from ray.util.placement_group import (
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
+
+from ..core.tasks import TaskRecord
+from . import names
+from .node_agent import NodeAgent
+
+AGENT_CALL_TIMEOUT_S = 60.0  # the first call waits for the agent's worker to start
+RESERVE_TIMEOUT_S = 2.0  # how long a reservation may stay pending before it counts as lost
+
+
+class NodeLost(Exception):
+    pass
+
+
+class Deferred(Exception):
+    pass
+
+
+class RayOps:
+    def __init__(self, zygote: bool) -> None:
+        self.zygote = zygote
+        self.agent_class = ray.remote(NodeAgent)
+        self._agents: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- the cluster's view -----------------------------------------------------------------
+    def view(self) -> dict[str, Any]:
+        """Cards (node, index, MiB) of live nodes, and every dlnest reservation that holds memory."""
+        totals = ray.cluster_resources()
+        cards = sorted(
+            (*parsed, int(amount))
+            for resource, amount in totals.items()
+            if (parsed := names.parse_card_resource(resource)) is not None
+        )
+        nodes = sorted(n for r in totals if (n := names.parse_node_resource(r)) is not None)
+        for node in nodes:
+            self.agent(node)  # started ahead of the first launch there: it takes seconds
+        reservations = []
+        for group in placement_group_table().values():
+            parsed = names.parse_reservation_name(group.get("name") or "")
+            if parsed is None or group.get("state") not in ("CREATED", "PENDING", "RESCHEDULING"):
+                continue
+            bundle: dict[str, float] = {}
+            for part in (group.get("bundles") or {}).values():
+                bundle.update(part)
+            reservations.append(
+                {
+                    "owner": parsed[0],
+                    "task_id": parsed[1],
+                    "state": group["state"],
+                    "mb": {r: int(v) for r, v in bundle.items()},
+                }
+            )
+        return {"cards": cards, "nodes": nodes, "reservations": reservations}
+
+    def agent(self, node: str) -> Any:
+        with self._lock:
+            handle = self._agents.get(node)
+            if handle is None:
+                handle = self._agents[node] = self.agent_class.options(
+                    name=names.agent_name(node),
+                    namespace=names.NAMESPACE,
+                    lifetime="detached",
+                    get_if_exists=True,
+                    num_cpus=0,
+                    resources={names.node_resource(node): 0.001},
+                    max_restarts=-1,  # an agent that crashes comes back on its node
+                    max_concurrency=32,
+                    runtime_env={"env_vars": {"RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1"}},
+                ).remote(node, self.zygote)
+            return handle
+
+    def _call(
+        self, node: str, method: str, *args: Any, timeout_s: float = AGENT_CALL_TIMEOUT_S
+    ) -> Any:
+        if names.node_resource(node) not in ray.cluster_resources():
+            self._forget(node)
+            raise NodeLost(f"node {node} lost")
+        try:
+            return ray.get(getattr(self.agent(node), method).remote(*args), timeout=timeout_s)
+        except ActorDiedError as exc:
+            self._forget(node)
+            if names.node_resource(node) not in ray.cluster_resources():
+                raise NodeLost(f"node {node} lost") from exc
+            raise OSError(f"the dlnest agent on node {node} died: {exc}") from exc
+        except RayActorError as exc:  # unavailable for now: try again later
+            raise OSError(f"the dlnest agent on node {node} is unavailable: {exc}") from exc
+
+    def _forget(self, node: str) -> None:
+        with self._lock:
+            self._agents.pop(node, None)
+
+    # -- a task's life ----------------------------------------------------------------------
+    def start(
+        self, task: TaskRecord, node: str, indices: list[int], bundle: dict[str, int], name: str
+    ) -> tuple[int, float | None]:
+        self.release([name])  # what an earlier attempt at this task left
+        group = placement_group([bundle], strategy="STRICT_PACK", name=name, lifetime="detached")
+        if not group.wait(RESERVE_TIMEOUT_S):
+            remove_placement_group(group)
+            raise Deferred(f"another server reserved that memory first on node {node}")
+        try:
+            pid, started = self._call(node, "start", task, tuple(indices))
+        except BaseException:
+            remove_placement_group(group)
+            raise
+        return int(pid), started
+
+    def exit_code(self, task: TaskRecord, node: str, name: str) -> int | None:
+        try:
+            code = self._call(node, "exit_code", task, timeout_s=30.0)
+        except NodeLost:
+            self.release([name])  # else Ray would re-reserve it when the node comes back
+            raise
+        if code is not None:
+            self.release([name])
+        return None if code is None else int(code)
+
+    def stop(self, task: TaskRecord, node: str, name: str) -> None:
+        with contextlib.suppress(NodeLost):
+            self._call(node, "stop", task, timeout_s=AGENT_CALL_TIMEOUT_S)
+        self.release([name])
+
+    def adopt(
+        self, task: TaskRecord, node: str, claimed_at: float
+    ) -> tuple[int, float | None] | None:
+        found = self._call(node, "adopt", task, claimed_at)
+        return None if found is None else (int(found[0]), found[1])
+
+    def release(self, reservation_names: list[str]) -> None:
+        for name in reservation_names:
+            with contextlib.suppress(ValueError):  # no such group: already released
+                remove_placement_group(get_placement_group(name))
+
+
+def serve(connection: Connection, ops: RayOps) -> None:
+    send_lock = threading.Lock()
+
+    def answer(request_id: int, op: str, args: tuple[Any, ...]) -> None:
+        try:
+            reply: tuple[Any, ...] = (request_id, True, getattr(ops, op)(*args))
+        except NodeLost as exc:
+            reply = (request_id, False, ("lost", str(exc)))
+        except Deferred as exc:
+            reply = (request_id, False, ("deferred", str(exc)))
+        except GetTimeoutError as exc:
+            reply = (request_id, False, ("unavailable", f"no answer from the cluster: {exc}"))
+        except Exception as exc:
+            traceback.print_exc()
+            reply = (request_id, False, ("error", str(exc) or type(exc).__name__))
+        with send_lock:
+            connection.send(reply)
+
+    with ThreadPoolExecutor(16, thread_name_prefix="dlnest-ray") as pool:
+        while True:
+            try:
+                request_id, op, args = connection.recv()
+            except (EOFError, OSError):  # the server is gone: so is its link to the cluster
+                return
+            pool.submit(answer, request_id, op, args)
+
+
+def main(fd: int, address: str, zygote: bool) -> None:
+    connection = Connection(fd)
+    try:
+        ray.init(
+            address=address,
+            namespace=names.NAMESPACE,
+            log_to_driver=False,
+            logging_level="WARNING",
+        )
+    except Exception as exc:
+        connection.send(("failed", f"could not connect to the Ray cluster at {address}: {exc}"))
+        return
+    connection.send(("ready", ray.__version__))
+    serve(connection, RayOps(zygote))
+    os._exit(0)  # the pool's threads may be stuck in calls to a lost cluster
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2], sys.argv[3] == "zygote")
