@@ -31,6 +31,7 @@ def device_rows(
                 "id": gpu.id,
                 "kind": "gpu",
                 "name": gpu.name,
+                "node": gpu.node,  # on a cluster: the machine holding the card; else null
                 "memory_total_mb": gpu.memory_total_mb,
                 "memory_used_mb": gpu.memory_used_mb,
                 "memory_reserved_mb": sum(t.reserved_mb[gpu.id] for t in holders),

@@ -1,0 +1,234 @@
+"""Several machines on one Ray cluster: a real local cluster (`ray.cluster_utils.Cluster`) whose
+nodes declare fake cards as logical resources, real services (real SQLite, sidecars, node agents
+and `task_entry` processes on CPU torch), two of them standing for two users' servers.
+
+One cluster serves the module (it takes seconds to start on 2 cores); each test adds the nodes
+and services it changes, so the order of tests does not matter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlnest_jupyter.cluster import names
+from dlnest_jupyter.core import processes
+from dlnest_jupyter.core.tasks import TaskRecord, TaskState
+from dlnest_jupyter.service.factory import build_service
+from dlnest_jupyter.service.service import DLNestService
+
+from ..projects import write_project
+from ..service.conftest import hanging_project, wait_until_group_is_gone
+
+ray_cluster_utils = pytest.importorskip("ray.cluster_utils")
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    # Ray's node launcher leaves its /dev/null handles to the garbage collector.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+SMALL_STORE = 80 * 2**20  # bytes of object store per node: Ray's minimum, fixed
+CARDS_MB = {"boxa": [1000, 1000], "boxb": [2000]}
+
+
+def add_node(cluster: Any, node: str, totals_mb: list[int]) -> Any:
+    return cluster.add_node(
+        num_cpus=0, object_store_memory=SMALL_STORE, resources=names.node_resources(node, totals_mb)
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    cluster = ray_cluster_utils.Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "include_dashboard": False,
+            "object_store_memory": SMALL_STORE,
+        },
+    )
+    for node, totals in CARDS_MB.items():
+        add_node(cluster, node, totals)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def wait_until(done: Callable[[], Any], timeout_s: float = 120, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (result := done()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what or done}"
+        time.sleep(0.2)
+    return result
+
+
+def cluster_service(cluster: Any, database: Path) -> DLNestService:
+    """A service on the cluster, started, once it sees the module's cards."""
+    service = build_service(database, ray_address=cluster.address, tick_interval_s=0.2)
+    service.start()
+    wait_until(lambda: len(service.device_source.snapshot().gpus) >= 3, what="the cluster's cards")
+    return service
+
+
+@pytest.fixture(scope="module")
+def alice(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DLNestService]:
+    service = cluster_service(cluster, tmp_path_factory.mktemp("alice") / "dlnest.sqlite")
+    yield service
+    end_all(service)
+
+
+@pytest.fixture(scope="module")
+def bob(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DLNestService]:
+    service = cluster_service(cluster, tmp_path_factory.mktemp("bob") / "dlnest.sqlite")
+    yield service
+    end_all(service)
+
+
+def end_all(service: DLNestService) -> None:
+    for task in service.store.list_tasks([TaskState.RUNNING, TaskState.QUEUED, TaskState.STARTING]):
+        service.delete(task.id)
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def quick_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_project(tmp_path_factory.mktemp("quick"), epochs=1, args={"samples": 16})
+
+
+def card_names(service: DLNestService, task: TaskRecord) -> list[str]:
+    by_id = {i: name for name, i in service.store.card_ids().items()}
+    return [by_id[d] for d in task.devices]
+
+
+def test_cards_are_named_by_node_and_tasks_spread_across_nodes(
+    alice: DLNestService, quick_config: Path
+) -> None:
+    rows = [r for r in alice.devices() if r["kind"] == "gpu"]
+    assert {(r["name"], r["node"], r["memory_total_mb"]) for r in rows} >= {
+        ("boxa:0", "boxa", 1000),
+        ("boxa:1", "boxa", 1000),
+        ("boxb:0", "boxb", 2000),
+    }
+    ids = [alice.submit_train(quick_config, memory_mb=900).id for _ in range(3)]
+    wait_until(
+        lambda: all(t.state is TaskState.SUCCEEDED for t in alice.store.get_many(ids)),
+        what="three tasks to succeed",
+    )
+    tasks = alice.store.get_many(ids)
+    placed = sorted(name for t in tasks for name in card_names(alice, t))
+    assert placed == ["boxa:0", "boxa:1", "boxb:0"]  # fewest tasks per card, across both nodes
+    assert all("epoch 1" in (t.output_tail or "") for t in tasks)
+
+
+def test_two_users_servers_never_reserve_more_of_a_card_than_it_has(
+    alice: DLNestService, bob: DLNestService, quick_config: Path
+) -> None:
+    """20 tasks each, submitted at the same moment; the live processes' reservations on each card
+    are sampled all along, from both queues."""
+    totals = {f"{node}:{i}": mb for node, sizes in CARDS_MB.items() for i, mb in enumerate(sizes)}
+    peak: dict[str, int] = {}
+    stop_sampling = threading.Event()
+
+    def sample() -> None:
+        while not stop_sampling.is_set():
+            live: dict[str, int] = {}
+            for service in (alice, bob):
+                for task in service.store.running():
+                    if task.pid is not None and processes.is_alive(task.pid, task.pid_start_time):
+                        for name, device in zip(card_names(service, task), task.devices):
+                            live[name] = live.get(name, 0) + task.reserved_mb[device]
+            for name, used in live.items():
+                peak[name] = max(peak.get(name, 0), used)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    barrier = threading.Barrier(2)
+    submitted: dict[str, list[int]] = {}
+
+    def submit(name: str, service: DLNestService) -> None:
+        barrier.wait()
+        submitted[name] = [service.submit_train(quick_config, memory_mb=600).id for _ in range(20)]
+
+    threads = [threading.Thread(target=submit, args=p) for p in (("alice", alice), ("bob", bob))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        for name, service in (("alice", alice), ("bob", bob)):
+            wait_until(
+                lambda s=service, n=name: all(
+                    t.state is TaskState.SUCCEEDED for t in s.store.get_many(submitted[n])
+                ),
+                timeout_s=300,
+                what=f"{name}'s 20 tasks",
+            )
+    finally:
+        stop_sampling.set()
+        sampler.join()
+    assert peak, "no task was ever seen running"
+    for name, used in peak.items():
+        assert used <= totals[name], (
+            f"{name}: {used} MiB reserved by live tasks, {totals[name]} MiB on the card"
+        )
+    # Each card held 600 MiB tasks of both users over the run; a 1000 MiB card never two at once.
+    assert peak.get("boxa:0", 0) == 600 and peak.get("boxb:0", 0) >= 1200
+    for name, service in (("alice", alice), ("bob", bob)):
+        for task in service.store.get_many(submitted[name]):
+            assert task.package_path is not None
+            launches = [row for row in _launches(task) if row.get("pid") is not None]
+            assert len(launches) == 1, f"{name}'s task {task.id} launched {len(launches)} times"
+
+
+def _launches(task: TaskRecord) -> list[dict[str, Any]]:
+    from dlnest_jupyter.core.package import SavePackage
+
+    assert task.package_path is not None
+    return SavePackage(Path(task.package_path)).launches()
+
+
+def test_del_of_a_task_on_another_node_stops_its_whole_group_and_frees_the_card(
+    alice: DLNestService, tmp_path: Path
+) -> None:
+    config, marker = hanging_project(tmp_path / "hangs")
+    task = alice.submit_train(config, memory_mb=1500)  # only boxb:0 holds 1500 MiB
+    running = wait_until(
+        lambda: (
+            (t := alice.store.get(task.id)).state is TaskState.RUNNING and marker.exists() and t
+        ),
+        what="the task and its child",
+    )
+    assert card_names(alice, running) == ["boxb:0"]
+    child = int(marker.read_text())
+    child_started = processes.start_time(child)
+    assert running.pid is not None and processes.is_alive(child, child_started)
+
+    alice.delete(task.id)
+
+    wait_until_group_is_gone(running.pid)
+    assert not processes.is_alive(child, child_started)
+    wait_until(
+        lambda: (
+            not any(
+                r["owner"] == alice_owner(alice) and r["task_id"] == task.id
+                for r in alice_cluster(alice).view(max_age_s=0).reservations
+            )
+        ),
+        what="the task's reservation to be released",
+    )
+    assert alice.store.get(task.id).state is TaskState.CANCELLED
+
+
+def alice_cluster(service: DLNestService) -> Any:
+    return service.executor.cluster  # type: ignore[attr-defined]
+
+
+def alice_owner(service: DLNestService) -> str:
+    return str(alice_cluster(service).owner)
