@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,11 +28,6 @@ from ..service.executor import LocalExecutor, find_launch
 
 # What Ray sets in its workers' environment that would change how a training process runs.
 _RAY_WORKER_ENV = ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
-# The watcher: a shell orphaned at once (so no worker's exit takes it), polling both pids.
-_WATCHER = (
-    'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; '
-    'kill -0 "$1" 2>/dev/null || kill -KILL -- "-$2" 2>/dev/null'
-)
 
 
 class NodeAgent:
@@ -81,14 +77,15 @@ class NodeAgent:
         return found
 
     def _watch(self, pgid: int) -> None:
+        """A watcher of its own (`watcher.py`) kills the task's group if the raylet dies."""
         subprocess.run(
             [
-                "sh",
-                "-c",
-                f"({_WATCHER}) </dev/null >/dev/null 2>&1 &",
-                "sh",
+                sys.executable,
+                "-m",
+                "dlnest_jupyter.cluster.watcher",
                 str(self.raylet_pid),
                 str(pgid),
             ],
+            stdin=subprocess.DEVNULL,
             check=False,
         )

@@ -24,7 +24,13 @@ from ..core.box_ledger import OtherReservation
 from ..core.devices import CPU_ID, GpuSnapshot, InventorySnapshot
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
-from ..service.executor import EXIT_UNKNOWN, Launch, LocalExecutor, describe_exit
+from ..service.executor import (
+    EXIT_UNKNOWN,
+    Launch,
+    LaunchDeferred,
+    LocalExecutor,
+    describe_exit,
+)
 from . import names
 from .sidecar_client import NodeLost, SidecarClient
 
@@ -185,10 +191,13 @@ class RayExecutor:
             names.card_resource(node, index): int(task.reserved_mb.get(device, 0)) or 1
             for device, index in zip(device_ids, indices, strict=True)
         }
-        pid, started = self.cluster.sidecar.call(
-            "start", task, node, indices, bundle, self.cluster.reservation_name(task.id),
-            timeout_s=120.0,
-        )  # fmt: skip
+        try:
+            pid, started = self.cluster.sidecar.call(
+                "start", task, node, indices, bundle, self.cluster.reservation_name(task.id),
+                timeout_s=120.0,
+            )  # fmt: skip
+        except NodeLost as exc:  # it left since the view placement used: try the others
+            raise LaunchDeferred(str(exc)) from exc
         return Launch(pid, started)
 
     def exit_code(self, task: TaskRecord) -> int | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import threading
 import traceback
@@ -195,6 +196,11 @@ def serve(connection: Connection, ops: RayOps) -> None:
 def main(fd: int, address: str, zygote: bool) -> None:
     connection = Connection(fd)
     try:
+        # `ray.init` retries an address where nothing listens for minutes; a head that is down
+        # is said at once, and the server tries again in a few seconds.
+        host, _, port = address.rpartition(":")
+        if port.isdigit() and "/" not in host:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
         ray.init(
             address=address,
             namespace=names.NAMESPACE,

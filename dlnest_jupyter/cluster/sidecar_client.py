@@ -19,7 +19,7 @@ from typing import Any
 
 from ..service.executor import LaunchDeferred
 
-CONNECT_TIMEOUT_S = 120.0  # a first `ray.init` on a busy 2-core machine takes 5-10 s
+CONNECT_TIMEOUT_S = 60.0  # a first `ray.init` on a busy 2-core machine takes 5-10 s
 
 
 class ClusterUnavailable(LaunchDeferred):

@@ -141,7 +141,9 @@ def test_two_users_servers_never_reserve_more_of_a_card_than_it_has(
             for service in (alice, bob):
                 for task in service.store.running():
                     if task.pid is not None and processes.is_alive(task.pid, task.pid_start_time):
-                        for name, device in zip(card_names(service, task), task.devices):
+                        for name, device in zip(
+                            card_names(service, task), task.devices, strict=True
+                        ):
                             live[name] = live.get(name, 0) + task.reserved_mb[device]
             for name, used in live.items():
                 peak[name] = max(peak.get(name, 0), used)
@@ -232,3 +234,104 @@ def alice_cluster(service: DLNestService) -> Any:
 
 def alice_owner(service: DLNestService) -> str:
     return str(alice_cluster(service).owner)
+
+
+def test_a_lost_node_fails_its_tasks_kills_them_and_leaves_the_inventory(
+    cluster: Any, alice: DLNestService, tmp_path: Path
+) -> None:
+    node = add_node(cluster, "boxc", [4000])
+    wait_until(lambda: any(r["name"] == "boxc:0" for r in alice.devices()), what="boxc's card")
+    config, marker = hanging_project(tmp_path / "hangs")
+    task = alice.submit_train(config, memory_mb=3000)  # only boxc:0 holds 3000 MiB
+    running = wait_until(
+        lambda: (
+            (t := alice.store.get(task.id)).state is TaskState.RUNNING and marker.exists() and t
+        ),
+        what="the task on boxc",
+    )
+    assert card_names(alice, running) == ["boxc:0"] and running.pid is not None
+    waiting = alice.submit_train(config, memory_mb=3000)  # for boxc:0 too: it waits
+
+    cluster.remove_node(node)
+
+    ended = wait_until(
+        lambda: (t := alice.store.get(task.id)).state is TaskState.FAILED and t, what="the failure"
+    )
+    assert ended.error is not None and ended.error.startswith("node boxc lost"), ended.error
+    wait_until_group_is_gone(running.pid)  # its watcher outlives the node's workers
+    assert not any(r["name"] == "boxc:0" for r in alice.devices())
+    # It may have been placed on boxc:0 from a view taken before the node left: then its
+    # launch finds the node gone and it is queued again, to wait for a card that can hold it.
+    wait_until(lambda: alice.store.get(waiting.id).state is TaskState.QUEUED, what="requeue")
+    alice.tick()
+    assert alice.store.get(waiting.id).state is TaskState.QUEUED
+    alice.delete(waiting.id)
+
+
+def test_a_restarted_service_adopts_its_tasks_still_running_on_the_cluster(
+    cluster: Any, tmp_path: Path
+) -> None:
+    database = tmp_path / "dlnest.sqlite"
+    config, marker = hanging_project(tmp_path / "hangs")
+    first = cluster_service(cluster, database)
+    task = first.submit_train(config, memory_mb=900)
+    running = wait_until(
+        lambda: (
+            (t := first.store.get(task.id)).state is TaskState.RUNNING and marker.exists() and t
+        ),
+        what="the task",
+    )
+    first.stop()  # the server goes; its task runs on
+    assert running.pid is not None and processes.is_alive(running.pid, running.pid_start_time)
+
+    second = cluster_service(cluster, database)
+    try:
+        for _ in range(5):
+            second.tick()
+        again = second.store.get(task.id)
+        assert again.state is TaskState.RUNNING and again.pid == running.pid
+        assert processes.is_alive(running.pid, running.pid_start_time)
+        second.delete(task.id)
+        wait_until_group_is_gone(running.pid)
+    finally:
+        end_all(second)
+
+
+def test_with_the_head_down_the_service_answers_queues_and_reconnects(
+    tmp_path: Path, quick_config: Path
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port where no head listens yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    service = build_service(
+        tmp_path / "dlnest.sqlite", ray_address=f"127.0.0.1:{port}", tick_interval_s=0.2
+    )
+    service.start()
+    later = None
+    try:
+        rows = service.devices()
+        assert [r["kind"] for r in rows] == ["cpu"]
+        assert "Ray cluster" in rows[0]["reason"]
+        task = service.submit_train(quick_config, memory_mb=600)  # queued, not refused
+        service.tick()
+        assert service.store.get(task.id).state is TaskState.QUEUED
+
+        later = ray_cluster_utils.Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 0, "include_dashboard": False, "object_store_memory": SMALL_STORE,
+                "gcs_server_port": port,
+            },
+        )  # fmt: skip
+        add_node(later, "boxd", [1000])
+        wait_until(
+            lambda: service.store.get(task.id).state is TaskState.SUCCEEDED,
+            what="the queued task to run once the head is up",
+        )
+        assert card_names(service, service.store.get(task.id)) == ["boxd:0"]
+    finally:
+        end_all(service)
+        if later is not None:
+            later.shutdown()
