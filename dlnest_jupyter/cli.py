@@ -4,6 +4,7 @@
     dlnest continue -r PKG [-c ID] [-CPU] [-devices ID ...] [-DDP]
     dlnest analyze -r PKG -s SCRIPT.py [-c ID] [-CPU] [-devices ID ...]
     dlnest new -d DIR [-t clean|digits] [-MNIST]
+    dlnest ray-node [--address HEAD:PORT] [--node NAME] [--dry-run] [-- RAY_START_FLAG ...]
 
 Exit codes: 0 done, 1 the run aborted, 2 bad input (nothing was created), 130 interrupted.
 """
@@ -193,7 +194,30 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("-t", choices=TEMPLATE_NAMES, default=DEFAULT_TEMPLATE, help="template")
     new.add_argument("-MNIST", action="store_true", help="DLNest's flag: the digits template")
     new.set_defaults(handler=_new)
+
+    node = commands.add_parser(
+        "ray-node",
+        help="join this machine to a Ray cluster with its GPUs (README, Several machines)",
+        description="Run `ray start` with this machine's cards declared for dlnest-jupyter: "
+        "one resource per card holding its memory in MiB, and no Ray GPUs.",
+    )
+    node.add_argument("--address", help="the head's HOST:PORT; without it, start a head here")
+    node.add_argument("--port", type=int, default=6379, help="a head's port (default 6379)")
+    node.add_argument("--node", help="this machine's node name (default: its host name)")
+    node.add_argument("--dry-run", action="store_true", help="print the ray start line only")
+    node.add_argument(
+        "ray_args", nargs="*", metavar="RAY_ARG", help="more `ray start` flags, after --"
+    )
+    node.set_defaults(handler=_ray_node)
     return parser
+
+
+def _ray_node(options: argparse.Namespace) -> int:
+    from .cluster import node_start
+
+    return node_start.run(
+        options.address, options.node, options.port, options.dry_run, options.ray_args
+    )
 
 
 def _placement_flags(parser: argparse.ArgumentParser) -> None:

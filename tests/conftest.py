@@ -70,10 +70,13 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the `dlnest` command in a fresh interpreter, as a user would."""
 
     def run(
-        *argv: str | Path, cwd: Path | None = None, timeout_s: float = 300
+        *argv: str | Path,
+        cwd: Path | None = None,
+        timeout_s: float = 300,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         command: Sequence[str] = [sys.executable, "-m", "dlnest_jupyter.cli", *map(str, argv)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         return subprocess.run(
             command,
             capture_output=True,

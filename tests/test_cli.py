@@ -183,3 +183,25 @@ def test_a_run_that_aborts_exits_non_zero_and_says_so(tmp_path: Path, run_cli: R
     assert "stopped with exit code 1" in result.stdout
     [package] = packages_in(tmp_path / "p")
     assert "ValueError: bad shard" in (package / "_output.txt").read_text()
+
+
+def test_ray_node_declares_each_card_s_memory_and_no_ray_gpus(run_cli: RunCli) -> None:
+    result = run_cli(
+        "ray-node", "--address", "10.0.0.1:6379", "--node", "boxa", "--dry-run", "--", "--num-cpus=8",
+        env={"DLNEST_FAKE_GPUS": "2x24576"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert " start --address=10.0.0.1:6379 --num-gpus=0 " in line and line.endswith("--num-cpus=8")
+    resources = json.loads(re.search(r"--resources=(\{.*?\})", line).group(1))  # type: ignore[union-attr]
+    assert resources == {
+        "dlnest_node_boxa": 1,
+        "dlnest_mb_boxa_0": 24576,
+        "dlnest_mb_boxa_1": 24576,
+    }
+    assert "boxa:0 24576 MiB" in result.stderr
+
+
+def test_ray_node_refuses_a_node_name_ray_cannot_hold(run_cli: RunCli) -> None:
+    result = run_cli("ray-node", "--node", "box_a", "--dry-run")
+    assert result.returncode == 2 and "node name 'box_a'" in result.stderr

@@ -16,6 +16,7 @@ One pass walks the queue in order and starts every task that fits now:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -104,20 +105,83 @@ class _Ledger:
     total_mb: dict[int, int]
     tasks: dict[int, int]
     last_launch_at: dict[int, float] = field(default_factory=dict)
-    # Cards that may take a task now, and their largest and summed budget: recomputed only
-    # after a placement, so a task that cannot fit is rejected in O(1) (10,000 queued tasks
-    # in one pass must take milliseconds).
-    cards: list[int] = field(default_factory=list)
-    max_budget_mb: int = 0
-    sum_budget_mb: int = 0
     held: set[int] = field(default_factory=set)  # cards draining for a starving task
     node_of: dict[int, str | None] = field(default_factory=dict)  # on a cluster: card -> node
+    # Cards that may take a task now, kept up to date by `take` in the time of the cards it
+    # changed: a pass over 10,000 tasks and 512 cards must take milliseconds, so a task that
+    # cannot fit is rejected in O(1), and one that fits finds its card without a scan.
+    max_budget_mb: int = 0  # the most one card could give a task
+    max_node_budget_mb: int = 0  # the most one machine's cards could give a -mc/-DDP task
+    _eligible: set[int] = field(default_factory=set)
+    _levels: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # tasks -> (-MiB, id)
+    _node_budget_mb: dict[str | None, int] = field(default_factory=dict)
+    _cards_of_node: dict[str | None, list[int]] = field(default_factory=dict)
 
     def refresh(self, settings: Settings, now: float) -> None:
-        self.cards = [g for g in self.budget_mb if _eligible(g, self, settings, now)]
-        budgets = [self.budget_mb[g] for g in self.cards]
-        self.max_budget_mb = max(budgets, default=0)
-        self.sum_budget_mb = sum(b for b in budgets if b > 0)
+        self._eligible = {g for g in self.budget_mb if _eligible(g, self, settings, now)}
+        self._levels = {}
+        for card in self._eligible:
+            self._levels.setdefault(self.tasks.get(card, 0), []).append(
+                (-self.budget_mb[card], card)
+            )
+        for heap in self._levels.values():
+            heapq.heapify(heap)
+        self._node_budget_mb = {}
+        for card in self._eligible:
+            node = self.node_of.get(card)
+            self._node_budget_mb[node] = self._node_budget_mb.get(node, 0) + max(
+                0, self.budget_mb[card]
+            )
+        self._derive()
+
+    def _derive(self) -> None:
+        self.max_node_budget_mb = max(self._node_budget_mb.values(), default=0)
+        self.max_budget_mb = max(
+            (-heap[0][0] for level, heap in self._levels.items() if self._clean(level)), default=0
+        )
+
+    @property
+    def has_cards(self) -> bool:
+        return bool(self._eligible)
+
+    @property
+    def cards(self) -> list[int]:
+        return sorted(self._eligible)
+
+    def cards_by_node(self, at_least_mb: int) -> dict[str | None, list[int]]:
+        """Eligible cards of each machine whose cards could give `at_least_mb` together."""
+        if not self._cards_of_node:
+            for card in sorted(self.budget_mb):
+                self._cards_of_node.setdefault(self.node_of.get(card), []).append(card)
+        found = {}
+        for node, budget in self._node_budget_mb.items():
+            if budget >= at_least_mb:
+                cards = [c for c in self._cards_of_node[node] if c in self._eligible]
+                if cards:
+                    found[node] = cards
+        return found
+
+    def best_card(self, estimate_mb: int) -> int | None:
+        """The card a one-card task of `estimate_mb` takes: fewest tasks, then most budget."""
+        for level in sorted(self._levels):
+            if self._clean(level) and -self._levels[level][0][0] >= estimate_mb:
+                return self._levels[level][0][1]
+        return None
+
+    def _clean(self, level: int) -> bool:
+        """Drop outdated entries from the top of a level's heap; whether any card is left."""
+        heap = self._levels[level]
+        while heap and self._stale(heap[0], level):
+            heapq.heappop(heap)
+        return bool(heap)
+
+    def _stale(self, entry: tuple[int, int], level: int) -> bool:
+        budget, card = -entry[0], entry[1]
+        return (
+            card not in self._eligible
+            or self.tasks.get(card, 0) != level
+            or self.budget_mb[card] != budget
+        )
 
     def hold_for(self, demand: Demand, settings: Settings, now: float) -> None:
         """Keep later tasks off the card(s) a starving task needs, so they drain for it."""
@@ -136,18 +200,39 @@ class _Ledger:
         for device, reserved in placement.memory_mb_by_device.items():
             self.tasks[device] = self.tasks.get(device, 0) + 1
             self.last_launch_at[device] = now
-            if device != CPU_ID:
-                self.budget_mb[device] -= reserved
-        self.refresh(settings, now)
+            if device == CPU_ID:
+                continue
+            node = self.node_of.get(device)
+            if device in self._eligible:
+                self._node_budget_mb[node] -= max(0, self.budget_mb[device])
+            self.budget_mb[device] -= reserved
+            if _eligible(device, self, settings, now):
+                self._eligible.add(device)
+                self._node_budget_mb[node] = self._node_budget_mb.get(node, 0) + max(
+                    0, self.budget_mb[device]
+                )
+                heapq.heappush(
+                    self._levels.setdefault(self.tasks[device], []),
+                    (-self.budget_mb[device], device),
+                )
+            else:
+                self._eligible.discard(device)
+        if CPU_ID in placement.memory_mb_by_device and not _eligible(CPU_ID, self, settings, now):
+            self._eligible.discard(CPU_ID)
+        self._derive()
 
 
 def gpu_budgets_mb(snapshot: InventorySnapshot, running: Iterable[Reservation]) -> dict[int, int]:
     """Free MiB per GPU: total, less our reservations, less memory used by other processes."""
     running = list(running)
     our_pids = frozenset(r.pid for r in running if r.pid is not None)
+    reserved_mb: dict[int, int] = {}
+    for reservation in running:
+        for device, mb in reservation.memory_mb_by_device.items():
+            reserved_mb[device] = reserved_mb.get(device, 0) + mb
     budgets = {}
     for gpu in snapshot.gpus:
-        reserved = sum(r.memory_mb_by_device.get(gpu.id, 0) for r in running)
+        reserved = reserved_mb.get(gpu.id, 0)
         foreign = gpu.foreign_memory_mb(our_pids, reserved)
         budgets[gpu.id] = gpu.memory_total_mb - reserved - foreign
     return budgets
@@ -201,6 +286,15 @@ def admission_error(demand: Demand, snapshot: InventorySnapshot) -> str | None:
         totals = sorted((g.memory_total_mb for g in snapshot.gpus), reverse=True)
         wanted = demand.memory_mb
         if demand.multi_gpu or demand.ddp:
+            by_node: dict[str | None, int] = {}
+            for gpu in snapshot.gpus:
+                by_node[gpu.node] = by_node.get(gpu.node, 0) + gpu.memory_total_mb
+            if len(by_node) > 1:  # a cluster: a task's cards are on one machine
+                node, most = max(by_node.items(), key=lambda item: item[1])
+                return (
+                    f"needs {wanted} MiB, more than the GPUs of any one machine hold together "
+                    f"(the most: node {node}, {most} MiB)"
+                )
             return f"needs {wanted} MiB, more than all {len(totals)} GPUs hold together ({sum(totals)} MiB)"
         return f"needs {wanted} MiB on one GPU, but the largest GPU has {totals[0]} MiB (use -mc or -DDP to spread it)"
     return None
@@ -260,20 +354,33 @@ def _place(demand: Demand, ledger: _Ledger, settings: Settings, now: float) -> P
             if _eligible(CPU_ID, ledger, settings, now)
             else None
         )
-    cards = ledger.cards
-    if not cards or (demand.memory_mb is not None and demand.memory_mb > _room_mb(demand, ledger)):
+    wanted = demand.memory_mb
+    if not ledger.has_cards or (wanted is not None and wanted > _room_mb(demand, ledger)):
         return None
-    if demand.node is not None:
-        cards = [g for g in cards if ledger.node_of.get(g) == demand.node]
-    if demand.ddp or demand.multi_gpu:
-        # A task's cards are all on one machine: each node is planned alone, the fewest cards win.
-        spread = _place_ddp if demand.ddp else _place_multi
-        plans = [
-            plan
-            for node_cards in _by_node(cards, ledger).values()
-            if (plan := spread(demand, node_cards, ledger)) is not None
-        ]
-        return min(plans, key=lambda p: len(p.memory_mb_by_device), default=None)
+    spread = demand.ddp or demand.multi_gpu
+    if demand.node is None and not spread and wanted is not None:
+        best = ledger.best_card(wanted)
+        return None if best is None else Placement(demand.task_id, {best: wanted})
+    if spread:
+        # A task's cards are all on one machine: each machine that could hold it is planned
+        # alone, and the plan with the fewest cards wins.
+        place = _place_ddp if demand.ddp else _place_multi
+        # No machine can do with fewer cards than this: the first plan that needs no more wins.
+        least = -(-wanted // ledger.max_budget_mb) if wanted and ledger.max_budget_mb > 0 else 1
+        best_plan: Placement | None = None
+        for node, cards in ledger.cards_by_node(wanted or 0).items():
+            if demand.node is not None and node != demand.node:
+                continue
+            plan = place(demand, cards, ledger)
+            if plan is not None and (
+                best_plan is None
+                or len(plan.memory_mb_by_device) < len(best_plan.memory_mb_by_device)
+            ):
+                best_plan = plan
+                if len(plan.memory_mb_by_device) <= least:
+                    break
+        return best_plan
+    cards = [g for g in ledger.cards if demand.node is None or ledger.node_of.get(g) == demand.node]
     fitting = [g for g in cards if ledger.budget_mb[g] >= _estimate(demand, ledger.total_mb[g])]
     if not fitting:
         return None
@@ -281,16 +388,9 @@ def _place(demand: Demand, ledger: _Ledger, settings: Settings, now: float) -> P
     return Placement(demand.task_id, {best: _estimate(demand, ledger.total_mb[best])})
 
 
-def _by_node(cards: list[int], ledger: _Ledger) -> dict[str | None, list[int]]:
-    groups: dict[str | None, list[int]] = {}
-    for card in cards:
-        groups.setdefault(ledger.node_of.get(card), []).append(card)
-    return groups
-
-
 def _room_mb(demand: Demand, ledger: _Ledger) -> int:
     """The most memory a task of this kind could get now: a bound for the fast rejection."""
-    return ledger.sum_budget_mb if demand.multi_gpu or demand.ddp else ledger.max_budget_mb
+    return ledger.max_node_budget_mb if demand.multi_gpu or demand.ddp else ledger.max_budget_mb
 
 
 def _place_multi(demand: Demand, cards: list[int], ledger: _Ledger) -> Placement | None:

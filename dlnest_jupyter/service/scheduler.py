@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ class Scheduler:
         # A queued task's demand never changes; parsing every spec on every pass made each
         # submission cost O(queue) JSON parses.
         self._demands: dict[int, Demand] = {}
+        self._kernels: dict[int, bool] = {}  # queued task -> whether it runs in a kernel
         self._recorded: dict[int, dict[str, Any]] = {}  # analyzer progress last stored, by task
 
     def tick(self, now: float) -> list[TaskRecord]:
@@ -152,16 +154,23 @@ class Scheduler:
         # Only tasks queued since the last pass are read in full: a submission's pass stays
         # cheap however long the queue is.
         known = self._demands
-        known.update(
-            (t.id, t.demand()) for t in self.store.get_many(i for i in queue if i not in known)
-        )
+        for task in self.store.get_many(i for i in queue if i not in known):
+            known[task.id] = task.demand()
+            self._kernels[task.id] = KINDS[task.kind].runner is Runner.KERNEL
         if len(known) != len(queue):  # some left the queue
             self._demands = known = {i: known[i] for i in queue}
+            self._kernels = {i: self._kernels[i] for i in queue}
         demands = [known[i] for i in queue]
+        snapshot = self.service.device_source.snapshot()
+        if snapshot.local_node is not None:  # on a cluster, analyzers stay on this machine
+            demands = [
+                replace(d, node=snapshot.local_node) if self._kernels.get(d.task_id) else d
+                for d in demands
+            ]
         with self._box_locked() as others:
             placements = plan_placements(
                 demands,
-                self.service.device_source.snapshot(),
+                snapshot,
                 [t.reservation() for t in self.store.holding()],
                 self.store.settings(),
                 now,

@@ -259,7 +259,9 @@ def test_a_lost_node_fails_its_tasks_kills_them_and_leaves_the_inventory(
     )
     assert ended.error is not None and ended.error.startswith("node boxc lost"), ended.error
     wait_until_group_is_gone(running.pid)  # its watcher outlives the node's workers
-    assert not any(r["name"] == "boxc:0" for r in alice.devices())
+    wait_until(
+        lambda: not any(r["name"] == "boxc:0" for r in alice.devices()), what="boxc:0 to leave"
+    )
     # It may have been placed on boxc:0 from a view taken before the node left: then its
     # launch finds the node gone and it is queued again, to wait for a card that can hold it.
     wait_until(lambda: alice.store.get(waiting.id).state is TaskState.QUEUED, what="requeue")

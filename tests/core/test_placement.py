@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlnest_jupyter.core.devices import CPU_ID, FakeSource
+from dlnest_jupyter.core.devices import CPU_ID, FakeSource, GpuSnapshot, InventorySnapshot
 from dlnest_jupyter.core.placement import (
     Demand,
     Reservation,
@@ -190,3 +190,51 @@ def test_a_task_that_can_never_fit_is_refused_with_the_reason() -> None:
     assert "no GPU" in (admission_error(Demand(1), gpus(count=0)) or "")
     assert admission_error(Demand(1, cpu=True), gpus(count=0)) is None
     assert admission_error(Demand(1, memory_mb=20000, multi_gpu=True), gpus()) is None
+
+
+def cluster_cards(*nodes: tuple[str, int, int]) -> InventorySnapshot:
+    """Cards of several machines: (node, count, MiB each), with ids in that order."""
+    cards = []
+    for node, count, total in nodes:
+        for index in range(count):
+            cards.append(
+                GpuSnapshot(
+                    len(cards), f"{node}:{index}", total, 0, None, (), node=node, index=index
+                )
+            )
+    return InventorySnapshot(gpus=tuple(cards), source="ray", local_node="jupyter")
+
+
+def test_multi_card_and_ddp_tasks_take_cards_of_one_machine_only() -> None:
+    # Across machines the four cards hold 36 GiB; on one, 20 GiB (boxa) or 16 GiB (boxb).
+    snapshot = cluster_cards(("boxa", 2, 10240), ("boxb", 2, 8192))
+    placed = plan_placements(
+        [Demand(1, memory_mb=18000, multi_gpu=True), Demand(2, memory_mb=16000, ddp=True)],
+        snapshot,
+        [],
+        Settings(),
+        NOW,
+    )
+    assert where(placed) == {1: (0, 1), 2: (2, 3)}
+    too_big = Demand(3, memory_mb=21000, multi_gpu=True)  # more than boxa's 2 x 10240
+    assert plan_placements([too_big], snapshot, [], Settings(), NOW) == []
+    assert admission_error(too_big, snapshot) == (
+        "needs 21000 MiB, more than the GPUs of any one machine hold together "
+        "(the most: node boxa, 20480 MiB)"
+    )
+
+
+def test_an_analyzer_on_a_cluster_takes_only_a_card_of_the_servers_machine() -> None:
+    snapshot = cluster_cards(("boxa", 1, 16384), ("jupyter", 1, 4096))
+    analyzer = Demand(1, memory_mb=2000, node="jupyter")
+    assert where(plan_placements([analyzer], snapshot, [], Settings(), NOW)) == {1: (1,)}
+    elsewhere = cluster_cards(("boxa", 1, 16384))
+    assert plan_placements([analyzer], elsewhere, [], Settings(), NOW) == []
+    reason = admission_error(analyzer, elsewhere)
+    assert reason is not None and "node jupyter" in reason and "CPU" in reason
+
+
+def test_a_cluster_that_cannot_be_read_refuses_nothing() -> None:
+    unreachable = InventorySnapshot(gpus=(), source="ray", reason="head down", unavailable=True)
+    assert admission_error(Demand(1, memory_mb=4000), unreachable) is None
+    assert plan_placements([Demand(1, memory_mb=4000)], unreachable, [], Settings(), NOW) == []
