@@ -195,7 +195,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
 
     def _devices(self, argv: list[str]) -> None:
         devices = self.client.devices()
-        rows = [
+        rows: list[tuple[Any, ...]] = [
             (
                 d["id"], d["name"], "yes" if d["enabled"] else "no",
                 f"{d['memory_used_mb']} / {d['memory_reserved_mb']} / {d['memory_total_mb']}" if d["kind"] == "gpu" else "",
@@ -207,7 +207,13 @@ class DLNestMagics(AnalyzerCommands, Magics):
         headers = ["id", "name", "enabled", "MiB used / reserved / total", "tasks"]
         if any(row[-1] for row in rows):  # a box ledger shows other users' reservations
             headers.append("reserved by other users")
-        _show(Table(headers, [row[: len(headers)] for row in rows]))
+        rows = [row[: len(headers)] for row in rows]
+        if any(d.get("node") for d in devices):  # a cluster: each card's machine, first
+            headers.insert(0, "node")
+            rows = [
+                (d.get("node") or "this server", *row) for d, row in zip(devices, rows, strict=True)
+            ]
+        _show(Table(headers, rows))
         print(f"dlnest: {scheduled_by(self.client.scheduler())}")
 
     def _change_devices(self, argv: list[str]) -> None:

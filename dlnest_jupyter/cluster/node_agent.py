@@ -21,8 +21,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ..core import processes
+from ..core.devices import source_from_env
 from ..core.tasks import TaskRecord
 from ..service.executor import LocalExecutor, find_launch
 
@@ -37,6 +39,36 @@ class NodeAgent:
         self.node = node
         self.raylet_pid = os.getppid()  # Ray's workers are the raylet's children
         self.executor = LocalExecutor(zygote=zygote, stop_grace_s=stop_grace_s)
+        self.devices = source_from_env()  # this node's NVML (or DLNEST_FAKE_GPUS)
+        self._task_groups: set[int] = set()  # every task this agent started or adopted
+
+    def inventory(self) -> dict[str, Any]:
+        """This node's cards as NVML sees them, each with the processes that are not dlnest
+        tasks (memory used by someone else, which no reservation accounts for)."""
+        snapshot = self.devices.snapshot()
+        ours = self._task_pids()
+        return {
+            "source": snapshot.source,
+            "reason": snapshot.reason,
+            "gpus": [
+                {
+                    "index": gpu.id,
+                    "name": gpu.name,
+                    "memory_total_mb": gpu.memory_total_mb,
+                    "memory_used_mb": gpu.memory_used_mb,
+                    "utilization_pct": gpu.utilization_pct,
+                    "processes": None
+                    if gpu.processes is None
+                    else [(p.pid, p.used_memory_mb) for p in gpu.processes if p.pid not in ours],
+                }
+                for gpu in snapshot.gpus
+            ],
+        }
+
+    def _task_pids(self) -> set[int]:
+        alive = {g for g in self._task_groups if processes.group_members(g)}
+        self._task_groups = alive
+        return {pid for group in alive for pid in processes.group_members(group)}
 
     def ping(self) -> str:
         return self.node
@@ -52,8 +84,10 @@ class NodeAgent:
         # A launch whose answer was lost (the server's link to Ray cut mid-call) is not repeated.
         running = processes.find_task_leader(task.package_path)
         if running is not None:
+            self._task_groups.add(running[0])
             return running
         launch = self.executor.start(task, card_indices)
+        self._task_groups.add(launch.pid)
         self._watch(launch.pid)
         return launch.pid, launch.started
 
@@ -73,6 +107,7 @@ class NodeAgent:
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         found = find_launch(task, claimed_at)
         if found is not None and found[1] is not None:
+            self._task_groups.add(found[0])
             self._watch(found[0])
         return found
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.box_ledger import OtherReservation
-from ..core.devices import CPU_ID, GpuSnapshot, InventorySnapshot
+from ..core.devices import CPU_ID, GpuProcess, GpuSnapshot, InventorySnapshot
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
 from ..service.executor import (
@@ -44,6 +44,7 @@ class ClusterView:
     cards: tuple[tuple[str, int, int], ...] = ()  # (node, index, MiB) of live nodes
     nodes: tuple[str, ...] = ()
     reservations: tuple[dict[str, Any], ...] = ()  # every dlnest placement group holding memory
+    inventories: dict[str, Any] = field(default_factory=dict)  # node -> its agent's NVML view
     reason: str | None = None  # why there is no view (the cluster unreachable)
     taken_at: float = field(default_factory=time.monotonic)
 
@@ -75,6 +76,7 @@ class RayCluster:
                     tuple((str(n), int(i), int(mb)) for n, i, mb in raw["cards"]),
                     tuple(raw["nodes"]),
                     tuple(raw["reservations"]),
+                    raw.get("inventories", {}),
                 )
             except OSError as exc:
                 view = ClusterView(reason=str(exc) or self.sidecar.reason)
@@ -117,16 +119,7 @@ class RayDeviceSource:
             )  # fmt: skip
         ids = self.cluster.card_ids(view)
         gpus = tuple(
-            GpuSnapshot(
-                id=ids[(node, index)],
-                name=names.card_name(node, index),
-                memory_total_mb=total,
-                memory_used_mb=0,  # Ray counts reservations, not what a card's processes use
-                utilization_pct=None,
-                processes=(),
-                node=node,
-                index=index,
-            )
+            _card(ids[(node, index)], node, index, total, view.inventories.get(node))
             for node, index, total in view.cards
         )
         return InventorySnapshot(
@@ -283,6 +276,28 @@ class RayExecutor:
                 f"task {task.id}'s cards are on several nodes ({', '.join(sorted(nodes))})"
             )
         return nodes.pop(), [index for _, index in cards]
+
+
+def _card(
+    device_id: int, node: str, index: int, total_mb: int, inventory: dict[str, Any] | None
+) -> GpuSnapshot:
+    """One card: its size as the node declared it to Ray, and, where the node's agent reads
+    NVML, its model, use and the memory of processes that are not dlnest tasks."""
+    seen = next((g for g in (inventory or {}).get("gpus", []) if g["index"] == index), None)
+    name = names.card_name(node, index)
+    if seen is None:  # no NVML there (yet): Ray counts reservations, not what is in use
+        return GpuSnapshot(device_id, name, total_mb, 0, None, (), node=node, index=index)
+    foreign = seen["processes"]
+    return GpuSnapshot(
+        device_id,
+        f"{name} {seen['name']}",
+        total_mb,
+        int(seen["memory_used_mb"]),
+        seen["utilization_pct"],
+        None if foreign is None else tuple(GpuProcess(int(p), int(mb)) for p, mb in foreign),
+        node=node,
+        index=index,
+    )
 
 
 def _parse_card_name(name: str) -> tuple[str, int]:

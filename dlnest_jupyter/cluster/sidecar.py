@@ -55,6 +55,8 @@ class RayOps:
         self.agent_class = ray.remote(NodeAgent)
         self._agents: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._inventory: dict[str, Any] = {}  # node -> its agent's last `inventory()`
+        self._inventory_asked: dict[str, Any] = {}  # node -> the pending call's reference
 
     # -- the cluster's view -----------------------------------------------------------------
     def view(self) -> dict[str, Any]:
@@ -66,8 +68,7 @@ class RayOps:
             if (parsed := names.parse_card_resource(resource)) is not None
         )
         nodes = sorted(n for r in totals if (n := names.parse_node_resource(r)) is not None)
-        for node in nodes:
-            self.agent(node)  # started ahead of the first launch there: it takes seconds
+        inventories = self._inventories(nodes)
         reservations = []
         for group in placement_group_table().values():
             parsed = names.parse_reservation_name(group.get("name") or "")
@@ -84,7 +85,38 @@ class RayOps:
                     "mb": {r: int(v) for r, v in bundle.items()},
                 }
             )
-        return {"cards": cards, "nodes": nodes, "reservations": reservations}
+        return {
+            "cards": cards,
+            "nodes": nodes,
+            "reservations": reservations,
+            "inventories": inventories,
+        }
+
+    def _inventories(self, nodes: list[str]) -> dict[str, Any]:
+        """Each node's NVML view, as its agent last reported it: asked now, answered by a later
+        view, so a slow or starting agent (seconds, the first time) holds up no one."""
+        with self._lock:
+            for node in list(self._inventory_asked):
+                if node not in nodes:
+                    del self._inventory_asked[node]
+                    self._inventory.pop(node, None)
+            asked = dict(self._inventory_asked)
+        if asked:
+            ready, _ = ray.wait(list(asked.values()), num_returns=len(asked), timeout=0)
+            for node, ref in asked.items():
+                if ref in ready:
+                    with contextlib.suppress(Exception):  # a dead agent: asked again below
+                        self._inventory[node] = ray.get(ref)
+                    with self._lock:
+                        self._inventory_asked.pop(node, None)
+        for node in nodes:
+            with self._lock:
+                pending = node in self._inventory_asked
+            if not pending:
+                ref = self.agent(node).inventory.remote()  # starts the agent ahead of a launch
+                with self._lock:
+                    self._inventory_asked[node] = ref
+        return {node: self._inventory[node] for node in nodes if node in self._inventory}
 
     def agent(self, node: str) -> Any:
         with self._lock:

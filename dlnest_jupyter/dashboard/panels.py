@@ -114,6 +114,7 @@ class DevicesPanel:
         self.widget = widgets.VBox()
         self.note = widgets.HTML()
         self._rows: dict[int, tuple[widgets.HTML, widgets.ToggleButton]] = {}
+        self._headings: dict[str, widgets.HTML] = {}  # cluster machine -> its heading
         self._client, self._submit = client, submit
         self._updating = False  # the refresher setting a toggle is not the user clicking it
 
@@ -127,11 +128,22 @@ class DevicesPanel:
     def _update(self, devices: Sequence[Mapping[str, Any]]) -> None:
         if [d["id"] for d in devices] != list(self._rows):
             self._rows = {d["id"]: self._row(d["id"]) for d in devices}
-            set_value(self.note, vm.devices_note(devices))
-            self.widget.children = [
-                self.note,
-                *(widgets.HBox([toggle, bar]) for bar, toggle in self._rows.values()),
-            ]
+            # On a cluster, each machine's cards under a heading of its own.
+            self._headings = {
+                node: widgets.HTML()
+                for node in dict.fromkeys(d["node"] for d in devices if d.get("node"))
+            }
+            rows: list[widgets.Widget] = [self.note]
+            for device in devices:
+                heading = self._headings.get(device.get("node") or "")
+                if heading is not None and heading not in rows:
+                    rows.append(heading)
+                bar, toggle = self._rows[device["id"]]
+                rows.append(widgets.HBox([toggle, bar]))
+            self.widget.children = rows
+        set_value(self.note, vm.devices_note(devices))
+        for node, heading in self._headings.items():
+            set_value(heading, vm.node_heading_html(node, devices))
         for device in devices:
             bar, toggle = self._rows[device["id"]]
             set_value(bar, vm.device_bar_html(device))

@@ -230,7 +230,26 @@ def devices_note(devices: Sequence[Mapping[str, Any]]) -> str:
         return html.escape(f"No GPU{': ' + why if why else ''}. Tasks run on the CPU.").join(
             ("<i>", "</i>")
         )
+    nodes = sorted({d["node"] for d in gpus if d.get("node")})
+    if nodes:
+        return html.escape(
+            f"The Ray cluster's cards: {len(gpus)} on {len(nodes)} machine"
+            f"{'s' if len(nodes) > 1 else ''}. CPU tasks and analyzers run on this server's machine.",
+            quote=False,
+        ).join(("<i>", "</i>"))
     return ""
+
+
+def node_heading_html(node: str, devices: Sequence[Mapping[str, Any]]) -> str:
+    """Above a cluster machine's cards: its name and how much of it is free."""
+    cards = [d for d in devices if d.get("node") == node]
+    free = sum(max(0, d.get("memory_free_mb") or 0) for d in cards)
+    total = sum(d.get("memory_total_mb") or 0 for d in cards)
+    plural = "s" if len(cards) != 1 else ""
+    return (
+        f"<div style='font-size:12px;margin-top:6px'><b>{html.escape(node)}</b>: "
+        f"{len(cards)} card{plural}, {free} of {total} MiB free</div>"
+    )
 
 
 def numeric_keys(rows: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -337,3 +337,36 @@ def test_with_the_head_down_the_service_answers_queues_and_reconnects(
         end_all(service)
         if later is not None:
             later.shutdown()
+
+
+def test_each_node_reports_its_cards_use_and_memory_used_by_others_is_not_booked(
+    cluster: Any, alice: DLNestService, quick_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node's agent reads its own inventory (here the fake one its raylet was started with):
+    3000 MiB of a 4000 MiB card used by a process that is no dlnest task leaves 1000 free."""
+    monkeypatch.setenv("DLNEST_FAKE_GPUS", "1x4000")
+    monkeypatch.setenv("DLNEST_FAKE_GPUS_FOREIGN_MB", "0=3000")
+    node = add_node(cluster, "boxe", [4000])  # the raylet, and so the agent, inherit the env
+    monkeypatch.undo()
+    try:
+        row = wait_until(
+            lambda: next(
+                (r for r in alice.devices() if r["node"] == "boxe" and r["memory_used_mb"]), None
+            ),
+            what="boxe's inventory",
+        )
+        assert row["name"] == "boxe:0 Fake GPU 0"
+        assert (row["memory_total_mb"], row["memory_used_mb"], row["memory_free_mb"]) == (
+            4000,
+            3000,
+            1000,
+        )
+        alice.update_settings({"devices": [row["id"]]})
+        task = alice.submit_train(quick_config, memory_mb=2000)
+        for _ in range(5):
+            alice.tick()
+        assert alice.store.get(task.id).state is TaskState.QUEUED  # 2000 > the 1000 left
+        alice.delete(task.id)
+    finally:
+        alice.update_settings({"devices": None})
+        cluster.remove_node(node)

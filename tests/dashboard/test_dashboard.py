@@ -18,7 +18,7 @@ import pytest
 
 from dlnest_jupyter.client.client import Client, ClientError, InProcessTransport
 from dlnest_jupyter.core.box_ledger import BoxLedger
-from dlnest_jupyter.core.devices import FakeSource
+from dlnest_jupyter.core.devices import FakeSource, GpuSnapshot, InventorySnapshot
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.dashboard import Dashboard
 from dlnest_jupyter.service.api import Api
@@ -326,3 +326,39 @@ def test_gpu_bars_show_other_users_reservations_and_settings_say_who_schedules(
     finally:
         for service in services:
             service.stop()
+
+
+class ClusterCards:
+    """Cards of two machines, as a cluster's device source gives them (no Ray needed here)."""
+
+    def snapshot(self) -> InventorySnapshot:
+        cards = [("boxa", 0, 16384), ("boxa", 1, 16384), ("boxb", 0, 8192)]
+        return InventorySnapshot(
+            gpus=tuple(
+                GpuSnapshot(i, f"{node}:{index}", mb, 0, None, (), node=node, index=index)
+                for i, (node, index, mb) in enumerate(cards)
+            ),
+            source="ray",
+            local_node="jupyter",
+        )
+
+
+def test_a_clusters_cards_are_grouped_under_their_machines(tmp_path: Path, config: Path) -> None:
+    service = DLNestService(TaskStore(tmp_path / "q.sqlite"), ClusterCards(), SleepingExecutor())
+    client = Client(InProcessTransport(Api(service, tmp_path, [tmp_path])))
+    try:
+        submit(client, config, memory_mb=4000)
+        board = Dashboard(client, start=False)
+        panel = board.devices_panel
+        texts = [
+            child.value if hasattr(child, "value") else child.children[1].value
+            for child in panel.widget.children
+        ]
+        assert "The Ray cluster's cards: 3 on 2 machines" in texts[0]
+        assert "<b>boxa</b>: 2 cards, 28768 of 32768 MiB free" in texts[1]
+        assert ">GPU 0: boxa:0: " in texts[2] and ">GPU 1: boxa:1: " in texts[3]
+        assert "<b>boxb</b>: 1 card, 8192 of 8192 MiB free" in texts[4]
+        assert ">GPU 2: boxb:0: " in texts[5] and ">CPU: CPU" in texts[6]
+        board.close()
+    finally:
+        service.stop()
