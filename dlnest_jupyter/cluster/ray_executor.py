@@ -26,6 +26,7 @@ from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
 from ..service.executor import (
     EXIT_UNKNOWN,
+    Executor,
     Launch,
     LaunchDeferred,
     LocalExecutor,
@@ -37,6 +38,7 @@ from .sidecar_client import NodeLost, SidecarClient
 log = logging.getLogger(__name__)
 VIEW_MAX_AGE_S = 0.5  # one cluster view serves the placement pass and the REST reads around it
 SWEEP_INTERVAL_S = 10.0
+KERNEL_STOP_WAIT_S = 30.0  # the longest a stopped analyzer's card stays reserved for its kernel
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,29 @@ class RayCluster:
 
     def reservation_name(self, task_id: int) -> str:
         return names.reservation_name(self.owner, task_id)
+
+    def placed(self, task: TaskRecord, device_ids: tuple[int, ...]) -> tuple[str | None, list[int]]:
+        """The node and card indices of a task's devices; (None, []) for a CPU task."""
+        gpus = [d for d in device_ids if d != CPU_ID]
+        if not gpus:
+            return None, []
+        cards = [self.card(d) for d in gpus]
+        nodes = {node for node, _ in cards}
+        if len(nodes) != 1:
+            raise OSError(
+                f"task {task.id}'s cards are on several nodes ({', '.join(sorted(nodes))})"
+            )
+        return nodes.pop(), [index for _, index in cards]
+
+    def bundle(
+        self, task: TaskRecord, node: str, device_ids: tuple[int, ...], indices: list[int]
+    ) -> dict[str, int]:
+        """What a task reserves in Ray: the MiB it was placed with, on each of its cards."""
+        gpus = [d for d in device_ids if d != CPU_ID]
+        return {
+            names.card_resource(node, index): int(task.reserved_mb.get(device, 0)) or 1
+            for device, index in zip(gpus, indices, strict=True)
+        }
 
     def close(self) -> None:
         self.sidecar.close()
@@ -177,13 +202,10 @@ class RayExecutor:
         self._swept_at = float("-inf")
 
     def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
-        node, indices = self._placed(task, device_ids)
+        node, indices = self.cluster.placed(task, device_ids)
         if node is None:
             return self.local.start(task, device_ids)
-        bundle = {
-            names.card_resource(node, index): int(task.reserved_mb.get(device, 0)) or 1
-            for device, index in zip(device_ids, indices, strict=True)
-        }
+        bundle = self.cluster.bundle(task, node, device_ids, indices)
         try:
             pid, started = self.cluster.sidecar.call(
                 "start", task, node, indices, bundle, self.cluster.reservation_name(task.id),
@@ -194,7 +216,7 @@ class RayExecutor:
         return Launch(pid, started)
 
     def exit_code(self, task: TaskRecord) -> int | None:
-        node, _ = self._placed(task, task.devices)
+        node, _ = self.cluster.placed(task, task.devices)
         if node is None:
             return self.local.exit_code(task)
         try:
@@ -215,7 +237,7 @@ class RayExecutor:
         return self.local.end_reason(task, code)  # the package, on the shared filesystem
 
     def stop(self, task: TaskRecord) -> None:
-        node, _ = self._placed(task, task.devices)
+        node, _ = self.cluster.placed(task, task.devices)
         if node is None:
             self.local.stop(task)
             return
@@ -232,7 +254,7 @@ class RayExecutor:
             log.warning("task %s: could not stop it on node %s: %s", task.id, node, exc)
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
-        node, _ = self._placed(task, task.devices)
+        node, _ = self.cluster.placed(task, task.devices)
         if node is None:
             return self.local.adopt(task, claimed_at)
         try:
@@ -262,20 +284,78 @@ class RayExecutor:
         self.local.close()
         self.cluster.close()
 
-    def _placed(
-        self, task: TaskRecord, device_ids: tuple[int, ...]
-    ) -> tuple[str | None, list[int]]:
-        """The node and card indices of a task's devices; (None, []) for a CPU task."""
-        gpus = [d for d in device_ids if d != CPU_ID]
-        if not gpus:
-            return None, []
-        cards = [self.cluster.card(d) for d in gpus]
-        nodes = {node for node, _ in cards}
-        if len(nodes) != 1:
+    def kernels(self, host: Executor) -> Executor:
+        """How analyzer kernels start on this cluster: `ReservedKernels` around the host."""
+        return ReservedKernels(host, self.cluster)
+
+
+class ReservedKernels:
+    """Analyzer kernels on a cluster: they run on this server's machine, and the cards they use
+    there are reserved in Ray while they live, like a task's, so no server books them twice."""
+
+    def __init__(self, host: Executor, cluster: RayCluster) -> None:
+        self.host, self.cluster = host, cluster
+
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        node, indices = self.cluster.placed(task, device_ids)
+        if node is None:
+            return self.host.start(task, device_ids)
+        if node != self.cluster.local_node:
             raise OSError(
-                f"task {task.id}'s cards are on several nodes ({', '.join(sorted(nodes))})"
+                f"analyzers run on this server's machine (node {self.cluster.local_node}), "
+                f"and card {names.card_name(node, indices[0])} is on node {node}: analyze on "
+                "the CPU, or on a card of this machine"
             )
-        return nodes.pop(), [index for _, index in cards]
+        name = self.cluster.reservation_name(task.id)
+        bundle = self.cluster.bundle(task, node, device_ids, indices)
+        try:
+            self.cluster.sidecar.call("reserve", node, bundle, name, timeout_s=30.0)
+        except NodeLost as exc:
+            raise LaunchDeferred(str(exc)) from exc
+        try:
+            return self.host.start(task, tuple(indices))  # this machine's own card indices
+        except BaseException:
+            self._release(task)
+            raise
+
+    def exit_code(self, task: TaskRecord) -> int | None:
+        code = self.host.exit_code(task)
+        if code is not None:
+            self._release(task)
+        return code
+
+    def end_reason(self, task: TaskRecord, code: int) -> str:
+        return self.host.end_reason(task, code)
+
+    def stop(self, task: TaskRecord) -> None:
+        self.host.stop(task)
+        threading.Thread(
+            target=self._release_once_ended,
+            args=(task,),
+            name=f"dlnest-release-{task.id}",
+            daemon=True,
+        ).start()
+
+    def _release_once_ended(self, task: TaskRecord) -> None:
+        """The card stays reserved until the kernel holding it has shut down (a second or so)."""
+        deadline = time.monotonic() + KERNEL_STOP_WAIT_S
+        while self.host.exit_code(task) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self._release(task)
+
+    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        return self.host.adopt(task, claimed_at)
+
+    def sweep(self, holding: frozenset[int]) -> None:
+        pass  # the cluster's executor sweeps every reservation of this queue
+
+    def close(self) -> None:
+        self.host.close()
+
+    def _release(self, task: TaskRecord) -> None:
+        if any(d != CPU_ID for d in task.devices):
+            with contextlib.suppress(OSError):
+                self.cluster.sidecar.call("release", [self.cluster.reservation_name(task.id)])
 
 
 def _card(

@@ -156,14 +156,19 @@ class RayOps:
             self._agents.pop(node, None)
 
     # -- a task's life ----------------------------------------------------------------------
-    def start(
-        self, task: TaskRecord, node: str, indices: list[int], bundle: dict[str, int], name: str
-    ) -> tuple[int, float | None]:
+    def reserve(self, node: str, bundle: dict[str, int], name: str) -> Any:
+        """Reserve `bundle` (MiB of each card) on `node` as the placement group `name`."""
         self.release([name])  # what an earlier attempt at this task left
         group = placement_group([bundle], strategy="STRICT_PACK", name=name, lifetime="detached")
         if not group.wait(RESERVE_TIMEOUT_S):
             remove_placement_group(group)
             raise Deferred(f"another server reserved that memory first on node {node}")
+        return group
+
+    def start(
+        self, task: TaskRecord, node: str, indices: list[int], bundle: dict[str, int], name: str
+    ) -> tuple[int, float | None]:
+        group = self.reserve(node, bundle, name)
         try:
             pid, started = self._call(node, "start", task, tuple(indices))
         except BaseException:

@@ -121,7 +121,6 @@ class SidecarClient:
         ).start()
 
     def _read(self, connection: Connection, process: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
         try:
             if not connection.poll(CONNECT_TIMEOUT_S):
                 raise EOFError(
@@ -141,8 +140,7 @@ class SidecarClient:
                     waiter[1][:] = [ok, value]
                     waiter[0].set()
         except (EOFError, OSError) as exc:
-            message = str(exc) if str(exc) and time.monotonic() < deadline + 1 else ""
-            self._end(message or f"the link to the Ray cluster at {self.address} ended", process)
+            self._end(str(exc) or f"the link to the Ray cluster at {self.address} ended", process)
 
     def _end(self, reason: str, process: subprocess.Popen[bytes] | None = None) -> None:
         """Let this sidecar go (killed if it still runs); calls waiting on it fail now."""

@@ -52,10 +52,12 @@ def build_service(
     box_folder = box_ledger or os.environ.get(BOX_LEDGER_ENV) or None
     box: Ledger | None = BoxLedger(box_folder, store.path) if box_folder else None
     address = ray_address or os.environ.get(RAY_ADDRESS_ENV) or None
+    kernels = None
     if address is not None:
         from ..cluster.ray_executor import build_cluster  # the `ray` extra: imported only here
 
-        executor, devices, box = build_cluster(address, store, zygote)
+        cluster_executor, devices, box = build_cluster(address, store, zygote)
+        executor, kernels = cluster_executor, cluster_executor.kernels
     service = DLNestService(
         store,
         devices if devices is not None else source_from_env(),
@@ -64,6 +66,7 @@ def build_service(
         scripts_dir=scripts_dir,
         box=box,
         label=label,
+        kernels=kernels,
     )
     if analyzers:
         service.attach_analyzers(PrivateAnalyzerHost())

@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +58,21 @@ class DLNestService:
         scripts_dir: str = DEFAULT_SCRIPTS_DIR,
         box: Ledger | None = None,
         label: str | None = None,
+        kernels: Callable[[Executor], Executor] | None = None,
     ) -> None:
         """`analyzers`: where analyze tasks get their kernels; without one they are refused.
 
         `scripts_dir`: where runExp finds scripts when an analyze request names no folder:
         relative to the package's project folder (DLNest's `AnalyzeScripts`), or absolute.
         `box`: the machine-wide ledger shared with other users' schedulers, if the box has one.
-        `label`: how `GET scheduler` names this service to users.
+        `label`: how `GET scheduler` names this service to users. `kernels`: what analyzer
+        kernels start through, given the host (a cluster reserves their cards); unset: the host.
         """
         self.store = store
         self.device_source = devices
         self.executor = executor
         self.analyzers = analyzers
+        self._kernels = kernels
         self.experiments = ExperimentVerbs(store, analyzers)
         self.tick_interval_s = tick_interval_s
         self.scripts_dir = scripts_dir
@@ -188,7 +192,7 @@ class DLNestService:
         project = package.path.parent.parent  # <project>/Saves/<package>
         scripts = Path(scripts_dir) if scripts_dir else project / self.scripts_dir
         placement = {"cpu": cpu, "multi_gpu": False, "ddp": False}
-        self._admit(memory_mb, placement)
+        self._admit(memory_mb, placement, on_this_machine=True)
         spec = {
             "record_path": str(package.path),
             "checkpoint_id": resolved,
@@ -368,9 +372,15 @@ class DLNestService:
         now = next((t for t in started if t.id == task.id), None) or self.store.get(task.id)
         return self.with_progress(now)
 
-    def _admit(self, memory_mb: int | None, placement: dict[str, Any]) -> None:
-        demand = Demand(task_id=0, memory_mb=memory_mb, **placement)
-        reason = admission_error(demand, self.device_source.snapshot())
+    def _admit(
+        self, memory_mb: int | None, placement: dict[str, Any], on_this_machine: bool = False
+    ) -> None:
+        """Refuse what can never run; `on_this_machine`: an analyzer, on a cluster only this
+        server's machine's cards count."""
+        snapshot = self.device_source.snapshot()
+        node = snapshot.local_node if on_this_machine else None
+        demand = Demand(task_id=0, memory_mb=memory_mb, node=node, **placement)
+        reason = admission_error(demand, snapshot)
         if reason is not None:
             raise TaskError(f"refused: {reason}")
 
@@ -382,7 +392,8 @@ class DLNestService:
         if KINDS[task.kind].runner is Runner.PROCESS:
             return self.executor
         # Queued by a server that had kernels, taken over by one that has none.
-        return self.analyzers if self.analyzers is not None else _NO_ANALYZERS
+        host: Executor = self.analyzers if self.analyzers is not None else _NO_ANALYZERS
+        return self._kernels(host) if self._kernels is not None else host
 
     def _writes_output(self, task: TaskRecord) -> bool:
         """Training processes write the package's output; an analyzer's output is per experiment."""
