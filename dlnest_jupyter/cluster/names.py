@@ -9,11 +9,13 @@ host name), not Ray's node ids, which change when a node's raylet restarts.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 
 from ..core.errors import ConfigError
 
+NODE_NAME_ENV = "DLNEST_NODE_NAME"
 NAMESPACE = "dlnest"  # Ray namespace of the node agents and reservations
 NODE_PREFIX = "dlnest_node_"
 CARD_PREFIX = "dlnest_mb_"
@@ -25,7 +27,10 @@ _NODE_RESOURCE = re.compile(rf"{NODE_PREFIX}({_NODE})")
 
 
 def node_name(hostname: str | None = None) -> str:
-    """This machine's node name: its host name, with characters Ray names cannot hold replaced."""
+    """This machine's node name: DLNEST_NODE_NAME, else its host name with the characters Ray
+    names cannot hold replaced. A server's must be the name its machine joined the cluster by."""
+    if hostname is None and os.environ.get(NODE_NAME_ENV):
+        return checked_node_name(os.environ[NODE_NAME_ENV])
     raw = (hostname or socket.gethostname()).split(".")[0] or "node"
     return re.sub(r"[^A-Za-z0-9-]", "-", raw)[:63]
 
@@ -41,6 +46,11 @@ def checked_node_name(name: str) -> str:
 def card_name(node: str, index: int) -> str:
     """How users see a card: `boxA:0`."""
     return f"{node}:{index}"
+
+
+def parse_card_name(name: str) -> tuple[str, int]:
+    node, _, index = name.rpartition(":")
+    return node, int(index)
 
 
 def card_resource(node: str, index: int) -> str:

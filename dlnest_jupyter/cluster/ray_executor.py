@@ -1,27 +1,16 @@
-"""What the service sees of a Ray cluster: its cards as devices, other servers' reservations as
-a ledger, and an executor that starts GPU tasks on their node.
-
-Cards get this queue's own device ids ("boxA:0" -> 3, recorded in the store and never reused),
-so placement stays the pure policy over integer ids it is on one box. CPU tasks and analyzers
-run on the server's own machine, as without a cluster.
+"""The executor of a service on a Ray cluster: GPU tasks start on their node through its agent,
+each holding a placement group for exactly its cards; CPU tasks and analyzer kernels run on the
+server's own machine, a kernel's card reserved in Ray like a task's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
-import pwd
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from ..core.box_ledger import OtherReservation
-from ..core.devices import CPU_ID, GpuProcess, GpuSnapshot, InventorySnapshot
+from ..core.devices import CPU_ID
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
 from ..service.executor import (
@@ -33,163 +22,13 @@ from ..service.executor import (
     describe_exit,
 )
 from . import names
-from .sidecar_client import NodeLost, SidecarClient
+from .cluster_devices import ClusterLedger, RayDeviceSource
+from .link import RayCluster
+from .sidecar_client import NodeLost
 
 log = logging.getLogger(__name__)
-VIEW_MAX_AGE_S = 0.5  # one cluster view serves the placement pass and the REST reads around it
 SWEEP_INTERVAL_S = 10.0
 KERNEL_STOP_WAIT_S = 30.0  # the longest a stopped analyzer's card stays reserved for its kernel
-
-
-@dataclass(frozen=True)
-class ClusterView:
-    cards: tuple[tuple[str, int, int], ...] = ()  # (node, index, MiB) of live nodes
-    nodes: tuple[str, ...] = ()
-    reservations: tuple[dict[str, Any], ...] = ()  # every dlnest placement group holding memory
-    inventories: dict[str, Any] = field(default_factory=dict)  # node -> its agent's NVML view
-    reason: str | None = None  # why there is no view (the cluster unreachable)
-    taken_at: float = field(default_factory=time.monotonic)
-
-
-class RayCluster:
-    """One server's link to the cluster, shared by its executor, devices and ledger."""
-
-    def __init__(
-        self, address: str, store: TaskStore, zygote: bool = True, local_node: str | None = None
-    ) -> None:
-        self.address = address
-        self.store = store
-        self.local_node = local_node or os.environ.get("DLNEST_NODE_NAME") or names.node_name()
-        queue = hashlib.sha256(str(Path(store.path).resolve()).encode()).hexdigest()[:12]
-        user = pwd.getpwuid(os.getuid()).pw_name
-        self.owner = f"{user}:{queue}"  # whose reservations are this queue's, cluster-wide
-        self.sidecar = SidecarClient(address, zygote=zygote)
-        self._view = ClusterView(reason=self.sidecar.reason)
-        self._view_lock = threading.Lock()
-        self._cards: dict[int, tuple[str, int]] = {}
-
-    def view(self, max_age_s: float = VIEW_MAX_AGE_S) -> ClusterView:
-        with self._view_lock:
-            if time.monotonic() - self._view.taken_at < max_age_s:
-                return self._view
-            try:
-                raw = self.sidecar.call("view", timeout_s=10.0)
-                view = ClusterView(
-                    tuple((str(n), int(i), int(mb)) for n, i, mb in raw["cards"]),
-                    tuple(raw["nodes"]),
-                    tuple(raw["reservations"]),
-                    raw.get("inventories", {}),
-                )
-            except OSError as exc:
-                view = ClusterView(reason=str(exc) or self.sidecar.reason)
-            self._view = view
-            return view
-
-    def card_ids(self, view: ClusterView) -> dict[tuple[str, int], int]:
-        ids = self.store.card_ids(names.card_name(node, index) for node, index, _ in view.cards)
-        by_card = {_parse_card_name(name): i for name, i in ids.items()}
-        self._cards = {i: card for card, i in by_card.items()}
-        return by_card
-
-    def card(self, device_id: int) -> tuple[str, int]:
-        """(node, index) of one of this queue's device ids."""
-        if device_id not in self._cards:
-            self._cards = {i: _parse_card_name(name) for name, i in self.store.card_ids().items()}
-        if device_id not in self._cards:
-            raise OSError(f"device {device_id} is no card this queue has seen on the cluster")
-        return self._cards[device_id]
-
-    def reservation_name(self, task_id: int) -> str:
-        return names.reservation_name(self.owner, task_id)
-
-    def placed(self, task: TaskRecord, device_ids: tuple[int, ...]) -> tuple[str | None, list[int]]:
-        """The node and card indices of a task's devices; (None, []) for a CPU task."""
-        gpus = [d for d in device_ids if d != CPU_ID]
-        if not gpus:
-            return None, []
-        cards = [self.card(d) for d in gpus]
-        nodes = {node for node, _ in cards}
-        if len(nodes) != 1:
-            raise OSError(
-                f"task {task.id}'s cards are on several nodes ({', '.join(sorted(nodes))})"
-            )
-        return nodes.pop(), [index for _, index in cards]
-
-    def bundle(
-        self, task: TaskRecord, node: str, device_ids: tuple[int, ...], indices: list[int]
-    ) -> dict[str, int]:
-        """What a task reserves in Ray: the MiB it was placed with, on each of its cards."""
-        gpus = [d for d in device_ids if d != CPU_ID]
-        return {
-            names.card_resource(node, index): int(task.reserved_mb.get(device, 0)) or 1
-            for device, index in zip(gpus, indices, strict=True)
-        }
-
-    def close(self) -> None:
-        self.sidecar.close()
-
-
-class RayDeviceSource:
-    """The cluster's cards, as one inventory; empty, and saying why, while the head is unreachable."""
-
-    def __init__(self, cluster: RayCluster) -> None:
-        self.cluster = cluster
-
-    def snapshot(self) -> InventorySnapshot:
-        view = self.cluster.view()
-        if view.reason is not None:
-            return InventorySnapshot(
-                gpus=(), source="ray", reason=view.reason, unavailable=True,
-                local_node=self.cluster.local_node,
-            )  # fmt: skip
-        ids = self.cluster.card_ids(view)
-        gpus = tuple(
-            _card(ids[(node, index)], node, index, total, view.inventories.get(node))
-            for node, index, total in view.cards
-        )
-        return InventorySnapshot(
-            gpus=gpus,
-            source="ray",
-            reason=None
-            if gpus
-            else f"no node of the Ray cluster at {self.cluster.address} has a GPU",
-            local_node=self.cluster.local_node,
-        )
-
-
-class ClusterLedger:
-    """Other servers' reservations on the cluster, in the box ledger's shape for the scheduler.
-
-    No lock is needed around placing: the reservation itself is atomic in Ray, and a task that
-    loses the race is queued again (`LaunchDeferred`)."""
-
-    def __init__(self, cluster: RayCluster) -> None:
-        self.cluster = cluster
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[list[OtherReservation]]:
-        yield self.others()
-
-    def publish(self, holding: Sequence[dict[str, Any]]) -> None:
-        pass  # Ray holds our reservations: placement groups, made at launch
-
-    def others(self) -> list[OtherReservation]:
-        view = self.cluster.view()
-        if view.reason is not None:
-            return []
-        ids = self.cluster.card_ids(view)
-        others = []
-        for group in view.reservations:
-            if group["owner"] == self.cluster.owner or group["state"] != "CREATED":
-                continue
-            memory = {
-                ids[card]: mb
-                for resource, mb in group["mb"].items()
-                if (card := names.parse_card_resource(resource)) is not None and card in ids
-            }
-            user = group["owner"].split(":")[0]
-            others.append(OtherReservation(user, int(group["task_id"]), memory, None))
-        return others
 
 
 class RayExecutor:
@@ -221,7 +60,7 @@ class RayExecutor:
             return self.local.exit_code(task)
         try:
             code: int | None = self.cluster.sidecar.call(
-                "exit_code", task, node, self.cluster.reservation_name(task.id)
+                "exit_code", task, node, self.cluster.reservation_name(task.id), timeout_s=45.0
             )
         except NodeLost as exc:
             self._lost[task.id] = str(exc)
@@ -356,33 +195,6 @@ class ReservedKernels:
         if any(d != CPU_ID for d in task.devices):
             with contextlib.suppress(OSError):
                 self.cluster.sidecar.call("release", [self.cluster.reservation_name(task.id)])
-
-
-def _card(
-    device_id: int, node: str, index: int, total_mb: int, inventory: dict[str, Any] | None
-) -> GpuSnapshot:
-    """One card: its size as the node declared it to Ray, and, where the node's agent reads
-    NVML, its model, use and the memory of processes that are not dlnest tasks."""
-    seen = next((g for g in (inventory or {}).get("gpus", []) if g["index"] == index), None)
-    name = names.card_name(node, index)
-    if seen is None:  # no NVML there (yet): Ray counts reservations, not what is in use
-        return GpuSnapshot(device_id, name, total_mb, 0, None, (), node=node, index=index)
-    foreign = seen["processes"]
-    return GpuSnapshot(
-        device_id,
-        f"{name} {seen['name']}",
-        total_mb,
-        int(seen["memory_used_mb"]),
-        seen["utilization_pct"],
-        None if foreign is None else tuple(GpuProcess(int(p), int(mb)) for p, mb in foreign),
-        node=node,
-        index=index,
-    )
-
-
-def _parse_card_name(name: str) -> tuple[str, int]:
-    node, _, index = name.rpartition(":")
-    return node, int(index)
 
 
 def build_cluster(

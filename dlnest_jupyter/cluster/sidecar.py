@@ -42,11 +42,11 @@ RESERVE_TIMEOUT_S = 2.0  # how long a reservation may stay pending before it cou
 
 
 class NodeLost(Exception):
-    pass
+    """Answered as kind "lost": the node left the cluster."""
 
 
 class Deferred(Exception):
-    pass
+    """Answered as kind "deferred": another server holds that memory; nothing was started."""
 
 
 class RayOps:
@@ -105,8 +105,10 @@ class RayOps:
             ready, _ = ray.wait(list(asked.values()), num_returns=len(asked), timeout=0)
             for node, ref in asked.items():
                 if ref in ready:
-                    with contextlib.suppress(Exception):  # a dead agent: asked again below
+                    try:
                         self._inventory[node] = ray.get(ref)
+                    except Exception:  # its agent died: a new handle asks again below
+                        self._forget(node)
                     with self._lock:
                         self._inventory_asked.pop(node, None)
         for node in nodes:

@@ -41,6 +41,7 @@ class SidecarClient:
         self.address, self.zygote, self.python = address, zygote, python
         self.retry_interval_s = retry_interval_s
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._process: subprocess.Popen[bytes] | None = None
@@ -59,7 +60,8 @@ class SidecarClient:
             self._pending[request_id] = (event, box)
         try:
             try:
-                connection.send((request_id, op, args))
+                with self._send_lock:  # one message at a time on the socket
+                    connection.send((request_id, op, args))
             except OSError as exc:
                 raise ClusterUnavailable(f"the link to the Ray cluster broke: {exc}") from exc
             if not event.wait(timeout_s):
@@ -77,11 +79,6 @@ class SidecarClient:
         if kind in ("deferred", "unavailable", "gone"):
             raise (LaunchDeferred if kind == "deferred" else ClusterUnavailable)(message)
         raise OSError(message)
-
-    @property
-    def connected(self) -> bool:
-        self._connection_or_none()
-        return self._ready
 
     def _connection_or_raise(self) -> Connection:
         connection = self._connection_or_none()

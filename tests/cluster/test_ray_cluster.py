@@ -9,6 +9,7 @@ and services it changes, so the order of tests does not matter.
 from __future__ import annotations
 
 import gc
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -452,3 +453,22 @@ def test_an_analyzer_runs_on_the_servers_machine_with_its_card_reserved_in_ray(
             service.submit_analyze(package, memory_mb=900)
     finally:
         end_all(service)
+
+
+def test_a_node_that_cannot_see_the_package_fails_the_task_saying_so(
+    alice: DLNestService, quick_config: Path
+) -> None:
+    """As on a node without the lab's shared filesystem: the package is not there."""
+    alice.update_settings({"devices": [-1]})  # hold every card back while the package goes
+    try:
+        task = alice.submit_train(quick_config, memory_mb=600)
+        assert task.package_path is not None and alice.store.get(task.id).state is TaskState.QUEUED
+        shutil.rmtree(task.package_path)
+    finally:
+        alice.update_settings({"devices": None})
+    failed = wait_until(
+        lambda: (t := alice.store.get(task.id)).state is TaskState.FAILED and t, what="the failure"
+    )
+    assert failed.error is not None
+    assert f"the save package {task.package_path} is not visible on node box" in failed.error
+    assert "filesystem every node mounts" in failed.error
