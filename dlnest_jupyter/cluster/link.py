@@ -23,6 +23,9 @@ from . import names
 from .sidecar_client import SidecarClient
 
 VIEW_MAX_AGE_S = 0.5  # one cluster view serves the placement pass and the REST reads around it
+# A view is two GCS reads (milliseconds); a head that does not answer in this long is taken for
+# lost (the sidecar ends, and a new one reconnects), and `GET devices` says so.
+VIEW_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class RayCluster:
             if time.monotonic() - self._view.taken_at < max_age_s:
                 return self._view
             try:
-                raw = self.sidecar.call("view", timeout_s=10.0)
+                raw = self.sidecar.call("view", timeout_s=VIEW_TIMEOUT_S)
                 view = ClusterView(
                     tuple((str(n), int(i), int(mb)) for n, i, mb in raw["cards"]),
                     tuple(raw["nodes"]),

@@ -28,6 +28,12 @@ from .sidecar_client import NodeLost
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 10.0
+# How long the scheduler waits for the sidecar's answer (see sidecar.py's own waits). A poll
+# that gets none ends the sidecar, and every call fails at once until a new one connects: a
+# lost head holds the scheduler up once, for this long, not once per task.
+START_TIMEOUT_S = 60.0
+POLL_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 90.0  # on a thread of its own: the task's grace period, then SIGKILL
 KERNEL_STOP_WAIT_S = 30.0  # the longest a stopped analyzer's card stays reserved for its kernel
 
 
@@ -48,7 +54,7 @@ class RayExecutor:
         try:
             pid, started = self.cluster.sidecar.call(
                 "start", task, node, indices, bundle, self.cluster.reservation_name(task.id),
-                timeout_s=120.0,
+                timeout_s=START_TIMEOUT_S,
             )  # fmt: skip
         except NodeLost as exc:  # it left since the view placement used: try the others
             raise LaunchDeferred(str(exc)) from exc
@@ -60,7 +66,11 @@ class RayExecutor:
             return self.local.exit_code(task)
         try:
             code: int | None = self.cluster.sidecar.call(
-                "exit_code", task, node, self.cluster.reservation_name(task.id), timeout_s=45.0
+                "exit_code",
+                task,
+                node,
+                self.cluster.reservation_name(task.id),
+                timeout_s=POLL_TIMEOUT_S,
             )
         except NodeLost as exc:
             self._lost[task.id] = str(exc)
@@ -87,7 +97,7 @@ class RayExecutor:
     def _stop(self, task: TaskRecord, node: str) -> None:
         try:
             self.cluster.sidecar.call(
-                "stop", task, node, self.cluster.reservation_name(task.id), timeout_s=120.0
+                "stop", task, node, self.cluster.reservation_name(task.id), timeout_s=STOP_TIMEOUT_S
             )
         except OSError as exc:
             log.warning("task %s: could not stop it on node %s: %s", task.id, node, exc)

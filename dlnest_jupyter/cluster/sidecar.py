@@ -37,7 +37,10 @@ from ..core.tasks import TaskRecord
 from . import names
 from .node_agent import NodeAgent
 
-AGENT_CALL_TIMEOUT_S = 60.0  # the first call waits for the agent's worker to start
+# The sidecar's waits; the server waits a little longer for each answer (ray_executor.py), so a
+# slow agent is reported as such rather than ending the sidecar.
+AGENT_CALL_TIMEOUT_S = 45.0  # a launch may wait for the node's agent to start (seconds)
+POLL_TIMEOUT_S = 10.0  # an agent that started a task answers a poll in milliseconds
 RESERVE_TIMEOUT_S = 2.0  # how long a reservation may stay pending before it counts as lost
 
 
@@ -180,7 +183,7 @@ class RayOps:
 
     def exit_code(self, task: TaskRecord, node: str, name: str) -> int | None:
         try:
-            code = self._call(node, "exit_code", task, timeout_s=30.0)
+            code = self._call(node, "exit_code", task, timeout_s=POLL_TIMEOUT_S)
         except NodeLost:
             self.release([name])  # else Ray would re-reserve it when the node comes back
             raise

@@ -325,6 +325,8 @@ def test_a_restarted_service_adopts_its_tasks_still_running_on_the_cluster(
 def test_with_the_head_down_the_service_answers_queues_and_reconnects(
     tmp_path: Path, quick_config: Path
 ) -> None:
+    """A head that is not up yet, then up, then stopped while the service is connected, then
+    started again: the service answers throughout, queues, and runs the queue on each return."""
     import socket
 
     with socket.socket() as probe:  # a port where no head listens yet
@@ -334,32 +336,47 @@ def test_with_the_head_down_the_service_answers_queues_and_reconnects(
         tmp_path / "dlnest.sqlite", ray_address=f"127.0.0.1:{port}", tick_interval_s=0.2
     )
     service.start()
-    later = None
-    try:
-        rows = service.devices()
-        assert [r["kind"] for r in rows] == ["cpu"]
-        assert "Ray cluster" in rows[0]["reason"]
-        task = service.submit_train(quick_config, memory_mb=600)  # queued, not refused
-        service.tick()
-        assert service.store.get(task.id).state is TaskState.QUEUED
+    head: Any = None
 
-        later = ray_cluster_utils.Cluster(
+    def start_head() -> Any:
+        cluster = ray_cluster_utils.Cluster(
             initialize_head=True,
             head_node_args={
                 "num_cpus": 0, "include_dashboard": False, "object_store_memory": SMALL_STORE,
                 "gcs_server_port": port,
             },
         )  # fmt: skip
-        add_node(later, "boxd", [1000])
+        add_node(cluster, "boxd", [1000])
+        return cluster
+
+    def queued_task_runs_once_the_head_is_up() -> None:
+        nonlocal head
+        rows = service.devices()
+        assert [r["kind"] for r in rows] == ["cpu"]
+        assert "Ray cluster" in rows[0]["reason"]
+        task = service.submit_train(quick_config, memory_mb=600)  # queued, not refused
+        service.tick()
+        assert service.store.get(task.id).state is TaskState.QUEUED
+        head = start_head()
         wait_until(
             lambda: service.store.get(task.id).state is TaskState.SUCCEEDED,
             what="the queued task to run once the head is up",
         )
         assert card_names(service, service.store.get(task.id)) == ["boxd:0"]
+
+    try:
+        queued_task_runs_once_the_head_is_up()
+        shut_down(head)  # the head goes while the service is connected to it
+        head = None
+        wait_until(
+            lambda: [r["kind"] for r in service.devices()] == ["cpu"],
+            what="the service to say the cluster is gone",
+        )
+        queued_task_runs_once_the_head_is_up()
     finally:
         end_all(service)
-        if later is not None:
-            shut_down(later)
+        if head is not None:
+            shut_down(head)
 
 
 def test_each_node_reports_its_cards_use_and_memory_used_by_others_is_not_booked(
