@@ -17,7 +17,7 @@ One pass walks the queue in order and starts every task that fits now:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -148,18 +148,17 @@ class _Ledger:
     def cards(self) -> list[int]:
         return sorted(self._eligible)
 
-    def cards_by_node(self, at_least_mb: int) -> dict[str | None, list[int]]:
-        """Eligible cards of each machine whose cards could give `at_least_mb` together."""
+    def cards_by_node(self, at_least_mb: int) -> Iterator[tuple[str | None, list[int]]]:
+        """Eligible cards of each machine whose cards could give `at_least_mb` together, one
+        machine at a time (a caller that found the best plan stops asking)."""
         if not self._cards_of_node:
             for card in sorted(self.budget_mb):
                 self._cards_of_node.setdefault(self.node_of.get(card), []).append(card)
-        found = {}
-        for node, budget in self._node_budget_mb.items():
+        for node, budget in list(self._node_budget_mb.items()):
             if budget >= at_least_mb:
                 cards = [c for c in self._cards_of_node[node] if c in self._eligible]
                 if cards:
-                    found[node] = cards
-        return found
+                    yield node, cards
 
     def best_card(self, estimate_mb: int) -> int | None:
         """The card a one-card task of `estimate_mb` takes: fewest tasks, then most budget."""
@@ -368,7 +367,7 @@ def _place(demand: Demand, ledger: _Ledger, settings: Settings, now: float) -> P
         # No machine can do with fewer cards than this: the first plan that needs no more wins.
         least = -(-wanted // ledger.max_budget_mb) if wanted and ledger.max_budget_mb > 0 else 1
         best_plan: Placement | None = None
-        for node, cards in ledger.cards_by_node(wanted or 0).items():
+        for node, cards in ledger.cards_by_node(wanted or 0):
             if demand.node is not None and node != demand.node:
                 continue
             plan = place(demand, cards, ledger)
