@@ -7,25 +7,20 @@ so placement stays the pure policy over integer ids it is on one box.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pwd
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..core.devices import CPU_ID
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
-from . import names
+from . import names, waits
 from .sidecar_client import SidecarClient
 
 VIEW_MAX_AGE_S = 0.5  # one cluster view serves the placement pass and the REST reads around it
-# A view is two GCS reads (milliseconds); a head that does not answer in this long is taken for
-# lost (the sidecar ends, and a new one reconnects), and `GET devices` says so.
-VIEW_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,20 +42,22 @@ class RayCluster:
         self.address = address
         self.store = store
         self.local_node = local_node or names.node_name()
-        queue = hashlib.sha256(str(Path(store.path).resolve()).encode()).hexdigest()[:12]
         user = pwd.getpwuid(os.getuid()).pw_name
-        self.owner = f"{user}:{queue}"  # whose reservations are this queue's, cluster-wide
+        # Whose reservations are this queue's, cluster-wide. The queue's own random id, not its
+        # path: two machines' queues may sit at the same path in unshared home folders.
+        self.owner = f"{user}:{store.queue_id()}"
         self.sidecar = SidecarClient(address, zygote=zygote)
         self._view = ClusterView(reason=self.sidecar.reason)
         self._view_lock = threading.Lock()
         self._cards: dict[int, tuple[str, int]] = {}
+        self.stopping: set[int] = set()  # tasks being stopped: their reservations stay till then
 
     def view(self, max_age_s: float = VIEW_MAX_AGE_S) -> ClusterView:
         with self._view_lock:
             if time.monotonic() - self._view.taken_at < max_age_s:
                 return self._view
             try:
-                raw = self.sidecar.call("view", timeout_s=VIEW_TIMEOUT_S)
+                raw = self.sidecar.call("view", timeout_s=waits.VIEW_S)
                 view = ClusterView(
                     tuple((str(n), int(i), int(mb)) for n, i, mb in raw["cards"]),
                     tuple(raw["nodes"]),

@@ -15,10 +15,12 @@ raylet is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,10 @@ from ..service.executor import LocalExecutor, find_launch
 
 # What Ray sets in its workers' environment that would change how a training process runs.
 _RAY_WORKER_ENV = ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+RELEASE_POLL_S = 1.0
+# The zygote imports torch once per agent (seconds on a busy node); well within the sidecar's
+# wait for a launch (waits.AGENT_START_S), after which a slow start goes to adoption.
+ZYGOTE_WAIT_S = 20.0
 
 
 class NodeAgent:
@@ -40,7 +46,11 @@ class NodeAgent:
         self.raylet_pid = os.getppid()  # Ray's workers are the raylet's children
         self.executor = LocalExecutor(zygote=zygote, stop_grace_s=stop_grace_s)
         self.devices = source_from_env()  # this node's NVML (or DLNEST_FAKE_GPUS)
-        self._task_groups: set[int] = set()  # every task this agent started or adopted
+        # Every task this agent started or adopted (its process group), with its reservation.
+        self._task_groups: dict[int, str | None] = {}
+        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        threading.Thread(target=self._release_ended, name="dlnest-release", daemon=True).start()
 
     def inventory(self) -> dict[str, Any]:
         """This node's cards as NVML sees them, each with the processes that are not dlnest
@@ -66,28 +76,58 @@ class NodeAgent:
         }
 
     def _task_pids(self) -> set[int]:
-        alive = {g for g in self._task_groups if processes.group_members(g)}
-        self._task_groups = alive
-        return {pid for group in alive for pid in processes.group_members(group)}
+        with self._lock:
+            groups = list(self._task_groups)
+        return {pid for group in groups for pid in processes.group_members(group)}
+
+    def _release_ended(self) -> None:
+        """Free each task's reservation once its whole process group is gone, whether or not its
+        server is there to see it end (a server closed overnight must not hold cards)."""
+        from ray.util.placement_group import get_placement_group, remove_placement_group
+
+        while True:
+            time.sleep(RELEASE_POLL_S)
+            with self._lock:
+                groups = list(self._task_groups.items())
+            for pgid, reservation in groups:
+                if processes.group_members(pgid):
+                    continue
+                with self._lock:
+                    self._task_groups.pop(pgid, None)
+                if reservation is not None:
+                    with contextlib.suppress(Exception):  # already released by its server
+                        remove_placement_group(get_placement_group(reservation))
+
+    def _track(self, pgid: int, reservation: str | None) -> None:
+        with self._lock:
+            self._task_groups[pgid] = reservation
 
     def ping(self) -> str:
         return self.node
 
-    def start(self, task: TaskRecord, card_indices: tuple[int, ...]) -> tuple[int, float | None]:
-        """Start `task` on this node's cards `card_indices`; (pid, start time)."""
+    def start(
+        self, task: TaskRecord, card_indices: tuple[int, ...], reservation: str
+    ) -> tuple[int, float | None]:
+        """Start `task` on this node's cards `card_indices`, holding the placement group
+        `reservation`; (pid, start time)."""
         assert task.package_path is not None
         if not Path(task.package_path).is_dir():
             raise OSError(
                 f"the save package {task.package_path} is not visible on node {self.node}: "
                 "save roots must be on a filesystem every node mounts at the same path"
             )
-        # A launch whose answer was lost (the server's link to Ray cut mid-call) is not repeated.
-        running = processes.find_task_leader(task.package_path)
-        if running is not None:
-            self._task_groups.add(running[0])
-            return running
-        launch = self.executor.start(task, card_indices)
-        self._task_groups.add(launch.pid)
+        with self._start_lock:  # a repeated launch waits for the first, then finds it
+            # A launch whose answer was lost (the server's link cut mid-call) is not repeated.
+            running = processes.find_task_leader(task.package_path)
+            if running is not None:
+                self._track(running[0], reservation)
+                return running
+            if self.executor.zygote is not None:
+                # Forked from the zygote, a task outlives this agent's worker (Ray kills a dead
+                # worker's children); started by Popen, it would be one of those children.
+                self.executor.zygote.wait_ready(ZYGOTE_WAIT_S)
+            launch = self.executor.start(task, card_indices)
+        self._track(launch.pid, reservation)
         self._watch(launch.pid)
         return launch.pid, launch.started
 
@@ -107,7 +147,7 @@ class NodeAgent:
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         found = find_launch(task, claimed_at)
         if found is not None and found[1] is not None:
-            self._task_groups.add(found[0])
+            self._track(found[0], None)  # its server releases its reservation when it ends
             self._watch(found[0])
         return found
 

@@ -6,11 +6,13 @@ server's own machine, a kernel's card reserved in Ray like a task's.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import threading
 import time
 
 from ..core.devices import CPU_ID
+from ..core.errors import ConfigError
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
 from ..service.executor import (
@@ -18,22 +20,17 @@ from ..service.executor import (
     Executor,
     Launch,
     LaunchDeferred,
+    LaunchUnknown,
     LocalExecutor,
     describe_exit,
 )
-from . import names
+from . import names, waits
 from .cluster_devices import ClusterLedger, RayDeviceSource
 from .link import RayCluster
-from .sidecar_client import NodeLost
+from .sidecar_client import AgentUnavailable, AnswerLost, NodeLost
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 10.0
-# How long the scheduler waits for the sidecar's answer (see sidecar.py's own waits). A poll
-# that gets none ends the sidecar, and every call fails at once until a new one connects: a
-# lost head holds the scheduler up once, for this long, not once per task.
-START_TIMEOUT_S = 60.0
-POLL_TIMEOUT_S = 15.0
-STOP_TIMEOUT_S = 90.0  # on a thread of its own: the task's grace period, then SIGKILL
 KERNEL_STOP_WAIT_S = 30.0  # the longest a stopped analyzer's card stays reserved for its kernel
 
 
@@ -45,6 +42,9 @@ class RayExecutor:
         self.cluster, self.local = cluster, local
         self._lost: dict[int, str] = {}  # task id -> why it ended with its node
         self._swept_at = float("-inf")
+        # A node whose agent did not answer a poll is not asked again for a while: a hung agent
+        # must not hold every scheduler pass up for a poll's wait per task.
+        self._quiet_until: dict[str, float] = {}
 
     def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
         node, indices = self.cluster.placed(task, device_ids)
@@ -54,28 +54,36 @@ class RayExecutor:
         try:
             pid, started = self.cluster.sidecar.call(
                 "start", task, node, indices, bundle, self.cluster.reservation_name(task.id),
-                timeout_s=START_TIMEOUT_S,
+                timeout_s=waits.START_S,
             )  # fmt: skip
         except NodeLost as exc:  # it left since the view placement used: try the others
             raise LaunchDeferred(str(exc)) from exc
+        except AnswerLost as exc:
+            raise LaunchUnknown(f"no answer from node {node}'s launch: {exc}") from exc
         return Launch(pid, started)
 
     def exit_code(self, task: TaskRecord) -> int | None:
-        node, _ = self.cluster.placed(task, task.devices)
+        try:
+            node, _ = self.cluster.placed(task, task.devices)
+        except OSError as exc:  # its devices are no cards of this cluster (a queue reused)
+            self._lost[task.id] = str(exc)
+            return EXIT_UNKNOWN
         if node is None:
             return self.local.exit_code(task)
+        if time.monotonic() < self._quiet_until.get(node, 0.0):
+            return None
         try:
             code: int | None = self.cluster.sidecar.call(
-                "exit_code",
-                task,
-                node,
-                self.cluster.reservation_name(task.id),
-                timeout_s=POLL_TIMEOUT_S,
-            )
+                "exit_code", task, node, self.cluster.reservation_name(task.id),
+                timeout_s=waits.POLL_S,
+            )  # fmt: skip
         except NodeLost as exc:
             self._lost[task.id] = str(exc)
             return EXIT_UNKNOWN
-        except OSError:  # the cluster unreachable, or the agent restarting: still running
+        except (AgentUnavailable, AnswerLost):
+            self._quiet_until[node] = time.monotonic() + waits.QUIET_AFTER_TIMEOUT_S
+            return None
+        except OSError:  # no link to the cluster now: as far as we know, it runs
             return None
         return code
 
@@ -86,10 +94,15 @@ class RayExecutor:
         return self.local.end_reason(task, code)  # the package, on the shared filesystem
 
     def stop(self, task: TaskRecord) -> None:
-        node, _ = self.cluster.placed(task, task.devices)
+        try:
+            node, _ = self.cluster.placed(task, task.devices)
+        except OSError as exc:
+            log.warning("task %s: cannot stop it: %s", task.id, exc)
+            return
         if node is None:
             self.local.stop(task)
             return
+        self.cluster.stopping.add(task.id)  # its reservation stays until its group is gone
         threading.Thread(
             target=self._stop, args=(task, node), name=f"dlnest-stop-{task.id}", daemon=True
         ).start()
@@ -97,25 +110,26 @@ class RayExecutor:
     def _stop(self, task: TaskRecord, node: str) -> None:
         try:
             self.cluster.sidecar.call(
-                "stop", task, node, self.cluster.reservation_name(task.id), timeout_s=STOP_TIMEOUT_S
+                "stop", task, node, self.cluster.reservation_name(task.id), timeout_s=waits.STOP_S
             )
         except OSError as exc:
             log.warning("task %s: could not stop it on node %s: %s", task.id, node, exc)
+        finally:
+            self.cluster.stopping.discard(task.id)
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        """Raises OSError when the task's node cannot be asked now (the caller asks later)."""
         node, _ = self.cluster.placed(task, task.devices)
         if node is None:
             return self.local.adopt(task, claimed_at)
-        try:
-            found: tuple[int, float | None] | None = self.cluster.sidecar.call(
-                "adopt", task, node, claimed_at
-            )
-        except OSError:
-            return None
+        found: tuple[int, float | None] | None = self.cluster.sidecar.call(
+            "adopt", task, node, claimed_at, timeout_s=waits.ADOPT_S
+        )
         return found
 
     def sweep(self, holding: frozenset[int]) -> None:
-        """Release our placement groups whose tasks hold nothing (a stop cut short, a crash)."""
+        """Release our placement groups whose tasks hold nothing (a stop cut short, a crash);
+        not those of tasks still being stopped, whose processes may hold their cards."""
         if time.monotonic() - self._swept_at < SWEEP_INTERVAL_S:
             return
         self._swept_at = time.monotonic()
@@ -123,11 +137,13 @@ class RayExecutor:
         stale = [
             self.cluster.reservation_name(int(g["task_id"]))
             for g in view.reservations
-            if g["owner"] == self.cluster.owner and int(g["task_id"]) not in holding
+            if g["owner"] == self.cluster.owner
+            and int(g["task_id"]) not in holding
+            and int(g["task_id"]) not in self.cluster.stopping
         ]
         if stale:
             with contextlib.suppress(OSError):
-                self.cluster.sidecar.call("release", stale)
+                self.cluster.sidecar.call("release", stale, timeout_s=waits.RELEASE_S)
 
     def close(self) -> None:
         self.local.close()
@@ -158,7 +174,7 @@ class ReservedKernels:
         name = self.cluster.reservation_name(task.id)
         bundle = self.cluster.bundle(task, node, device_ids, indices)
         try:
-            self.cluster.sidecar.call("reserve", node, bundle, name, timeout_s=30.0)
+            self.cluster.sidecar.call("reserve", node, bundle, name, timeout_s=waits.RESERVE_CALL_S)
         except NodeLost as exc:
             raise LaunchDeferred(str(exc)) from exc
         try:
@@ -178,6 +194,7 @@ class ReservedKernels:
 
     def stop(self, task: TaskRecord) -> None:
         self.host.stop(task)
+        self.cluster.stopping.add(task.id)
         threading.Thread(
             target=self._release_once_ended,
             args=(task,),
@@ -188,9 +205,12 @@ class ReservedKernels:
     def _release_once_ended(self, task: TaskRecord) -> None:
         """The card stays reserved until the kernel holding it has shut down (a second or so)."""
         deadline = time.monotonic() + KERNEL_STOP_WAIT_S
-        while self.host.exit_code(task) is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self._release(task)
+        try:
+            while self.host.exit_code(task) is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self._release(task)
+        finally:
+            self.cluster.stopping.discard(task.id)
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         return self.host.adopt(task, claimed_at)
@@ -204,13 +224,21 @@ class ReservedKernels:
     def _release(self, task: TaskRecord) -> None:
         if any(d != CPU_ID for d in task.devices):
             with contextlib.suppress(OSError):
-                self.cluster.sidecar.call("release", [self.cluster.reservation_name(task.id)])
+                self.cluster.sidecar.call(
+                    "release", [self.cluster.reservation_name(task.id)], timeout_s=waits.RELEASE_S
+                )
 
 
 def build_cluster(
     address: str, store: TaskStore, zygote: bool
 ) -> tuple[RayExecutor, RayDeviceSource, ClusterLedger]:
     """The executor, devices and ledger of a service on the cluster at `address`."""
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError(
+            f"a Ray cluster is configured ({address}) but Ray is not installed here: "
+            "pip install 'dlnest-jupyter[ray]'",
+            key="ray_address",
+        )
     cluster = RayCluster(address, store, zygote)
     return (
         RayExecutor(cluster, LocalExecutor(zygote=zygote)),

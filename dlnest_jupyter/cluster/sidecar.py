@@ -34,14 +34,8 @@ from ray.util.placement_group import (
 )
 
 from ..core.tasks import TaskRecord
-from . import names
+from . import names, waits
 from .node_agent import NodeAgent
-
-# The sidecar's waits; the server waits a little longer for each answer (ray_executor.py), so a
-# slow agent is reported as such rather than ending the sidecar.
-AGENT_CALL_TIMEOUT_S = 45.0  # a launch may wait for the node's agent to start (seconds)
-POLL_TIMEOUT_S = 10.0  # an agent that started a task answers a poll in milliseconds
-RESERVE_TIMEOUT_S = 2.0  # how long a reservation may stay pending before it counts as lost
 
 
 class NodeLost(Exception):
@@ -49,7 +43,16 @@ class NodeLost(Exception):
 
 
 class Deferred(Exception):
-    """Answered as kind "deferred": another server holds that memory; nothing was started."""
+    """Answered as kind "deferred": nothing was started, and the task may start later."""
+
+
+class AgentUnavailable(Exception):
+    """Answered as kind "unavailable": the node's agent is restarting or did not answer."""
+
+
+class LaunchUnknown(Exception):
+    """Answered as kind "unknown": the agent got the launch but its answer never came, so the
+    task may be running; its reservation is kept, and adoption settles it."""
 
 
 class RayOps:
@@ -140,9 +143,7 @@ class RayOps:
                 ).remote(node, self.zygote)
             return handle
 
-    def _call(
-        self, node: str, method: str, *args: Any, timeout_s: float = AGENT_CALL_TIMEOUT_S
-    ) -> Any:
+    def _call(self, node: str, method: str, *args: Any, timeout_s: float) -> Any:
         if names.node_resource(node) not in ray.cluster_resources():
             self._forget(node)
             raise NodeLost(f"node {node} lost")
@@ -152,9 +153,20 @@ class RayOps:
             self._forget(node)
             if names.node_resource(node) not in ray.cluster_resources():
                 raise NodeLost(f"node {node} lost") from exc
-            raise OSError(f"the dlnest agent on node {node} died: {exc}") from exc
-        except RayActorError as exc:  # unavailable for now: try again later
-            raise OSError(f"the dlnest agent on node {node} is unavailable: {exc}") from exc
+            if exc.actor_init_failed:  # it never ran: nothing of ours can be running there
+                raise OSError(
+                    f"the dlnest agent could not start on node {node} (is dlnest-jupyter "
+                    f"installed where `ray start` ran there?): {exc}"
+                ) from exc
+            raise AgentUnavailable(f"the dlnest agent on node {node} died: {exc}") from exc
+        except RayActorError as exc:  # restarting: try again later
+            raise AgentUnavailable(
+                f"the dlnest agent on node {node} is unavailable: {exc}"
+            ) from exc
+        except GetTimeoutError as exc:
+            raise AgentUnavailable(
+                f"the dlnest agent on node {node} did not answer in {timeout_s:g} s"
+            ) from exc
 
     def _forget(self, node: str) -> None:
         with self._lock:
@@ -165,9 +177,12 @@ class RayOps:
         """Reserve `bundle` (MiB of each card) on `node` as the placement group `name`."""
         self.release([name])  # what an earlier attempt at this task left
         group = placement_group([bundle], strategy="STRICT_PACK", name=name, lifetime="detached")
-        if not group.wait(RESERVE_TIMEOUT_S):
+        if not group.wait(waits.RESERVE_S):
             remove_placement_group(group)
-            raise Deferred(f"another server reserved that memory first on node {node}")
+            raise Deferred(
+                f"the memory was not reserved on node {node} within {waits.RESERVE_S:g} s "
+                "(another server took it first, or the node is leaving)"
+            )
         return group
 
     def start(
@@ -175,15 +190,19 @@ class RayOps:
     ) -> tuple[int, float | None]:
         group = self.reserve(node, bundle, name)
         try:
-            pid, started = self._call(node, "start", task, tuple(indices))
-        except BaseException:
+            pid, started = self._call(
+                node, "start", task, tuple(indices), name, timeout_s=waits.AGENT_START_S
+            )
+        except AgentUnavailable as exc:
+            raise LaunchUnknown(f"{exc}; the task is adopted if it started") from exc
+        except BaseException:  # refused by the agent, or the node gone: nothing runs
             remove_placement_group(group)
             raise
         return int(pid), started
 
     def exit_code(self, task: TaskRecord, node: str, name: str) -> int | None:
         try:
-            code = self._call(node, "exit_code", task, timeout_s=POLL_TIMEOUT_S)
+            code = self._call(node, "exit_code", task, timeout_s=waits.AGENT_POLL_S)
         except NodeLost:
             self.release([name])  # else Ray would re-reserve it when the node comes back
             raise
@@ -193,13 +212,13 @@ class RayOps:
 
     def stop(self, task: TaskRecord, node: str, name: str) -> None:
         with contextlib.suppress(NodeLost):
-            self._call(node, "stop", task, timeout_s=AGENT_CALL_TIMEOUT_S)
+            self._call(node, "stop", task, timeout_s=waits.AGENT_STOP_S)
         self.release([name])
 
     def adopt(
         self, task: TaskRecord, node: str, claimed_at: float
     ) -> tuple[int, float | None] | None:
-        found = self._call(node, "adopt", task, claimed_at)
+        found = self._call(node, "adopt", task, claimed_at, timeout_s=waits.AGENT_START_S)
         return None if found is None else (int(found[0]), found[1])
 
     def release(self, reservation_names: list[str]) -> None:
@@ -218,6 +237,10 @@ def serve(connection: Connection, ops: RayOps) -> None:
             reply = (request_id, False, ("lost", str(exc)))
         except Deferred as exc:
             reply = (request_id, False, ("deferred", str(exc)))
+        except LaunchUnknown as exc:
+            reply = (request_id, False, ("unknown", str(exc)))
+        except AgentUnavailable as exc:
+            reply = (request_id, False, ("unavailable", str(exc)))
         except GetTimeoutError as exc:
             reply = (request_id, False, ("unavailable", f"no answer from the cluster: {exc}"))
         except Exception as exc:
@@ -226,13 +249,15 @@ def serve(connection: Connection, ops: RayOps) -> None:
         with send_lock:
             connection.send(reply)
 
-    with ThreadPoolExecutor(16, thread_name_prefix="dlnest-ray") as pool:
-        while True:
-            try:
-                request_id, op, args = connection.recv()
-            except (EOFError, OSError):  # the server is gone: so is its link to the cluster
-                return
-            pool.submit(answer, request_id, op, args)
+    pool = ThreadPoolExecutor(16, thread_name_prefix="dlnest-ray")
+    while True:
+        try:
+            request_id, op, args = connection.recv()
+        except (EOFError, OSError):  # the server is gone: so is its link to the cluster
+            # Calls stuck on a lost head are not waited for: the process exits next.
+            pool.shutdown(wait=False, cancel_futures=True)
+            return
+        pool.submit(answer, request_id, op, args)
 
 
 def main(fd: int, address: str, zygote: bool) -> None:

@@ -17,7 +17,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..service.executor import LaunchDeferred
+from ..service.executor import LaunchDeferred, LaunchUnknown
 
 CONNECT_TIMEOUT_S = 60.0  # a first `ray.init` on a busy 2-core machine takes 5-10 s
 
@@ -28,6 +28,24 @@ class ClusterUnavailable(LaunchDeferred):
 
 class NodeLost(OSError):
     pass
+
+
+class AnswerLost(OSError):
+    """The request went out but no answer came: whether it took effect is not known."""
+
+
+class AgentUnavailable(ClusterUnavailable):
+    """A node's agent is restarting or did not answer in time."""
+
+
+# What each kind of failed answer raises here. "gone": the sidecar ended while the call waited.
+_ANSWERS: dict[str, type[OSError]] = {
+    "lost": NodeLost,
+    "deferred": LaunchDeferred,
+    "unknown": LaunchUnknown,
+    "unavailable": AgentUnavailable,
+    "gone": AnswerLost,
+}
 
 
 class SidecarClient:
@@ -52,7 +70,10 @@ class SidecarClient:
         self._closed = False
 
     # -- calls ------------------------------------------------------------------------------
-    def call(self, op: str, *args: Any, timeout_s: float = 30.0) -> Any:
+    def call(self, op: str, *args: Any, timeout_s: float) -> Any:
+        """`op(*args)` in the sidecar. Raises ClusterUnavailable if nothing was sent (no link),
+        AnswerLost if the request went out and no answer came in `timeout_s`, else what the
+        sidecar's answer says (NodeLost, LaunchDeferred, LaunchUnknown, OSError)."""
         connection = self._connection_or_raise()
         event, box = threading.Event(), list[Any]()
         request_id = next(self._ids)
@@ -66,7 +87,7 @@ class SidecarClient:
                 raise ClusterUnavailable(f"the link to the Ray cluster broke: {exc}") from exc
             if not event.wait(timeout_s):
                 self._end(f"the Ray cluster at {self.address} did not answer in {timeout_s:g} s")
-                raise ClusterUnavailable(self.reason or "")
+                raise AnswerLost(self.reason or "")
         finally:
             with self._lock:
                 self._pending.pop(request_id, None)
@@ -74,11 +95,7 @@ class SidecarClient:
         if ok:
             return value
         kind, message = value
-        if kind == "lost":
-            raise NodeLost(message)
-        if kind in ("deferred", "unavailable", "gone"):
-            raise (LaunchDeferred if kind == "deferred" else ClusterUnavailable)(message)
-        raise OSError(message)
+        raise _ANSWERS.get(kind, OSError)(message)
 
     def _connection_or_raise(self) -> Connection:
         connection = self._connection_or_none()

@@ -184,9 +184,22 @@ class _Ledger:
 
     def hold_for(self, demand: Demand, settings: Settings, now: float) -> None:
         """Keep later tasks off the card(s) a starving task needs, so they drain for it."""
-        enabled = [g for g in self.budget_mb if settings.enabled(g) and g not in self.held]
+        enabled = [
+            g
+            for g in self.budget_mb
+            if settings.enabled(g)
+            and g not in self.held
+            and (demand.node is None or self.node_of.get(g) == demand.node)
+        ]
         if demand.multi_gpu or demand.ddp:
-            self.held.update(enabled)
+            # One machine's cards (on one box, all of them): the machine with the most memory.
+            totals: dict[str | None, int] = {}
+            for card in enabled:
+                node = self.node_of.get(card)
+                totals[node] = totals.get(node, 0) + self.total_mb[card]
+            if totals:
+                widest = max(totals, key=lambda n: totals[n])
+                self.held.update(g for g in enabled if self.node_of.get(g) == widest)
         else:
             big_enough = [
                 g for g in enabled if self.total_mb[g] >= _estimate(demand, self.total_mb[g])
@@ -282,8 +295,14 @@ def admission_error(demand: Demand, snapshot: InventorySnapshot) -> str | None:
         reason = f" ({snapshot.reason})" if snapshot.reason else ""
         return f"this machine has no GPU{reason}; submit the task for the CPU"
     if not fits_when_idle(demand, snapshot, Settings()):
-        totals = sorted((g.memory_total_mb for g in snapshot.gpus), reverse=True)
+        usable = [g for g in snapshot.gpus if demand.node is None or g.node == demand.node]
+        totals = sorted((g.memory_total_mb for g in usable), reverse=True)
         wanted = demand.memory_mb
+        if demand.node is not None:  # an analyzer on a cluster: this machine's cards only
+            return (
+                f"needs {wanted} MiB on one GPU, but the largest GPU of this server's machine "
+                f"(node {demand.node}) has {totals[0]} MiB"
+            )
         if demand.multi_gpu or demand.ddp:
             by_node: dict[str | None, int] = {}
             for gpu in snapshot.gpus:

@@ -9,6 +9,7 @@ are in `store_schema.py`.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import sqlite3
 import threading
@@ -283,6 +284,16 @@ class TaskStore:
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (json.dumps(dict(leader)),),
                 )
+
+    def queue_id(self) -> str:
+        """This queue's id, made once at random: unique across machines, as its path is not."""
+        with self._write() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'queue_id'").fetchone()
+            if row is not None:
+                return str(row[0])
+            made = secrets.token_hex(6)
+            db.execute("INSERT INTO meta (key, value) VALUES ('queue_id', ?)", (made,))
+            return made
 
     # -- a cluster's cards ------------------------------------------------------------------
     def card_ids(self, names: Iterable[str] = ()) -> dict[str, int]:

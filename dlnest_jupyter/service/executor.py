@@ -38,6 +38,12 @@ class LaunchDeferred(OSError):
     (another server on the cluster reserved that memory first; the cluster did not answer)."""
 
 
+class LaunchUnknown(OSError):
+    """The launch went out and its answer never came: the task may be running. It stays
+    `starting` until `adopt` finds it, or finds that nothing was launched (then it is queued
+    again)."""
+
+
 @dataclass(frozen=True)
 class Launch:
     pid: int
@@ -75,6 +81,7 @@ class LocalExecutor:
         """`zygote`: fork tasks from a pre-warmed process (milliseconds, not seconds, to start)."""
         self.python = python
         self.stop_grace_s = stop_grace_s
+        # By pid: task ids are unique within one queue only, and a node's agent serves many.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._zygote_pids: set[int] = set()
         self._lock = threading.Lock()
@@ -134,18 +141,18 @@ class LocalExecutor:
                 start_new_session=True,
             )
         with self._lock:
-            self._children[task.id] = child
+            self._children[child.pid] = child
         return Launch(child.pid, processes.start_time(child.pid))
 
     def exit_code(self, task: TaskRecord) -> int | None:
         with self._lock:
-            child = self._children.get(task.id)
+            child = self._children.get(task.pid) if task.pid is not None else None
         if child is not None:
             code = child.poll()
             if code is None:
                 return None
             with self._lock:
-                self._children.pop(task.id, None)
+                self._children.pop(child.pid, None)
             return 128 - code if code < 0 else code  # -15 (killed by SIGTERM) -> 143
         if task.pid in self._zygote_pids and self.zygote is not None:
             code = self.zygote.exit_codes.pop(task.pid, None)
@@ -171,7 +178,7 @@ class LocalExecutor:
         if task.pid is None:
             return
         with self._lock:
-            ours = task.id in self._children or task.pid in self._zygote_pids
+            ours = task.pid in self._children or task.pid in self._zygote_pids
         if not ours and not processes.is_alive(task.pid, task.pid_start_time):
             return  # ended (or its pid is another process's now): nothing of it to stop
         processes.kill_group(task.pid, signal.SIGTERM)
@@ -182,7 +189,7 @@ class LocalExecutor:
     def _finish_stop(self, task: TaskRecord) -> None:
         assert task.pid is not None
         with self._lock:
-            child = self._children.pop(task.id, None)
+            child = self._children.pop(task.pid, None)
         try:
             if child is not None:
                 child.wait(self.stop_grace_s)

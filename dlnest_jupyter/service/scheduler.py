@@ -24,7 +24,7 @@ from ..core.errors import TaskStateError
 from ..core.package import SavePackage
 from ..core.placement import Demand, plan_placements
 from ..core.tasks import TaskRecord, TaskState
-from .executor import Launch, LaunchDeferred
+from .executor import Launch, LaunchDeferred, LaunchUnknown, find_launch
 from .leadership import Leadership
 from .task_kinds import KINDS, Runner
 
@@ -48,6 +48,8 @@ class Scheduler:
         # submission cost O(queue) JSON parses.
         self._demands: dict[int, Demand] = {}
         self._kernels: dict[int, bool] = {}  # queued task -> whether it runs in a kernel
+        # Our launches that never answered (LaunchUnknown), and when we gave up waiting.
+        self._unsettled: dict[int, float] = {}
         self._recorded: dict[int, dict[str, Any]] = {}  # analyzer progress last stored, by task
 
     def tick(self, now: float) -> list[TaskRecord]:
@@ -86,8 +88,13 @@ class Scheduler:
 
     def _reap(self, leading: bool, now: float) -> None:
         holding = self.store.holding()
-        if leading:
-            self.service.executor.sweep(frozenset(t.id for t in holding))
+        # An executor written before `sweep` and `adopt` existed (executor_class) still works.
+        held = frozenset(t.id for t in holding)
+        sweep = getattr(self.service.executor, "sweep", None)
+        if leading and sweep is not None:
+            sweep(held)
+        for gone in [i for i in self._unsettled if i not in held]:  # deleted meanwhile
+            del self._unsettled[gone]
         for task in holding:
             kernel = KINDS[task.kind].runner is Runner.KERNEL
             mine = task.owner == self.leadership.id
@@ -95,11 +102,17 @@ class Scheduler:
                 continue
             if not (leading or (kernel and mine)):
                 continue
-            if task.state is TaskState.STARTING:
-                if not mine and self.leadership.answers_for(task.owner):  # its claimant died
-                    self._take_over(task, now)
-                continue
-            self._reap_one(task)
+            try:
+                if task.state is TaskState.STARTING:
+                    # Its claimant died, or our own launch never answered.
+                    if (not mine and self.leadership.answers_for(task.owner)) or (
+                        mine and task.id in self._unsettled
+                    ):
+                        self._take_over(task, now)
+                    continue
+                self._reap_one(task)
+            except Exception:  # one task's trouble must not stop the pass for the others
+                log.exception("task %s: could not follow it", task.id)
 
     def _reap_one(self, task: TaskRecord) -> None:
         service = self.service
@@ -129,14 +142,19 @@ class Scheduler:
             (at for at, state, _ in self.store.events(task.id) if state is TaskState.STARTING),
             default=0.0,
         )
-        adopted = self._launched_by_the_dead(task, claimed_at)
+        try:
+            adopted = self._launched_by_the_dead(task, claimed_at)
+        except OSError:  # where it would run cannot be asked now: ask again next pass
+            return
         with contextlib.suppress(TaskStateError):
             if adopted is not None:
                 self.store.mark_running(task.id, *adopted)
+                self._unsettled.pop(task.id, None)
                 self.service.log.write(f"task {task.id} adopted (pid {adopted[0]})")
-            elif now - claimed_at >= LAUNCH_GRACE_S:
-                self.store.unclaim(task.id, "its scheduler ended before launching it")
-                self.service.log.write(f"task {task.id} queued again: its scheduler ended")
+            elif now - self._unsettled.get(task.id, claimed_at) >= LAUNCH_GRACE_S:
+                self.store.unclaim(task.id, "its launch was never made")
+                self._unsettled.pop(task.id, None)
+                self.service.log.write(f"task {task.id} queued again: it was never launched")
 
     def _launched_by_the_dead(
         self, task: TaskRecord, claimed_at: float
@@ -144,7 +162,8 @@ class Scheduler:
         """(pid, start time) of the process launched for `task` by a dead scheduler, if any."""
         if KINDS[task.kind].runner is not Runner.PROCESS:
             return None  # an analyzer's kernel died with the server that started it
-        return self.service.executor.adopt(task, claimed_at)
+        adopt = getattr(self.service.executor, "adopt", None)
+        return adopt(task, claimed_at) if adopt is not None else find_launch(task, claimed_at)
 
     # -- placing ----------------------------------------------------------------------------
     def _place(self, now: float) -> list[TaskRecord]:
@@ -199,6 +218,10 @@ class Scheduler:
         except LaunchDeferred as exc:
             with contextlib.suppress(TaskStateError):
                 self.store.unclaim(task.id, str(exc))
+            return None
+        except LaunchUnknown as exc:  # it stays starting until adoption settles it
+            self._unsettled[task.id] = now
+            service.log.write(f"task {task.id}: {exc}")
             return None
         except OSError as exc:
             with contextlib.suppress(TaskStateError):

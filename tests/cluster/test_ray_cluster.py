@@ -123,7 +123,7 @@ def card_names(service: DLNestService, task: TaskRecord) -> list[str]:
 
 
 def test_cards_are_named_by_node_and_tasks_spread_across_nodes(
-    alice: DLNestService, quick_config: Path
+    alice: DLNestService, tmp_path: Path
 ) -> None:
     rows = [r for r in alice.devices() if r["kind"] == "gpu"]
     assert {(r["name"], r["node"], r["memory_total_mb"]) for r in rows} >= {
@@ -131,15 +131,19 @@ def test_cards_are_named_by_node_and_tasks_spread_across_nodes(
         ("boxa:1", "boxa", 1000),
         ("boxb:0", "boxb", 2000),
     }
-    ids = [alice.submit_train(quick_config, memory_mb=900).id for _ in range(3)]
-    wait_until(
-        lambda: all(t.state is TaskState.SUCCEEDED for t in alice.store.get_many(ids)),
-        what="three tasks to succeed",
-    )
-    tasks = alice.store.get_many(ids)
-    placed = sorted(name for t in tasks for name in card_names(alice, t))
-    assert placed == ["boxa:0", "boxa:1", "boxb:0"]  # fewest tasks per card, across both nodes
-    assert all("epoch 1" in (t.output_tail or "") for t in tasks)
+    config, _ = hanging_project(tmp_path / "hangs")  # they run until deleted
+    ids = [alice.submit_train(config, memory_mb=900).id for _ in range(3)]
+    try:
+        wait_until(
+            lambda: all(t.state is TaskState.RUNNING for t in alice.store.get_many(ids)),
+            what="three tasks to run",
+        )
+        tasks = alice.store.get_many(ids)
+        placed = sorted(name for t in tasks for name in card_names(alice, t))
+        assert placed == ["boxa:0", "boxa:1", "boxb:0"]  # fewest tasks per card, on both nodes
+    finally:
+        for task_id in ids:
+            alice.delete(task_id)
 
 
 def test_two_users_servers_never_reserve_more_of_a_card_than_it_has(
@@ -293,21 +297,32 @@ def test_a_lost_node_fails_its_tasks_kills_them_and_leaves_the_inventory(
     alice.delete(waiting.id)
 
 
-def test_a_restarted_service_adopts_its_tasks_still_running_on_the_cluster(
-    cluster: Any, tmp_path: Path
+def test_a_restarted_service_adopts_its_tasks_and_a_closed_one_holds_no_card_for_ended_ones(
+    cluster: Any, alice: DLNestService, tmp_path: Path
 ) -> None:
     database = tmp_path / "dlnest.sqlite"
     config, marker = hanging_project(tmp_path / "hangs")
+    short = write_project(tmp_path / "short", epochs=1, life_cycle=life_cycle_source(SLEEPS))
     first = cluster_service(cluster, database)
+    owner = first.executor.cluster.owner  # type: ignore[attr-defined]
     task = first.submit_train(config, memory_mb=900)
+    ending = first.submit_train(short, memory_mb=900)
     running = wait_until(
         lambda: (
             (t := first.store.get(task.id)).state is TaskState.RUNNING and marker.exists() and t
         ),
         what="the task",
     )
-    first.stop()  # the server goes; its task runs on
+    assert first.store.get(ending.id).state is TaskState.RUNNING
+    first.stop()  # the server goes; its tasks run on, and one of them ends while it is away
     assert running.pid is not None and processes.is_alive(running.pid, running.pid_start_time)
+
+    def reserved(task_id: int) -> bool:
+        view = alice.executor.cluster.view(max_age_s=0)  # type: ignore[attr-defined]
+        return any(r["owner"] == owner and r["task_id"] == task_id for r in view.reservations)
+
+    wait_until(lambda: not reserved(ending.id), what="the ended task's card to be freed")
+    assert reserved(task.id)  # the running one keeps its card
 
     second = cluster_service(cluster, database)
     try:
@@ -316,6 +331,10 @@ def test_a_restarted_service_adopts_its_tasks_still_running_on_the_cluster(
         again = second.store.get(task.id)
         assert again.state is TaskState.RUNNING and again.pid == running.pid
         assert processes.is_alive(running.pid, running.pid_start_time)
+        wait_until(
+            lambda: second.store.get(ending.id).state is TaskState.SUCCEEDED,
+            what="the task that ended while no server ran",
+        )
         second.delete(task.id)
         wait_until_group_is_gone(running.pid)
     finally:

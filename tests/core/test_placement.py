@@ -232,9 +232,23 @@ def test_an_analyzer_on_a_cluster_takes_only_a_card_of_the_servers_machine() -> 
     assert plan_placements([analyzer], elsewhere, [], Settings(), NOW) == []
     reason = admission_error(analyzer, elsewhere)
     assert reason is not None and "node jupyter" in reason and "CPU" in reason
+    too_big = Demand(2, memory_mb=8000, node="jupyter")  # boxa's card would hold it; ours not
+    assert admission_error(too_big, snapshot) == (
+        "needs 8000 MiB on one GPU, but the largest GPU of this server's machine (node jupyter)"
+        " has 4096 MiB"
+    )
 
 
 def test_a_cluster_that_cannot_be_read_refuses_nothing() -> None:
     unreachable = InventorySnapshot(gpus=(), source="ray", reason="head down", unavailable=True)
     assert admission_error(Demand(1, memory_mb=4000), unreachable) is None
     assert plan_placements([Demand(1, memory_mb=4000)], unreachable, [], Settings(), NOW) == []
+
+
+def test_a_starving_multi_card_task_on_a_cluster_drains_one_machine_not_all() -> None:
+    snapshot = cluster_cards(("boxa", 2, 10240), ("boxb", 2, 10240))
+    busy = [Reservation(-(g + 1), {g: 6000}, started_at=NOW - 60) for g in range(4)]
+    starving = Demand(1, memory_mb=18000, multi_gpu=True, queued_at=NOW - 3600)
+    small = Demand(2, memory_mb=1000, queued_at=NOW)
+    placed = plan_placements([starving, small], snapshot, busy, Settings(), NOW)
+    assert where(placed) == {2: (2,)}  # boxa (cards 0, 1) drains for task 1; boxb keeps working

@@ -16,7 +16,7 @@ import pytest
 from dlnest_jupyter.core.devices import FakeSource, InventorySnapshot
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskKind, TaskRecord, TaskState
-from dlnest_jupyter.service.executor import LocalExecutor
+from dlnest_jupyter.service.executor import LaunchUnknown, LocalExecutor
 from dlnest_jupyter.service.leadership import Leadership
 from dlnest_jupyter.service.scheduler import LAUNCH_GRACE_S
 from dlnest_jupyter.service.service import DLNestService
@@ -209,3 +209,45 @@ def test_a_task_its_dead_claimant_launched_and_that_ended_meanwhile_is_adopted_n
     done = service.store.get(task.id)
     assert (done.state, done.exit_code) == (TaskState.SUCCEEDED, 0)
     assert len(package.launches()) == 1
+
+
+class AnswerLostExecutor(RecordingExecutor):
+    """A cluster's launch whose answer never came: `started` says whether it ran anyway."""
+
+    def __init__(self, started: bool) -> None:
+        super().__init__()
+        self.started = started
+        self.asked_to_adopt = 0
+
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Any:
+        super().start(task, device_ids)
+        raise LaunchUnknown("no answer from node boxa's launch")
+
+    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
+        self.asked_to_adopt += 1
+        return (4_100_000 + task.id, None) if self.started else None
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["it-ran", "it-did-not"])
+def test_a_launch_whose_answer_was_lost_is_adopted_or_queued_again_never_rerun_blindly(
+    tmp_path: Path, started: bool
+) -> None:
+    executor = AnswerLostExecutor(started)
+    service = DLNestService(TaskStore(tmp_path / "q.sqlite"), FakeSource((16384,)), executor)
+    task = service.store.submit(TaskKind.TRAIN, {}, package_path=str(tmp_path), memory_mb=1000)
+    now = time.time()
+    service.tick(now=now)
+    assert service.store.get(task.id).state is TaskState.STARTING  # not failed, not queued
+
+    service.tick(now=now + 1)
+    if started:
+        again = service.store.get(task.id)
+        assert again.state is TaskState.RUNNING and again.pid == 4_100_000 + task.id
+        assert len(executor.launches) == 1
+    else:
+        assert service.store.get(task.id).state is TaskState.STARTING  # maybe still starting
+        service.tick(now=now + LAUNCH_GRACE_S)  # nothing ran: queued again, and launched anew
+        states = [state for _, state, _ in service.store.events(task.id)]
+        assert states[:3] == [TaskState.QUEUED, TaskState.STARTING, TaskState.QUEUED]
+        assert len(executor.launches) == 2
+    assert executor.asked_to_adopt >= 1
