@@ -71,7 +71,7 @@ class ClusterLedger:
                 for resource, mb in group["mb"].items()
                 if (card := names.parse_card_resource(resource)) is not None and card in ids
             }
-            user = group["owner"].split(":")[0]
+            user = names.owner_user(group["owner"])
             others.append(OtherReservation(user, int(group["task_id"]), memory, None))
         return others
 

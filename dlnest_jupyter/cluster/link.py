@@ -26,7 +26,6 @@ VIEW_MAX_AGE_S = 0.5  # one cluster view serves the placement pass and the REST 
 @dataclass(frozen=True)
 class ClusterView:
     cards: tuple[tuple[str, int, int], ...] = ()  # (node, index, MiB) of live nodes
-    nodes: tuple[str, ...] = ()
     reservations: tuple[dict[str, Any], ...] = ()  # every dlnest placement group holding memory
     inventories: dict[str, Any] = field(default_factory=dict)  # node -> its agent's NVML view
     reason: str | None = None  # why there is no view (the cluster unreachable)
@@ -45,11 +44,12 @@ class RayCluster:
         user = pwd.getpwuid(os.getuid()).pw_name
         # Whose reservations are this queue's, cluster-wide. The queue's own random id, not its
         # path: two machines' queues may sit at the same path in unshared home folders.
-        self.owner = f"{user}:{store.queue_id()}"
+        self.owner = names.owner_name(user, store.queue_id())
         self.sidecar = SidecarClient(address, zygote=zygote)
         self._view = ClusterView(reason=self.sidecar.reason)
         self._view_lock = threading.Lock()
-        self._cards: dict[int, tuple[str, int]] = {}
+        self._cards: dict[int, tuple[str, int]] = {}  # device id -> (node, index)
+        self._ids: dict[tuple[str, int], int] = {}  # the same, the other way round
         self.stopping: set[int] = set()  # tasks being stopped: their reservations stay till then
 
     def view(self, max_age_s: float = VIEW_MAX_AGE_S) -> ClusterView:
@@ -60,7 +60,6 @@ class RayCluster:
                 raw = self.sidecar.call("view", timeout_s=waits.VIEW_S)
                 view = ClusterView(
                     tuple((str(n), int(i), int(mb)) for n, i, mb in raw["cards"]),
-                    tuple(raw["nodes"]),
                     tuple(raw["reservations"]),
                     raw.get("inventories", {}),
                 )
@@ -70,17 +69,20 @@ class RayCluster:
             return view
 
     def card_ids(self, view: ClusterView) -> dict[tuple[str, int], int]:
-        ids = self.store.card_ids(names.card_name(node, index) for node, index, _ in view.cards)
-        by_card = {names.parse_card_name(name): i for name, i in ids.items()}
-        self._cards = {i: card for card, i in by_card.items()}
-        return by_card
+        """This queue's device ids of every card it has seen; the store is read (and written)
+        only when `view` holds a card not seen yet, not on every placement pass and REST read."""
+        if any((node, index) not in self._ids for node, index, _ in view.cards):
+            self._remember(self.store.card_ids(names.card_name(n, i) for n, i, _ in view.cards))
+        return self._ids
+
+    def _remember(self, ids: dict[str, int]) -> None:
+        self._ids = {names.parse_card_name(name): i for name, i in ids.items()}
+        self._cards = {i: card for card, i in self._ids.items()}
 
     def card(self, device_id: int) -> tuple[str, int]:
         """(node, index) of one of this queue's device ids."""
-        if device_id not in self._cards:
-            self._cards = {
-                i: names.parse_card_name(name) for name, i in self.store.card_ids().items()
-            }
+        if device_id not in self._cards:  # named by another server of this queue
+            self._remember(self.store.card_ids())
         if device_id not in self._cards:
             raise OSError(f"device {device_id} is no card this queue has seen on the cluster")
         return self._cards[device_id]

@@ -84,6 +84,16 @@ def agent_name(node: str) -> str:
     return f"dlnest-agent/{node}"
 
 
+def owner_name(user: str, queue_id: str) -> str:
+    """Whose reservations these are, cluster-wide: an OS user's queue."""
+    return f"{user}:{queue_id}"
+
+
+def owner_user(owner: str) -> str:
+    """The OS user of an `owner_name`, as the dashboard shows other users."""
+    return owner.partition(":")[0]
+
+
 def reservation_name(owner: str, task_id: int) -> str:
     """A task's placement group: `dlnest/<owner>/<task id>`; `owner` names user and queue."""
     return f"{RESERVATION_PREFIX}{owner}/{task_id}"

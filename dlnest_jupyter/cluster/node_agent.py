@@ -102,9 +102,6 @@ class NodeAgent:
         with self._lock:
             self._task_groups[pgid] = reservation
 
-    def ping(self) -> str:
-        return self.node
-
     def start(
         self, task: TaskRecord, card_indices: tuple[int, ...], reservation: str
     ) -> tuple[int, float | None]:

@@ -93,7 +93,6 @@ class RayOps:
             )
         return {
             "cards": cards,
-            "nodes": nodes,
             "reservations": reservations,
             "inventories": inventories,
         }

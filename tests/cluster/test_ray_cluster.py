@@ -117,6 +117,30 @@ def quick_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_project(tmp_path_factory.mktemp("quick"), epochs=1, args={"samples": 16})
 
 
+def link(service: DLNestService) -> Any:
+    """The service's link to the cluster (`cluster/link.py`)."""
+    return service.executor.cluster  # type: ignore[attr-defined]
+
+
+def reservation_state(viewer: DLNestService, owner: str, task_id: int) -> str | None:
+    """The state of `owner`'s placement group for `task_id`, as `viewer` sees the cluster now."""
+    groups = link(viewer).view(max_age_s=0).reservations
+    return next(
+        (g["state"] for g in groups if g["owner"] == owner and g["task_id"] == task_id), None
+    )
+
+
+def running_with_child(service: DLNestService, task_id: int, marker: Path) -> TaskRecord:
+    """`hanging_project`'s task once it runs and has started its child (which writes `marker`)."""
+    task: TaskRecord = wait_until(
+        lambda: (
+            (t := service.store.get(task_id)).state is TaskState.RUNNING and marker.exists() and t
+        ),
+        what=f"task {task_id} and its child",
+    )
+    return task
+
+
 def card_names(service: DLNestService, task: TaskRecord) -> list[str]:
     by_id = {i: name for name, i in service.store.card_ids().items()}
     return [by_id[d] for d in task.devices]
@@ -228,12 +252,7 @@ def test_del_of_a_task_on_another_node_stops_its_whole_group_and_frees_the_card(
 ) -> None:
     config, marker = hanging_project(tmp_path / "hangs")
     task = alice.submit_train(config, memory_mb=1500)  # only boxb:0 holds 1500 MiB
-    running = wait_until(
-        lambda: (
-            (t := alice.store.get(task.id)).state is TaskState.RUNNING and marker.exists() and t
-        ),
-        what="the task and its child",
-    )
+    running = running_with_child(alice, task.id, marker)
     assert card_names(alice, running) == ["boxb:0"]
     child = int(marker.read_text())
     child_started = processes.start_time(child)
@@ -244,23 +263,10 @@ def test_del_of_a_task_on_another_node_stops_its_whole_group_and_frees_the_card(
     wait_until_group_is_gone(running.pid)
     assert not processes.is_alive(child, child_started)
     wait_until(
-        lambda: (
-            not any(
-                r["owner"] == alice_owner(alice) and r["task_id"] == task.id
-                for r in alice_cluster(alice).view(max_age_s=0).reservations
-            )
-        ),
+        lambda: reservation_state(alice, link(alice).owner, task.id) is None,
         what="the task's reservation to be released",
     )
     assert alice.store.get(task.id).state is TaskState.CANCELLED
-
-
-def alice_cluster(service: DLNestService) -> Any:
-    return service.executor.cluster  # type: ignore[attr-defined]
-
-
-def alice_owner(service: DLNestService) -> str:
-    return str(alice_cluster(service).owner)
 
 
 def test_a_lost_node_fails_its_tasks_kills_them_and_leaves_the_inventory(
@@ -270,12 +276,7 @@ def test_a_lost_node_fails_its_tasks_kills_them_and_leaves_the_inventory(
     wait_until(lambda: any(r["name"] == "boxc:0" for r in alice.devices()), what="boxc's card")
     config, marker = hanging_project(tmp_path / "hangs")
     task = alice.submit_train(config, memory_mb=3000)  # only boxc:0 holds 3000 MiB
-    running = wait_until(
-        lambda: (
-            (t := alice.store.get(task.id)).state is TaskState.RUNNING and marker.exists() and t
-        ),
-        what="the task on boxc",
-    )
+    running = running_with_child(alice, task.id, marker)
     assert card_names(alice, running) == ["boxc:0"] and running.pid is not None
     waiting = alice.submit_train(config, memory_mb=3000)  # for boxc:0 too: it waits
 
@@ -304,25 +305,19 @@ def test_a_restarted_service_adopts_its_tasks_and_a_closed_one_holds_no_card_for
     config, marker = hanging_project(tmp_path / "hangs")
     short = write_project(tmp_path / "short", epochs=1, life_cycle=life_cycle_source(SLEEPS))
     first = cluster_service(cluster, database)
-    owner = first.executor.cluster.owner  # type: ignore[attr-defined]
+    owner = link(first).owner
     task = first.submit_train(config, memory_mb=900)
     ending = first.submit_train(short, memory_mb=900)
-    running = wait_until(
-        lambda: (
-            (t := first.store.get(task.id)).state is TaskState.RUNNING and marker.exists() and t
-        ),
-        what="the task",
-    )
+    running = running_with_child(first, task.id, marker)
     assert first.store.get(ending.id).state is TaskState.RUNNING
     first.stop()  # the server goes; its tasks run on, and one of them ends while it is away
     assert running.pid is not None and processes.is_alive(running.pid, running.pid_start_time)
 
-    def reserved(task_id: int) -> bool:
-        view = alice.executor.cluster.view(max_age_s=0)  # type: ignore[attr-defined]
-        return any(r["owner"] == owner and r["task_id"] == task_id for r in view.reservations)
-
-    wait_until(lambda: not reserved(ending.id), what="the ended task's card to be freed")
-    assert reserved(task.id)  # the running one keeps its card
+    wait_until(
+        lambda: reservation_state(alice, owner, ending.id) is None,
+        what="the ended task's card to be freed",
+    )
+    assert reservation_state(alice, owner, task.id) == "CREATED"  # the running one keeps it
 
     second = cluster_service(cluster, database)
     try:
@@ -468,21 +463,16 @@ def test_an_analyzer_runs_on_the_servers_machine_with_its_card_reserved_in_ray(
         )
         assert done["result"] == repr(card.split(":")[1]), done
 
-        def reserved() -> bool:
-            cluster_link = service.executor.cluster  # type: ignore[attr-defined]
-            return any(
-                r["owner"] == cluster_link.owner
-                and r["task_id"] == task.id
-                and r["state"] == "CREATED"
-                for r in cluster_link.view(max_age_s=0).reservations
-            )
-
-        assert reserved()
+        owner = link(service).owner
+        assert reservation_state(service, owner, task.id) == "CREATED"
         service.delete(task.id)
-        wait_until(lambda: not reserved(), what="the analyzer's reservation to be released")
+        wait_until(
+            lambda: reservation_state(service, owner, task.id) is None,
+            what="the analyzer's reservation to be released",
+        )
 
         # A machine with no card in the cluster: a GPU analyzer is refused, saying why.
-        service.executor.cluster.local_node = "jupyter-host"  # type: ignore[attr-defined]
+        link(service).local_node = "jupyter-host"
         with pytest.raises(
             TaskError, match=r"node jupyter-host\), which has no GPU in the cluster"
         ):
