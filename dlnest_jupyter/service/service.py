@@ -379,7 +379,7 @@ class DLNestService:
         snapshot = self.device_source.snapshot()
         node = snapshot.local_node if on_this_machine else None
         demand = Demand(task_id=0, memory_mb=memory_mb, node=node, **placement)
-        reason = admission_error(demand, snapshot)
+        reason = admission_error(demand, snapshot, self.store.settings())
         if reason is not None:
             raise TaskError(f"refused: {reason}")
 

@@ -235,3 +235,31 @@ def test_a_delete_hands_the_freed_card_to_the_next_task_at_once(
     service.delete(first.id)
 
     assert service.store.get(second.id).state is TaskState.RUNNING  # no tick in between
+
+
+def test_a_queued_task_says_why_it_waits_and_a_default_reservation_is_shown(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    hanging, _ = hanging_project(tmp_path / "a")
+    service.update_settings({"devices": [0]})
+    first = service.submit_train(hanging)  # no -m: the default, 90% of the 16 GiB card
+
+    second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=4000)
+
+    assert first.to_json()["reserved_mb"] == 14745
+    assert second.to_json()["waiting_for"] == (
+        f"needs 4,000 MiB; most free is 1,639 MiB on GPU 0 (task {first.id} holds 14,745)"
+    )
+    service.update_settings({"devices": None})  # GPU 1 comes back: it starts, and says nothing
+    assert service.task(second.id).to_json()["waiting_for"] is None
+    wait_for(service, lambda: service.task(second.id).state.terminal)
+
+
+def test_a_cpu_task_is_refused_while_the_cpu_is_disabled(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"devices": [0, 1]})  # DLNest's changeDevices -d 0 1
+
+    with pytest.raises(TaskError, match=r"the CPU is disabled \(changeDevices\)"):
+        service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+    assert service.tasks() == []
