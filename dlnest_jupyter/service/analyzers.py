@@ -44,6 +44,7 @@ T = TypeVar("T")
 KERNEL_NAME = "dlnest-analyzer"
 START_TIMEOUT_S = 120.0
 LOAD_TIMEOUT_S = 900.0  # import torch, build the dataset, load the checkpoint
+FAREWELL_TIMEOUT_S = 2.0  # a kernel busy with an experiment is not waited for longer
 
 
 _LIVE = (AnalyzerState.LOADING, AnalyzerState.READY)  # a failed load shuts its kernel itself
@@ -64,6 +65,7 @@ class _Analyzer:
     # Experiments sent while the model loads, with their code: sent to the kernel once loaded.
     waiting: list[tuple[Experiment, str]] = field(default_factory=list)
     listener: asyncio.Future[None] | None = None  # routes IOPub messages while ready
+    shutting_down: bool = False
 
 
 class AnalyzerHost:
@@ -137,7 +139,9 @@ class AnalyzerHost:
         with self._lock:
             analyzer = self._analyzers.get(task.id)
         if analyzer is not None:
-            asyncio.run_coroutine_threadsafe(self._shut_down(analyzer), self.loop)
+            asyncio.run_coroutine_threadsafe(
+                self._shut_down(analyzer, farewell=farewell_text(task)), self.loop
+            )
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         return None  # a kernel dies with the server that started it: nothing to adopt
@@ -342,11 +346,29 @@ class AnalyzerHost:
             if experiment is not None:
                 route_message(self.experiments, analyzer, experiment, message, parent)
 
-    async def _shut_down(self, analyzer: _Analyzer) -> None:
+    async def _shut_down(self, analyzer: _Analyzer, farewell: str | None = None) -> None:
+        """Shut the kernel down; `farewell`: its last output first, for a notebook or console
+        attached to it, which would otherwise find its kernel gone without a word."""
         with self._lock:
+            if analyzer.shutting_down:  # a `del` and the scheduler's pass both ask: once is enough
+                return
+            analyzer.shutting_down = True
+            said_goodbye = analyzer.state is AnalyzerState.READY and farewell is not None
             if analyzer.state is not AnalyzerState.FAILED:
                 analyzer.state = AnalyzerState.ENDED
             analyzer.waiting = []
+        if said_goodbye and analyzer.client is not None:
+            if analyzer.listener is not None:  # it would take the reply this waits for
+                analyzer.listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await analyzer.listener
+            with contextlib.suppress(Exception):  # best effort: the kernel may be busy or gone
+                await analyzer.client.execute_interactive(
+                    f"import sys; print({farewell!r}, file=sys.stderr, flush=True)",
+                    store_history=False,
+                    timeout=FAREWELL_TIMEOUT_S,
+                    output_hook=lambda message: None,
+                )
         for experiment in self.experiments.unfinished(analyzer.task_id):
             self.experiments.finish(
                 experiment, ExperimentState.INTERRUPTED, "the analyzer was shut down"
@@ -379,6 +401,14 @@ class AnalyzerHost:
                 coroutine.close()
                 raise AssertionError("AnalyzerHost's blocking calls must not run on its own loop")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+
+def farewell_text(task: TaskRecord) -> str:
+    """A deleted analyzer's last words in its kernel: what ended, and how to load it again."""
+    return (
+        f"dlnest: analyzer {task.id} ended (deleted): its model is unloaded and this kernel "
+        f"shuts down. To load it again: %dlnest analyze -r {task.package_path}"
+    )
 
 
 async def _maybe_await(value: Any) -> Any:

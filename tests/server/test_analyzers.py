@@ -241,6 +241,34 @@ async def test_bad_analyzer_requests_get_a_clear_4xx_and_the_analyzer_lives_on(
     await wait_for_state(dlnest, int(training))
 
 
+async def test_a_console_attached_to_a_deleted_analyzer_is_told_it_ended(
+    jp_root_dir: Path, dlnest: Any
+) -> None:
+    package = trained_package(jp_root_dir, {"ident": IDENT})
+    _, body = await dlnest("POST", "tasks", body={"kind": "analyze", "record_path": str(package)})
+    task = await wait_for_analyzer(dlnest, body["task"]["id"])
+    _, attach = await dlnest("GET", "tasks", str(task["id"]), "attach")
+    console = AsyncKernelClient(connection_file=attach["attach"]["connection_file"])
+    console.load_connection_file()
+    console.start_channels()
+    try:
+        await console.wait_for_ready(timeout=60)
+
+        await dlnest("DELETE", "tasks", str(task["id"]))
+
+        said = ""
+        while "ended" not in said:  # the kernel's last output, sent to every client
+            message = await console.get_iopub_msg(timeout=30)
+            if message["msg_type"] == "stream":
+                said += message["content"]["text"]
+    finally:
+        console.stop_channels()
+    assert said.strip() == (
+        f"dlnest: analyzer {task['id']} ended (deleted): its model is unloaded and this kernel "
+        f"shuts down. To load it again: %dlnest analyze -r {package}"
+    )
+
+
 async def test_a_kernel_shut_down_from_jupyterlab_ends_its_analyzer_task(
     jp_root_dir: Path, dlnest: Any, jp_fetch: Any
 ) -> None:
