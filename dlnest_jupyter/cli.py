@@ -16,10 +16,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .core.checkpoints import TrackLimits
-from .core.config import LoadedConfig, load_config
+from .core.dry_run import checked_config, dry_run
 from .core.errors import DLNestError
 from .core.package import SavePackage
 from .core.package_creation import PackageOptions, create_package, discard_new_package
@@ -45,11 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(options: argparse.Namespace) -> int:
-    loaded = load_config(options.c, options.f)
-    TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
     if options.dry_run:
-        _print_provenance(loaded)
+        print("\n".join(dry_run(options.c, options.f)))
         return 0
+    loaded = checked_config(options.c, options.f)
+    _warn(loaded.warnings)
     package = create_package(
         loaded,
         PackageOptions(description=options.d or "", no_save=options.ns, use_description=options.sd),
@@ -121,17 +120,9 @@ def _new(options: argparse.Namespace) -> int:
     return 0
 
 
-def _print_provenance(loaded: LoadedConfig) -> None:
-    print(f"# files, in load order: {', '.join(str(f) for f in loaded.files)}")
-    for key in sorted(loaded.provenance):
-        print(f"{key} = {_lookup(loaded.args, key)!r}    # {loaded.provenance[key]}")
-
-
-def _lookup(args: dict[str, Any], dotted: str) -> Any:
-    value: Any = args
-    for part in dotted.split("."):
-        value = value[part]
-    return value
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"dlnest: warning: {warning}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
