@@ -275,6 +275,7 @@ def write_case_project(root: Path, outside: Path) -> Path:
     """`root/proj`, with a broken config, one naming a missing class, and an escaping symlink."""
     config = write_project(root / "proj")
     (config.parent / "broken.json").write_text("{oops")
+    (config.parent / "typo_freq.json").write_text(json.dumps({"epoch": 2}))  # "epochs" meant
     args = json.loads(config.read_text())
     (config.parent / "bad_class.json").write_text(json.dumps({**args, "runner_name": "Missing"}))
     write_project(outside)

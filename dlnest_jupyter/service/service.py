@@ -116,11 +116,13 @@ class DLNestService:
         package = create_package(
             loaded, PackageOptions(description, no_save, use_description), checked.layout
         )
-        spec = {
+        spec: dict[str, Any] = {
             "config_path": str(config_path),
             "freq_path": freq_path and str(freq_path),
             **placement,
         }
+        if loaded.warnings:  # the submission's reply carries them (api_routes.submit_task)
+            spec["warnings"] = list(loaded.warnings)
         try:
             task = self.store.submit(
                 TaskKind.TRAIN,

@@ -157,3 +157,20 @@ def test_discovery_prefers_the_exported_server_then_the_parent_server() -> None:
         "http://127.0.0.1:3/x/",
         "mine",
     )
+
+
+def test_run_prints_each_warning_as_one_line_and_the_task_still_goes(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_project(tmp_path / "proj", epochs=1)
+    freq = tmp_path / "proj" / "freq.json"
+    freq.write_text('{"epoch": 5}')
+
+    task = shell.run_line_magic("dlnest", f"run -c {config} -f {freq} -CPU")
+
+    out = capsys.readouterr().out
+    assert (
+        f"dlnest: warning: 'epoch' in {freq} is not a key of the config; the nearest key is 'epochs'\n"
+        in out
+    )
+    assert task.id == 1 and "dlnest: task 1 " in out

@@ -70,6 +70,18 @@ def test_a_submission_is_placed_launched_listed_and_stopped(
     assert call(api, "DELETE", f"tasks/{task['id']}")[0] == 409  # already ended
 
 
+def test_a_freq_key_the_config_lacks_is_warned_of_and_the_task_still_queued(api: Api) -> None:
+    status, warned = call(api, "POST", "tasks", {**TRAIN, "freq_path": "proj/typo_freq.json"})
+    _, plain = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 100})
+
+    freq = api.root_dir / "proj" / "typo_freq.json"
+    assert status == 201 and warned["task"]["state"] in ("queued", "running")
+    assert warned["warnings"] == [
+        f"'epoch' in {freq} is not a key of the config; the nearest key is 'epochs'"
+    ]
+    assert plain["warnings"] == []
+
+
 def test_a_task_whose_process_ends_is_reaped_and_its_card_freed(
     api: Api, executor: RecordingExecutor
 ) -> None:
