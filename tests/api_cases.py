@@ -87,6 +87,22 @@ CASES: list[Case] = [
         "outside the folders",
     ),
     (
+        "continue epochs zero",
+        "POST",
+        "tasks",
+        {"kind": "continue", "record_path": "proj", "epochs": 0},
+        400,
+        "field 'epochs' must be an integer >= 1",
+    ),
+    (
+        "continue freq outside",
+        "POST",
+        "tasks",
+        {"kind": "continue", "record_path": "proj", "freq_path": "../../etc/passwd"},
+        403,
+        "outside the folders",
+    ),
+    (
         "symlink escape",
         "POST",
         "tasks",

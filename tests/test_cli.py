@@ -222,3 +222,19 @@ def test_a_freq_key_the_config_lacks_is_warned_of_and_the_run_still_goes(
     assert result.returncode == 0, result.stderr
     assert f"dlnest: warning: {warning}\n" in result.stderr
     assert len(packages_in(tmp_path / "p")) == 1
+
+
+def test_continue_with_epochs_trains_until_that_epoch_and_refuses_one_not_past(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    config = write_project(tmp_path / "p", epochs=1)
+    assert run_cli("run", "-c", config, "-CPU").returncode == 0
+    [package] = packages_in(tmp_path / "p")
+
+    continued = run_cli("continue", "-r", package, "--epochs", "3", "-CPU")
+    refused = run_cli("continue", "-r", package, "--epochs", "3", "-CPU")
+
+    assert continued.returncode == 0, continued.stderr
+    assert "epoch 3 loss" in continued.stdout and "epoch 4 loss" not in continued.stdout
+    assert json.loads((package / "args.json").read_text())["epochs"] == 3
+    assert_one_error_line(refused, r"--epochs 3 is not past checkpoint \d+, which ends epoch 3")

@@ -13,6 +13,7 @@ from dlnest_jupyter.client import discovery
 from dlnest_jupyter.client.arguments import PARSERS
 from dlnest_jupyter.client.client import HttpTransport
 from dlnest_jupyter.client.discovery import find_client
+from dlnest_jupyter.core.package import SavePackage
 
 from ..projects import write_project
 
@@ -174,3 +175,33 @@ def test_run_prints_each_warning_as_one_line_and_the_task_still_goes(
         in out
     )
     assert task.id == 1 and "dlnest: task 1 " in out
+
+
+def test_continue_trains_until_epochs_with_a_freq_config_and_records_what_changed(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_project(tmp_path / "proj", epochs=2)
+    freq = tmp_path / "proj" / "more.json"
+    freq.write_text('{"batch_size": 8}')
+    trained = shell.run_line_magic("dlnest", f"run -c {config} -CPU")
+    shell.run_line_magic("dlnest", "watch")
+    package = SavePackage.open(trained["package_path"])
+
+    with pytest.raises(UsageError, match="--epochs 2 is not past checkpoint 1, which ends epoch 2"):
+        shell.run_line_magic("dlnest", f"continue -r {package.path} --epochs 2 -CPU")
+    continued = shell.run_line_magic(
+        "dlnest", f"continue -r {package.path} -f {freq} --epochs 4 -CPU"
+    )
+    shell.run_line_magic("dlnest", "watch")
+    out = capsys.readouterr().out
+
+    assert continued.id == 2 and "task 2 succeeded" in out
+    assert "epoch 3 loss" in out and "epoch 4 loss" in out and "epoch 5 loss" not in out
+    state = package.state()
+    assert state.checkpoints[state.head].epoch == 4  # type: ignore[index]
+    args = package.args()
+    assert (args["epochs"], args["batch_size"]) == (4, 8)  # this and later runs' config
+    assert package.launches()[-1]["overrides"] == {
+        "freq_path": str(freq),
+        "changed": {"batch_size": [16, 8], "epochs": [2, 4]},
+    }
