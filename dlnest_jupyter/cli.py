@@ -1,7 +1,7 @@
 """`dlnest`: run, continue and analyse in the foreground, and start projects; DLNest's flags.
 
     dlnest run -c ROOT [-f FREQ] [-d DESC] [-ns] [-sd] [-CPU] [-devices ID ...] [-DDP] [-m MB] [--dry-run]
-    dlnest continue -r PKG [-c ID] [-CPU] [-devices ID ...] [-DDP]
+    dlnest continue -r PKG [-c ID] [-f FREQ] [--epochs N] [-CPU] [-devices ID ...] [-DDP]
     dlnest analyze -r PKG -s SCRIPT.py [-c ID] [-CPU] [-devices ID ...]
     dlnest new -d DIR [-t clean|digits] [-MNIST]
     dlnest ray-node [--address HEAD:PORT] [--node NAME] [--dry-run] [-- RAY_START_FLAG ...]
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .core.checkpoints import TrackLimits
-from .core.config import LoadedConfig, load_config
+from .core.continuation import plan_continuation
+from .core.dry_run import checked_config, dry_run
 from .core.errors import DLNestError
 from .core.package import SavePackage
 from .core.package_creation import PackageOptions, create_package, discard_new_package
@@ -45,11 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(options: argparse.Namespace) -> int:
-    loaded = load_config(options.c, options.f)
-    TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
     if options.dry_run:
-        _print_provenance(loaded)
+        print("\n".join(dry_run(options.c, options.f)))
         return 0
+    loaded = checked_config(options.c, options.f)
+    _warn(loaded.warnings)
     package = create_package(
         loaded,
         PackageOptions(description=options.d or "", no_save=options.ns, use_description=options.sd),
@@ -64,12 +64,27 @@ def _run(options: argparse.Namespace) -> int:
 
 def _continue(options: argparse.Namespace) -> int:
     package = SavePackage.open(options.r)
-    request, session = _prepare(package, options, kind="continue", checkpoint_id=options.c)
+    resolved = package.resolve_checkpoint(options.c)
+    continuation = plan_continuation(package, resolved, options.f, options.epochs)
+    _warn(continuation.warnings)
+    request, session = _prepare(
+        package,
+        options,
+        kind="continue",
+        checkpoint_id=resolved,
+        overrides=continuation.overrides,
+        freq_path=options.f and str(options.f.expanduser().resolve()),
+    )
     return _train(package, request, session)
 
 
 def _prepare(
-    package: SavePackage, options: argparse.Namespace, kind: str, checkpoint_id: int | None
+    package: SavePackage,
+    options: argparse.Namespace,
+    kind: str,
+    checkpoint_id: int | None,
+    overrides: dict[str, Any] | None = None,
+    freq_path: str | None = None,
 ) -> tuple[TrainRequest, Session]:
     from .runtime.devices import default_device_ids  # torch loads only for commands that train
     from .runtime.train import TrainRequest, prepare
@@ -82,6 +97,8 @@ def _prepare(
         ddp=options.DDP,
         memory_mb=options.m,
         echo=True,
+        overrides=overrides or None,
+        freq_path=freq_path,
     )
     return request, prepare(package, request)
 
@@ -121,17 +138,9 @@ def _new(options: argparse.Namespace) -> int:
     return 0
 
 
-def _print_provenance(loaded: LoadedConfig) -> None:
-    print(f"# files, in load order: {', '.join(str(f) for f in loaded.files)}")
-    for key in sorted(loaded.provenance):
-        print(f"{key} = {_lookup(loaded.args, key)!r}    # {loaded.provenance[key]}")
-
-
-def _lookup(args: dict[str, Any], dotted: str) -> Any:
-    value: Any = args
-    for part in dotted.split("."):
-        value = value[part]
-    return value
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"dlnest: warning: {warning}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,6 +179,19 @@ def _parser() -> argparse.ArgumentParser:
         default=-1,
         metavar="ID",
         help="checkpoint id (default: the latest of the current branch)",
+    )
+    cont.add_argument(
+        "-f",
+        metavar="FREQ",
+        type=Path,
+        help="a config laid over the package's args.json for this and later runs",
+    )
+    cont.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="train until epoch N in total (sets the config's `epochs`, which it must have; "
+        "N past the checkpoint's epoch)",
     )
     _training_flags(cont)
     cont.set_defaults(handler=_continue)

@@ -87,6 +87,22 @@ CASES: list[Case] = [
         "outside the folders",
     ),
     (
+        "continue epochs zero",
+        "POST",
+        "tasks",
+        {"kind": "continue", "record_path": "proj", "epochs": 0},
+        400,
+        "field 'epochs' must be an integer >= 1",
+    ),
+    (
+        "continue freq outside",
+        "POST",
+        "tasks",
+        {"kind": "continue", "record_path": "proj", "freq_path": "../../etc/passwd"},
+        403,
+        "outside the folders",
+    ),
+    (
         "symlink escape",
         "POST",
         "tasks",
@@ -275,6 +291,7 @@ def write_case_project(root: Path, outside: Path) -> Path:
     """`root/proj`, with a broken config, one naming a missing class, and an escaping symlink."""
     config = write_project(root / "proj")
     (config.parent / "broken.json").write_text("{oops")
+    (config.parent / "typo_freq.json").write_text(json.dumps({"epoch": 2}))  # "epochs" meant
     args = json.loads(config.read_text())
     (config.parent / "bad_class.json").write_text(json.dumps({**args, "runner_name": "Missing"}))
     write_project(outside)

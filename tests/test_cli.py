@@ -205,3 +205,36 @@ def test_ray_node_declares_each_card_s_memory_and_no_ray_gpus(run_cli: RunCli) -
 def test_ray_node_refuses_a_node_name_ray_cannot_hold(run_cli: RunCli) -> None:
     result = run_cli("ray-node", "--node", "box_a", "--dry-run")
     assert result.returncode == 2 and "node name 'box_a'" in result.stderr
+
+
+def test_a_freq_key_the_config_lacks_is_warned_of_and_the_run_still_goes(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    config = write_project(tmp_path / "p", epochs=1, args={"lr": 0.1})
+    freq = tmp_path / "p" / "freq.json"
+    freq.write_text(json.dumps({"lrr": 0.01}))
+
+    dry = run_cli("run", "-c", config, "-f", freq, "--dry-run")
+    result = run_cli("run", "-c", config, "-f", freq, "-CPU")
+
+    warning = f"'lrr' in {freq} is not a key of the config; the nearest key is 'lr'"
+    assert f"# warning: {warning}" in dry.stdout
+    assert result.returncode == 0, result.stderr
+    assert f"dlnest: warning: {warning}\n" in result.stderr
+    assert len(packages_in(tmp_path / "p")) == 1
+
+
+def test_continue_with_epochs_trains_until_that_epoch_and_refuses_one_not_past(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    config = write_project(tmp_path / "p", epochs=1)
+    assert run_cli("run", "-c", config, "-CPU").returncode == 0
+    [package] = packages_in(tmp_path / "p")
+
+    continued = run_cli("continue", "-r", package, "--epochs", "3", "-CPU")
+    refused = run_cli("continue", "-r", package, "--epochs", "3", "-CPU")
+
+    assert continued.returncode == 0, continued.stderr
+    assert "epoch 3 loss" in continued.stdout and "epoch 4 loss" not in continued.stdout
+    assert json.loads((package / "args.json").read_text())["epochs"] == 3
+    assert_one_error_line(refused, r"--epochs 3 is not past checkpoint \d+, which ends epoch 3")

@@ -16,8 +16,9 @@ from IPython.display import publish_display_data
 from ..core.errors import DLNestError
 from ..core.tasks import ExperimentState, TaskState
 from ..service.task_kinds import runs_in_kernel
-from .arguments import ArgumentParser, absolute_path, task_id_argument
+from .arguments import absolute_path, parse
 from .client import Client
+from .views import ExperimentRef, TaskRef
 
 _EXPERIMENT_WAIT_S = 10.0  # one long poll; the server answers as soon as anything is new
 _ANALYZER_POLL_S = 0.5
@@ -32,48 +33,47 @@ class AnalyzerCommands:
     def client(self) -> Client:
         raise NotImplementedError
 
-    def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
+    def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> TaskRef:
         raise NotImplementedError
 
-    def _analyze(self, argv: list[str]) -> None:
-        parser = ArgumentParser(prog="analyze")
-        parser.add_argument("-r", required=True, help="save package")
-        parser.add_argument("-c", type=int, default=None, help="checkpoint id")
-        parser.add_argument("-s", help="scripts folder (default: the project's AnalyzeScripts)")
-        parser.add_argument("-d", help="description")
-        parser.add_argument("-m", type=int, help="estimated GPU memory in MiB")
-        parser.add_argument("-CPU", action="store_true")
-        parser.add_argument("-j", action="store_true", help="jump to the front of the queue")
-        options = parser.parse_args(argv)
-        body: dict[str, Any] = {"kind": "analyze", "record_path": absolute_path(options.r)}
+    def _analyze(self, argv: list[str]) -> TaskRef:
+        options = parse("analyze", argv)
+        body: dict[str, Any] = {
+            "kind": "analyze",
+            "record_path": absolute_path(options.r),
+        }
         if options.c is not None:
             body["checkpoint_id"] = options.c
         if options.s:
             body["scripts_dir"] = absolute_path(options.s)
         task = self._submit(body, options)
-        self._last_analyzer_id = task["id"]
+        self._last_analyzer_id = task.id
         print(
-            f"dlnest: analyzer {task['id']} loads its model in a kernel of its own; "
-            f"then %dlnest runExp {task['id']} NAME runs {task['scripts_dir']}/NAME.py"
+            f"dlnest: analyzer {task.id} loads its model in a kernel of its own; "
+            f"then %dlnest runExp {task.id} NAME runs {task['scripts_dir']}/NAME.py"
         )
+        return task
 
-    def _run_exp(self, argv: list[str]) -> None:
-        if len(argv) == 2 and argv[0].isdigit():
-            task_id, name = int(argv[0]), argv[1]
-        elif len(argv) == 1:
-            task_id, name = self._default_analyzer(), argv[0]
+    def _run_exp(self, argv: list[str]) -> ExperimentRef:
+        words = parse("runExp", argv).words
+        if len(words) == 2 and words[0].isdigit():
+            task_id, name = int(words[0]), words[1]
+        elif len(words) == 1:
+            task_id, name = self._default_analyzer(), words[0]
         else:
             raise DLNestError("runExp takes [ID] NAME, e.g. %dlnest runExp 3 show_accuracy")
         self._await_analyzer(task_id)
-        self._follow(task_id, self.client.run_experiment(task_id, {"name": name}))
+        return self._follow(task_id, self.client.run_experiment(task_id, {"name": name}))
 
-    def _exp(self, argv: list[str], code: str) -> None:
-        task_id = task_id_argument(argv, "exp") if argv else self._default_analyzer()
+    def _exp(self, argv: list[str], code: str) -> ExperimentRef:
+        task_id = parse("exp", argv).id
+        task_id = self._default_analyzer() if task_id is None else task_id
         self._await_analyzer(task_id)
-        self._follow(task_id, self.client.run_experiment(task_id, {"code": code}))
+        return self._follow(task_id, self.client.run_experiment(task_id, {"code": code}))
 
     def _attach(self, argv: list[str]) -> None:
-        task_id = task_id_argument(argv, "attach") if argv else self._default_analyzer()
+        task_id = parse("attach", argv).id
+        task_id = self._default_analyzer() if task_id is None else task_id
         self._await_analyzer(task_id)
         how = self.client.attach(task_id)
         lines = [
@@ -116,8 +116,9 @@ class AnalyzerCommands:
                 said = True
             time.sleep(_ANALYZER_POLL_S)
 
-    def _follow(self, task_id: int, experiment: dict[str, Any]) -> None:
-        """Stream an experiment's text and rich output into this cell until it ends."""
+    def _follow(self, task_id: int, experiment: dict[str, Any]) -> ExperimentRef:
+        """Stream an experiment's text and rich output into this cell until it ends; one that
+        failed or was interrupted is an error (after its traceback), so a loop stops there."""
         offset = display_offset = 0
         interrupted = False
         if experiment["state"] == ExperimentState.QUEUED:
@@ -142,6 +143,8 @@ class AnalyzerCommands:
         if experiment["error"]:
             print(experiment["error"])
         if experiment["state"] != ExperimentState.SUCCEEDED:
-            print(
-                f"dlnest: experiment {experiment['id']} {experiment['state']}; the model stays loaded"
+            raise DLNestError(
+                f"experiment {experiment['id']} {experiment['state']}; the model stays loaded"
             )
+        ended = {k: v for k, v in experiment.items() if k not in ("output", "displays")}
+        return ExperimentRef(ended, task_id=task_id)

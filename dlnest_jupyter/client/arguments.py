@@ -1,34 +1,232 @@
-"""Argument parsing shared by the `%dlnest` commands: errors as one line, paths as the user means."""
+"""The `%dlnest` commands' arguments: one parser per verb, each flag explained in its `-h`.
+
+A parser here never ends the kernel: a bad argument is a DLNestError (one line), and `-h`
+prints the help and raises HelpShown, which the magic takes as "done".
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..core.errors import DLNestError
+from ..core.placement import DEFAULT_MEMORY_FRACTION
+from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
+
+
+class HelpShown(Exception):
+    """`-h` printed a command's help; the command does nothing more."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would exit the kernel
-        raise DLNestError(f"{self.prog}: {message}")
+    def __init__(self, command: str, description: str) -> None:
+        super().__init__(prog=f"%dlnest {command}", description=description)
+        self.command = command
+
+    def add_argument(self, *names: Any, **options: Any) -> argparse.Action:
+        if options.get("help"):  # argparse %-formats help: our texts say "90%" and "%dlnest"
+            options["help"] = options["help"].replace("%", "%%")
+        return super().add_argument(*names, **options)
+
+    def error(self, message: str) -> NoReturn:  # argparse would exit the kernel
+        raise DLNestError(f"{self.command}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        # Only -h gets here (errors go through error()): its help is printed; end quietly.
+        if message:
+            print(message, end="")
+        raise HelpShown
 
 
-def placement_parser(prog: str) -> ArgumentParser:
-    parser = ArgumentParser(prog=prog)
-    parser.add_argument("-d", help="description")
-    parser.add_argument("-m", type=int, help="estimated GPU memory in MiB")
-    parser.add_argument("-mc", action="store_true", help="several cards")
-    parser.add_argument("-DDP", action="store_true")
-    parser.add_argument("-CPU", action="store_true")
+_DEFAULT_MEMORY = f"default: {DEFAULT_MEMORY_FRACTION:.0%} of a card"
+
+
+def _placement(parser: ArgumentParser, cards: bool = True) -> ArgumentParser:
+    """The flags every submission shares: description, memory, CPU, queue jump (and cards)."""
+    parser.add_argument("-d", metavar="DESC", help="description, shown in the queue")
+    parser.add_argument(
+        "-m",
+        type=int,
+        metavar="MB",
+        help=f"GPU memory to reserve in MiB ({_DEFAULT_MEMORY}, so one task per card)",
+    )
+    if cards:
+        parser.add_argument(
+            "-mc", action="store_true", help="may use several cards whose memory covers -m"
+        )
+        parser.add_argument(
+            "-DDP",
+            action="store_true",
+            help="DistributedDataParallel: one process per card (implies -mc)",
+        )
+    parser.add_argument("-CPU", action="store_true", help="run on the CPU, not a GPU")
     parser.add_argument("-j", action="store_true", help="jump to the front of the queue")
     return parser
 
 
-def task_id_argument(argv: list[str], command: str) -> int:
-    if len(argv) != 1 or not argv[0].isdigit():
-        raise DLNestError(f"{command} takes one task id, e.g. %dlnest {command} 3")
-    return int(argv[0])
+def run_parser() -> ArgumentParser:
+    parser = ArgumentParser("run", "Queue a training run of a project: its code and merged "
+                            "config are copied into a new save package, which runs when placed.")  # fmt: skip
+    parser.add_argument("-c", required=True, metavar="ROOT", help="root config (root_config.json)")
+    parser.add_argument(
+        "-f", metavar="FREQ", help="frequently-changed config, laid over the root config last"
+    )
+    parser.add_argument(
+        "-ns", action="store_true", help="save into the NOSAVE scratch package (replaced each time)"
+    )
+    parser.add_argument(
+        "-sd", action="store_true", help="name the save package after the description (-d)"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the merged config and which file set each key; queue nothing",
+    )
+    return _placement(parser)
+
+
+def continue_parser() -> ArgumentParser:
+    parser = ArgumentParser("continue", "Queue more training of a save package, from one of "
+                            "its checkpoints, with its own copy of the code and config.")  # fmt: skip
+    parser.add_argument("-r", required=True, metavar="PKG", help="save package folder")
+    parser.add_argument(
+        "-c", type=int, metavar="ID", help="checkpoint id (default: the latest of its branch)"
+    )
+    parser.add_argument(
+        "-f",
+        metavar="FREQ",
+        help="a config laid over the package's args for this and later runs (args.json)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="train until epoch N in total (the config's `epochs` key; N past the checkpoint's)",
+    )
+    return _placement(parser)
+
+
+def analyze_parser() -> ArgumentParser:
+    parser = ArgumentParser("analyze", "Queue an analyzer: a kernel that loads a save package's "
+                            "model and dataset once and runs experiments against them.")  # fmt: skip
+    parser.add_argument("-r", required=True, metavar="PKG", help="save package folder")
+    parser.add_argument("-c", type=int, metavar="ID", help="checkpoint id (default: the latest)")
+    parser.add_argument(
+        "-s",
+        metavar="DIR",
+        help="scripts folder for runExp (default: the project's AnalyzeScripts)",
+    )
+    return _placement(parser, cards=False)
+
+
+def run_exp_parser() -> ArgumentParser:
+    parser = ArgumentParser("runExp", "Run DIR/NAME.py's experience(self) in an analyzer; "
+                            "interrupting the cell interrupts it, the model stays loaded.")  # fmt: skip
+    parser.add_argument(
+        "words",
+        nargs="+",
+        metavar="[ID] NAME",
+        help="the analyzer's task id (default: the one this kernel started last, else the only "
+        "one running) and the script's name without .py",
+    )
+    return parser
+
+
+def _optional_id(command: str, description: str, what: str) -> Callable[[], ArgumentParser]:
+    def make() -> ArgumentParser:
+        parser = ArgumentParser(command, description)
+        parser.add_argument("id", type=int, nargs="?", metavar="ID", help=what)
+        return parser
+
+    return make
+
+
+def _one_id(command: str, description: str) -> Callable[[], ArgumentParser]:
+    def make() -> ArgumentParser:
+        parser = ArgumentParser(command, description)
+        parser.add_argument("id", type=int, metavar="ID", help="the task's id (%dlnest tasks)")
+        return parser
+
+    return make
+
+
+def _bare(command: str, description: str) -> Callable[[], ArgumentParser]:
+    return lambda: ArgumentParser(command, description)
+
+
+def change_devices_parser() -> ArgumentParser:
+    parser = ArgumentParser("changeDevices", "Choose which devices the scheduler may use.")
+    parser.add_argument(
+        "-d", type=int, nargs="+", required=True, metavar="ID", help="device ids (-1 is the CPU)"
+    )
+    return parser
+
+
+def settings_parser() -> ArgumentParser:
+    parser = ArgumentParser("settings", "Show the queue's settings, or change some of them.")
+    parser.add_argument(
+        "--max", type=int, dest="max_tasks_per_device", metavar="N", help="tasks per card at most"
+    )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        dest="launch_delay_s",
+        metavar="S",
+        help="seconds between two launches on one card",
+    )
+    return parser
+
+
+def new_parser() -> ArgumentParser:
+    parser = ArgumentParser("new", "Start a project from a template.")
+    parser.add_argument("-d", required=True, metavar="DIR", help="folder to create")
+    parser.add_argument(
+        "-t",
+        choices=TEMPLATE_NAMES,
+        default=DEFAULT_TEMPLATE,
+        help=f"template (default: {DEFAULT_TEMPLATE})",
+    )
+    parser.add_argument("-MNIST", action="store_true", help="DLNest's flag: the digits template")
+    return parser
+
+
+PARSERS: dict[str, Callable[[], ArgumentParser]] = {
+    "run": run_parser,
+    "continue": continue_parser,
+    "analyze": analyze_parser,
+    "runExp": run_exp_parser,
+    "exp": _optional_id(
+        "exp",
+        "%%dlnest exp [ID]: run the cell's code in an analyzer (self, model, dataset, args).",
+        "the analyzer's task id (default: as runExp's)",
+    ),
+    "attach": _optional_id(
+        "attach",
+        "How to open an analyzer's kernel from JupyterLab or a console.",
+        "the analyzer's task id (default: as runExp's)",
+    ),
+    "del": _one_id("del", "Cancel a queued task, stop a running one, or end an analyzer."),
+    "tasks": _bare("tasks", "The queue: every task, its state, devices, memory and progress."),
+    "devices": _bare("devices", "The devices, their memory and tasks, and who schedules."),
+    "changeDevices": change_devices_parser,
+    "settings": settings_parser,
+    "new": new_parser,
+    "watch": _optional_id(
+        "watch",
+        "Follow a task's output until it ends (a queued one: why it waits).",
+        "the task's id (default: the one this kernel submitted last)",
+    ),
+    "log": _bare("log", "What the scheduler said since the last `log`."),
+    "clear": _bare("clear", "Clear the scheduler's log."),
+    "dashboard": _bare("dashboard", "The queue, GPUs, output, analyzers and metric curves, live."),
+}
+
+
+def parse(command: str, argv: Sequence[str]) -> argparse.Namespace:
+    """`argv` parsed by the command's parser; HelpShown after `-h`, DLNestError if bad."""
+    return PARSERS[command]().parse_args(list(argv))
 
 
 def absolute_path(path: str) -> str:

@@ -107,7 +107,12 @@ class Client:
 
     # -- the verbs --------------------------------------------------------------------------
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._get("POST", "tasks", "task", body)
+        return self.submit_warned(body)[0]
+
+    def submit_warned(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The queued task, and what the submission warned of (a freq key the config lacks)."""
+        reply = self.call("POST", "tasks", body)
+        return cast(dict[str, Any], reply["task"]), list(reply.get("warnings") or [])
 
     def tasks(self) -> list[dict[str, Any]]:
         return self._list("tasks", "tasks")

@@ -1,7 +1,7 @@
 """`%dlnest`: DLNest's shell commands and flags inside any IPython kernel.
 
-    %dlnest run -c ROOT [-f FREQ] [-d DESC] [-m MB] [-ns] [-sd] [-mc] [-DDP] [-CPU] [-j]
-    %dlnest continue -r PKG [-c ID] [-d DESC] [-m MB] [-mc] [-DDP] [-CPU] [-j]
+    %dlnest run -c ROOT [-f FREQ] [-d DESC] [-m MB] [-ns] [-sd] [-mc] [-DDP] [-CPU] [-j] [--dry-run]
+    %dlnest continue -r PKG [-c ID] [-f FREQ] [--epochs N] [-d DESC] [-m MB] [-mc] [-DDP] [-CPU] [-j]
     %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S]
     %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
     %dlnest dashboard           the queue, GPUs, output, analyzers and metric curves, live
@@ -18,61 +18,42 @@ Analyzers (a kernel that keeps a trained model loaded):
 id use the analyzer this kernel started last, else the only one running. Interrupting a
 runExp or exp cell interrupts the experiment; the model stays loaded.
 
-Errors are one readable line, never a traceback of ours.
+Every command's -h explains its flags. `t = %dlnest run ...` (continue, analyze) gives the
+task (`t.id`); runExp and exp give the experiment (`.state`, `.result`). Errors are one line
+(IPython's UsageError, which also stops a loop), never a traceback of ours.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.display import display
+from IPython.display import DisplayHandle, Pretty, display
 
-from ..core.devices import CPU_ID
+from ..core.dry_run import dry_run
 from ..core.errors import DLNestError
 from ..core.tasks import TaskState
-from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 from ..service.task_kinds import runs_in_kernel
 from .analyzer_commands import AnalyzerCommands
-from .arguments import ArgumentParser, absolute_path, placement_parser, task_id_argument
+from .arguments import HelpShown, absolute_path, parse
 from .client import Client, scheduled_by
 from .discovery import find_client
+from .views import (
+    Table,
+    TaskRef,
+    devices_table,
+    devices_text,
+    reservation_sentence,
+    show,
+    tasks_table,
+)
 
 _WATCH_POLL_S = 0.5
-
-
-class Table:
-    """Rows shown as an HTML table in notebooks and as aligned text elsewhere."""
-
-    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        self.columns, self.rows = (
-            list(columns),
-            [["" if v is None else str(v) for v in row] for row in rows],
-        )
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
-            for row in self.rows
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def __repr__(self) -> str:
-        widths = [
-            max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
-            for i, c in enumerate(self.columns)
-        ]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
-        lines += [
-            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in self.rows
-        ]
-        return "\n".join(lines) if self.rows else lines[0] + "\n(none)"
 
 
 @magics_class
@@ -105,8 +86,8 @@ class DLNestMagics(AnalyzerCommands, Magics):
         return self._client
 
     @line_cell_magic
-    def dlnest(self, line: str, cell: str | None = None) -> None:
-        """DLNest commands; `%dlnest help` lists them."""
+    def dlnest(self, line: str, cell: str | None = None) -> Any:
+        """DLNest commands; `%dlnest help` lists them, `%dlnest COMMAND -h` explains one."""
         try:
             argv = shlex.split(line)
             command = argv[0] if argv else "help"
@@ -115,26 +96,25 @@ class DLNestMagics(AnalyzerCommands, Magics):
                     raise DLNestError(
                         "the cell form is %%dlnest exp [ID]; other commands are %dlnest"
                     )
-                self._exp(argv[1:], cell)
-                return
+                return self._exp(argv[1:], cell)
             handler = _COMMANDS.get(command)
             if handler is None:
                 raise DLNestError(f"unknown command {command!r}; `%dlnest help` lists them")
-            handler(self, argv[1:])
-        except DLNestError as error:
-            print(f"dlnest: error: {error}")
-        except KeyboardInterrupt:
-            print("dlnest: stopped watching (the task goes on)")
+            return handler(self, argv[1:])
+        except HelpShown:
+            return None
+        except (DLNestError, ValueError) as error:  # ValueError: shlex's unclosed quote
+            # One line, no traceback, and a loop of magics stops here.
+            raise UsageError(f"dlnest: {error}") from None
 
     # -- commands ---------------------------------------------------------------------------
-    def _run(self, argv: list[str]) -> None:
-        parser = placement_parser("run")
-        parser.add_argument("-c", required=True, help="root config")
-        parser.add_argument("-f", help="freq config")
-        parser.add_argument("-ns", action="store_true")
-        parser.add_argument("-sd", action="store_true")
-        options = parser.parse_args(argv)
-        body = {
+    def _run(self, argv: list[str]) -> TaskRef | None:
+        options = parse("run", argv)
+        freq = absolute_path(options.f) if options.f else None
+        if options.dry_run:
+            print("\n".join(dry_run(absolute_path(options.c), freq)))
+            return None
+        body: dict[str, Any] = {
             "kind": "train",
             "config_path": absolute_path(options.c),
             "no_save": options.ns,
@@ -142,15 +122,12 @@ class DLNestMagics(AnalyzerCommands, Magics):
             "multi_gpu": options.mc,
             "ddp": options.DDP,
         }
-        if options.f:
-            body["freq_path"] = absolute_path(options.f)
-        self._submit(body, options)
+        if freq:
+            body["freq_path"] = freq
+        return self._submit(body, options)
 
-    def _continue(self, argv: list[str]) -> None:
-        parser = placement_parser("continue")
-        parser.add_argument("-r", required=True, help="save package")
-        parser.add_argument("-c", type=int, default=None, help="checkpoint id")
-        options = parser.parse_args(argv)
+    def _continue(self, argv: list[str]) -> TaskRef:
+        options = parse("continue", argv)
         body: dict[str, Any] = {
             "kind": "continue",
             "record_path": absolute_path(options.r),
@@ -159,85 +136,59 @@ class DLNestMagics(AnalyzerCommands, Magics):
         }
         if options.c is not None:
             body["checkpoint_id"] = options.c
-        self._submit(body, options)
+        if options.f:
+            body["freq_path"] = absolute_path(options.f)
+        if options.epochs is not None:
+            body["epochs"] = options.epochs
+        return self._submit(body, options)
 
-    def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
+    def _submit(self, body: dict[str, Any], options: argparse.Namespace) -> TaskRef:
         """Send `body` with the options every kind shares (-CPU, -j, -d, -m)."""
         body.update(cpu=options.CPU, jump=options.j)
         if options.d:
             body["description"] = options.d
         if options.m is not None:
             body["memory_mb"] = options.m
-        task = self.client.submit(body)
-        self._last_task_id = task["id"]
-        where = f" on {_devices(task['devices'])}" if task["devices"] else ""
-        print(f"dlnest: task {task['id']} {task['state']}{where}; package {task['package_path']}")
+        submitted, warnings = self.client.submit_warned(body)
+        task = TaskRef(submitted)
+        for warning in warnings:
+            print(f"dlnest: warning: {warning}")
+        self._last_task_id = task.id
+        parts = [f"dlnest: task {task.id} {task['state']}"]
+        if task["devices"]:
+            parts[0] += f" on {devices_text(task['devices'])}"
+        if not options.CPU:
+            parts.append(reservation_sentence(task))
+        print("; ".join([*parts, f"package {task['package_path']}"]))
         return task
 
-    def _del(self, argv: list[str]) -> None:
-        task = self.client.delete(task_id_argument(argv, "del"))
-        print(f"dlnest: task {task['id']} {task['state']}")
+    def _del(self, argv: list[str]) -> TaskRef:
+        task_id = parse("del", argv).id
+        task = TaskRef(self.client.delete(task_id))
+        print(f"dlnest: task {task.id} {task['state']}")
+        return task
 
     def _tasks(self, argv: list[str]) -> None:
-        rows = [
-            (
-                t["id"],
-                t["kind"],
-                t["state"],
-                _devices(t["devices"]),
-                _progress(t),
-                t["description"],
-                t["error"] or "",
-            )
-            for t in self.client.tasks()
-        ]
-        _show(Table(["id", "kind", "state", "devices", "progress", "description", "error"], rows))
+        parse("tasks", argv)
+        show(tasks_table(self.client.tasks()))
 
     def _devices(self, argv: list[str]) -> None:
-        devices = self.client.devices()
-        rows: list[tuple[Any, ...]] = [
-            (
-                d["id"], d["name"], "yes" if d["enabled"] else "no",
-                f"{d['memory_used_mb']} / {d['memory_reserved_mb']} / {d['memory_total_mb']}" if d["kind"] == "gpu" else "",
-                ", ".join(map(str, d["task_ids"])),
-                _by_other_users(d),
-            )
-            for d in devices
-        ]  # fmt: skip
-        headers = ["id", "name", "enabled", "MiB used / reserved / total", "tasks"]
-        if any(row[-1] for row in rows):  # a box ledger shows other users' reservations
-            headers.append("reserved by other users")
-        rows = [row[: len(headers)] for row in rows]
-        if any(d.get("node") for d in devices):  # a cluster: each card's machine, first
-            headers.insert(0, "node")
-            rows = [
-                (d.get("node") or "this server", *row) for d, row in zip(devices, rows, strict=True)
-            ]
-        _show(Table(headers, rows))
+        parse("devices", argv)
+        show(devices_table(self.client.devices()))
         print(f"dlnest: {scheduled_by(self.client.scheduler())}")
 
     def _change_devices(self, argv: list[str]) -> None:
-        parser = ArgumentParser(prog="changeDevices")
-        parser.add_argument(
-            "-d", type=int, nargs="+", required=True, help="device ids (-1 is the CPU)"
-        )
-        settings = self.client.update_settings({"devices": parser.parse_args(argv).d})
+        devices = parse("changeDevices", argv).d
+        settings = self.client.update_settings({"devices": devices})
         print(f"dlnest: devices now {settings['devices']}")
 
     def _settings(self, argv: list[str]) -> None:
-        parser = ArgumentParser(prog="settings")
-        parser.add_argument("--max", type=int, dest="max_tasks_per_device")
-        parser.add_argument("--delay", type=float, dest="launch_delay_s")
-        changes = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+        changes = {k: v for k, v in vars(parse("settings", argv)).items() if v is not None}
         settings = self.client.update_settings(changes) if changes else self.client.settings()
-        _show(Table(["setting", "value"], sorted(settings.items())))
+        show(Table(["setting", "value"], sorted(settings.items())))
 
     def _new(self, argv: list[str]) -> None:
-        parser = ArgumentParser(prog="new")
-        parser.add_argument("-d", required=True)
-        parser.add_argument("-t", choices=TEMPLATE_NAMES, default=DEFAULT_TEMPLATE)
-        parser.add_argument("-MNIST", action="store_true")
-        options = parser.parse_args(argv)
+        options = parse("new", argv)
         created = self.client.new_project(
             absolute_path(options.d), "digits" if options.MNIST else options.t
         )
@@ -246,17 +197,29 @@ class DLNestMagics(AnalyzerCommands, Magics):
         )
 
     def _watch(self, argv: list[str]) -> None:
-        if not argv and self._last_task_id is not None:
+        task_id = parse("watch", argv).id
+        if task_id is None:
+            if self._last_task_id is None:
+                raise DLNestError("watch takes a task id, e.g. %dlnest watch 3")
             task_id = self._last_task_id
             print(f"dlnest: watching task {task_id}")
-        else:
-            task_id = task_id_argument(argv, "watch")
-        offset = 0
+        try:
+            self._follow_task(task_id)
+        except KeyboardInterrupt:
+            print("dlnest: stopped watching (the task goes on)")
+
+    def _follow_task(self, task_id: int) -> None:
+        offset, waiting = 0, _WaitingLine(task_id)
         while True:
             # Read the state before the output, so output written just before an end is read.
             task = self.client.task(task_id)
-            ended = TaskState(task["state"]).terminal
-            if runs_in_kernel(task["kind"]) and not ended:
+            state = TaskState(task["state"])
+            if state is TaskState.QUEUED:
+                waiting.say(task)
+                time.sleep(_WATCH_POLL_S)
+                continue
+            waiting.end(task)
+            if runs_in_kernel(task["kind"]) and not state.terminal:
                 print(
                     f"dlnest: task {task_id} is an analyzer: each experiment shows its output in "
                     f"the cell that runs it (%dlnest runExp {task_id} NAME, %%dlnest exp {task_id})"
@@ -268,7 +231,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
                 print(chunk["text"], end="", flush=True)
                 if not chunk["text"]:
                     break
-            if ended:
+            if state.terminal:
                 print(
                     f"dlnest: task {task_id} {task['state']}"
                     + (f": {task['error']}" if task["error"] else "")
@@ -277,49 +240,56 @@ class DLNestMagics(AnalyzerCommands, Magics):
             time.sleep(_WATCH_POLL_S)
 
     def _log(self, argv: list[str]) -> None:
+        parse("log", argv)
         chunk = self.client.log(self._log_offset)
         self._log_offset = chunk["offset"]
         print(chunk["text"] or "dlnest: nothing new", end="" if chunk["text"] else "\n")
 
     def _clear(self, argv: list[str]) -> None:
+        parse("clear", argv)
         self._log_offset = self.client.clear_log()["offset"]
         print("dlnest: log cleared")
 
     def _dashboard(self, argv: list[str]) -> None:
-        if argv:
-            raise DLNestError("dashboard takes no arguments")
+        parse("dashboard", argv)
         if self._dashboard_factory is None:
             raise DLNestError("no dashboard here: load the magics with %load_ext dlnest_jupyter")
-        _show(self._dashboard_factory(self.client))
+        show(self._dashboard_factory(self.client))
 
     def _help(self, argv: list[str]) -> None:
         print(__doc__)
 
 
-def _show(shown: Any) -> None:
-    display(shown)  # type: ignore[no-untyped-call]
+class _WaitingLine:
+    """While a watched task is queued, one line saying why, replaced when the reason changes."""
+
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+        self.text: str | None = None
+        self.handle: DisplayHandle | None = None
+
+    def say(self, task: dict[str, Any]) -> None:
+        reason = task.get("waiting_for")  # absent from an older server
+        self._show(
+            f"dlnest: task {self.task_id} queued" + (f", waiting for: {reason}" if reason else "")
+        )
+
+    def end(self, task: dict[str, Any]) -> None:
+        if self.handle is not None:
+            where = f" on {devices_text(task['devices'])}" if task["devices"] else ""
+            self._show(f"dlnest: task {self.task_id} {task['state']}{where}")
+
+    def _show(self, text: str) -> None:
+        if text == self.text:
+            return
+        self.text = text
+        if self.handle is None:
+            self.handle = display(Pretty(text), display_id=True)  # type: ignore[no-untyped-call]
+        else:
+            self.handle.update(Pretty(text))  # type: ignore[no-untyped-call]
 
 
-def _by_other_users(device: dict[str, Any]) -> str:
-    mb = device.get("memory_reserved_by_others_mb") or 0
-    return f"{mb} MiB ({', '.join(device.get('other_users') or [])})" if mb else ""
-
-
-def _devices(ids: Sequence[int]) -> str:
-    return ", ".join("CPU" if d == CPU_ID else f"GPU {d}" for d in ids)
-
-
-def _progress(task: dict[str, Any]) -> str:
-    progress = task.get("progress") or {}
-    if progress.get("epoch") is None:
-        return ""
-    rate = progress.get("steps_per_s")
-    return f"epoch {progress['epoch']} step {progress.get('iter')}" + (
-        f" ({rate:.0f}/s)" if rate else ""
-    )
-
-
-_COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], None]] = {
+_COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], Any]] = {
     "run": DLNestMagics._run,
     "continue": DLNestMagics._continue,
     "analyze": DLNestMagics._analyze,
@@ -341,4 +311,6 @@ _COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], None]] = {
     "clear": DLNestMagics._clear,
     "dashboard": DLNestMagics._dashboard,
     "help": DLNestMagics._help,
+    "-h": DLNestMagics._help,
+    "--help": DLNestMagics._help,
 }

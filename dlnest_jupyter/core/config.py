@@ -7,13 +7,16 @@ Order and override rules (DESIGN.md section 3):
   dict over a scalar, where DLNest crashed);
 - a relative child path resolves against the folder of the file that names it.
 
-The loader also records, for every leaf key, the file that set it last (provenance).
+The loader also records, for every leaf key, the file that set it last (provenance), and warns
+of freq keys the root tree lacks ("lrr" beside "lr"): a typo there would silently train with
+the old value.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ class LoadedConfig:
     provenance: dict[str, Path]  # dotted leaf key -> the file that set it last
     files: tuple[Path, ...]  # every file read, in load order
     root_path: Path
+    warnings: tuple[str, ...] = ()  # freq keys the root tree lacks, each with its nearest key
 
     def source_of(self, dotted_key: str) -> Path | None:
         return self.provenance.get(dotted_key)
@@ -41,11 +45,64 @@ def load_config(root_path: Path | str, freq_path: Path | str | None = None) -> L
     root = _existing_file(Path(root_path), named_by=None)
     loader = _Loader()
     loader.load(root, chain=())
+    warnings: list[str] = []
     if freq_path is not None:
-        loader.load(_existing_file(Path(freq_path), named_by=None), chain=())
+        freq = _load_tree(freq_path)
+        warnings = unknown_key_warnings(freq.args, loader.args, freq.file_of)
+        for path, document in freq.documents:  # replayed: provenance names each freq file
+            loader.apply(path, document)
     return LoadedConfig(
-        args=loader.args, provenance=loader.provenance, files=tuple(loader.files), root_path=root
+        args=loader.args,
+        provenance=loader.provenance,
+        files=tuple(loader.files),
+        root_path=root,
+        warnings=tuple(warnings),
     )
+
+
+def load_overrides(path: Path | str) -> tuple[dict[str, Any], Callable[[str], Path]]:
+    """What a freq config file (and its children) sets, merged, to lay over other args; and
+    which of its files set a given dotted key (for warnings)."""
+    tree = _load_tree(path)
+    return tree.args, tree.file_of
+
+
+def _load_tree(path: Path | str) -> _Loader:
+    loader = _Loader()
+    loader.load(_existing_file(Path(path), named_by=None), chain=())
+    return loader
+
+
+def unknown_key_warnings(
+    overrides: Mapping[str, Any], base: Mapping[str, Any], file: Path | Callable[[str], Path]
+) -> list[str]:
+    """A line for each key of `overrides` that `base` lacks, looking into dicts both hold.
+
+    Such a key sets nothing the project reads ("lrr" beside "lr"), so the run would quietly
+    use the old value; the nearest key of `base` at that level is named when one is close.
+    `file`: where the overrides come from, or which file set a given dotted key.
+    """
+    lines = []
+    for key, near in _unknown_keys(overrides, base, prefix=""):
+        hint = f"; the nearest key is {near!r}" if near else ""
+        where = file(key) if callable(file) else file
+        lines.append(f"{key!r} in {where} is not a key of the config{hint}")
+    return lines
+
+
+def _unknown_keys(
+    overrides: Mapping[str, Any], base: Mapping[str, Any], prefix: str
+) -> list[tuple[str, str | None]]:
+    found: list[tuple[str, str | None]] = []
+    for key, value in overrides.items():
+        if key in base:
+            inner = base[key]
+            if isinstance(value, Mapping) and isinstance(inner, Mapping):
+                found += _unknown_keys(value, inner, f"{prefix}{key}.")
+            continue
+        near = difflib.get_close_matches(key, [str(k) for k in base], n=1, cutoff=0.6)
+        found.append((f"{prefix}{key}", f"{prefix}{near[0]}" if near else None))
+    return found
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -82,6 +139,7 @@ class _Loader:
         self.args: dict[str, Any] = {}
         self.provenance: dict[str, Path] = {}
         self.files: list[Path] = []
+        self.documents: list[tuple[Path, dict[str, Any]]] = []  # each file's own keys, in order
 
     def load(self, path: Path, chain: tuple[Path, ...]) -> None:
         if path in chain:
@@ -90,11 +148,23 @@ class _Loader:
                 f"child_jsons form a cycle: {cycle}", file=chain[-1], key=CHILDREN_KEY
             )
         document = read_json_object(path)
-        self.files.append(path)
         children = document.pop(CHILDREN_KEY, [])
-        self._apply(self.args, document, path, prefix="")
+        self.apply(path, document)
         for child in _child_paths(children, path):
             self.load(_existing_file(child, named_by=path), (*chain, path))
+
+    def file_of(self, dotted: str) -> Path:
+        """The file that set `dotted` (for a dict, one of its keys) last."""
+        inside = f"{dotted}."
+        return self.provenance.get(dotted) or next(
+            (f for k, f in self.provenance.items() if k.startswith(inside)), self.files[0]
+        )
+
+    def apply(self, path: Path, document: Mapping[str, Any]) -> None:
+        """Lay one file's own keys over the args so far."""
+        self.files.append(path)
+        self.documents.append((path, dict(document)))
+        self._apply(self.args, document, path, prefix="")
 
     def _apply(
         self, target: dict[str, Any], source: Mapping[str, Any], file: Path, prefix: str

@@ -63,6 +63,10 @@ class SavePackage:
     def args(self) -> dict[str, Any]:
         return self._read_json(ARGS_FILE)
 
+    def write_args(self, args: Mapping[str, Any]) -> None:
+        """Replace the run's config (a continue with overrides; its launch record says what)."""
+        atomic_io.write_json(self.path / ARGS_FILE, dict(args))
+
     def layout(self) -> ProjectLayout:
         # Code is always taken from this folder, whatever root_file_path says: a package that
         # was moved or copied elsewhere still runs its own code.

@@ -8,6 +8,7 @@ service reads once the kernel is ready, and fails the task with the traceback if
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import traceback
@@ -68,12 +69,15 @@ def bootstrap() -> None:
         log=context.log,
         scripts_dir=scripts_dir,
     )
-    namespace[RUN_NAME] = lambda name: _run_experiment(context, scripts_dir, name)
+    namespace[RUN_NAME] = functools.partial(_run_experiment, context, scripts_dir)
     namespace[STATUS_NAME] = {"ok": True, "checkpoint_id": context.checkpoint_id}
     _guard_exit(shell, os.environ.get(TASK_ENV, "?"))
 
 
 def _run_experiment(context: Any, scripts_dir: Path, name: str) -> Any:
+    # IPython leaves frames with this local out of tracebacks: an experiment's error or
+    # interrupt shows the user's frames, not ours.
+    __tracebackhide__ = True
     from .analysis import load_experience
 
     experience = load_experience(scripts_dir / f"{name}.py")  # afresh: edits take effect

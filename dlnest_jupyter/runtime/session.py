@@ -53,13 +53,14 @@ def open_session(
     checkpoint_id: int | None = None,
     ddp: bool = False,
     rank: int = 0,
+    args: dict[str, Any] | None = None,
 ) -> Session:
     """Import the package's classes, pick the device, load the checkpoint, seed the RNGs.
 
     Bad input (a class that is missing or has the wrong base, an unknown checkpoint id) raises
     a DLNestError here, before any user object is built.
     """
-    args = package.args()
+    args = package.args() if args is None else args  # given: a continue's new config
     classes = load_user_classes(package.layout())
     devices = plan_devices(device_ids, ddp=ddp, rank=rank)
     status = RunningStatus(

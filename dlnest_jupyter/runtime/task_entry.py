@@ -25,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint_id=raw.get("checkpoint_id"),
         ddp=bool(raw.get("ddp")),
         memory_mb=raw.get("memory_mb"),
+        overrides=raw.get("overrides"),
+        freq_path=raw.get("freq_path"),
     )
     try:
         package = SavePackage.open(raw["package_path"])

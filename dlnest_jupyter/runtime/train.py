@@ -15,12 +15,14 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.checkpoints import TrackLimits
+from ..core.config import merge
+from ..core.continuation import changed_keys
 from ..core.errors import EXIT_DISK_FULL, as_disk_full
 from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter
@@ -41,13 +43,19 @@ class TrainRequest:
     ddp: bool = False
     memory_mb: int | None = None
     echo: bool = False  # also show the output on this process's terminal
+    # A continue's config changes (core/continuation.py), laid over args.json when it starts.
+    overrides: Mapping[str, Any] | None = None
+    freq_path: str | None = None  # where the overrides came from, for the launch record
 
 
 def prepare(package: SavePackage, request: TrainRequest, rank: int = 0) -> Session:
     """Open a session for `request`; raises DLNestError on bad input."""
-    TrackLimits.from_args(package.args(), package.path / "args.json")
+    args = package.args()
+    if request.overrides:
+        args = merge(args, request.overrides)
+    TrackLimits.from_args(args, package.path / "args.json")
     return open_session(
-        package, request.device_ids, request.checkpoint_id, ddp=request.ddp, rank=rank
+        package, request.device_ids, request.checkpoint_id, ddp=request.ddp, rank=rank, args=args
     )
 
 
@@ -63,7 +71,15 @@ def train(session: Session, request: TrainRequest) -> int:
         _sigterm_exits(),
     ):
         print_warnings(session)
-        launch = package.record_launch(_launch_record(session, request))
+        record = _launch_record(session, request)
+        if request.overrides:  # this and later runs use the new config; the record says so
+            before = package.args()
+            package.write_args(session.args)
+            record["overrides"] = {
+                "freq_path": request.freq_path,
+                "changed": changed_keys(before, session.args),
+            }
+        launch = package.record_launch(record)
         if request.ddp:
             error = launch_ranks(package, request)
         else:

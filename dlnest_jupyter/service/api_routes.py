@@ -48,7 +48,8 @@ def submit_task(call: Call) -> Reply:
         if fields.get(name) is not None:
             fields[name] = call.path(name, fields[name], folder=rule is PathRule.FOLDER)
     task = call.service.submit(spec.kind, fields)
-    return json_reply(201, {"task": task.to_json()})
+    # What the submission warned of (a freq key the config lacks): the task still queued.
+    return json_reply(201, {"task": task.to_json(), "warnings": task.spec.get("warnings", [])})
 
 
 def get_task(call: Call) -> Reply:

@@ -113,6 +113,8 @@ class LocalExecutor:
             "checkpoint_id": spec.get("checkpoint_id"),  # continue's, resolved at submit
             "ddp": bool(spec.get("ddp")),
             "memory_mb": task.memory_mb,
+            "overrides": spec.get("overrides"),  # a continue's config changes (-f, --epochs)
+            "freq_path": spec.get("freq_path"),
         }
         gpu_ids = [d for d in device_ids if d != CPU_ID]
         task_env = {

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..core.box_ledger import Ledger
 from ..core.checkpoints import TrackLimits
+from ..core.continuation import plan_continuation
 from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError, TaskStateError
 from ..core.package import SavePackage
@@ -117,11 +118,13 @@ class DLNestService:
         package = create_package(
             loaded, PackageOptions(description, no_save, use_description), checked.layout
         )
-        spec = {
+        spec: dict[str, Any] = {
             "config_path": str(config_path),
             "freq_path": freq_path and str(freq_path),
             **placement,
         }
+        if loaded.warnings:  # the submission's reply carries them (api_routes.submit_task)
+            spec["warnings"] = list(loaded.warnings)
         try:
             task = self.store.submit(
                 TaskKind.TRAIN,
@@ -142,6 +145,8 @@ class DLNestService:
         record_path: str | Path,
         *,
         checkpoint_id: int | None = None,
+        freq_path: str | Path | None = None,
+        epochs: int | None = None,
         description: str = "",
         memory_mb: int | None = None,
         cpu: bool = False,
@@ -149,8 +154,11 @@ class DLNestService:
         ddp: bool = False,
         jump: bool = False,
     ) -> TaskRecord:
+        """Queue more training of a package; `freq_path` and `epochs` change its config when
+        the run starts (core/continuation.py)."""
         package = SavePackage.open(record_path)
         resolved = package.resolve_checkpoint(checkpoint_id)
+        continuation = plan_continuation(package, resolved, freq_path, epochs)
         busy = [  # analyzers only read the package: training it alongside is fine
             t
             for t in self.store.list_tasks(
@@ -164,7 +172,15 @@ class DLNestService:
             )
         placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
         self._admit(memory_mb, placement)
-        spec = {"record_path": str(package.path), "checkpoint_id": resolved, **placement}
+        spec: dict[str, Any] = {
+            "record_path": str(package.path),
+            "checkpoint_id": resolved,
+            **placement,
+        }
+        if continuation.overrides:
+            spec.update(overrides=continuation.overrides, freq_path=freq_path and str(freq_path))
+        if continuation.warnings:  # the submission's reply carries them (api_routes.submit_task)
+            spec["warnings"] = list(continuation.warnings)
         task = self.store.submit(
             TaskKind.CONTINUE,
             spec,

@@ -84,10 +84,13 @@ KINDS: Mapping[TaskKind, TaskKindSpec] = {
         fields={
             "record_path": FieldSpec(path, required=True),
             **_CHECKPOINT,
+            # Laid over the package's config for this and later runs (core/continuation.py).
+            "freq_path": FieldSpec(optional(path)),
+            "epochs": FieldSpec(optional(integer(1))),  # train until epoch N in total
             **_PLACEMENT,
             **_CARDS,
         },
-        paths={"record_path": PathRule.ANY},
+        paths={"record_path": PathRule.ANY, "freq_path": PathRule.ANY},
         submit=lambda service, fields: service.submit_continue(**fields),
         runner=Runner.PROCESS,
     ),

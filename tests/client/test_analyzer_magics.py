@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from dlnest_jupyter.client import discovery
@@ -20,6 +22,12 @@ SCRIPTS = {
             return 41 + 1
     """,
     "broken": "def experience(self):\n    return 1 / 0\n",
+    "spin": """
+        import time
+        def experience(self):
+            while True:
+                time.sleep(0.01)
+    """,
 }
 
 
@@ -42,18 +50,19 @@ def test_magics_load_an_analyzer_once_and_run_scripts_and_cells_against_it(
 ) -> None:
     package = trained_package(tmp_path, SCRIPTS)
 
-    shell.run_line_magic("dlnest", f"analyze -r {package} -m 2000")
-    shell.run_line_magic("dlnest", "runExp ident")  # no id: the analyzer this kernel started
+    analyzer = shell.run_line_magic("dlnest", f"analyze -r {package} -m 2000")
+    first = shell.run_line_magic("dlnest", "runExp ident")  # no id: the one this kernel started
     started = capsys.readouterr().out
     shell.run_line_magic("dlnest", "runExp 1 ident")
     again = capsys.readouterr().out
-    shell.run_cell_magic(
+    in_cell = shell.run_cell_magic(
         "dlnest",
         "exp 1",
         "from IPython.display import HTML\nprint(model is self.runner)\nHTML('<b>x</b>')",
     )
     cell = capsys.readouterr().out
-    shell.run_line_magic("dlnest", "runExp broken")
+    with pytest.raises(UsageError, match="experiment 4 failed; the model stays loaded"):
+        shell.run_line_magic("dlnest", "runExp broken")
     broken = capsys.readouterr().out
     shell.run_line_magic("dlnest", "devices")
     devices = capsys.readouterr().out
@@ -61,13 +70,16 @@ def test_magics_load_an_analyzer_once_and_run_scripts_and_cells_against_it(
     watch = capsys.readouterr().out
 
     # Sent while the model loads: accepted at once, run once it has loaded.
-    assert "task 1 running on GPU 0" in started
+    assert "task 1 running on GPU 0; reserved 2,000 MiB" in started
     assert "experiment 1 runs once analyzer 1 has loaded" in started
     assert (
         "checkpoint 1 of ToyRunner\n42\n" in started and again == "checkpoint 1 of ToyRunner\n42\n"
     )
     assert cell == "True\n<IPython.core.display.HTML object>\n"
-    assert "ZeroDivisionError" in broken and "experiment 4 failed; the model stays loaded" in broken
+    assert "ZeroDivisionError" in broken and "analyzer_kernel.py" not in broken
+    assert analyzer.id == 1 and repr(analyzer).startswith("<dlnest task 1: analyze, ")
+    assert (first.id, first.state, first.result) == (1, "succeeded", "42")
+    assert repr(in_cell) == "<dlnest experiment 3 of analyzer 1: succeeded>"
     assert "task 1 is an analyzer: each experiment shows its output in the cell" in watch
     gpu_row = devices.splitlines()[1].split()
     assert gpu_row[-6:] == ["0", "/", "2000", "/", "8192", "1"]  # reserved for analyzer 1
@@ -95,12 +107,44 @@ def test_attach_names_a_connection_file_and_del_frees_the_device(
     assert "0 / 0 / 8192" in capsys.readouterr().out
 
 
+def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = trained_package(tmp_path, SCRIPTS)
+    shell.run_line_magic("dlnest", f"analyze -r {package} -CPU")
+    shell.run_line_magic("dlnest", "runExp ident")  # loaded
+    client = shell.magics_manager.registry["DLNestMagics"].client
+    ended = threading.Event()
+
+    def interrupt_until_it_ends() -> None:  # what Ctrl-C in the cell does, from the outside
+        while not ended.wait(0.5):
+            if client.experiment(1, 2, 0, 0, 0)["state"] == "running":
+                client.interrupt(1)
+
+    interrupter = threading.Thread(target=interrupt_until_it_ends)
+    interrupter.start()
+    capsys.readouterr()
+    try:
+        with pytest.raises(UsageError, match="experiment 2 interrupted; the model stays loaded"):
+            shell.run_line_magic("dlnest", "runExp spin")
+    finally:
+        ended.set()
+        interrupter.join()
+    out = capsys.readouterr().out
+
+    assert "analyzer_kernel.py" not in out
+    assert "KeyboardInterrupt" in out and "time.sleep(0.01)" in out  # where the user's code was
+    shell.run_line_magic("dlnest", "runExp ident")
+    assert "checkpoint 1 of ToyRunner" in capsys.readouterr().out
+
+
 BAD_COMMANDS = [
     ("runExp 1 ../ident", None, "experiment names are plain script names"),
     ("runExp 1 missing", None, "no script missing.py"),
     ("runExp 2 ident", None, "task 2 is a train task, not an analyzer"),
     ("runExp 9 ident", None, "no task with id 9"),
     ("runExp 1 2 3", None, "runExp takes [ID] NAME"),
+    ("runExp", None, "runExp: the following arguments are required: [ID] NAME"),
     ("attach 9", None, "no task with id 9"),
     ("run -c x", "1", "the cell form is %%dlnest exp [ID]"),
     ("analyze -r /nowhere", None, "does not exist"),
@@ -119,12 +163,12 @@ def test_bad_analyzer_commands_are_one_line_and_the_analyzer_lives_on(
 
     for line, cell, message in BAD_COMMANDS:
         line = line.replace("PKG", str(package))
-        if cell is None:
-            shell.run_line_magic("dlnest", line)
-        else:
-            shell.run_cell_magic("dlnest", line, cell)
-        out = capsys.readouterr().out.strip().splitlines()
-        assert message in out[-1] and "Traceback" not in "\n".join(out), (line, out)
+        with pytest.raises(UsageError) as raised:
+            if cell is None:
+                shell.run_line_magic("dlnest", line)
+            else:
+                shell.run_cell_magic("dlnest", line, cell)
+        assert message in str(raised.value) and "Traceback" not in capsys.readouterr().out, line
 
     shell.run_line_magic("dlnest", "runExp 1 ident")
     assert "checkpoint 1 of ToyRunner" in capsys.readouterr().out

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from dlnest_jupyter.client import discovery
+from dlnest_jupyter.client.arguments import PARSERS
 from dlnest_jupyter.client.client import HttpTransport
 from dlnest_jupyter.client.discovery import find_client
+from dlnest_jupyter.core.package import SavePackage
 
 from ..projects import write_project
 
@@ -53,22 +57,88 @@ def test_magics_fall_back_to_an_in_process_scheduler_and_say_so_once(
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("del 999", "dlnest: error: no task with id 999"),
-        ("del", "dlnest: error: del takes one task id"),
-        ("fly", "dlnest: error: unknown command 'fly'"),
-        ("run -CPU", "dlnest: error: run: the following arguments are required: -c"),
+        ("del 999", "dlnest: no task with id 999"),
+        ("del", "dlnest: del: the following arguments are required: ID"),
+        ("del x", "dlnest: del: argument ID: invalid int value: 'x'"),
+        ("fly", "dlnest: unknown command 'fly'"),
+        ("run -CPU", "dlnest: run: the following arguments are required: -c"),
         ("run -c /nowhere/root.json -CPU", "config file does not exist"),
-        ("changeDevices -d x", "dlnest: error: changeDevices: argument -d: invalid int value"),
+        ("changeDevices -d x", "dlnest: changeDevices: argument -d: invalid int value"),
         ("settings --max 0", "field 'max_tasks_per_device' must be an integer >= 1"),
+        ("watch", "watch takes a task id"),
+        ('run -c "unclosed', "No closing quotation"),
     ],
 )
-def test_errors_are_one_line_never_a_traceback(
-    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str, message: str
+def test_errors_raise_a_one_line_usage_error(
+    shell: InteractiveShell, line: str, message: str
 ) -> None:
-    shell.run_line_magic("dlnest", line)
+    with pytest.raises(UsageError) as raised:
+        shell.run_line_magic("dlnest", line)
 
-    out = capsys.readouterr().out.strip().splitlines()
-    assert message in out[-1] and "Traceback" not in "\n".join(out)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_an_error_in_a_cell_shows_one_line_and_stops_the_loop(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_cell("for i in range(3):\n    print('try', i)\n    %dlnest del 999\n")
+
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "try 0" in shown and "try 1" not in shown
+    assert "UsageError: dlnest: no task with id 999" in shown and "Traceback" not in shown
+
+
+def test_run_gives_the_task_and_its_repr_is_one_short_line(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_project(tmp_path / "proj", epochs=1)
+
+    task = shell.run_line_magic("dlnest", f"run -c {config} -d first")
+    shell.run_cell(f"t = %dlnest run -c {config} -CPU\nt.id")
+    out = capsys.readouterr().out
+
+    assert task.id == task["id"] == 1 and task["description"] == "first"
+    assert repr(task).startswith("<dlnest task 1: train, ") and "\n" not in repr(task)
+    assert re.search(r"Out\[\d+\]: 2\n", out)
+    # A GPU task says what it holds: the default, since -m was not given.
+    # (queued: "reserves the default, ... once placed"; placed at once: "reserved the default")
+    assert re.search(r"task 1 .*reserve[sd] the default, 90% of a card", out)
+
+
+@pytest.mark.parametrize("command", sorted(PARSERS))
+def test_every_command_explains_every_flag_and_help_ends_quietly(
+    shell: InteractiveShell, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = PARSERS[command]()
+    unexplained = [a.dest for a in parser._actions if not a.help]
+    prefix = "%" if command == "exp" else ""
+
+    result = shell.run_cell(f"{prefix}%dlnest {command} -h" + ("\n1" if command == "exp" else ""))
+    captured = capsys.readouterr()
+
+    assert unexplained == []
+    assert result.error_in_exec is None and result.result is None
+    assert captured.out.startswith(f"usage: %dlnest {command}")
+    assert "SystemExit" not in captured.out + captured.err
+    assert "To exit" not in captured.out + captured.err
+
+
+def test_run_dry_run_shows_the_merged_config_and_queues_nothing(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_project(tmp_path / "proj", epochs=1)
+    freq = tmp_path / "proj" / "freq.json"
+    freq.write_text('{"epochs": 4, "epoch": 5}')
+
+    shown = shell.run_line_magic("dlnest", f"run -c {config} -f {freq} --dry-run")
+    out = capsys.readouterr().out
+    shell.run_line_magic("dlnest", "tasks")
+
+    assert shown is None
+    assert f"epochs = 4    # {freq}" in out and f"batch_size = 16    # {config}" in out
+    assert "# warning: 'epoch' in" in out and "the nearest key is 'epochs'" in out
+    assert "(none)" in capsys.readouterr().out
 
 
 def test_discovery_prefers_the_exported_server_then_the_parent_server() -> None:
@@ -89,3 +159,50 @@ def test_discovery_prefers_the_exported_server_then_the_parent_server() -> None:
         "http://127.0.0.1:3/x/",
         "mine",
     )
+
+
+def test_run_prints_each_warning_as_one_line_and_the_task_still_goes(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_project(tmp_path / "proj", epochs=1)
+    freq = tmp_path / "proj" / "freq.json"
+    freq.write_text('{"epoch": 5}')
+
+    task = shell.run_line_magic("dlnest", f"run -c {config} -f {freq} -CPU")
+
+    out = capsys.readouterr().out
+    assert (
+        f"dlnest: warning: 'epoch' in {freq} is not a key of the config; the nearest key is 'epochs'\n"
+        in out
+    )
+    assert task.id == 1 and "dlnest: task 1 " in out
+
+
+def test_continue_trains_until_epochs_with_a_freq_config_and_records_what_changed(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_project(tmp_path / "proj", epochs=2)
+    freq = tmp_path / "proj" / "more.json"
+    freq.write_text('{"batch_size": 8}')
+    trained = shell.run_line_magic("dlnest", f"run -c {config} -CPU")
+    shell.run_line_magic("dlnest", "watch")
+    package = SavePackage.open(trained["package_path"])
+
+    with pytest.raises(UsageError, match="--epochs 2 is not past checkpoint 1, which ends epoch 2"):
+        shell.run_line_magic("dlnest", f"continue -r {package.path} --epochs 2 -CPU")
+    continued = shell.run_line_magic(
+        "dlnest", f"continue -r {package.path} -f {freq} --epochs 4 -CPU"
+    )
+    shell.run_line_magic("dlnest", "watch")
+    out = capsys.readouterr().out
+
+    assert continued.id == 2 and "task 2 succeeded" in out
+    assert "epoch 3 loss" in out and "epoch 4 loss" in out and "epoch 5 loss" not in out
+    state = package.state()
+    assert state.checkpoints[state.head].epoch == 4  # type: ignore[index]
+    args = package.args()
+    assert (args["epochs"], args["batch_size"]) == (4, 8)  # this and later runs' config
+    assert package.launches()[-1]["overrides"] == {
+        "freq_path": str(freq),
+        "changed": {"batch_size": [16, 8], "epochs": [2, 4]},
+    }

@@ -165,3 +165,36 @@ def test_a_config_that_is_not_an_object_is_an_error(tmp_path: Path, content: str
 def test_child_jsons_must_be_a_list_of_paths(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="child_jsons must be a list"):
         load_config(write(tmp_path / "root.json", {"child_jsons": "c.json"}))
+
+
+def test_freq_keys_the_config_lacks_are_warned_of_with_the_nearest_key(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "root.json",
+        {"lr": 0.1, "epochs": 8, "optim": {"momentum": 0.9, "betas": [1, 2]}, "tag": "x"},
+    )
+    freq = write(
+        tmp_path / "freq.json",
+        {"lrr": 0.01, "epochs": 2, "optim": {"momentun": 0.5}, "child_jsons": ["more.json"]},
+    )
+    write(tmp_path / "more.json", {"epoch": 3, "tag": {"new": 1}, "zzz_unrelated": 1})
+
+    loaded = load_config(root, freq)
+
+    assert loaded.warnings == (
+        f"'lrr' in {freq} is not a key of the config; the nearest key is 'lr'",
+        f"'optim.momentun' in {freq} is not a key of the config; the nearest key is 'optim.momentum'",
+        f"'epoch' in {tmp_path / 'more.json'} is not a key of the config; the nearest key is 'epochs'",
+        f"'zzz_unrelated' in {tmp_path / 'more.json'} is not a key of the config",
+    )
+    # The run still goes, with the freq values laid over: provenance names each freq file.
+    assert loaded.args["lrr"] == 0.01 and loaded.args["optim"] == {
+        "momentum": 0.9,
+        "betas": [1, 2],
+        "momentun": 0.5,
+    }
+    assert loaded.provenance["epoch"] == tmp_path / "more.json"
+    assert loaded.provenance["epochs"] == freq and loaded.files[-2:] == (
+        freq,
+        tmp_path / "more.json",
+    )
+    assert load_config(root).warnings == ()

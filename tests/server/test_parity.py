@@ -95,6 +95,10 @@ async def test_the_client_gives_the_same_answers_and_errors_in_both_modes(
             continue  # the client sends JSON it made itself
         results = [await asyncio.to_thread(outcome, c, method, target, body) for c in clients]
         assert results[0] == results[1], name
+    typo = {**TRAIN, "freq_path": "proj/typo_freq.json", "memory_mb": 100}
+    warned = [await asyncio.to_thread(c.submit_warned, typo) for c in clients]
+    for client, (task, _) in zip(clients, warned, strict=True):
+        await asyncio.to_thread(client.delete, task["id"])
     submitted = [await asyncio.to_thread(c.submit, {**TRAIN, "memory_mb": 100}) for c in clients]
     deleted = [
         await asyncio.to_thread(c.delete, t["id"]) for c, t in zip(clients, submitted, strict=True)
@@ -104,3 +108,6 @@ async def test_the_client_gives_the_same_answers_and_errors_in_both_modes(
         masked = [{k: v for k, v in task.items() if k not in VOLATILE} for task in pair]
         assert masked[0] == masked[1]
     assert [t["state"] for t in deleted] == ["cancelled", "cancelled"]
+    # A freq key the config lacks: warned of alike in both modes, and the task still queued.
+    assert warned[0][1] == warned[1][1] and len(warned[0][1]) == 1
+    assert "'epoch' in " in warned[0][1][0] and "the nearest key is 'epochs'" in warned[0][1][0]

@@ -16,6 +16,8 @@ from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.service import DLNestService
 
 from ..api_cases import CASES, TRAIN, write_case_project
+from ..conftest import new_package, train_in_process
+from ..projects import write_project
 from ..recording_executor import RecordingExecutor
 
 
@@ -68,6 +70,50 @@ def test_a_submission_is_placed_launched_listed_and_stopped(
     assert (status, deleted["task"]["state"]) == (200, "cancelled")
     assert executor.stopped == [task["id"]]
     assert call(api, "DELETE", f"tasks/{task['id']}")[0] == 409  # already ended
+
+
+def test_a_freq_key_the_config_lacks_is_warned_of_and_the_task_still_queued(api: Api) -> None:
+    status, warned = call(api, "POST", "tasks", {**TRAIN, "freq_path": "proj/typo_freq.json"})
+    _, plain = call(api, "POST", "tasks", {**TRAIN, "memory_mb": 100})
+
+    freq = api.root_dir / "proj" / "typo_freq.json"
+    assert status == 201 and warned["task"]["state"] in ("queued", "running")
+    assert warned["warnings"] == [
+        f"'epoch' in {freq} is not a key of the config; the nearest key is 'epochs'"
+    ]
+    assert plain["warnings"] == []
+
+
+def test_a_continue_may_set_epochs_and_a_freq_config_and_is_refused_what_cannot_be(
+    api: Api,
+) -> None:
+    package = new_package(write_project(api.root_dir / "trained", epochs=2))
+    assert train_in_process(package) == 0  # checkpoint 1 ends epoch 2
+    freq = api.root_dir / "trained" / "more.json"
+    freq.write_text(json.dumps({"batch_size": 8, "batch_sizes": 4}))
+    body = {"kind": "continue", "record_path": str(package.path), "cpu": True}
+
+    not_past = call(api, "POST", "tasks", {**body, "epochs": 2})
+    status, queued = call(api, "POST", "tasks", {**body, "epochs": 5, "freq_path": str(freq)})
+    spec = api.service.store.get(queued["task"]["id"]).spec
+    api.service.delete(queued["task"]["id"])
+    args = json.loads((package.path / "args.json").read_text())
+    del args["epochs"]
+    (package.path / "args.json").write_text(json.dumps(args))
+    no_epochs = call(api, "POST", "tasks", {**body, "epochs": 5})
+
+    assert (
+        not_past[0] == 400
+        and "--epochs 2 is not past checkpoint 1, which ends epoch 2"
+        in (not_past[1]["error"]["message"])
+    )
+    assert status == 201 and spec["overrides"] == {"batch_size": 8, "batch_sizes": 4, "epochs": 5}
+    assert spec["freq_path"] == str(freq)
+    assert queued["warnings"] == [
+        f"'batch_sizes' in {freq} is not a key of the config; the nearest key is 'batch_size'"
+    ]
+    message = no_epochs[1]["error"]["message"]
+    assert no_epochs[0] == 400 and "args.json" in message and "needs an 'epochs' key" in message
 
 
 def test_a_task_whose_process_ends_is_reaped_and_its_card_freed(

@@ -1,0 +1,167 @@
+"""What the `%dlnest` commands show and return: tables, task rows, and the values a cell gets.
+
+Fields a newer server adds (`waiting_for`, `reserved_mb`) are shown when present and simply
+left out when an older server does not send them.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+from IPython.display import display
+
+from ..core.devices import CPU_ID
+from ..core.placement import DEFAULT_MEMORY_FRACTION
+
+DEFAULT_MEMORY = f"default ({DEFAULT_MEMORY_FRACTION:.0%} of a card)"
+
+
+class Table:
+    """Rows shown as an HTML table in notebooks and as aligned text elsewhere."""
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.columns, self.rows = (
+            list(columns),
+            [["" if v is None else str(v) for v in row] for row in rows],
+        )
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
+            for row in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self) -> str:
+        widths = [
+            max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
+            for i, c in enumerate(self.columns)
+        ]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
+        lines += [
+            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in self.rows
+        ]
+        return "\n".join(lines) if self.rows else lines[0] + "\n(none)"
+
+
+class TaskRef(dict[str, Any]):
+    """A task as the server replied (its REST TASK); `.id` is its id. A cell's last line shows
+    it as one short line, not the whole record."""
+
+    @property
+    def id(self) -> int:
+        return int(self["id"])
+
+    def __repr__(self) -> str:
+        return f"<dlnest task {self['id']}: {self['kind']}, {self['state']}>"
+
+
+class ExperimentRef(dict[str, Any]):
+    """An experiment as it ended (its REST EXPERIMENT, less the output already shown), with the
+    analyzer's task id; `.id`, `.state` and `.result` (the text of what it returned)."""
+
+    @property
+    def id(self) -> int:
+        return int(self["id"])
+
+    @property
+    def state(self) -> str:
+        return str(self["state"])
+
+    @property
+    def result(self) -> str | None:
+        value = self.get("result")
+        return None if value is None else str(value)
+
+    def __repr__(self) -> str:
+        return f"<dlnest experiment {self['id']} of analyzer {self['task_id']}: {self['state']}>"
+
+
+def show(shown: Any) -> None:
+    display(shown)  # type: ignore[no-untyped-call]
+
+
+def devices_text(ids: Sequence[int]) -> str:
+    return ", ".join("CPU" if d == CPU_ID else f"GPU {d}" for d in ids)
+
+
+def memory_text(task: dict[str, Any]) -> str:
+    """What the task holds now, else what it asked for, else the default."""
+    reserved, asked = task.get("reserved_mb"), task.get("memory_mb")
+    if reserved is not None:
+        return f"{reserved:,}"
+    return f"{asked:,}" if asked is not None else DEFAULT_MEMORY
+
+
+def reservation_sentence(task: dict[str, Any]) -> str:
+    """What a submission reserves, as `run` and `analyze` say it."""
+    if task.get("reserved_mb") is not None:
+        return f"reserved {task['reserved_mb']:,} MiB"
+    placed = task["state"] != "queued"
+    asked = task.get("memory_mb")
+    if asked is not None:
+        return f"reserved {asked:,} MiB" if placed else f"reserves {asked:,} MiB once placed"
+    default = f"the default, {DEFAULT_MEMORY_FRACTION:.0%} of a card"
+    return f"reserved {default}" if placed else f"reserves {default}, once placed"
+
+
+def progress_text(task: dict[str, Any]) -> str:
+    progress = task.get("progress") or {}
+    if progress.get("epoch") is None:
+        return ""
+    rate = progress.get("steps_per_s")
+    return f"epoch {progress['epoch']} step {progress.get('iter')}" + (
+        f" ({rate:.0f}/s)" if rate else ""
+    )
+
+
+def tasks_table(tasks: Sequence[dict[str, Any]]) -> Table:
+    columns = ["id", "kind", "state", "devices", "MiB", "progress", "description", "error"]
+    rows = [
+        [
+            t["id"],
+            t["kind"],
+            t["state"],
+            devices_text(t["devices"]),
+            memory_text(t),
+            progress_text(t),
+            t["description"],
+            t["error"] or "",
+        ]
+        for t in tasks
+    ]
+    if any(t.get("waiting_for") for t in tasks):  # a newer server says why queued tasks wait
+        columns.append("waiting for")
+        for row, task in zip(rows, tasks, strict=True):
+            row.append(task.get("waiting_for") or "")
+    return Table(columns, rows)
+
+
+def devices_table(devices: Sequence[dict[str, Any]]) -> Table:
+    rows: list[tuple[Any, ...]] = [
+        (
+            d["id"], d["name"], "yes" if d["enabled"] else "no",
+            f"{d['memory_used_mb']} / {d['memory_reserved_mb']} / {d['memory_total_mb']}" if d["kind"] == "gpu" else "",
+            ", ".join(map(str, d["task_ids"])),
+            _by_other_users(d),
+        )
+        for d in devices
+    ]  # fmt: skip
+    headers = ["id", "name", "enabled", "MiB used / reserved / total", "tasks"]
+    if any(row[-1] for row in rows):  # a box ledger shows other users' reservations
+        headers.append("reserved by other users")
+    rows = [row[: len(headers)] for row in rows]
+    if any(d.get("node") for d in devices):  # a cluster: each card's machine, first
+        headers.insert(0, "node")
+        rows = [
+            (d.get("node") or "this server", *row) for d, row in zip(devices, rows, strict=True)
+        ]
+    return Table(headers, rows)
+
+
+def _by_other_users(device: dict[str, Any]) -> str:
+    mb = device.get("memory_reserved_by_others_mb") or 0
+    return f"{mb} MiB ({', '.join(device.get('other_users') or [])})" if mb else ""

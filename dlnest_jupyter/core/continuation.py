@@ -1,0 +1,83 @@
+"""What a continue changes in its run's config: a freq config (`-f`) and `--epochs N`.
+
+A package's `args.json` is its run's config; DLNest's continue could only rerun it, so a run
+configured for 8 epochs trained exactly one more. A continue may now lay a freq config over the
+args and set `epochs` (train until epoch N in total). The change is planned and checked at
+submission, with the freq files read then (a queued task does not see later edits), and applied
+when the run starts: `args.json` then holds the new config for this and later runs, and the
+run's launch record in `_task.json` says what changed from what (`overrides`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import load_overrides, merge, unknown_key_warnings
+from .errors import ConfigError
+from .package import ARGS_FILE, SavePackage
+
+EPOCHS_KEY = "epochs"  # DLNest's convention for the planned epoch count
+
+
+@dataclass(frozen=True)
+class Continuation:
+    overrides: dict[str, Any] = field(default_factory=dict)  # laid over args.json at the start
+    warnings: tuple[str, ...] = ()  # freq keys the package's config lacks
+
+
+def plan_continuation(
+    package: SavePackage,
+    checkpoint_id: int,
+    freq_path: Path | str | None = None,
+    epochs: int | None = None,
+) -> Continuation:
+    """Check and gather a continue's overrides; a ConfigError names what cannot be done.
+
+    `checkpoint_id`: the resolved checkpoint it continues from. `epochs`: train until epoch N
+    in total; refused when the config has no `epochs` key or N is not past the checkpoint's.
+    """
+    if freq_path is None and epochs is None:
+        return Continuation()
+    args = package.args()
+    overrides: dict[str, Any] = {}
+    warnings: list[str] = []
+    if freq_path is not None:
+        overrides, file_of = load_overrides(freq_path)
+        warnings = unknown_key_warnings(overrides, args, file_of)
+    if epochs is not None:
+        planned = merge(args, overrides)
+        where = package.path / ARGS_FILE
+        if EPOCHS_KEY not in planned:
+            raise ConfigError(
+                f"--epochs {epochs} needs an {EPOCHS_KEY!r} key in the run's config, and it "
+                "has none (its life cycle's needContinueTrain decides when training ends)",
+                file=where,
+                key=EPOCHS_KEY,
+            )
+        info = package.state().checkpoints.get(checkpoint_id)
+        if info is not None and epochs <= info.epoch:
+            raise ConfigError(
+                f"--epochs {epochs} is not past checkpoint {checkpoint_id}, which ends epoch "
+                f"{info.epoch}: give the total number of epochs to reach, e.g. "
+                f"--epochs {info.epoch + max(1, epochs)} for {max(1, epochs)} more",
+                file=where,
+                key=EPOCHS_KEY,
+            )
+        overrides = merge(overrides, {EPOCHS_KEY: epochs})
+    return Continuation(overrides, tuple(warnings))
+
+
+def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Each dotted leaf key whose value differs: [before, after] (None for an absent side)."""
+    changes: dict[str, list[Any]] = {}
+    for key in [*before, *(k for k in after if k not in before)]:
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            for inner, pair in changed_keys(old, new).items():
+                changes[f"{key}.{inner}"] = pair
+        elif old != new or (key in before) != (key in after):
+            changes[key] = [old, new]
+    return changes

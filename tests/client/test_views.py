@@ -1,0 +1,83 @@
+"""What the magics show for tasks, from hand-made replies: newer servers' fields and older ones'."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from dlnest_jupyter.client import magics
+from dlnest_jupyter.client.magics import DLNestMagics
+from dlnest_jupyter.client.views import reservation_sentence, tasks_table
+
+
+def task(**fields: Any) -> dict[str, Any]:
+    base = {"id": 41, "kind": "train", "state": "queued", "devices": [], "memory_mb": None,
+            "description": "", "error": None, "progress": {}, "package_path": "/p"}  # fmt: skip
+    return {**base, **fields}
+
+
+def test_tasks_show_what_each_holds_asks_or_the_default_and_why_a_queued_one_waits() -> None:
+    table = tasks_table(
+        [
+            task(id=1, state="running", devices=[0], memory_mb=None, reserved_mb=14745),
+            task(id=2, memory_mb=3000, waiting_for="needs 3,000 MiB; most free is 1,639 MiB"),
+            task(id=3),  # an older server: no waiting_for, no reserved_mb
+        ]
+    )
+
+    rows = {row[0]: dict(zip(table.columns, row, strict=True)) for row in table.rows}
+    assert [rows[i]["MiB"] for i in ("1", "2", "3")] == [
+        "14,745",
+        "3,000",
+        "default (90% of a card)",
+    ]
+    assert rows["2"]["waiting for"] == "needs 3,000 MiB; most free is 1,639 MiB"
+    assert rows["3"]["waiting for"] == ""
+    assert "waiting for" not in tasks_table([task(id=3)]).columns
+
+
+def test_a_submission_says_what_it_reserves() -> None:
+    assert reservation_sentence(task()) == "reserves the default, 90% of a card, once placed"
+    assert reservation_sentence(task(memory_mb=2000)) == "reserves 2,000 MiB once placed"
+    assert reservation_sentence(task(state="running", reserved_mb=2000)) == "reserved 2,000 MiB"
+
+
+class QueuedThenDone:
+    """A client whose task waits for two reasons, then runs and ends."""
+
+    in_process = False
+
+    def __init__(self) -> None:
+        self.replies = [
+            task(waiting_for="launch delay, 3 s"),
+            task(waiting_for="launch delay, 3 s"),
+            task(waiting_for="next in line"),
+            task(state="succeeded", devices=[0]),
+        ]
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+    def output(self, task_id: int, offset: int) -> dict[str, Any]:
+        return {"offset": 0, "text": ""}
+
+
+def test_watch_on_a_queued_task_says_why_it_waits_and_updates_that_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(magics, "_WATCH_POLL_S", 0)
+    shell = InteractiveShell.instance()
+    try:
+        dlnest = DLNestMagics(shell, client_factory=QueuedThenDone)  # type: ignore[arg-type]
+        dlnest.dlnest("watch 41")
+    finally:
+        InteractiveShell.clear_instance()
+
+    assert capsys.readouterr().out.splitlines() == [
+        "dlnest: task 41 queued, waiting for: launch delay, 3 s",
+        "dlnest: task 41 queued, waiting for: next in line",
+        "dlnest: task 41 succeeded on GPU 0",
+        "dlnest: task 41 succeeded",
+    ]
