@@ -83,9 +83,11 @@ async def test_devices_settings_and_projects(dlnest: Any, jp_root_dir: Path) -> 
 
 async def test_deleting_a_queued_task_cancels_it(dlnest: Any, jp_root_dir: Path) -> None:
     write_project(jp_root_dir / "proj", epochs=1)
-    await dlnest("PUT", "settings", body={"devices": []})  # nothing may start
+    await dlnest("PUT", "settings", body={"devices": [-1]})  # no GPU may take it
     _, created = await dlnest(
-        "POST", "tasks", body={"kind": "train", "config_path": "proj/root_config.json", "cpu": True}
+        "POST",
+        "tasks",
+        body={"kind": "train", "config_path": "proj/root_config.json", "memory_mb": 1000},
     )
 
     status, deleted = await dlnest("DELETE", "tasks", str(created["task"]["id"]))
