@@ -208,6 +208,11 @@ PARSERS: dict[str, Callable[[], ArgumentParser]] = {
         "the analyzer's task id (default: as runExp's)",
     ),
     "del": _one_id("del", "Cancel a queued task, stop a running one, or end an analyzer."),
+    "checkpoints": _optional_id(
+        "checkpoints",
+        "A task's package's checkpoints by branch: what `continue -c` and `analyze -c` take.",
+        "the task (default: the one this kernel submitted last)",
+    ),
     "tasks": _bare("tasks", "The queue: every task, its state, devices, memory and progress."),
     "devices": _bare("devices", "The devices, their memory and tasks, and who schedules."),
     "changeDevices": change_devices_parser,

@@ -3,6 +3,7 @@
     %dlnest run -c ROOT [-f FREQ] [-d DESC] [-m MB] [-ns] [-sd] [-mc] [-DDP] [-CPU] [-j] [--dry-run]
     %dlnest continue -r PKG [-c ID] [-f FREQ] [--epochs N] [-d DESC] [-m MB] [-mc] [-DDP] [-CPU] [-j]
     %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S]
+    %dlnest checkpoints [ID]    a task's package's checkpoints by branch (what continue -c takes)
     %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
     %dlnest dashboard           the queue, GPUs, output, analyzers and metric curves, live
 
@@ -46,6 +47,8 @@ from .discovery import find_client
 from .views import (
     Table,
     TaskRef,
+    checkpoints_table,
+    devices_setting_text,
     devices_table,
     devices_text,
     reservation_sentence,
@@ -168,6 +171,12 @@ class DLNestMagics(AnalyzerCommands, Magics):
         print(f"dlnest: task {task.id} {task['state']}")
         return task
 
+    def _checkpoints(self, argv: list[str]) -> None:
+        task_id = parse("checkpoints", argv).id or self._last_task_id
+        if task_id is None:
+            raise DLNestError("checkpoints takes a task id, e.g. %dlnest checkpoints 3")
+        show(checkpoints_table(self.client.checkpoints(task_id)))
+
     def _tasks(self, argv: list[str]) -> None:
         parse("tasks", argv)
         show(tasks_table(self.client.tasks()))
@@ -180,7 +189,7 @@ class DLNestMagics(AnalyzerCommands, Magics):
     def _change_devices(self, argv: list[str]) -> None:
         devices = parse("changeDevices", argv).d
         settings = self.client.update_settings({"devices": devices})
-        print(f"dlnest: devices now {settings['devices']}")
+        print(f"dlnest: {devices_setting_text(settings['devices'])}")
 
     def _settings(self, argv: list[str]) -> None:
         changes = {k: v for k, v in vars(parse("settings", argv)).items() if v is not None}
@@ -298,6 +307,7 @@ _COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], Any]] = {
     "attach": DLNestMagics._attach,
     "del": DLNestMagics._del,
     "release": DLNestMagics._del,
+    "checkpoints": DLNestMagics._checkpoints,
     "tasks": DLNestMagics._tasks,
     "showTask": DLNestMagics._tasks,
     "devices": DLNestMagics._devices,

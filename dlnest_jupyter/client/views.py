@@ -165,3 +165,44 @@ def devices_table(devices: Sequence[dict[str, Any]]) -> Table:
 def _by_other_users(device: dict[str, Any]) -> str:
     mb = device.get("memory_reserved_by_others_mb") or 0
     return f"{mb} MiB ({', '.join(device.get('other_users') or [])})" if mb else ""
+
+
+def checkpoints_table(reply: dict[str, Any]) -> Table:
+    """A package's checkpoints, branch by branch, each branch saying where it forked."""
+    epochs = {c["id"]: c.get("epoch") for c in reply["checkpoints"]}
+    rows: list[list[Any]] = []
+    for branch in reply.get("branches") or [{"id": 0, "parent": None, "head": reply["head"]}]:
+        number = branch["id"]
+        if branch.get("parent") is None:
+            origin = "the first run"
+        else:
+            fork_epoch = branch.get("fork_epoch")
+            origin = f"from checkpoint {branch['fork_checkpoint']}" + (
+                f" (epoch {fork_epoch})" if fork_epoch is not None else ""
+            )
+        held = [c for c in reply["checkpoints"] if c.get("branch", 0) == number]
+        for checkpoint in held or [None]:
+            note = [origin] if checkpoint is None or checkpoint is held[0] else []
+            if checkpoint is not None and checkpoint["id"] == reply["head"]:
+                note.append("latest (continue and analyze use it by default)")
+            rows.append(
+                [
+                    number,
+                    "" if checkpoint is None else checkpoint["id"],
+                    "" if checkpoint is None else epochs.get(checkpoint["id"], ""),
+                    "; ".join(note) if note else "",
+                ]
+            )
+    return Table(["branch", "checkpoint", "epoch", "note"], rows)
+
+
+def devices_setting_text(devices: Sequence[int] | None) -> str:
+    """What a `changeDevices` left enabled, the CPU's fate said outright: leaving -1 out of the
+    list disables it, and -CPU tasks are then refused."""
+    if devices is None:
+        return "every device is enabled"
+    gpus = [d for d in devices if d != CPU_ID]
+    said = ("GPU " if len(gpus) == 1 else "GPUs ") + ", ".join(map(str, gpus)) if gpus else "no GPU"
+    if CPU_ID in devices:
+        return f"{said} and the CPU are enabled"
+    return f"{said} enabled; the CPU is disabled (-CPU tasks are refused; list -1 to keep it)"

@@ -9,7 +9,12 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from dlnest_jupyter.client import magics
 from dlnest_jupyter.client.magics import DLNestMagics
-from dlnest_jupyter.client.views import reservation_sentence, tasks_table
+from dlnest_jupyter.client.views import (
+    checkpoints_table,
+    devices_setting_text,
+    reservation_sentence,
+    tasks_table,
+)
 
 
 def task(**fields: Any) -> dict[str, Any]:
@@ -81,3 +86,37 @@ def test_watch_on_a_queued_task_says_why_it_waits_and_updates_that_line(
         "dlnest: task 41 succeeded on GPU 0",
         "dlnest: task 41 succeeded",
     ]
+
+
+def test_checkpoints_show_by_branch_where_each_branch_forked() -> None:
+    reply = {
+        "head": 8,
+        "checkpoints": [
+            {"id": 6, "epoch": 7, "branch": 0, "parent": 5},
+            {"id": 7, "epoch": 8, "branch": 0, "parent": 6},
+            {"id": 8, "epoch": 8, "branch": 1, "parent": 6},
+        ],
+        "branches": [
+            {"id": 0, "parent": None, "head": 7, "fork_checkpoint": None, "fork_epoch": None},
+            {"id": 1, "parent": 0, "head": 8, "fork_checkpoint": 6, "fork_epoch": 7},
+        ],
+    }
+
+    assert checkpoints_table(reply).rows == [
+        ["0", "6", "7", "the first run"],
+        ["0", "7", "8", ""],
+        [
+            "1",
+            "8",
+            "8",
+            "from checkpoint 6 (epoch 7); latest (continue and analyze use it by default)",
+        ],
+    ]
+
+
+def test_a_device_list_without_the_cpu_says_the_cpu_is_disabled() -> None:
+    assert devices_setting_text([0, 1]) == (
+        "GPUs 0, 1 enabled; the CPU is disabled (-CPU tasks are refused; list -1 to keep it)"
+    )
+    assert devices_setting_text([-1, 0]) == "GPU 0 and the CPU are enabled"
+    assert devices_setting_text(None) == "every device is enabled"
