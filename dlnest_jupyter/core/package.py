@@ -18,13 +18,12 @@ import codecs
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import atomic_io
-from .checkpoints import Tracks
 from .errors import CheckpointNotFoundError, PackageError
+from .package_state import PackageState
 from .project import ProjectLayout, project_layout
 
 OUTPUT_CHUNK_BYTES = 1024 * 1024  # per read: a client catching up on a long run gets it in parts
@@ -37,65 +36,6 @@ TASK_FILE = "_task.json"
 PROGRESS_FILE = "_progress.json"
 CHECKPOINTS_DIR = "Checkpoints"
 NOSAVE_NAME = "NOSAVE"
-DEFAULT_PREFIX = "state_"
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    epoch: int
-    parent: int | None  # the branch head when this checkpoint was saved
-
-
-@dataclass(frozen=True)
-class PackageState:
-    """The content of `_package.json`."""
-
-    prefix: str = DEFAULT_PREFIX
-    tracks: Tracks = field(default_factory=Tracks)
-    next_id: int = 0
-    head: int | None = None  # the newest checkpoint of the current branch: what "latest" means
-    checkpoints: Mapping[int, CheckpointInfo] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": 1,
-            "prefix": self.prefix,
-            "ckpt_fast": list(self.tracks.fast),
-            "ckpt_slow": list(self.tracks.slow),
-            "ckpt_consistent": list(self.tracks.consistent),
-            "next_id": self.next_id,
-            "head": self.head,
-            "checkpoints": {
-                str(i): {"epoch": info.epoch, "parent": info.parent}
-                for i, info in sorted(self.checkpoints.items())
-            },
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any], ids_on_disk: list[int]) -> PackageState:
-        tracks = Tracks(
-            fast=tuple(raw.get("ckpt_fast", ())),
-            slow=tuple(raw.get("ckpt_slow", ())),
-            consistent=tuple(raw.get("ckpt_consistent", ())),
-        )
-        held = sorted(tracks.held())
-        # A DLNest 0.3 package has neither next_id nor head: continue after the highest id.
-        next_id = raw.get("next_id", max([*held, *ids_on_disk], default=-1) + 1)
-        head = raw["head"] if "head" in raw else (held[-1] if held else None)
-        checkpoints = {
-            int(i): CheckpointInfo(epoch=info["epoch"], parent=info.get("parent"))
-            for i, info in raw.get("checkpoints", {}).items()
-        }
-        return cls(
-            prefix=raw.get("prefix", DEFAULT_PREFIX),
-            tracks=tracks,
-            next_id=next_id,
-            head=head,
-            checkpoints=checkpoints,
-        )
-
-    def held_ids(self) -> list[int]:
-        return sorted(self.tracks.held())
 
 
 class SavePackage:

@@ -25,9 +25,9 @@ from .package import (
     CHECKPOINTS_DIR,
     NOSAVE_NAME,
     PACKAGE_FILE,
-    PackageState,
     SavePackage,
 )
+from .package_state import PackageState
 from .project import OTHER_FILES_KEY, ROLES, ProjectLayout, project_layout
 
 _COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")

@@ -100,12 +100,15 @@ class Placement:
 
 
 @dataclass
-class _Ledger:
+class CardLedger:
+    """What one placement pass knows of the cards, updated as it places tasks."""
+
     budget_mb: dict[int, int]
     total_mb: dict[int, int]
     tasks: dict[int, int]
     last_launch_at: dict[int, float] = field(default_factory=dict)
     held: set[int] = field(default_factory=set)  # cards draining for a starving task
+    held_for: int | None = None  # that task
     node_of: dict[int, str | None] = field(default_factory=dict)  # on a cluster: card -> node
     # Cards that may take a task now, kept up to date by `take` in the time of the cards it
     # changed: a pass over 10,000 tasks and 512 cards must take milliseconds, so a task that
@@ -116,8 +119,10 @@ class _Ledger:
     _levels: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # tasks -> (-MiB, id)
     _node_budget_mb: dict[str | None, int] = field(default_factory=dict)
     _cards_of_node: dict[str | None, list[int]] = field(default_factory=dict)
+    generation: int = 0  # counts changes: an explanation made at one generation holds for it
 
     def refresh(self, settings: Settings, now: float) -> None:
+        self.generation += 1
         self._eligible = {g for g in self.budget_mb if _eligible(g, self, settings, now)}
         self._levels = {}
         for card in self._eligible:
@@ -202,13 +207,14 @@ class _Ledger:
                 self.held.update(g for g in enabled if self.node_of.get(g) == widest)
         else:
             big_enough = [
-                g for g in enabled if self.total_mb[g] >= _estimate(demand, self.total_mb[g])
+                g for g in enabled if self.total_mb[g] >= estimate_mb(demand, self.total_mb[g])
             ]
             if big_enough:
                 self.held.add(max(big_enough, key=lambda g: (self.budget_mb[g], -g)))
         self.refresh(settings, now)
 
     def take(self, placement: Placement, settings: Settings, now: float) -> None:
+        self.generation += 1
         for device, reserved in placement.memory_mb_by_device.items():
             self.tasks[device] = self.tasks.get(device, 0) + 1
             self.last_launch_at[device] = now
@@ -264,27 +270,56 @@ def plan_placements(
     users', from the box ledger), which take memory like foreign processes but do not count
     against our tasks-per-card cap or launch delay.
     """
+    return [
+        placement
+        for _, placement, _ in placement_pass(queue, snapshot, running, settings, now, others)
+        if placement is not None
+    ]
+
+
+def placement_pass(
+    queue: Sequence[Demand],
+    snapshot: InventorySnapshot,
+    running: Sequence[Reservation],
+    settings: Settings,
+    now: float,
+    others: Sequence[Reservation] = (),
+) -> Iterator[tuple[Demand, Placement | None, CardLedger]]:
+    """`plan_placements`, one task at a time: each demand, where it goes (None: it waits),
+    and the ledger as that task saw it, for `core/waiting.py` to say why it waits. The ledger
+    changes with the next step: read it before asking for the next."""
     ledger = _ledger(snapshot, running, others)
     ledger.refresh(settings, now)
-    placements: list[Placement] = []
     for demand in queue:
         placement = _place(demand, ledger, settings, now)
-        if placement is not None:
-            placements.append(placement)
-            ledger.take(placement, settings, now)
-        elif (
-            not demand.cpu
+        if (
+            placement is None
+            and not demand.cpu
             and not ledger.held  # one starving task at a time, the first in the queue
             and now - demand.queued_at >= settings.starvation_s
             and fits_when_idle(demand, snapshot, settings)
         ):
             ledger.hold_for(demand, settings, now)
-    return placements
+            ledger.held_for = demand.task_id
+        yield demand, placement, ledger
+        if placement is not None:
+            ledger.take(placement, settings, now)
 
 
-def admission_error(demand: Demand, snapshot: InventorySnapshot) -> str | None:
-    """Why `demand` can never run on this machine, or None if it could."""
-    if demand.cpu or snapshot.unavailable:
+def admission_error(
+    demand: Demand, snapshot: InventorySnapshot, settings: Settings | None = None
+) -> str | None:
+    """Why `demand` can never run on this machine, or None if it could. With `settings`, a CPU
+    task is refused while the CPU is disabled: it would wait for a `changeDevices` nobody
+    means to make (DLNest's device lists name GPUs; -1 there is easily left out)."""
+    if demand.cpu:
+        if settings is not None and not settings.enabled(CPU_ID):
+            return (
+                "the CPU is disabled (changeDevices); enable it by listing -1 among the devices,"
+                " e.g. changeDevices -d -1 0 1"
+            )
+        return None
+    if snapshot.unavailable:
         return None
     if demand.node is not None and not any(g.node == demand.node for g in snapshot.gpus):
         return (
@@ -323,7 +358,7 @@ def fits_when_idle(demand: Demand, snapshot: InventorySnapshot, settings: Settin
     if demand.cpu:
         return settings.enabled(CPU_ID)
     totals = {g.id: g.memory_total_mb for g in snapshot.gpus if settings.enabled(g.id)}
-    idle = _Ledger(
+    idle = CardLedger(
         budget_mb=dict(totals),
         total_mb=totals,
         tasks={},
@@ -336,14 +371,14 @@ def fits_when_idle(demand: Demand, snapshot: InventorySnapshot, settings: Settin
 
 def _ledger(
     snapshot: InventorySnapshot, running: Sequence[Reservation], others: Sequence[Reservation]
-) -> _Ledger:
+) -> CardLedger:
     tasks: dict[int, int] = {}
     last_launch_at: dict[int, float] = {}
     for reservation in running:
         for device in reservation.memory_mb_by_device:
             tasks[device] = tasks.get(device, 0) + 1
             last_launch_at[device] = max(last_launch_at.get(device, 0.0), reservation.started_at)
-    return _Ledger(
+    return CardLedger(
         budget_mb=gpu_budgets_mb(snapshot, [*running, *others]),
         total_mb={g.id: g.memory_total_mb for g in snapshot.gpus},
         tasks=tasks,
@@ -352,7 +387,7 @@ def _ledger(
     )
 
 
-def _eligible(device: int, ledger: _Ledger, settings: Settings, now: float) -> bool:
+def _eligible(device: int, ledger: CardLedger, settings: Settings, now: float) -> bool:
     return (
         settings.enabled(device)
         and device not in ledger.held
@@ -365,7 +400,7 @@ def _eligible(device: int, ledger: _Ledger, settings: Settings, now: float) -> b
     )
 
 
-def _place(demand: Demand, ledger: _Ledger, settings: Settings, now: float) -> Placement | None:
+def _place(demand: Demand, ledger: CardLedger, settings: Settings, now: float) -> Placement | None:
     if demand.cpu:
         return (
             Placement(demand.task_id, {CPU_ID: 0})
@@ -399,20 +434,20 @@ def _place(demand: Demand, ledger: _Ledger, settings: Settings, now: float) -> P
                     break
         return best_plan
     cards = [g for g in ledger.cards if demand.node is None or ledger.node_of.get(g) == demand.node]
-    fitting = [g for g in cards if ledger.budget_mb[g] >= _estimate(demand, ledger.total_mb[g])]
+    fitting = [g for g in cards if ledger.budget_mb[g] >= estimate_mb(demand, ledger.total_mb[g])]
     if not fitting:
         return None
     best = min(fitting, key=lambda g: (ledger.tasks.get(g, 0), -ledger.budget_mb[g], g))
-    return Placement(demand.task_id, {best: _estimate(demand, ledger.total_mb[best])})
+    return Placement(demand.task_id, {best: estimate_mb(demand, ledger.total_mb[best])})
 
 
-def _room_mb(demand: Demand, ledger: _Ledger) -> int:
+def _room_mb(demand: Demand, ledger: CardLedger) -> int:
     """The most memory a task of this kind could get now: a bound for the fast rejection."""
     return ledger.max_node_budget_mb if demand.multi_gpu or demand.ddp else ledger.max_budget_mb
 
 
-def _place_multi(demand: Demand, cards: list[int], ledger: _Ledger) -> Placement | None:
-    remaining = _estimate(demand, max(ledger.total_mb[g] for g in cards))
+def _place_multi(demand: Demand, cards: list[int], ledger: CardLedger) -> Placement | None:
+    remaining = estimate_mb(demand, max(ledger.total_mb[g] for g in cards))
     taken: dict[int, int] = {}
     for card in sorted(cards, key=lambda g: (-ledger.budget_mb[g], g)):
         if remaining <= 0:
@@ -424,9 +459,9 @@ def _place_multi(demand: Demand, cards: list[int], ledger: _Ledger) -> Placement
     return Placement(demand.task_id, taken) if remaining <= 0 else None
 
 
-def _place_ddp(demand: Demand, cards: list[int], ledger: _Ledger) -> Placement | None:
+def _place_ddp(demand: Demand, cards: list[int], ledger: CardLedger) -> Placement | None:
     """The fewest cards that can each hold an equal share of the estimate."""
-    estimate = _estimate(demand, max(ledger.total_mb[g] for g in cards))
+    estimate = estimate_mb(demand, max(ledger.total_mb[g] for g in cards))
     ranked = sorted(cards, key=lambda g: (-ledger.budget_mb[g], g))
     for count in range(1, len(ranked) + 1):
         share = -(-estimate // count)  # ceiling division
@@ -436,7 +471,8 @@ def _place_ddp(demand: Demand, cards: list[int], ledger: _Ledger) -> Placement |
     return None
 
 
-def _estimate(demand: Demand, card_total_mb: int) -> int:
+def estimate_mb(demand: Demand, card_total_mb: int) -> int:
+    """What `demand` reserves on a card of `card_total_mb`: its `-m`, or 90% of the card."""
     if demand.memory_mb is not None:
         return demand.memory_mb
     return int(card_total_mb * DEFAULT_MEMORY_FRACTION)

@@ -239,6 +239,17 @@ class TaskStore:
                 "UPDATE tasks SET progress = ? WHERE id = ?", (json.dumps(dict(progress)), task_id)
             )
 
+    def set_waiting(self, reasons: Mapping[int, str]) -> None:
+        """Record why each queued task waits (`core/waiting.py`), in one write. A task that left
+        the queue meanwhile is passed over: its reason no longer shows."""
+        if not reasons:
+            return
+        with self._write() as db:
+            db.executemany(
+                "UPDATE tasks SET waiting_for = ? WHERE id = ? AND state = ?",
+                [(why, task_id, TaskState.QUEUED) for task_id, why in reasons.items()],
+            )
+
     def events(self, task_id: int) -> list[tuple[float, TaskState, str | None]]:
         with self._lock:
             rows = self._db.execute(
@@ -366,7 +377,7 @@ class TaskStore:
 _COLUMNS = (
     "id, kind, state, spec, position, description, package_path, memory_mb, reserved_mb, created_at,"
     " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id,"
-    " owner"
+    " owner, waiting_for"
 )
 _STATES = {state.value: state for state in TaskState}
 _HOLDING = [state for state in TaskState if state.holds_devices]
@@ -383,7 +394,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
     # for "{}", and the spec left as text until someone asks for it.
     (task_id, kind, state, spec, position, description, package_path, memory_mb, reserved, created_at,
      started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id,
-     owner) = row  # fmt: skip
+     owner, waiting_for) = row  # fmt: skip
     return TaskRecord(
         task_id,
         _KINDS[kind],
@@ -406,6 +417,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         output_start,
         kernel_id,
         owner,
+        waiting_for,
     )
 
 

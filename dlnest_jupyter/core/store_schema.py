@@ -9,8 +9,9 @@ import sqlite3
 from pathlib import Path
 
 from .errors import PackageError
+from .tasks import TaskState
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # What each version added to a queue made by the one before it.
 _UPGRADES = {
     2: "ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0",
@@ -18,9 +19,11 @@ _UPGRADES = {
     4: "ALTER TABLE tasks ADD COLUMN json TEXT",
     5: "ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
     6: "ALTER TABLE tasks ADD COLUMN owner TEXT",
+    7: "ALTER TABLE tasks ADD COLUMN waiting_for TEXT",
 }
 # `json`: the REST TASK object, kept current by the triggers below; `version`: the queue's change
-# counter when the row last changed; `owner`: the id of the service that claimed the task. (No comments inside the table's SQL: SQLite rewrites that
+# counter when the row last changed; `owner`: the id of the service that claimed the task;
+# `waiting_for`: why the scheduler's last pass left it queued (core/waiting.py). (No comments inside the table's SQL: SQLite rewrites that
 # text when a column is dropped, and a trailing comment would swallow its closing parenthesis.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +50,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     kernel_id TEXT,
     json TEXT,
     version INTEGER NOT NULL DEFAULT 0,
-    owner TEXT
+    owner TEXT,
+    waiting_for TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
 CREATE INDEX IF NOT EXISTS tasks_by_position ON tasks (position);
@@ -62,21 +66,26 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # The REST TASK object (`TaskRecord.to_json`), built by SQLite. Triggers keep it in the `json`
 # column: listing 10,000 tasks then reads text (15 ms here) instead of building it (45 ms), which
 # was itself a third of the cost of building TaskRecords, then dicts, then dumping them.
-_TASK_JSON = """json_object(
+_HOLDING = ", ".join(f"'{state.value}'" for state in TaskState if state.holds_devices)
+_TASK_JSON = f"""json_object(
     'id', id, 'kind', kind, 'state', state, 'description', description,
     'package_path', package_path,
-    'devices', CASE reserved_mb WHEN '{}' THEN json_array() ELSE
+    'devices', CASE reserved_mb WHEN '{{}}' THEN json_array() ELSE
         (SELECT json_group_array(CAST(key AS INTEGER)) FROM json_each(reserved_mb)) END,
-    'memory_mb', memory_mb, 'created_at', created_at, 'started_at', started_at,
+    'memory_mb', memory_mb,
+    'reserved_mb', CASE WHEN state IN ({_HOLDING}) THEN
+        (SELECT COALESCE(SUM(value), 0) FROM json_each(reserved_mb)) END,
+    'waiting_for', CASE state WHEN '{TaskState.QUEUED.value}' THEN waiting_for END,
+    'created_at', created_at, 'started_at', started_at,
     'ended_at', ended_at, 'exit_code', exit_code, 'error', error,
     'kernel_id', kernel_id, 'scripts_dir', json_extract(spec, '$.scripts_dir'),
-    'progress', CASE progress WHEN '{}' THEN json_object('epoch', NULL, 'iter', NULL) ELSE
+    'progress', CASE progress WHEN '{{}}' THEN json_object('epoch', NULL, 'iter', NULL) ELSE
         json_patch(json_object('epoch', json_extract(progress, '$.epoch'),
                                'iter', json_extract(progress, '$.iter')), progress) END
 )"""
 _JSON_COLUMNS = (
     "kind, state, spec, description, package_path, memory_mb, reserved_mb, created_at,"
-    " started_at, ended_at, exit_code, error, progress, kernel_id"
+    " started_at, ended_at, exit_code, error, progress, kernel_id, waiting_for"
 )
 # Every change to a shown column also takes the next value of the queue's change counter, so a
 # reader that saw version V asks only for rows with a higher one (`GET tasks?since=V`).

@@ -106,6 +106,7 @@ class TaskRecord(NamedTuple):
     output_start: int = 0  # byte offset of this task's first output in the package's _output.txt
     kernel_id: str | None = None  # analyzers: the kernel holding the loaded model
     owner: str | None = None  # the service that claimed it (analyzer kernels stay with it)
+    waiting_for: str | None = None  # why the last placement pass left it queued
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -142,6 +143,9 @@ class TaskRecord(NamedTuple):
             "package_path": self.package_path,
             "devices": list(self.devices),
             "memory_mb": self.memory_mb,
+            # What it holds (the default, 90% of a card, included) while it holds anything.
+            "reserved_mb": sum(self.reserved_mb.values()) if self.state.holds_devices else None,
+            "waiting_for": self.waiting_for if self.state is TaskState.QUEUED else None,
             "created_at": self.created_at,
             "started_at": self.started_at,
             "ended_at": self.ended_at,

@@ -1,6 +1,6 @@
 """Checkpoint writes that barely block training, and never leave a package unloadable.
 
-`save` decides retention (core.checkpoints.plan_save), copies the state to CPU memory and returns;
+`save` decides retention (core.package_state.record_save, per branch), copies the state to CPU memory and returns;
 a writer thread then makes it durable in this order:
 
 1. the checkpoint file appears only by rename after fsync (atomic_io);
@@ -17,16 +17,16 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..core import atomic_io
-from ..core.checkpoints import TrackLimits, plan_save
+from ..core.checkpoints import TrackLimits
 from ..core.errors import PackageError, as_disk_full
-from ..core.package import CheckpointInfo, PackageState, SavePackage
+from ..core.package import SavePackage
+from ..core.package_state import PackageState, continue_from, record_save
 
 _IMMUTABLE = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
 
@@ -48,23 +48,15 @@ class CheckpointWriter:
         return self._state
 
     def start_branch(self, checkpoint_id: int) -> None:
-        """Continue from `checkpoint_id`: it becomes the head, later saves descend from it."""
-        self._state = replace(self._state, head=checkpoint_id)
+        """Continue from `checkpoint_id`: its branch goes on, or a new one forks there."""
+        self._state = continue_from(self._state, checkpoint_id)
         self.package.write_state(self._state)
 
     def save(self, payload: Mapping[str, Any], epoch: int, hold: bool) -> int:
         """Queue a checkpoint of `payload`; returns its id (whether or not a track keeps it)."""
         self.wait()
         new_id = self._state.next_id
-        plan = plan_save(self._state.tracks, self.limits, new_id, hold)
-        infos = {i: info for i, info in self._state.checkpoints.items() if i not in plan.delete}
-        head = self._state.head
-        if plan.write:
-            infos[new_id] = CheckpointInfo(epoch=epoch, parent=head)
-            head = new_id
-        new_state = replace(
-            self._state, tracks=plan.tracks, next_id=new_id + 1, head=head, checkpoints=infos
-        )
+        new_state, plan = record_save(self._state, self.limits, new_id, epoch, hold)
         staged = stage_to_cpu({**payload, "checkpoint_id": new_id}) if plan.write else None
         doomed = [self.package.checkpoint_path(i, self._state) for i in plan.delete]
         target = self.package.checkpoint_path(new_id, self._state)

@@ -203,6 +203,8 @@ class TrainingLoop:
             **values,
             "epoch": epoch,
             "_launch": self.launch_index,
+            # Which line of the package's history this epoch is on (core/package_state.py).
+            "_branch": self.writer.state.branch if self.writer is not None else 0,
             "_time": round(time.time(), 3),
         }
 

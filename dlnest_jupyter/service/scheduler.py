@@ -22,8 +22,9 @@ from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID
 from ..core.errors import TaskStateError
 from ..core.package import SavePackage
-from ..core.placement import Demand, plan_placements
+from ..core.placement import Demand, Reservation, placement_pass
 from ..core.tasks import TaskRecord, TaskState
+from ..core.waiting import WaitExplainer
 from .executor import Launch, LaunchDeferred, LaunchUnknown, find_launch
 from .leadership import Leadership
 from .task_kinds import KINDS, Runner
@@ -51,6 +52,7 @@ class Scheduler:
         # Our launches that never answered (LaunchUnknown), and when we gave up waiting.
         self._unsettled: dict[int, float] = {}
         self._recorded: dict[int, dict[str, Any]] = {}  # analyzer progress last stored, by task
+        self._waits: dict[int, str] = {}  # why each queued task waits, as last stored
 
     def tick(self, now: float) -> list[TaskRecord]:
         """One pass (the service holds its tick lock); returns the tasks launched."""
@@ -169,6 +171,7 @@ class Scheduler:
     def _place(self, now: float) -> list[TaskRecord]:
         queue = self.store.queued_ids()
         if not queue:
+            self._waits = {}
             return []
         # Only tasks queued since the last pass are read in full: a submission's pass stays
         # cheap however long the queue is.
@@ -187,14 +190,22 @@ class Scheduler:
                 for d in demands
             ]
         with self._box_locked() as others:
-            placements = plan_placements(
-                demands,
-                snapshot,
-                [t.reservation() for t in self.store.holding()],
-                self.store.settings(),
-                now,
-                others=[o.reservation() for o in others],
+            holding = self.store.holding()
+            running = [t.reservation() for t in holding]
+            theirs = [o.reservation() for o in others]
+            settings = self.store.settings()
+            explainer = WaitExplainer(
+                snapshot, running, settings, now, _names(holding), _by_card(theirs)
             )
+            placements, waiting = [], {}
+            for demand, placement, ledger in placement_pass(
+                demands, snapshot, running, settings, now, theirs
+            ):
+                if placement is not None:
+                    placements.append(placement)
+                else:
+                    waiting[demand.task_id] = explainer.why(demand, ledger)
+            self._record_waits(waiting)
             claimed = []
             for placement in placements:
                 task = self.store.get(placement.task_id)
@@ -240,6 +251,12 @@ class Scheduler:
         service.log.write(f"task {task.id} started on {devices} (pid {launch.pid})")
         return running
 
+    def _record_waits(self, waiting: dict[int, str]) -> None:
+        """Store the reasons that changed since this scheduler last stored them."""
+        changed = {i: why for i, why in waiting.items() if self._waits.get(i) != why}
+        self.store.set_waiting(changed)
+        self._waits = waiting
+
     # -- the box ledger ---------------------------------------------------------------------
     @contextlib.contextmanager
     def _box_locked(self) -> Iterator[list[OtherReservation]]:
@@ -267,6 +284,22 @@ class Scheduler:
         """Step down. Our rows stay in the box ledger: the tasks they name keep running (and
         keep their memory) until the next scheduler of this queue re-adopts them."""
         self.leadership.close()
+
+
+def _names(holding: list[TaskRecord]) -> dict[int, str]:
+    """How a wait names the tasks holding a card: analyzers are often what holds one idle."""
+    return {
+        t.id: f"{'analyzer' if KINDS[t.kind].runner is Runner.KERNEL else 'task'} {t.id}"
+        for t in holding
+    }
+
+
+def _by_card(reservations: list[Reservation]) -> dict[int, int]:
+    total: dict[int, int] = {}
+    for reservation in reservations:
+        for card, mb in reservation.memory_mb_by_device.items():
+            total[card] = total.get(card, 0) + mb
+    return total
 
 
 def _launched(task: TaskRecord, launch: Launch) -> TaskRecord:

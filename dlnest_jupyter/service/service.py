@@ -26,6 +26,7 @@ from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError, TaskStateError
 from ..core.package import SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
+from ..core.package_state import checkpoints_json
 from ..core.placement import Demand, Settings, admission_error
 from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
@@ -152,7 +153,9 @@ class DLNestService:
         resolved = package.resolve_checkpoint(checkpoint_id)
         busy = [  # analyzers only read the package: training it alongside is fine
             t
-            for t in self.store.list_tasks([TaskState.QUEUED, TaskState.RUNNING])
+            for t in self.store.list_tasks(
+                [TaskState.QUEUED, TaskState.STARTING, TaskState.RUNNING]
+            )
             if t.package_path == str(package.path) and KINDS[t.kind].writes_package
         ]
         if busy:
@@ -255,16 +258,12 @@ class DLNestService:
         ]
 
     def checkpoints(self, task_id: int) -> dict[str, Any]:
-        """The checkpoints the task's package holds (what `continue -c` and `analyze -c` take)."""
+        """The checkpoints the task's package holds (what `continue -c` and `analyze -c` take),
+        each with its branch, and the branches: where each forked (`core/package_state.py`)."""
         task = self.store.get(task_id)
         if task.package_path is None:
-            return {"head": None, "checkpoints": []}
-        state = SavePackage.open(task.package_path).state()
-        held = [
-            {"id": i, "epoch": state.checkpoints[i].epoch if i in state.checkpoints else None}
-            for i in state.held_ids()
-        ]
-        return {"head": state.head, "checkpoints": held}
+            return {"head": None, "checkpoints": [], "branches": []}
+        return checkpoints_json(SavePackage.open(task.package_path).state())
 
     def metrics(self, task_id: int, offset: int = 0) -> dict[str, Any]:
         """The task's package's metric rows (`_metrics.jsonl`) after byte `offset`.
@@ -380,7 +379,7 @@ class DLNestService:
         snapshot = self.device_source.snapshot()
         node = snapshot.local_node if on_this_machine else None
         demand = Demand(task_id=0, memory_mb=memory_mb, node=node, **placement)
-        reason = admission_error(demand, snapshot)
+        reason = admission_error(demand, snapshot, self.store.settings())
         if reason is not None:
             raise TaskError(f"refused: {reason}")
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from dlnest_jupyter.core.checkpoints import Tracks
 from dlnest_jupyter.core.config import load_config
 from dlnest_jupyter.core.errors import (
     CheckpointNotFoundError,
@@ -12,7 +13,8 @@ from dlnest_jupyter.core.errors import (
     PackageError,
     UserCodeError,
 )
-from dlnest_jupyter.core.package import PackageState, SavePackage
+from dlnest_jupyter.core.package import SavePackage
+from dlnest_jupyter.core.package_state import Branch, PackageState
 from dlnest_jupyter.core.project import project_layout
 
 from ..conftest import new_package
@@ -232,7 +234,7 @@ def test_resolving_checkpoints_names_what_the_package_holds(project: Path) -> No
         package.resolve_checkpoint(None)
 
     package.write_state(
-        PackageState(next_id=3, head=2, tracks=PackageState().tracks.__class__(fast=(1, 2)))
+        PackageState(next_id=3, branches={0: Branch(tracks=Tracks(fast=(1, 2)), head=2)})
     )
     for i in (1, 2):
         package.checkpoint_path(i).write_bytes(b"x")

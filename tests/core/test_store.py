@@ -199,6 +199,7 @@ def test_a_version_1_queue_is_upgraded_to_the_current_schema_and_keeps_its_tasks
         db.execute("ALTER TABLE tasks DROP COLUMN output_start")
         db.execute("ALTER TABLE tasks DROP COLUMN kernel_id")
         db.execute("ALTER TABLE tasks DROP COLUMN owner")
+        db.execute("ALTER TABLE tasks DROP COLUMN waiting_for")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)
@@ -228,6 +229,7 @@ def test_a_version_3_queue_lists_its_tasks_and_keeps_their_json_current(tmp_path
         db.execute("ALTER TABLE tasks DROP COLUMN version")
         db.execute("ALTER TABLE tasks DROP COLUMN json")
         db.execute("ALTER TABLE tasks DROP COLUMN owner")
+        db.execute("ALTER TABLE tasks DROP COLUMN waiting_for")
         db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)
@@ -264,6 +266,8 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
         "package_path",
         "devices",
         "memory_mb",
+        "reserved_mb",
+        "waiting_for",
         "created_at",
         "started_at",
         "ended_at",
@@ -291,12 +295,16 @@ def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) 
     )
     store.set_progress(queued.id, {"iter": 3})
     cancelled = store.submit("train", {}, now=9.5)
+    store.set_waiting({cancelled.id: "launch delay, 3 s", queued.id: "needs 4,000 MiB"})
     store.finish(cancelled.id, TaskState.CANCELLED, now=9.75)
 
     from_sql = [(i, state, json.loads(text)) for i, state, text in store.tasks_json()[1]]
 
     assert from_sql == [(t.id, t.state, t.to_json()) for t in store.list_tasks()]
     assert from_sql[1][2]["devices"] == [1, 0] and from_sql[0][2]["progress"]["epoch"] is None
+    # What a task holds while it holds it; why it waits only while it waits.
+    assert [t["reserved_mb"] for _, _, t in from_sql] == [None, 6000, 0, None, None]
+    assert [t["waiting_for"] for _, _, t in from_sql] == ["needs 4,000 MiB", *[None] * 4]
 
 
 def test_tasks_since_a_version_are_the_changed_and_the_running_ones(store: TaskStore) -> None:
@@ -325,6 +333,7 @@ def test_a_version_4_queue_gets_versions_and_answers_since(tmp_path: Path) -> No
         db.execute("DROP INDEX tasks_by_version")
         db.execute("ALTER TABLE tasks DROP COLUMN version")
         db.execute("ALTER TABLE tasks DROP COLUMN owner")
+        db.execute("ALTER TABLE tasks DROP COLUMN waiting_for")
         db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)

@@ -125,3 +125,34 @@ def test_checkpoints_load_weights_only_unless_the_user_opts_out(tmp_path: Path) 
     args["checkpoint_args"]["weights_only"] = False
     (package.path / "args.json").write_text(json.dumps(args))
     assert prepare(package, request).checkpoint is not None
+
+
+def test_continue_from_an_older_checkpoint_keeps_every_checkpoint_of_the_original_run(
+    tmp_path: Path,
+) -> None:
+    # The researcher's day: 8 epochs keeping the newest 3 (ids 5, 6, 7), then a continue from 6.
+    config = write_project(
+        tmp_path / "p",
+        epochs=8,
+        args={"checkpoint_args": {"max_ckpt_in_fast_track": 3, "max_ckpt_in_consistent_track": 0}},
+    )
+    package = new_package(config)
+    assert train_in_process(package) == 0
+    assert package.state().held_ids() == [5, 6, 7]
+
+    assert train_in_process(package, checkpoint_id=6, kind="continue") == 0  # epoch 8 again: id 8
+
+    state = package.state()
+    assert state.held_ids() == [5, 6, 7, 8]  # the original run's 5, 6 and 7 are all still there
+    assert all(package.checkpoint_path(i).is_file() for i in (5, 6, 7, 8))
+    assert (state.branch, state.head) == (1, 8)
+    assert state.branches[1].fork_checkpoint == 6 and state.branches[1].parent == 0
+    assert state.branches[0].head == 7
+    assert [row["_branch"] for row in package.read_metrics()] == [0] * 8 + [1]
+
+    # Continuing the original run's newest checkpoint goes on in the original branch.
+    assert train_in_process(package, checkpoint_id=7, kind="continue") == 0
+    state = package.state()
+    assert (state.branch, state.head) == (0, 9)
+    assert state.held_ids() == [6, 7, 8, 9]  # branch 0 pushed out its own 5, nothing of branch 1
+    assert package.read_metrics()[-1]["_branch"] == 0

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from dlnest_jupyter.core import processes
-from dlnest_jupyter.core.errors import ConfigError, TaskError, TaskStateError
+from dlnest_jupyter.core.errors import (
+    CheckpointNotFoundError,
+    ConfigError,
+    TaskError,
+    TaskStateError,
+)
 from dlnest_jupyter.core.package import SavePackage
 from dlnest_jupyter.core.tasks import TaskState
 from dlnest_jupyter.service.service import DLNestService
@@ -127,6 +132,34 @@ def test_continue_of_a_package_in_use_is_refused(service: DLNestService, tmp_pat
     assert SavePackage.open(task.package_path).state().head == 1  # type: ignore[arg-type]
 
 
+def test_checkpoints_are_listed_by_branch_and_a_gone_one_is_refused_by_id(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    keep_two = {"checkpoint_args": {"max_ckpt_in_fast_track": 2, "max_ckpt_in_consistent_track": 0}}
+    first = service.submit_train(write_project(tmp_path / "p", epochs=3, args=keep_two), cpu=True)
+    wait_for(service, lambda: service.task(first.id).state.terminal)  # ids 0..2, keeps 1 and 2
+    fork = service.submit_continue(first.package_path, checkpoint_id=1, cpu=True)  # type: ignore[arg-type]
+    wait_for(service, lambda: service.task(fork.id).state.terminal)  # epoch 3 again, as id 3
+
+    listed = service.checkpoints(fork.id)
+
+    assert listed["head"] == 3
+    assert [(c["id"], c["epoch"], c["branch"]) for c in listed["checkpoints"]] == [
+        (1, 2, 0),
+        (2, 3, 0),
+        (3, 3, 1),
+    ]
+    assert listed["branches"] == [
+        {"id": 0, "parent": None, "head": 2, "fork_checkpoint": None, "fork_epoch": None},
+        {"id": 1, "parent": 0, "head": 3, "fork_checkpoint": 1, "fork_epoch": 2},
+    ]
+    with pytest.raises(
+        CheckpointNotFoundError,
+        match=r"no checkpoint 0 in this package \(checkpoints held: 1, 2, 3\)",
+    ):
+        service.submit_continue(first.package_path, checkpoint_id=0, cpu=True)  # type: ignore[arg-type]
+
+
 def test_a_continued_run_shows_only_its_own_output_though_the_package_file_holds_both(
     service: DLNestService, tmp_path: Path
 ) -> None:
@@ -202,3 +235,31 @@ def test_a_delete_hands_the_freed_card_to_the_next_task_at_once(
     service.delete(first.id)
 
     assert service.store.get(second.id).state is TaskState.RUNNING  # no tick in between
+
+
+def test_a_queued_task_says_why_it_waits_and_a_default_reservation_is_shown(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    hanging, _ = hanging_project(tmp_path / "a")
+    service.update_settings({"devices": [0]})
+    first = service.submit_train(hanging)  # no -m: the default, 90% of the 16 GiB card
+
+    second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=4000)
+
+    assert first.to_json()["reserved_mb"] == 14745
+    assert second.to_json()["waiting_for"] == (
+        f"needs 4,000 MiB; most free is 1,639 MiB on GPU 0 (task {first.id} holds 14,745)"
+    )
+    service.update_settings({"devices": None})  # GPU 1 comes back: it starts, and says nothing
+    assert service.task(second.id).to_json()["waiting_for"] is None
+    wait_for(service, lambda: service.task(second.id).state.terminal)
+
+
+def test_a_cpu_task_is_refused_while_the_cpu_is_disabled(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"devices": [0, 1]})  # DLNest's changeDevices -d 0 1
+
+    with pytest.raises(TaskError, match=r"the CPU is disabled \(changeDevices\)"):
+        service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+    assert service.tasks() == []
