@@ -25,6 +25,7 @@ from typing import Any
 import torch.distributed as dist
 
 from ..core.errors import DiskFullError, DLNestError, disk_full
+from ..core.package import EPOCH_MEAN_MARK
 from .checkpoint_io import CheckpointWriter
 from .devices import move_to_device
 from .lifecycle import SKIP
@@ -224,9 +225,6 @@ class TrainingLoop:
 def _require(built: object, stage: str) -> None:
     if built is None:
         raise DLNestError(f"B{stage} returned 'Skip', so there is nothing to train")
-
-
-EPOCH_MEAN_MARK = "_epoch_mean"  # in a metrics row: its list values are the epoch's means
 
 
 def list_lengths(log: dict[str, Any]) -> dict[str, int]:
