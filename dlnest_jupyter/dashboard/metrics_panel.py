@@ -50,7 +50,7 @@ class MetricsPanel:
         self.log_scale = widgets.Checkbox(value=False, description="log scale (log10)")
         self.export = widgets.Button(description="Export CSV", icon="download")
         self.exported = widgets.HTML()
-        self.summary = widgets.HTML()
+        self.summary = widgets.HTML(layout=widgets.Layout(flex="1 1 auto"))
         self.note = widgets.HTML()
         self.about = widgets.HTML()  # what a point is: an epoch's mean, or an older last value
         self.rows: dict[int, list[dict[str, Any]]] = {}  # task id -> its rows so far

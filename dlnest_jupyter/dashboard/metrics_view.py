@@ -138,8 +138,11 @@ def summary_html(drawn: Sequence[Line], key: str, lower_is_better: bool | None =
             swatch + html.escape(line.label),
             *(f"{v:.4g}" for v in (best, line.ys[-1], min(line.ys), max(line.ys))),
         )
+        name, *numbers = cells  # the name wraps, but never into a sliver beside the numbers
         rows.append(
-            "<tr>" + "".join(f"<td style='padding:0 8px'>{c}</td>" for c in cells) + "</tr>"
+            f"<tr><td style='padding:0 8px;min-width:140px'>{name}</td>"
+            + "".join(f"<td style='padding:0 8px'>{c}</td>" for c in numbers)
+            + "</tr>"
         )
     head = "".join(
         f"<th style='padding:0 8px'>{h}</th>" for h in ("run", "best", "last", "min", "max")

@@ -23,7 +23,13 @@ from .panels import Submit
 from .widgets_util import set_options, set_value
 
 LATEST = -1  # DLNest's "the latest checkpoint" (None would read as no choice in a Dropdown)
-ROW_BUTTON_WIDTH = "56px"
+ROW_BUTTON_WIDTH = "48px"
+
+
+def _growing() -> widgets.Layout:
+    """Cells take the row's width beside the button, so that their tables' % columns line up
+    with the header's (a Layout each: widgets must not share one)."""
+    return widgets.Layout(flex="1 1 auto", width="100%", min_width="0")
 
 
 class QueuePanel:
@@ -42,7 +48,7 @@ class QueuePanel:
         self.analyze = widgets.Button(description="Analyze", icon="search")
         self.show_output = widgets.Button(description="Output", icon="file-text")
         self.count = widgets.HTML()
-        self.header = widgets.HTML(qv.queue_header_html())
+        self.header = widgets.HTML(qv.queue_header_html(), layout=_growing())
         self.rows = widgets.VBox(layout=widgets.Layout(max_height="420px", overflow="auto"))
         # Row widgets are made once and refilled: (select button, cells, the two in a row).
         self._pool: list[tuple[widgets.Button, widgets.HTML, widgets.HBox]] = []
@@ -107,7 +113,7 @@ class QueuePanel:
     def _new_row(self, index: int) -> tuple[widgets.Button, widgets.HTML, widgets.HBox]:
         button = widgets.Button(layout=widgets.Layout(width=ROW_BUTTON_WIDTH, height="auto"))
         button.on_click(lambda _: self._submit(lambda: self._pick(index)))
-        cells = widgets.HTML()
+        cells = widgets.HTML(layout=_growing())
         return button, cells, widgets.HBox([button, cells])
 
     def _pick(self, index: int) -> str | None:

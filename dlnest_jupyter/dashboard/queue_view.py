@@ -15,19 +15,20 @@ from ..core.placement import DEFAULT_MEMORY_FRACTION
 from ..core.tasks import TaskState
 from .view_model import devices_text, duration, short, state_badge
 
-COLUMNS = (
-    ("kind", 64),
-    ("state", 84),
-    ("description", 250),
-    ("devices", 84),
-    ("MiB", 110),
-    ("progress", 200),
-    ("steps/s", 70),
-    ("elapsed", 62),
-    ("ETA", 62),
+# Shares of the row's width, so the columns shrink with the notebook rather than being cut.
+COLUMNS_PCT = (
+    ("kind", 7),
+    ("state", 12),
+    ("description", 22),
+    ("devices", 8),
+    ("MiB", 9),
+    ("progress", 21),
+    ("steps/s", 7),
+    ("elapsed", 7),
+    ("ETA", 7),
 )
 DEFAULT_MEMORY_TEXT = f"default ({DEFAULT_MEMORY_FRACTION:.0%} of a card)"
-_CELL = "padding:2px 6px;vertical-align:top;overflow:hidden;text-overflow:ellipsis"
+_CELL = "padding:2px 4px;vertical-align:top;overflow:hidden;text-overflow:ellipsis"
 
 
 def fraction_done(task: Mapping[str, Any]) -> float | None:
@@ -92,20 +93,16 @@ def progress_bar(fraction: float | None, label: str, colour: str = "#0d6efd") ->
     )
 
 
-def _colgroup() -> str:
-    return "<colgroup>" + "".join(f"<col style='width:{w}px'>" for _, w in COLUMNS) + "</colgroup>"
-
-
 def _table(row: str) -> str:
-    width = sum(w for _, w in COLUMNS)
+    columns = "".join(f"<col style='width:{share}%'>" for _, share in COLUMNS_PCT)
     return (
-        f"<table style='table-layout:fixed;width:{width}px;border-collapse:collapse;"
-        f"font-size:12px'>{_colgroup()}{row}</table>"
+        "<table style='table-layout:fixed;width:100%;border-collapse:collapse;font-size:12px'>"
+        f"<colgroup>{columns}</colgroup>{row}</table>"
     )
 
 
 def queue_header_html() -> str:
-    cells = "".join(f"<th style='text-align:left;{_CELL}'>{h}</th>" for h, _ in COLUMNS)
+    cells = "".join(f"<th style='text-align:left;{_CELL}'>{h}</th>" for h, _ in COLUMNS_PCT)
     return _table(f"<tr>{cells}</tr>")
 
 
