@@ -9,6 +9,7 @@ fixed height, so a long queue never pushes them out of view.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -95,7 +96,7 @@ class QueuePanel:
 
     def _fill_rows(self, shown: Sequence[Mapping[str, Any]], now: float) -> None:
         while len(self._pool) < len(shown):
-            self._pool.append(self._new_row(len(self._pool)))
+            self._pool.append(self._new_row())
         self.row_ids = [t["id"] for t in shown]
         for (button, cells, _), task in zip(self._pool, shown, strict=False):
             selected = task["id"] == self.task_id
@@ -110,16 +111,16 @@ class QueuePanel:
         if self.rows.children != children:
             self.rows.children = children
 
-    def _new_row(self, index: int) -> tuple[widgets.Button, widgets.HTML, widgets.HBox]:
+    def _new_row(self) -> tuple[widgets.Button, widgets.HTML, widgets.HBox]:
         button = widgets.Button(layout=widgets.Layout(width=ROW_BUTTON_WIDTH, height="auto"))
-        button.on_click(lambda _: self._submit(lambda: self._pick(index)))
+        # The task the row showed when clicked: rows shift as tasks arrive before the pick runs.
+        button.on_click(lambda b: self._submit(functools.partial(self._pick, b.description)))
         cells = widgets.HTML(layout=_growing())
         return button, cells, widgets.HBox([button, cells])
 
-    def _pick(self, index: int) -> str | None:
-        if index < len(self.row_ids):
-            with contextlib.suppress(traitlets.TraitError):  # filtered away since the click
-                self.selected.value = self.row_ids[index]
+    def _pick(self, task_id: str) -> str | None:
+        with contextlib.suppress(traitlets.TraitError):  # filtered away since the click
+            self.selected.value = int(task_id)
         return None
 
     def set_checkpoints(self, reply: Mapping[str, Any] | None) -> None:
