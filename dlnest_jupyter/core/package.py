@@ -32,6 +32,7 @@ ARGS_FILE = "args.json"
 PACKAGE_FILE = "_package.json"
 OUTPUT_FILE = "_output.txt"
 METRICS_FILE = "_metrics.jsonl"
+EPOCH_MEAN_MARK = "_epoch_mean"  # in a metrics row: its values are epoch means, not last values
 TASK_FILE = "_task.json"
 PROGRESS_FILE = "_progress.json"
 CHECKPOINTS_DIR = "Checkpoints"

@@ -24,12 +24,15 @@ from ..client.client import Client, ClientError
 from ..core.errors import DLNestError
 from ..core.tasks import ExperimentState
 from . import view_model as vm
+from .analyzer_panel import AnalyzerPanel
 from .metrics_panel import MetricsPanel
-from .panels import MAX_OUTPUT_CHARS, Action, AnalyzerPanel, DevicesPanel, QueuePanel, SettingsPanel
+from .panels import MAX_OUTPUT_CHARS, Action, DevicesPanel, OutputPanel, SettingsPanel
+from .queue_panel import QueuePanel
 from .widgets_util import set_value
 
 REFRESH_S = 1.0
 MAX_BACKOFF_S = 30.0
+SCRIPTS_EVERY_S = 5.0  # the script picker re-reads the scripts folder while in view
 TAB_TITLES = ("Queue", "GPUs", "Output", "Analyzers", "Metrics", "Settings")
 
 
@@ -51,15 +54,15 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         self.status = widgets.HTML()
         self.queue_panel = QueuePanel(self._submit, client)
         self.devices_panel = DevicesPanel(self._submit, client)
-        self.output = widgets.HTML(vm.output_html(""))
+        self.output_panel = OutputPanel()
         self.analyzer_panel = AnalyzerPanel(self._submit, client)
-        self.metrics_panel = MetricsPanel()
+        self.metrics_panel = MetricsPanel(self._submit)
         self.settings_panel = SettingsPanel(self._submit, client)
         self.tabs = widgets.Tab(
             children=[
                 self.queue_panel.widget,
                 self.devices_panel.widget,
-                self.output,
+                self.output_panel.widget,
                 self.analyzer_panel.widget,
                 self.metrics_panel.widget,
                 self.settings_panel.widget,
@@ -71,7 +74,10 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         self._output_of: int | None = None
         self._output_offset = 0
         self._output_text = ""
-        self._checkpoints_of: int | None = None
+        self._checkpoints_key: tuple[Any, ...] | None = None
+        self._followed: int | None = None  # the queue selection the other tabs last followed
+        self.scripts_every_s = SCRIPTS_EVERY_S
+        self._scripts_read_at = float("-inf")
         self._refreshed = False
         self._thread: threading.Thread | None = None
         self.failures = 0
@@ -79,7 +85,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         if start:
             self._thread = threading.Thread(target=self._run, name="dlnest-dashboard", daemon=True)
             self._thread.start()
-        self.queue_panel.show_output.on_click(lambda _: self._show_tab("Output"))
+        self.queue_panel.show_output.on_click(lambda _: self._submit(self._show_output))
         # A tab coming into view is filled at once, not at the next tick.
         self.tabs.observe(lambda _: self._wake.set(), names="selected_index")
 
@@ -91,23 +97,26 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             with self.hold_sync():
                 self._refresh()
             self.failures = 0
-            set_value(
-                self.status,
-                f"<span style='color:#198754'>●</span> {html.escape(self.client.description)}"
-                f" · {time.strftime('%H:%M:%S')}",
-            )
+            said = f"{html.escape(self.client.description)} · {time.strftime('%H:%M:%S')}"
+            set_value(self.status, self._status("#198754", said))
         except (ClientError, OSError) as error:
             self.failures += 1
-            set_value(
-                self.status,
-                f"<span style='color:#dc3545'>●</span> disconnected: {html.escape(str(error))}"
-                f"; retrying in {self.backoff_s():.0f} s",
+            said = (
+                f"disconnected: {html.escape(str(error))}; retrying in {self.backoff_s():.0f} s"
+                f" (at {time.strftime('%H:%M:%S')})"
             )
+            set_value(self.status, self._status("#dc3545", said))
         except Exception as error:  # a bug of ours must not kill the refresher thread
             set_value(
                 self.message,
                 f"<span style='color:#dc3545'>dashboard: {html.escape(repr(error))}</span>",
             )
+
+    def _status(self, colour: str, said: str) -> str:
+        # Written again at every refresh, so its "stopped" twin shows only when the refreshes
+        # stopped: the kernel restarted or died, and nothing of it can say so any more.
+        stale_after_s = 2 * self.backoff_s() + 10
+        return vm.status_html(colour, said, stale_after_s, time.strftime("%H:%M:%S"))
 
     def showing(self, tab: str) -> bool:
         """True when `tab` is in view (or on the first refresh, which fills every tab)."""
@@ -119,44 +128,74 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         self.book.merge(self.client.tasks_since(self.book.version))
         tasks = self.book.newest_first()
         self.queue_panel.update(tasks)
+        self.output_panel.update(tasks)
+        self.metrics_panel.update_runs(tasks)
+        self._follow_selection()
         self._refresh_checkpoints()
         if self.showing("GPUs"):
             self.devices_panel.update(self.client.devices())
         if self.showing("Output"):
             self._refresh_output()
-        if self.analyzer_panel.update(tasks) and self.analyzer_panel.task_id is not None:
-            task_id = self.analyzer_panel.task_id
-            self.analyzer_panel.set_scripts(self.client.scripts(task_id), self._attach(task_id))
+        self._refresh_scripts(self.analyzer_panel.update(tasks))
         self._refresh_experiment()
-        self.metrics_panel.update_runs(tasks)
         if self.showing("Metrics"):
-            for task_id in self.metrics_panel.selected[:8]:
-                offset = self.metrics_panel.offsets.get(task_id, 0)
-                self.metrics_panel.add_rows(task_id, self.client.metrics(task_id, offset))
-            self.metrics_panel.draw()
+            self._refresh_metrics()
         if self.showing("Settings"):
             self.settings_panel.show_scheduler(self.client.scheduler())
         self._refreshed = True
         if not self.settings_panel.loaded:  # the user's own form after that
             self.settings_panel.update(self.client.settings())
 
-    def _refresh_checkpoints(self) -> None:
-        task_id = self.queue_panel.task_id
-        if task_id == self._checkpoints_of:
+    def _follow_selection(self) -> None:
+        """A task chosen in the queue becomes the Output tab's task and the Metrics tab's run;
+        each tab's own picker can then choose another until the queue's choice changes."""
+        selected = self.queue_panel.task_id
+        if selected == self._followed:
             return
-        self._checkpoints_of = task_id
+        self._followed = selected
+        self.output_panel.follow(selected)
+        self.metrics_panel.follow(selected)
+
+    def _refresh_checkpoints(self) -> None:
+        """Follow the selected task's package while the queue is in view: a run deletes old
+        checkpoints and adds new ones, and so does a continue of it (another task)."""
+        task_id = self.queue_panel.task_id
         task = self.book.tasks.get(task_id) if task_id is not None else None
-        reply = None
-        if task_id is not None and task and task.get("package_path"):
-            reply = self.client.checkpoints(task_id)
+        package = task.get("package_path") if task else None
+        key = (
+            task_id,
+            tuple(
+                (t["id"], t["state"], (t.get("progress") or {}).get("epoch"))
+                for t in self.book.tasks.values()
+                if package and t.get("package_path") == package
+            ),
+        )
+        if key == self._checkpoints_key:
+            return
+        chosen_another = self._checkpoints_key is None or self._checkpoints_key[0] != task_id
+        if not chosen_another and not self.showing("Queue"):
+            return  # read when the queue is in view again
+        self._checkpoints_key = key
+        reply = self.client.checkpoints(task_id) if task_id is not None and package else None
         self.queue_panel.set_checkpoints(reply)
 
+    def _refresh_scripts(self, analyzer_changed: bool) -> None:
+        """The script picker follows the scripts folder while in view (a script saved after
+        the analyzer loaded appears), and the attach hint once the kernel can be reached."""
+        task_id = self.analyzer_panel.task_id
+        due = time.monotonic() - self._scripts_read_at >= self.scripts_every_s
+        if task_id is None or not (analyzer_changed or (due and self.showing("Analyzers"))):
+            return
+        self._scripts_read_at = time.monotonic()
+        how = self._attach(task_id) if not self.analyzer_panel.attach.value else None
+        self.analyzer_panel.set_scripts(self.client.scripts(task_id), how)
+
     def _refresh_output(self) -> None:
-        task_id = self.queue_panel.task_id
+        task_id = self.output_panel.task_id
         if task_id != self._output_of:
             self._output_of, self._output_offset, self._output_text = task_id, 0, ""
         if task_id is None:
-            set_value(self.output, vm.output_html("(select a task in the queue)"))
+            set_value(self.output_panel.text, vm.output_html("(select a task in the queue)"))
             return
         while True:  # catch up in parts; each part is only the bytes after the last offset
             chunk = self.client.output(task_id, self._output_offset)
@@ -164,7 +203,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             self._output_text = (self._output_text + chunk["text"])[-MAX_OUTPUT_CHARS:]
             if not chunk["text"]:
                 break
-        set_value(self.output, vm.output_html(f"task {task_id}\n{self._output_text}"))
+        set_value(self.output_panel.text, vm.output_html(f"task {task_id}\n{self._output_text}"))
 
     def _refresh_experiment(self) -> None:
         shown = self.analyzer_panel.experiment
@@ -174,21 +213,29 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         offset, display_offset = self.analyzer_panel.offsets
         experiment = self.client.experiment(task_id, experiment_id, offset, display_offset, 0)
         ended = ExperimentState(experiment["state"]).terminal
-        if experiment["output"] or experiment["displays"] or ended:
-            self.analyzer_panel.follow(experiment)
-        if ended:
+        news = experiment["output"] or experiment["displays"] or ended
+        # `follow` drops the reply when the user chose another analyzer meanwhile.
+        if news and self.analyzer_panel.follow(task_id, experiment) and ended:
             self.analyzer_panel.experiment = None
+
+    def _refresh_metrics(self) -> None:
+        panel = self.metrics_panel
+        for task_id in panel.shown_runs():
+            offset = panel.offsets.get(task_id, 0)
+            panel.add_rows(task_id, self.client.metrics(task_id, offset))
+            if panel.needs_branches(task_id):  # rows of a second branch: where does it fork?
+                panel.set_branches(task_id, self.client.checkpoints(task_id).get("branches"))
+        panel.draw()
 
     def _submit(self, action: Action) -> None:
         """Hand `action` to the refresher thread, the only writer, and wake it for it now."""
         self._actions.put(action)
         self._wake.set()
 
-    def _show_tab(self, title: str) -> None:
-        def show() -> None:
-            self.tabs.selected_index = TAB_TITLES.index(title)
-
-        self._submit(show)
+    def _show_output(self) -> None:
+        """The Output tab, on the queue's task even if its own picker had chosen another."""
+        self.output_panel.follow(self.queue_panel.task_id)
+        self.tabs.selected_index = TAB_TITLES.index("Output")
 
     def _attach(self, task_id: int) -> dict[str, Any] | None:
         try:
@@ -207,7 +254,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             except (DLNestError, ValueError) as error:  # a refused request: say why, go on
                 said = f"<span style='color:#dc3545'>{html.escape(str(error))}</span>"
             else:
-                said = html.escape(said or "")
+                if said is None:  # nothing to tell (a row picked): the last message stays
+                    continue
+                said = html.escape(said)
             set_value(self.message, said)
 
     # -- the refresher ----------------------------------------------------------------------
@@ -227,6 +276,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
 
     def close(self) -> None:
         """Stop refreshing, then close the widgets."""
+        self.status.value = vm.status_html("#6c757d", "stopped (closed)", None, "")
         self._stop.set()
         self._wake.set()
         super().close()

@@ -2,42 +2,75 @@
 
 bqplot draws them when it is installed (an ipywidgets-native chart: new rows update the marks'
 arrays in place); without it the same curves are an SVG inside an HTML widget, which needs no
-frontend extension, and the panel says so once.
+frontend extension, and the panel says so once. The legend is the table beside the chart (a
+legend inside a chart covers curves and cuts names). Smoothing draws the raw curve faintly
+under the smoothed one, so it never hides what was measured.
+
+Only training runs are offered (an analyzer writes no metrics); the run chosen in the queue
+becomes the one shown. Per-step values are not offered: the package keeps one row per epoch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import html
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
+import traitlets
 
+from ..client.client import runs_in_kernel
+from . import metrics_view as mv
 from . import view_model as vm
+from .panels import Submit
 from .widgets_util import set_options, set_value
 
 MAX_RUNS = 8
 
 
 class MetricsPanel:
-    def __init__(self) -> None:
+    def __init__(self, submit: Submit | None = None, folder: Path | None = None) -> None:
+        """`folder`: where Export CSV writes (default: the kernel's working folder, which is
+        the notebook's)."""
         self.runs = widgets.SelectMultiple(
             description="runs", rows=6, layout=widgets.Layout(width="320px")
         )
         self.key = widgets.Dropdown(description="metric", layout=widgets.Layout(width="260px"))
-        self.summary = widgets.HTML()
+        self.x_axis = widgets.ToggleButtons(
+            options=[("by epoch", "epoch"), ("by time", "time")], value="epoch",
+            style={"button_width": "80px"},
+        )  # fmt: skip
+        self.smoothing = widgets.FloatSlider(
+            value=0.0, min=0.0, max=0.95, step=0.05, description="smoothing",
+            layout=widgets.Layout(width="260px"),
+        )  # fmt: skip
+        self.log_scale = widgets.Checkbox(value=False, description="log scale (log10)")
+        self.export = widgets.Button(description="Export CSV", icon="download")
+        self.exported = widgets.HTML()
+        self.summary = widgets.HTML(layout=widgets.Layout(flex="1 1 auto"))
         self.note = widgets.HTML()
+        self.about = widgets.HTML()  # what a point is: an epoch's mean, or an older last value
         self.rows: dict[int, list[dict[str, Any]]] = {}  # task id -> its rows so far
         self.labels: dict[int, str] = {}  # task id -> what its curve is called
         self.offsets: dict[int, int] = {}  # task id -> next byte of its _metrics.jsonl
+        self.branches: dict[int, tuple[int, list[dict[str, Any]]]] = {}  # task -> (count, forks)
+        self.folder = folder
         self._chart, self._figure, self._scales = self._make_chart()
-        self._drawn: tuple[tuple[int, ...], str, tuple[int, ...]] | None = None
+        self._drawn: tuple[Any, ...] | None = None
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self.runs, widgets.VBox([self.key, self.summary])]),
-                self._chart,
+                widgets.HBox([self.runs, widgets.VBox([self.key, self.x_axis, self.smoothing])]),
+                widgets.HBox([self.log_scale, self.export, self.exported]),
+                widgets.HBox([self._chart, self.summary]),
+                self.about,
                 self.note,
             ]
         )
+        if submit is not None:
+            self.export.on_click(lambda _: submit(self.export_csv))
 
     def _make_chart(self) -> tuple[widgets.Widget, Any, Any]:
         try:
@@ -55,8 +88,7 @@ class MetricsPanel:
                 bqplot.Axis(scale=scales["x"], label="epoch"),
                 bqplot.Axis(scale=scales["y"], side="left"),
             ],
-            legend_location="top-right",
-            layout=widgets.Layout(width="640px", height="320px"),
+            layout=widgets.Layout(width="560px", height="320px"),
             fig_margin={"top": 20, "bottom": 40, "left": 60, "right": 20},
         )
         return figure, figure, scales
@@ -65,17 +97,30 @@ class MetricsPanel:
     def selected(self) -> tuple[int, ...]:
         return tuple(v for v in self.runs.value if isinstance(v, int))
 
+    def shown_runs(self) -> tuple[int, ...]:
+        return self.selected[:MAX_RUNS]
+
     def update_runs(self, tasks: Sequence[Mapping[str, Any]]) -> None:
-        runs = [t for t in tasks if t.get("package_path")][:50]
+        """Offer the training runs (an analyzer's package holds its training's rows, which
+        that run already shows)."""
+        runs = [t for t in tasks if t.get("package_path") and not runs_in_kernel(t["kind"])][:50]
         self.labels = {
-            t["id"]: f"task {t['id']} {(t.get('description') or '')[:24]}".strip() for t in runs
+            t["id"]: f"task {t['id']} {t.get('description') or ''}".strip() for t in runs
         }
         options = [
-            (f"{t['id']} {t['kind']} {(t.get('description') or '')[:30]}", t["id"]) for t in runs
+            (f"{t['id']} {t['kind']} {vm.short(t.get('description') or '', 30)}", t["id"])
+            for t in runs
         ]
         set_options(self.runs, options)
         if not self.runs.value and runs:  # something to look at from the start
             self.runs.value = (runs[0]["id"],)
+
+    def follow(self, task_id: int | None) -> None:
+        """Show the run chosen in the queue (others the user added go: one run, its curves)."""
+        if task_id is None or task_id not in self.labels:
+            return
+        with contextlib.suppress(traitlets.TraitError):  # not offered: keep the choice
+            self.runs.value = (task_id,)
 
     def add_rows(self, task_id: int, reply: Mapping[str, Any]) -> bool:
         """Fold a `metrics` reply in; True when it brought rows."""
@@ -85,35 +130,94 @@ class MetricsPanel:
             set_value(self.note, f"<i>skipped: {vm.output_html(reply['skipped'][-1])}</i>")
         return bool(reply["rows"])
 
-    def draw(self) -> None:
-        """Redraw when the runs, the key or the row counts changed; else nothing goes out."""
-        selected = self.selected[:MAX_RUNS]
-        keys = vm.numeric_keys(row for task_id in selected for row in self.rows.get(task_id, []))
-        set_options(self.key, keys)
-        key = str(self.key.value or "")
-        counts = tuple(len(self.rows.get(t, [])) for t in selected)
-        if self._drawn == (selected, key, counts):
-            return
-        self._drawn = (selected, key, counts)
-        curves = {t: vm.series(self.rows.get(t, []), key) for t in selected} if key else {}
-        set_value(self.summary, vm.summary_html(curves, key, self.labels) if key else "")
-        if self._figure is None:
-            set_value(self._chart, vm.svg_chart(curves))
-            return
-        self._draw_bqplot(curves)
+    def needs_branches(self, task_id: int) -> bool:
+        """True when the run's rows show a branch not yet placed (where did it fork?)."""
+        count = mv.branch_count(self.rows.get(task_id, []))
+        return count > 1 and self.branches.get(task_id, (0, []))[0] != count
 
-    def _draw_bqplot(self, curves: Mapping[int, tuple[list[float], list[float]]]) -> None:
+    def set_branches(self, task_id: int, branches: Sequence[Mapping[str, Any]] | None) -> None:
+        count = mv.branch_count(self.rows.get(task_id, []))
+        self.branches[task_id] = (count, [dict(b) for b in branches or []])
+
+    def lines(self) -> list[mv.Line]:
+        key, x_axis = str(self.key.value or ""), str(self.x_axis.value)
+        if not key:
+            return []
+        return [
+            line
+            for task_id in self.shown_runs()
+            for line in mv.lines(
+                task_id,
+                self.labels.get(task_id, f"task {task_id}"),
+                self.rows.get(task_id, []),
+                key,
+                x_axis,
+                self.branches.get(task_id, (0, []))[1],
+            )
+        ]
+
+    def draw(self) -> None:
+        """Redraw when anything shown changed; else nothing goes out."""
+        selected = self.shown_runs()
+        shown_rows = [row for task_id in selected for row in self.rows.get(task_id, [])]
+        set_options(self.key, mv.numeric_keys(shown_rows))
+        key = str(self.key.value or "")
+        state = (
+            selected, key, tuple(len(self.rows.get(t, [])) for t in selected),
+            self.x_axis.value, self.smoothing.value, self.log_scale.value,
+            tuple(self.branches.get(t, (0,))[0] for t in selected),
+        )  # fmt: skip
+        if self._drawn == state:
+            return
+        self._drawn = state
+        drawn = self.lines()
+        set_value(self.summary, mv.summary_html(drawn, key) if key else "")
+        set_value(self.about, f"<i>{mv.values_note(shown_rows)}</i>" if shown_rows else "")
+        if self._figure is None:
+            set_value(self._chart, mv.svg_chart([self._shown(line) for line in drawn]))
+            return
+        self._draw_bqplot(drawn, key)
+
+    def _shown(self, line: mv.Line) -> mv.Line:
+        ys = mv.smoothed(line.ys, float(self.smoothing.value))
+        ys = mv.log_values(ys) if self.log_scale.value else ys
+        return mv.Line(line.task_id, line.branch, line.label, line.xs, ys)
+
+    def _draw_bqplot(self, drawn: Sequence[mv.Line], key: str) -> None:
         import bqplot
 
         marks = list(self._figure.marks)
-        while len(marks) < len(curves):  # one Lines mark per run, made once and then refilled
-            marks.append(bqplot.Lines(scales=self._scales, display_legend=True, marker="circle"))
+        while len(marks) < len(drawn):  # one Lines mark per line, made once and then refilled
+            marks.append(bqplot.Lines(scales=self._scales, marker="circle"))
+        smoothing = float(self.smoothing.value)
         with self._figure.hold_sync():
-            for index, (mark, (task_id, (xs, ys))) in enumerate(
-                zip(marks, curves.items(), strict=False)
-            ):
+            for index, (mark, line) in enumerate(zip(marks, drawn, strict=False)):
+                colour = mv.PALETTE[index % len(mv.PALETTE)]
+                raw = mv.log_values(line.ys) if self.log_scale.value else line.ys
                 with mark.hold_sync():
-                    mark.x, mark.y = xs, ys
-                    mark.labels = [self.labels.get(task_id, f"task {task_id}")]
-                    mark.colors = [vm.PALETTE[index % len(vm.PALETTE)]]
-            self._figure.marks = marks[: len(curves)]
+                    mark.x = line.xs
+                    if smoothing > 0:  # the raw curve stays, faint, under the smoothed one
+                        mark.y = [raw, self._shown(line).ys]
+                        mark.colors, mark.opacities = [colour, colour], [0.3, 1.0]
+                    else:
+                        mark.y = raw
+                        mark.colors, mark.opacities = [colour], [1.0]
+                    mark.labels = [line.label]
+            self._figure.marks = marks[: len(drawn)]
+            x_axis, y_axis = self._figure.axes
+            x_axis.label = mv.X_AXES[str(self.x_axis.value)]
+            y_axis.label = f"log10 of {key}" if self.log_scale.value else key
+
+    def export_csv(self) -> str:
+        """Write the shown runs' rows to a CSV file and say where (the action of Export CSV)."""
+        selected = self.shown_runs()
+        if not selected:
+            return "choose a run first"
+        folder = self.folder or Path.cwd()
+        name = f"dlnest-metrics-{'-'.join(map(str, selected))}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path = folder / f"{name}.csv"
+        rows = {t: self.rows.get(t, []) for t in selected}
+        path.write_text(mv.rows_csv(rows), encoding="utf-8")
+        count = sum(map(len, rows.values()))
+        set_value(self.exported, f"<span style='font-size:12px'>{html.escape(str(path))}</span>")
+        return f"wrote {count} rows of runs {', '.join(map(str, selected))} to {path}"

@@ -6,14 +6,15 @@ themselves, they hand an action to the dashboard, which runs it on the same thre
 
 from __future__ import annotations
 
-import html
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
+import traitlets
 
 from ..client.client import runs_in_kernel
-from ..core.tasks import TaskState
+from ..core.placement import Settings
 from . import view_model as vm
 from .widgets_util import set_options, set_value
 
@@ -21,92 +22,6 @@ Action = Callable[[], str | None]  # returns what to tell the user, if anything
 Submit = Callable[[Action], None]
 
 MAX_OUTPUT_CHARS = 64 * 1024  # the output panel keeps the newest text
-LATEST = -1
-
-
-class QueuePanel:
-    def __init__(self, submit: Submit, client: Any) -> None:
-        self.state = widgets.Dropdown(
-            options=[vm.ALL_STATES, *TaskState], value=vm.ALL_STATES, description="state",
-            layout=widgets.Layout(width="180px"),
-        )  # fmt: skip
-        self.text = widgets.Text(placeholder="filter: id, kind, description, path")
-        self.table = widgets.HTML()
-        self.selected = widgets.Dropdown(description="task", layout=widgets.Layout(width="280px"))
-        self.checkpoint = widgets.Dropdown(
-            description="checkpoint", layout=widgets.Layout(width="200px")
-        )
-        self.stop = widgets.Button(description="Stop", button_style="danger", icon="stop")
-        self.continue_ = widgets.Button(description="Continue", icon="play")
-        self.analyze = widgets.Button(description="Analyze", icon="search")
-        self.show_output = widgets.Button(description="Output", icon="file-text")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.state, self.text]),
-                self.table,
-                widgets.HBox(
-                    [self.selected, self.stop, self.checkpoint, self.continue_, self.analyze]
-                ),
-            ]
-        )
-        self._client, self._submit = client, submit
-        self.stop.on_click(lambda _: submit(self._stop))
-        self.continue_.on_click(lambda _: submit(self._continue))
-        self.analyze.on_click(lambda _: submit(self._analyze))
-
-    @property
-    def task_id(self) -> int | None:
-        value = self.selected.value
-        return value if isinstance(value, int) else None
-
-    def update(self, tasks: Sequence[Mapping[str, Any]], now: float | None = None) -> None:
-        shown, total = vm.visible(tasks, str(self.state.value), self.text.value)
-        set_options(
-            self.selected, [(f"{t['id']} {t['kind']} {t['state']}", t["id"]) for t in shown]
-        )
-        set_value(self.table, vm.queue_html(shown, self.task_id, total, now))
-        task = next((t for t in tasks if t["id"] == self.task_id), None)
-        ended = task is None or TaskState(task["state"]).terminal
-        self.stop.disabled = ended
-        self.continue_.disabled = self.analyze.disabled = (
-            task is None or task.get("package_path") is None
-        )
-
-    def set_checkpoints(self, reply: Mapping[str, Any] | None) -> None:
-        held = (reply or {}).get("checkpoints") or []
-        # -1 is DLNest's "the latest" (None would read as no choice at all in a Dropdown).
-        options = [("latest", LATEST)] + [
-            (f"{c['id']} (epoch {c['epoch']})", c["id"]) for c in held
-        ]
-        set_options(self.checkpoint, options)
-
-    def _stop(self) -> str | None:
-        if self.task_id is None:
-            return "select a task first"
-        task = self._client.delete(self.task_id)
-        return f"task {task['id']} {task['state']}"
-
-    def _continue(self) -> str | None:
-        task, package = self._from_package("continue")
-        return f"task {task['id']} {task['state']}: continue {package}"
-
-    def _analyze(self) -> str | None:
-        task, package = self._from_package("analyze")
-        return f"analyzer {task['id']} {task['state']}: it loads {package}"
-
-    def _from_package(self, kind: str) -> tuple[dict[str, Any], str]:
-        """Submit a `kind` task on the selected task's package, at the chosen checkpoint."""
-        package = self._package()
-        body: dict[str, Any] = {"kind": kind, "record_path": package}
-        if self.checkpoint.value not in (None, LATEST):
-            body["checkpoint_id"] = self.checkpoint.value
-        return self._client.submit(body), package
-
-    def _package(self) -> str:
-        task = self._client.task(self.task_id) if self.task_id is not None else None
-        if task is None or not task.get("package_path"):
-            raise ValueError("select a task with a save package first")
-        return str(task["package_path"])
 
 
 class DevicesPanel:
@@ -173,123 +88,93 @@ class DevicesPanel:
         self._submit(apply)
 
 
-class AnalyzerPanel:
-    def __init__(self, submit: Submit, client: Any) -> None:
-        self.analyzer = widgets.Dropdown(
-            description="analyzer", layout=widgets.Layout(width="260px")
-        )
-        self.script = widgets.Dropdown(description="script", layout=widgets.Layout(width="260px"))
-        self.run = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.interrupt = widgets.Button(description="Interrupt", icon="stop")
-        self.attach = widgets.HTML()
-        self.output = widgets.Output(layout=widgets.Layout(max_height="300px", overflow="auto"))
-        self.state = widgets.HTML()
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.analyzer, self.script, self.run, self.interrupt]),
-                self.state,
-                self.output,
-                self.attach,
-            ]
-        )
-        self._client = client
-        self.experiment: tuple[int, int] | None = None  # (task id, experiment id) being shown
-        self.offsets = (0, 0)
-        self.text = ""
-        self.displays: list[dict[str, Any]] = []
-        self.run.on_click(lambda _: submit(self._run))
-        self.interrupt.on_click(lambda _: submit(self._interrupt))
+class OutputPanel:
+    """The Output tab: a task's output by offset. Its picker follows the queue's selection
+    (the dashboard sets it when that changes) and can be set here to read another task."""
+
+    def __init__(self) -> None:
+        self.picker = widgets.Dropdown(description="task", layout=widgets.Layout(width="320px"))
+        self.text = widgets.HTML(vm.output_html(""))
+        self.widget = widgets.VBox([self.picker, self.text])
 
     @property
     def task_id(self) -> int | None:
-        value = self.analyzer.value
+        value = self.picker.value
         return value if isinstance(value, int) else None
 
-    def update(self, tasks: Sequence[Mapping[str, Any]]) -> bool:
-        """New analyzer options; True when the chosen analyzer changed (scripts to fetch)."""
-        before = self.task_id
-        running = [
-            t for t in tasks if runs_in_kernel(t["kind"]) and t["state"] == TaskState.RUNNING
-        ]
-        options = [
-            (f"{t['id']} ({(t.get('progress') or {}).get('analyzer', '?')})", t["id"])
-            for t in running
-        ]
-        set_options(self.analyzer, options)
-        self.run.disabled = self.interrupt.disabled = self.task_id is None
-        return self.task_id != before
-
-    def set_scripts(self, names: Sequence[str], how: Mapping[str, Any] | None) -> None:
-        set_options(self.script, list(names))
-        if how is None:
-            set_value(self.attach, "")
-            return
-        set_value(
-            self.attach,
-            vm.output_html(
-                f"attach: Kernel > Change Kernel..., then {how['session_name']!r}\n"
-                f"console: jupyter console --existing {how['connection_file']}"
-            ),
-        )
-
-    def follow(self, experiment: Mapping[str, Any]) -> None:
-        """Show an experiment's new text and displays (offsets tell what is new)."""
-        self.text = (self.text + experiment["output"])[-MAX_OUTPUT_CHARS:]
-        self.displays = (self.displays + list(experiment["displays"]))[-20:]
-        self.offsets = (experiment["offset"], experiment["display_offset"])
-        outputs: list[dict[str, Any]] = []
-        if self.text:
-            outputs.append({"output_type": "stream", "name": "stdout", "text": self.text})
-        if experiment.get("error"):
-            outputs.append({"output_type": "stream", "name": "stderr", "text": experiment["error"]})
-        outputs += [
-            {"output_type": "display_data", "data": d["data"], "metadata": d.get("metadata") or {}}
-            for d in self.displays
-        ]
-        self.output.outputs = tuple(outputs)  # assigned, never `with output:` from a thread
-        set_value(
-            self.state,
-            f"experiment {experiment['id']} ({html.escape(str(experiment['name']))}):"
-            f" {vm.state_badge(experiment['state'])}",
-        )
-
-    def _run(self) -> str | None:
-        if self.task_id is None or not self.script.value:
-            return "choose an analyzer and a script"
-        experiment = self._client.run_experiment(self.task_id, {"name": self.script.value})
-        self.experiment, self.offsets, self.text, self.displays = (
-            (self.task_id, experiment["id"]), (0, 0), "", []
+    def update(self, tasks: Sequence[Mapping[str, Any]]) -> None:
+        """Tasks with output of their own: training runs (an analyzer's is per experiment)."""
+        runs = [t for t in tasks if t.get("package_path") and not runs_in_kernel(t["kind"])]
+        set_options(
+            self.picker,
+            [(f"{t['id']} {t['kind']} {t['state']} {vm.short(t.get('description') or '', 30)}",
+              t["id"]) for t in runs[: vm.WINDOW_ROWS]],
         )  # fmt: skip
-        return f"experiment {experiment['id']} {experiment['state']}"
 
-    def _interrupt(self) -> str | None:
-        if self.task_id is None:
-            return "choose an analyzer"
-        self._client.interrupt(self.task_id)
-        return f"analyzer {self.task_id} interrupted"
+    def follow(self, task_id: int | None) -> None:
+        with contextlib.suppress(traitlets.TraitError):  # not one with output: keep the pick
+            self.picker.value = task_id
 
 
 class SettingsPanel:
     def __init__(self, submit: Submit, client: Any) -> None:
-        self.max_tasks = widgets.BoundedIntText(min=1, max=1_000_000, description="tasks per card")
-        self.delay = widgets.BoundedFloatText(min=0, max=86_400, description="launch delay s")
+        wide = {"style": {"description_width": "initial"}, "layout": widgets.Layout(width="300px")}
+        self.max_tasks = widgets.BoundedIntText(
+            min=1, max=1_000_000, description="most tasks per card", **wide
+        )
+        self.delay = widgets.BoundedFloatText(
+            min=0, max=86_400, description="launch delay between tasks on a card (s)", **wide
+        )
+        self.explained = widgets.HTML(settings_help_html())
         self.apply = widgets.Button(description="Apply", icon="check")
         self.scheduler = widgets.HTML()
-        self.widget = widgets.VBox([self.max_tasks, self.delay, self.apply, self.scheduler])
+        self.widget = widgets.VBox(
+            [self.max_tasks, self.delay, self.explained, self.apply, self.scheduler]
+        )
         self._client, self.loaded = client, False
+        self._applied: dict[str, Any] = {}  # what the server holds, to say what Apply changed
         self.apply.on_click(lambda _: submit(self._apply))
 
     def update(self, settings: Mapping[str, Any]) -> None:
         if not self.loaded:  # later refreshes must not overwrite what the user is typing
             self.max_tasks.value = settings["max_tasks_per_device"]
             self.delay.value = settings["launch_delay_s"]
+            self._applied = dict(settings)
             self.loaded = True
 
     def show_scheduler(self, scheduler: Mapping[str, Any]) -> None:
         set_value(self.scheduler, vm.scheduler_html(scheduler))
 
     def _apply(self) -> str:
+        before = self._applied or self._client.settings()
         changed = self._client.update_settings(
             {"max_tasks_per_device": self.max_tasks.value, "launch_delay_s": self.delay.value}
         )
-        return f"settings: {changed['max_tasks_per_device']} tasks per card, {changed['launch_delay_s']} s delay"
+        self._applied = dict(changed)
+        return "settings: " + settings_change_text(before, changed)
+
+
+SETTING_NAMES = {"max_tasks_per_device": "tasks per card", "launch_delay_s": "launch delay (s)"}
+
+
+def settings_change_text(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """`tasks per card 10000 -> 2; launch delay (s) unchanged (0.0)`: what Apply did."""
+    return "; ".join(
+        f"{name} {before.get(key)} → {after.get(key)}"
+        if before.get(key) != after.get(key)
+        else f"{name} unchanged ({after.get(key)})"
+        for key, name in SETTING_NAMES.items()
+    )
+
+
+def settings_help_html() -> str:
+    default = Settings().max_tasks_per_device
+    return (
+        "<div style='font-size:12px;color:#555;max-width:640px'>"
+        "Memory decides first: a task starts on a card only when its estimate fits there. "
+        f"<b>Most tasks per card</b> caps how many of this queue's tasks share one card besides; "
+        f"the default, {default:,}, means no limit (memory alone decides). "
+        "<b>Launch delay</b>: the least time between two launches on one card, so that a "
+        "starting task's memory shows before the next is placed (0: none needed, tasks "
+        "reserve their estimate when claimed).</div>"
+    )

@@ -2,7 +2,7 @@
 
 A notebook queues two tasks with `%dlnest run` and shows `%dlnest dashboard`; without running any
 cell again, the queue follows the first task to `succeeded`, the GPU panel shows the fake cards,
-and Stop on the second (a task that would hang) ends it.
+a row's button picks its task, and Stop, confirmed, ends the second (a task that would hang).
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ TIMEOUT_MS = 120_000
 
 
 def row_state(page: Any, task_id: int) -> str | None:
-    """The state shown in the queue table's row for `task_id` (None while it is not shown)."""
-    text = page.locator(".widget-html-content table").first.inner_text(timeout=TIMEOUT_MS)
-    match = re.search(rf"^{task_id}\s+train\s+(\w+)", text, re.MULTILINE)
+    """The state shown in the queue's row for `task_id` (None while it is not shown): the
+    row's cells sit beside its select button."""
+    cells = page.locator(f"button[title='select task {task_id}'] + .widget-html")
+    if cells.count() == 0:
+        return None
+    match = re.search(r"^train\s+(\w+)", cells.first.inner_text(timeout=TIMEOUT_MS))
     return match.group(1) if match else None
 
 
@@ -71,12 +74,14 @@ def test_the_dashboard_follows_tasks_and_stops_one_in_a_real_browser(
         page.screenshot(path=str(artifacts() / f"dashboard-{kind}-gpus.png"), full_page=True)
 
         page.get_by_role("tab", name="Queue").click()
-        chooser = page.locator(
-            ".widget-dropdown", has=page.locator("label", has_text=re.compile(r"^task$"))
-        )
-        chooser.locator("select").select_option(label="2 train running")
+        for task_id in (1, 2):  # a row's button picks its task: the button turns blue
+            page.locator(f"button[title='select task {task_id}']").click()
+            page.wait_for_selector(f"button.mod-info[title='select task {task_id}']")
         page.locator("button.widget-button", has_text="Stop").click()
+        page.locator("button.widget-button", has_text="Confirm: stop 2").click()  # asked once
         assert wait_for_state(page, 2, ("cancelled",)) == "cancelled"
+        bars = page.locator("button[title^='select task'] + .widget-html [role=progressbar]")
+        assert bars.count() >= 1 and bars.first.get_attribute("aria-valuemax") == "100"
         page.screenshot(path=str(artifacts() / f"dashboard-{kind}-stopped.png"), full_page=True)
 
         assert "Error displaying widget" not in page.content()

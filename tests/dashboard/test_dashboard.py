@@ -10,13 +10,11 @@ import json
 import os
 import pwd
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from dlnest_jupyter.client.client import Client, ClientError, InProcessTransport
+from dlnest_jupyter.client.client import Client, InProcessTransport
 from dlnest_jupyter.core.box_ledger import BoxLedger
 from dlnest_jupyter.core.devices import FakeSource, GpuSnapshot, InventorySnapshot
 from dlnest_jupyter.core.store import TaskStore
@@ -24,48 +22,8 @@ from dlnest_jupyter.dashboard import Dashboard
 from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.service import DLNestService
 
-from ..projects import write_project
 from ..recording_executor import RecordingExecutor, SleepingExecutor
-
-HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-class Transport(InProcessTransport):
-    """The in-process transport, with a switch that makes the server "go away", and a log."""
-
-    def __init__(self, api: Api) -> None:
-        super().__init__(api)
-        self.down = False
-        self.sent: list[tuple[str, str]] = []
-
-    def request(self, method: str, target: str, body: bytes | None) -> tuple[int, bytes | str]:
-        if self.down:
-            raise ClientError("cannot reach the Jupyter server at http://127.0.0.1:1/: refused")
-        self.sent.append((method, target))
-        return super().request(method, target, body)
-
-
-@pytest.fixture
-def transport(tmp_path: Path) -> Iterator[Transport]:
-    service = DLNestService(
-        TaskStore(tmp_path / "q.sqlite"), FakeSource((16384, 16384)), RecordingExecutor()
-    )
-    yield Transport(Api(service, tmp_path, [tmp_path]))
-    service.stop()
-
-
-@pytest.fixture
-def client(transport: Transport) -> Client:
-    return Client(transport)
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return write_project(tmp_path / "proj")
-
-
-def submit(client: Client, config: Path, **fields: Any) -> dict[str, Any]:
-    return client.submit({"kind": "train", "config_path": str(config), **fields})
+from .conftest import HOSTILE, Transport, rows_html, submit
 
 
 def test_the_queue_lists_tasks_newest_first_escaped_and_keeps_the_selection(
@@ -76,8 +34,8 @@ def test_the_queue_lists_tasks_newest_first_escaped_and_keeps_the_selection(
     board = Dashboard(client, start=False)
     panel = board.queue_panel
 
-    table = panel.table.value
-    assert table.index(f">{second['id']}<") < table.index(f">{first['id']}<")  # newest first
+    table = rows_html(board)
+    assert panel.row_ids[:2] == [second["id"], first["id"]]  # newest first
     assert "&lt;img src=x onerror=alert(1)&gt;" in table and HOSTILE not in table
     assert "background:#0d6efd" in table  # running: the running colour
     panel.selected.value = first["id"]
@@ -87,7 +45,8 @@ def test_the_queue_lists_tasks_newest_first_escaped_and_keeps_the_selection(
 
     panel.state.value = "queued"
     board.refresh()
-    assert panel.selected.options == () and "0 tasks" in panel.table.value
+    assert panel.selected.options == () and "0 tasks" in panel.count.value
+    assert panel.rows.children == ()
     board.close()
 
 
@@ -100,8 +59,8 @@ def test_a_running_task_shows_progress_rate_and_eta_from_its_package(
 
     board = Dashboard(client, start=False)
 
-    table = board.queue_panel.table.value
-    assert "width:38%" in table  # 1 epoch and 5 of 10 steps of 4 epochs
+    table = rows_html(board)
+    assert 'role="progressbar" aria-valuenow="38"' in table  # 1 epoch and 5 of 10 of 4 epochs
     assert "epoch 2 step 4" in table and "12.5/s" in table
     board.close()
 
@@ -127,22 +86,46 @@ def test_gpu_bars_show_ours_and_a_card_is_disabled_from_its_toggle(
     board.close()
 
 
-def test_stop_ends_the_selected_task_and_a_second_press_says_why_not(
+def test_stop_asks_once_for_a_running_task_which_then_reads_cancelled_with_its_progress(
     client: Client, config: Path
 ) -> None:
     task = submit(client, config, cpu=True)
+    progress = {"epoch": 3, "iter": 1, "epochs": 4, "steps_per_epoch": 2}
+    (Path(task["package_path"]) / "_progress.json").write_text(json.dumps(progress))
+    board = Dashboard(client, start=False)
+    panel = board.queue_panel
+    panel.selected.value = task["id"]
+
+    panel.stop.click()
+    board.refresh()
+    assert client.task(task["id"])["state"] == "running"  # asked, not stopped
+    assert panel.stop.description == f"Confirm: stop {task['id']}"
+    assert "is running: press" in board.message.value
+    panel.stop.click()
+    board.refresh()
+
+    assert client.task(task["id"])["state"] == "cancelled"
+    assert board.message.value == f"task {task['id']} cancelled"
+    assert panel.stop.disabled and panel.stop.description == "Stop"
+    row = rows_html(board)
+    assert ">cancelled<" in row and "epoch 3 step 1" in row and 'aria-valuenow="75"' in row
+    assert "deleted" not in row  # the state says it; no red error line
+    panel._submit(panel._stop)  # as a second, late press would
+    board.refresh()
+    assert "cannot become cancelled" in board.message.value
+    board.close()
+
+
+def test_a_queued_task_stops_at_the_first_press(client: Client, config: Path) -> None:
+    client.update_settings({"devices": []})  # it stays queued
+    task = submit(client, config, memory_mb=100)
     board = Dashboard(client, start=False)
     board.queue_panel.selected.value = task["id"]
 
     board.queue_panel.stop.click()
     board.refresh()
-    assert client.task(task["id"])["state"] == "cancelled"
-    assert board.message.value == f"task {task['id']} cancelled"
-    assert board.queue_panel.stop.disabled
 
-    board.queue_panel._submit(board.queue_panel._stop)  # as a second, late press would
-    board.refresh()
-    assert "cannot become cancelled" in board.message.value
+    assert client.task(task["id"])["state"] == "cancelled"
     board.close()
 
 
@@ -161,7 +144,7 @@ def test_output_is_read_by_offset_and_escaped(
     transport.sent.clear()
     board.refresh()
 
-    assert "epoch 1 &lt;b&gt;loss&lt;/b&gt;\nepoch 2" in board.output.value
+    assert "epoch 1 &lt;b&gt;loss&lt;/b&gt;\nepoch 2" in board.output_panel.text.value
     reads = [t for m, t in transport.sent if "/output" in t]
     assert reads[0] != f"tasks/{task['id']}/output?offset=0"  # only the new bytes are asked for
     board.close()
@@ -234,7 +217,7 @@ def test_the_refresher_thread_updates_by_itself_and_stops_when_closed(
     board = Dashboard(client, refresh_s=0.05)
     task = submit(client, config, cpu=True)
     deadline = time.monotonic() + 30
-    while f">{task['id']}<" not in board.queue_panel.table.value:
+    while task["id"] not in board.queue_panel.row_ids:
         assert time.monotonic() < deadline, "the dashboard never showed the new task"
         time.sleep(0.05)
 
@@ -278,6 +261,18 @@ def test_the_analyzers_tab_runs_a_picked_script_on_a_loaded_model(
 
         assert panel.output.outputs[0]["text"] == "loaded ToyRunner\n"
         assert "succeeded" in panel.state.value
+        assert "ready" in panel.kernel.value and "1 experiments" in panel.kernel.value
+
+        # A script saved after the load appears while the tab is in view.
+        (tmp_path / "proj" / "AnalyzeScripts" / "later.py").write_text(IDENT)
+        board.tabs.selected_index = 3  # Analyzers
+        board.scripts_every_s = 0  # (every refresh, not every 5 s)
+        board.refresh()
+        assert list(panel.script.options) == ["ident", "later"]
+
+        panel.interrupt.click()  # nothing of ours runs: said at once, nothing sent
+        board.refresh()
+        assert "nothing was interrupted" in board.message.value
         board.close()
     finally:
         service.stop()

@@ -145,18 +145,22 @@ def test_a_dataset_init_that_returns_the_wrong_shape_is_named(tmp_path: Path) ->
     )
 
 
-def test_metrics_get_one_line_per_epoch_with_the_last_logged_values(tmp_path: Path) -> None:
+def test_metrics_get_one_line_per_epoch_with_the_epochs_mean_values(tmp_path: Path) -> None:
     package, _ = toy(tmp_path)
 
     train_in_process(package)
 
     metrics = package.read_metrics()
-    checkpoint_log = __import__("torch").load(package.checkpoint_path(1), weights_only=True)[
-        "log_dict"
-    ]
-    assert [m["epoch"] for m in metrics] == [1, 2]
-    assert metrics[-1]["loss"] == checkpoint_log["loss"][-1]
-    assert metrics[-1]["val"] == checkpoint_log["val"][-1]
+    torch = __import__("torch")
+    first, second = (
+        torch.load(package.checkpoint_path(i), weights_only=True)["log_dict"] for i in (0, 1)
+    )
+    losses = second["loss"][len(first["loss"]) :]  # the steps of epoch 2
+    assert [m["epoch"] for m in metrics] == [1, 2] and len(losses) > 1
+    assert metrics[-1]["loss"] == pytest.approx(sum(losses) / len(losses))
+    assert metrics[-1]["loss"] != losses[-1]  # not one minibatch's
+    assert metrics[-1]["val"] == second["val"][-1]  # one value an epoch: its mean is itself
+    assert all(m["_epoch_mean"] is True for m in metrics)
 
 
 def test_a_runner_with_validate_replaces_the_per_batch_trio(tmp_path: Path) -> None:

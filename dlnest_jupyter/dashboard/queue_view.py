@@ -1,0 +1,186 @@
+"""The queue tab's rows and the checkpoint picker, as pure functions over the API's JSON.
+
+A row is its own small table with the header's fixed column widths, so that each row can sit
+beside its own select button (a click on an HTML widget reaches no Python) and still line up.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..core.placement import DEFAULT_MEMORY_FRACTION
+from ..core.tasks import TaskState
+from .view_model import devices_text, duration, short, state_badge
+
+# Shares of the row's width, so the columns shrink with the notebook rather than being cut.
+COLUMNS_PCT = (
+    ("kind", 7),
+    ("state", 12),
+    ("description", 22),
+    ("devices", 8),
+    ("MiB", 9),
+    ("progress", 21),
+    ("steps/s", 7),
+    ("elapsed", 7),
+    ("ETA", 7),
+)
+DEFAULT_MEMORY_TEXT = f"default ({DEFAULT_MEMORY_FRACTION:.0%} of a card)"
+_CELL = "padding:2px 4px;vertical-align:top;overflow:hidden;text-overflow:ellipsis"
+
+
+def fraction_done(task: Mapping[str, Any]) -> float | None:
+    """How far a training task is, 0 to 1, when its epoch count is known."""
+    progress = task.get("progress") or {}
+    epochs, epoch = progress.get("epochs"), progress.get("epoch")
+    if not isinstance(epochs, int) or not isinstance(epoch, int) or epochs <= 0:
+        return None
+    steps, step = progress.get("steps_per_epoch"), progress.get("iter")
+    within = (
+        (step + 1) / steps if isinstance(steps, int) and steps > 0 and isinstance(step, int) else 0
+    )
+    return min(1.0, max(0.0, (epoch - 1 + min(within, 1.0)) / epochs))
+
+
+def eta_s(task: Mapping[str, Any]) -> float | None:
+    """Seconds left for a running task: the epochs left times the last whole epoch's time.
+
+    None until the run has finished one epoch in this launch (`epoch_s`): an estimate from the
+    first seconds, warm-up and all, read 40 s for a 3-second task."""
+    done = fraction_done(task)
+    progress = task.get("progress") or {}
+    epoch_s, epochs = progress.get("epoch_s"), progress.get("epochs")
+    if task.get("state") != TaskState.RUNNING or done is None or not _number(epoch_s):
+        return None
+    if not isinstance(epoch_s, int | float) or not isinstance(epochs, int):
+        return None  # (told to mypy: fraction_done and _number checked these)
+    return float(epoch_s) * epochs * (1 - done)
+
+
+def rate_html(progress: Mapping[str, Any]) -> str:
+    rate = progress.get("steps_per_s")
+    if not _number(rate):
+        return ""
+    window_s = progress.get("rate_window_s")
+    over = f" over the last {window_s:g} s" if _number(window_s) else ""
+    return f"<span title='steps per second{over}'>{rate:.1f}/s</span>"
+
+
+def memory_text(task: Mapping[str, Any]) -> str:
+    """What the task holds now, else what it asked for, else (queued) what it will ask for."""
+    for key, suffix in (("reserved_mb", " held"), ("memory_mb", "")):
+        value = task.get(key)
+        if isinstance(value, int):
+            return f"{value:,}{suffix}"
+    return DEFAULT_MEMORY_TEXT if task.get("state") == TaskState.QUEUED else ""
+
+
+def progress_bar(fraction: float | None, label: str, colour: str = "#0d6efd") -> str:
+    """A bar screen readers and browser tests can read: role=progressbar with its value."""
+    if fraction is None:
+        return html.escape(label)
+    percent = round(fraction * 100)
+    return (
+        '<div style="display:flex;align-items:center;gap:6px">'
+        f'<div role="progressbar" aria-valuenow="{percent}" aria-valuemin="0"'
+        f' aria-valuemax="100" aria-label="{html.escape(label)}"'
+        ' style="width:80px;height:10px;background:#e9ecef;border-radius:3px">'
+        f'<div style="width:{percent}%;height:10px;background:{colour};'
+        'border-radius:3px"></div></div>'
+        f'<span style="white-space:nowrap">{html.escape(label)}</span></div>'
+    )
+
+
+def _table(row: str) -> str:
+    columns = "".join(f"<col style='width:{share}%'>" for _, share in COLUMNS_PCT)
+    return (
+        "<table style='table-layout:fixed;width:100%;border-collapse:collapse;font-size:12px'>"
+        f"<colgroup>{columns}</colgroup>{row}</table>"
+    )
+
+
+def queue_header_html() -> str:
+    cells = "".join(f"<th style='text-align:left;{_CELL}'>{h}</th>" for h, _ in COLUMNS_PCT)
+    return _table(f"<tr>{cells}</tr>")
+
+
+def queue_count_html(shown: int, total: int) -> str:
+    text = f"{shown} of {total} tasks" if total > shown else f"{total} tasks"
+    return f"<div style='font-size:12px;color:#555'>{text}</div>"
+
+
+def queue_row_html(task: Mapping[str, Any], selected: bool, now: float) -> str:
+    """One task's cells; a long description, a wait reason or an error shows whole on hover."""
+    progress = task.get("progress") or {}
+    state = str(task["state"])
+    epoch, step = progress.get("epoch"), progress.get("iter")
+    label = f"epoch {epoch} step {step}" if epoch is not None else ""
+    if progress.get("analyzer"):
+        label = f"analyzer {progress['analyzer']}, {progress.get('experiments', 0)} experiments"
+    end = task.get("ended_at") or now
+    colour = "#adb5bd" if TaskState(state).terminal else "#0d6efd"
+    cells = [
+        html.escape(str(task["kind"])),
+        state_badge(state),
+        _description_html(task),
+        html.escape(devices_text(task.get("devices") or [])),
+        html.escape(memory_text(task)),
+        progress_bar(fraction_done(task), label, colour),
+        rate_html(progress) if state == TaskState.RUNNING else "",
+        duration(end - task["started_at"]) if task.get("started_at") else "",
+        duration(eta_s(task)),
+    ]
+    shade = "background:#fff3cd;" if selected else ""
+    return _table(
+        f"<tr style='{shade}'>" + "".join(f"<td style='{_CELL}'>{c}</td>" for c in cells) + "</tr>"
+    )
+
+
+def _description_html(task: Mapping[str, Any]) -> str:
+    text = task.get("description") or ""
+    lines = [f"<span title='{html.escape(text)}'>{html.escape(short(text, 60))}</span>"]
+    waiting = task.get("waiting_for")
+    if waiting and task.get("state") == TaskState.QUEUED:
+        lines.append(_note(f"waiting: {waiting}", "#6c757d"))
+    error = task.get("error")
+    # Stop records "deleted" as the error of the task it cancels: the badge already says so.
+    if error and not (task.get("state") == TaskState.CANCELLED and error == "deleted"):
+        lines.append(_note(error, "#dc3545"))
+    return "<br>".join(lines)
+
+
+def _note(text: str, colour: str) -> str:
+    return (
+        f"<span title='{html.escape(text)}' style='color:{colour}'>"
+        f"{html.escape(short(text, 120))}</span>"
+    )
+
+
+def checkpoint_options(reply: Mapping[str, Any] | None, latest: int) -> list[tuple[str, int]]:
+    """The picker's choices: `latest` first, then each held checkpoint, by branch when the
+    package has several (a continue from an older checkpoint starts a branch)."""
+    reply = reply or {}
+    held = reply.get("checkpoints") or []
+    head = reply.get("head")
+    options = [(f"latest ({head})" if head is not None else "latest", latest)]
+    branched = len({c.get("branch", 0) for c in held}) > 1 or len(reply.get("branches") or []) > 1
+    if not branched:
+        return options + [(f"{c['id']} (epoch {c['epoch']})", c["id"]) for c in held]
+    branches = {b.get("id"): b for b in reply.get("branches") or []}
+    for checkpoint in sorted(held, key=lambda c: (c.get("branch", 0), c["id"])):
+        branch = branches.get(checkpoint.get("branch", 0)) or {}
+        notes = [f"epoch {checkpoint['epoch']}"]
+        if checkpoint["id"] == branch.get("head"):
+            notes.append("its head")
+        fork = branch.get("fork_checkpoint")
+        if fork is not None and checkpoint.get("parent") == fork:
+            notes.append(f"forked at {fork}")  # the branch's first: where it left its parent
+        label = f"branch {checkpoint.get('branch', 0)}: {checkpoint['id']} ({', '.join(notes)})"
+        options.append((label, checkpoint["id"]))
+    return options
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

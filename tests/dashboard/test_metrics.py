@@ -1,0 +1,129 @@
+"""The Metrics tab: honest curves (epoch means, raw under smoothed), branches as their own
+lines from their fork point, x by epoch or time, a log scale, a legend beside the chart, and
+the shown rows exported as CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from dlnest_jupyter.client.client import Client
+from dlnest_jupyter.core.checkpoints import Tracks
+from dlnest_jupyter.core.package import SavePackage
+from dlnest_jupyter.core.package_state import Branch, CheckpointInfo, PackageState
+from dlnest_jupyter.dashboard import Dashboard
+from dlnest_jupyter.dashboard.metrics_panel import MetricsPanel
+
+from .conftest import submit
+
+METRICS_TAB = 4
+LONG = "a description far longer than any legend inside a chart would show whole"
+
+
+def write_rows(task: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    lines = "".join(json.dumps({"_epoch_mean": True, **r}) + "\n" for r in rows)
+    (Path(task["package_path"]) / "_metrics.jsonl").write_text(lines)
+
+
+def metrics_board(client: Client, task: dict[str, Any]) -> Dashboard:
+    board = Dashboard(client, start=False)
+    board.queue_panel.selected.value = task["id"]
+    board.tabs.selected_index = METRICS_TAB
+    board.refresh()
+    return board
+
+
+def test_only_training_runs_are_offered() -> None:
+    panel = MetricsPanel()
+    tasks = [
+        {"id": 2, "kind": "analyze", "state": "running", "package_path": "/p"},
+        {"id": 1, "kind": "train", "state": "succeeded", "package_path": "/p"},
+    ]
+    panel.update_runs(tasks)
+
+    assert [value for _, value in panel.runs.options] == [1]
+
+
+def test_a_branch_is_its_own_line_from_its_fork_point(client: Client, config: Path) -> None:
+    task = submit(client, config, cpu=True, description=LONG)
+    rows = [{"epoch": e, "loss": 1.0 / e, "_branch": 0} for e in range(1, 8)]
+    rows += [{"epoch": e, "loss": 0.5 / e, "_branch": 1} for e in (7, 8)]  # continued from 6
+    write_rows(task, rows)
+    state = PackageState(
+        next_id=10,
+        branch=1,
+        branches={
+            0: Branch(tracks=Tracks(fast=(6, 7)), head=7),
+            1: Branch(tracks=Tracks(fast=(9,)), parent=0, fork_checkpoint=6, head=9),
+        },
+        checkpoints={
+            6: CheckpointInfo(6, 5),
+            7: CheckpointInfo(7, 6),
+            9: CheckpointInfo(8, 6, branch=1),
+        },
+    )
+    SavePackage(Path(task["package_path"])).write_state(state)
+
+    board = metrics_board(client, task)
+
+    marks = board.metrics_panel._figure.marks
+    assert [list(m.x) for m in marks] == [[1, 2, 3, 4, 5, 6, 7], [6, 7, 8]]
+    assert list(marks[1].y) == [1 / 6, 0.5 / 7, 0.5 / 8]  # from branch 0's epoch 6
+    summary = board.metrics_panel.summary.value
+    assert f"task {task['id']} {LONG}, branch 1" in summary  # the legend: names whole
+    assert not any(m.display_legend for m in marks)  # no legend over the curves
+    assert "each point: the epoch's mean" in board.metrics_panel.about.value
+    board.close()
+
+
+def test_smoothing_keeps_the_raw_curve_and_log_and_time_axes_redraw(
+    client: Client, config: Path
+) -> None:
+    task = submit(client, config, cpu=True)
+    write_rows(task, [{"epoch": e, "loss": 10.0**-e, "_time": 100.0 + 5 * e} for e in (1, 2, 3)])
+    board = metrics_board(client, task)
+    panel = board.metrics_panel
+
+    panel.smoothing.value = 0.5
+    board.refresh()
+    [mark] = panel._figure.marks
+    raw, smooth = (list(y) for y in mark.y)
+    assert raw == [0.1, 0.01, 0.001]  # the measured curve stays, faint, under the smoothed
+    assert smooth[0] == 0.1 and raw[2] < smooth[2] < smooth[1] < smooth[0]
+    assert list(mark.opacities) == [0.3, 1.0]
+
+    panel.smoothing.value = 0.0
+    panel.log_scale.value = True
+    panel.x_axis.value = "time"
+    board.refresh()
+    [mark] = panel._figure.marks
+    assert [round(v, 9) for v in mark.y] == [-1, -2, -3] and list(mark.x) == [0, 5, 10]
+    assert panel._figure.axes[1].label == "log10 of loss"
+    assert panel._figure.axes[0].label.startswith("time")
+    board.close()
+
+
+def test_export_writes_the_shown_rows_to_a_csv_and_says_where(
+    client: Client, config: Path, tmp_path: Path
+) -> None:
+    task = submit(client, config, cpu=True)
+    write_rows(task, [{"epoch": 1, "loss": 0.5, "acc": 0.75, "_time": 1.5}])
+    board = metrics_board(client, task)
+    board.metrics_panel.folder = tmp_path
+
+    board.metrics_panel.export.click()
+    board.refresh()
+
+    [written] = tmp_path.glob("dlnest-metrics-*.csv")
+    assert f"wrote 1 rows of runs {task['id']} to {written}" == board.message.value
+    with written.open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows == [
+        ["task", "branch", "epoch", "time", "loss", "acc"],
+        [str(task["id"]), "0", "1", "1.5", "0.5", "0.75"],
+    ]
+    assert not math.isnan(float(rows[1][4]))
+    board.close()

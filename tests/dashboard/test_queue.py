@@ -1,0 +1,185 @@
+"""The Queue tab as a researcher uses it: pick a row, read why a task waits and what it holds,
+continue from a checkpoint the package still has, and an ETA only once it means something."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dlnest_jupyter.client.client import Client
+from dlnest_jupyter.core.checkpoints import Tracks
+from dlnest_jupyter.core.package import SavePackage
+from dlnest_jupyter.core.package_state import Branch, CheckpointInfo, PackageState
+from dlnest_jupyter.dashboard import Dashboard
+from dlnest_jupyter.dashboard import queue_view as qv
+
+from .conftest import HOSTILE, row_button, rows_html, submit
+
+OUTPUT_TAB, METRICS_TAB = 2, 4
+
+
+def queued(**fields: Any) -> dict[str, Any]:
+    return {"id": 7, "kind": "train", "state": "queued", "description": "d", **fields}
+
+
+def test_a_queued_task_shows_why_it_waits_whole_on_hover_and_escaped() -> None:
+    reason = f"needs 14,745 MiB; most free is 1,639 MiB on GPU 0 {HOSTILE}" + " and more" * 20
+    row = qv.queue_row_html(queued(waiting_for=reason), False, 0.0)
+
+    assert "waiting: needs 14,745 MiB" in row
+    assert f"title='waiting: {reason.replace('<', '&lt;').replace('>', '&gt;')}'" in row
+    assert HOSTILE not in row
+    assert "waiting:" not in qv.queue_row_html(queued(), False, 0.0)  # an older server: nothing
+
+
+def test_the_mib_column_shows_what_is_held_else_asked_else_the_default() -> None:
+    assert qv.memory_text({"state": "running", "reserved_mb": 14745, "memory_mb": None}) == (
+        "14,745 held"
+    )
+    assert qv.memory_text({"state": "queued", "reserved_mb": None, "memory_mb": 3000}) == "3,000"
+    assert qv.memory_text(queued(memory_mb=None)) == "default (90% of a card)"
+    assert qv.memory_text({"state": "succeeded", "memory_mb": None}) == ""
+
+
+def test_a_long_description_shows_whole_on_hover() -> None:
+    text = "lr sweep " * 20
+    row = qv.queue_row_html(queued(description=text), False, 0.0)
+
+    assert f"title='{text}'" in row and "lr sweep lr sweep" in row and "…" in row
+
+
+def test_clicking_a_rows_button_selects_its_task(client: Client, config: Path) -> None:
+    first, second = (submit(client, config, memory_mb=100) for _ in range(2))
+    board = Dashboard(client, start=False)
+    panel = board.queue_panel
+    assert panel.task_id == second["id"]  # the newest, first in the list
+
+    row_button(board, first["id"]).click()
+    board.refresh()
+
+    assert panel.task_id == first["id"]
+    assert row_button(board, first["id"]).button_style == "info"
+    assert row_button(board, second["id"]).button_style == ""
+    assert rows_html(board).count("background:#fff3cd") == 1  # the chosen row is shaded
+    board.close()
+
+
+def test_the_output_and_metrics_tabs_follow_the_queue_and_keep_their_own_pick(
+    client: Client, config: Path
+) -> None:
+    first, second = (submit(client, config, cpu=True) for _ in range(2))
+    for task, text in ((first, "first says hi\n"), (second, "second says hi\n")):
+        (Path(task["package_path"]) / "_output.txt").write_text(text)
+    board = Dashboard(client, start=False)
+    board.tabs.selected_index = OUTPUT_TAB
+    board.queue_panel.selected.value = first["id"]
+    board.refresh()
+    assert "first says hi" in board.output_panel.text.value
+    assert board.metrics_panel.selected == (first["id"],)
+
+    board.output_panel.picker.value = second["id"]  # the Output tab's own picker
+    board.refresh()
+    assert "second says hi" in board.output_panel.text.value
+    assert board.queue_panel.task_id == first["id"]  # the queue's choice stays
+    board.close()
+
+
+def write_checkpoints(task: dict[str, Any], held: tuple[int, ...]) -> None:
+    infos = {i: CheckpointInfo(epoch=i + 1, parent=i - 1 if i else None) for i in held}
+    state = PackageState(
+        next_id=max(held) + 1,
+        branches={0: Branch(tracks=Tracks(fast=held), head=max(held))},
+        checkpoints=infos,
+    )
+    package = SavePackage(Path(task["package_path"]))
+    package.write_state(state)
+    for checkpoint_id in held:  # the files a continue checks for (never loaded here)
+        package.checkpoint_path(checkpoint_id, state).touch()
+
+
+def test_the_checkpoint_picker_follows_the_package_while_the_run_goes_on(
+    client: Client, config: Path
+) -> None:
+    task = submit(client, config, cpu=True)
+    write_checkpoints(task, (0, 1))
+    progress = Path(task["package_path"]) / "_progress.json"
+    progress.write_text(json.dumps({"epoch": 2, "iter": 0}))
+    board = Dashboard(client, start=False)
+    board.queue_panel.selected.value = task["id"]
+    board.refresh()
+    assert [v for _, v in board.queue_panel.checkpoint.options] == [-1, 0, 1]
+
+    write_checkpoints(task, (1, 2))  # the run saved 2 and its track dropped 0
+    progress.write_text(json.dumps({"epoch": 3, "iter": 0}))
+    board.refresh()
+
+    options = board.queue_panel.checkpoint.options
+    assert [v for _, v in options] == [-1, 1, 2] and options[0][0] == "latest (2)"
+    board.close()
+
+
+def test_the_checkpoint_picker_shows_each_branch_and_where_it_forked() -> None:
+    reply = {
+        "head": 9,
+        "checkpoints": [
+            {"id": 6, "epoch": 6, "branch": 0, "parent": 5},
+            {"id": 7, "epoch": 7, "branch": 0, "parent": 6},
+            {"id": 9, "epoch": 8, "branch": 1, "parent": 6},
+        ],
+        "branches": [
+            {"id": 0, "parent": None, "head": 7, "fork_checkpoint": None, "fork_epoch": None},
+            {"id": 1, "parent": 0, "head": 9, "fork_checkpoint": 6, "fork_epoch": 6},
+        ],
+    }
+
+    labels = [label for label, _ in qv.checkpoint_options(reply, -1)]
+
+    assert labels == [
+        "latest (9)",
+        "branch 0: 6 (epoch 6)",
+        "branch 0: 7 (epoch 7, its head)",
+        "branch 1: 9 (epoch 8, its head, forked at 6)",
+    ]
+    older = {"head": 1, "checkpoints": [{"id": 1, "epoch": 2}]}  # a server without branches
+    assert [label for label, _ in qv.checkpoint_options(older, -1)] == ["latest (1)", "1 (epoch 2)"]
+
+
+def test_continue_and_analyze_name_their_source_task_and_checkpoint(
+    client: Client, config: Path
+) -> None:
+    task = submit(client, config, cpu=True)
+    write_checkpoints(task, (0, 1))
+    client.delete(task["id"])  # a package no run writes to any more
+    board = Dashboard(client, start=False)
+    board.queue_panel.selected.value = task["id"]
+    board.refresh()
+    board.queue_panel.checkpoint.value = 0
+
+    board.queue_panel.continue_.click()
+    board.refresh()
+
+    newest = max(client.tasks(), key=lambda t: t["id"])
+    assert newest["kind"] == "continue"
+    assert newest["description"] == f"continue of task {task['id']} from checkpoint 0"
+    board.close()
+
+
+def test_the_eta_shows_only_once_an_epoch_has_ended_and_bars_are_readable() -> None:
+    progress = {"epoch": 1, "iter": 4, "epochs": 4, "steps_per_epoch": 10, "epoch_s": None}
+    running = {"id": 1, "kind": "train", "state": "running", "progress": progress}
+    assert qv.eta_s(running) is None  # the first epoch: no guess from warm-up
+
+    running["progress"] = {**progress, "epoch": 2, "epoch_s": 30.0}
+    assert qv.eta_s(running) == 30.0 * 2.5  # 2.5 epochs left, 30 s each
+
+    row = qv.queue_row_html({**running, "started_at": 0.0}, False, 100.0)
+    assert 'role="progressbar" aria-valuenow="38" aria-valuemin="0" aria-valuemax="100"' in row
+    assert ">1m15s<" in row
+
+
+def test_the_rate_says_what_it_is() -> None:
+    progress = {"epoch": 2, "iter": 1, "steps_per_s": 12.5, "rate_window_s": 10.0}
+    row = qv.queue_row_html({"id": 1, "kind": "train", "state": "running", "progress": progress},
+                            False, 0.0)  # fmt: skip
+    assert "title='steps per second over the last 10 s'>12.5/s<" in row
