@@ -7,13 +7,14 @@ left out when an older server does not send them.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from IPython.display import display
 
 from ..core.devices import CPU_ID
 from ..core.placement import DEFAULT_MEMORY_FRACTION
+from ..core.tasks import TaskState
 
 DEFAULT_MEMORY = f"default ({DEFAULT_MEMORY_FRACTION:.0%} of a card)"
 
@@ -88,23 +89,30 @@ def devices_text(ids: Sequence[int]) -> str:
     return ", ".join("CPU" if d == CPU_ID else f"GPU {d}" for d in ids)
 
 
-def memory_text(task: dict[str, Any]) -> str:
-    """What the task holds now, else what it asked for, else the default."""
+def memory_text(task: Mapping[str, Any]) -> str:
+    """What the task holds now, else what it asked for, else (queued) the default it will take.
+
+    The magics' table and the dashboard's queue both show this, so both say the same.
+    """
+    if task.get("cpu"):
+        return "CPU"  # -CPU: no GPU memory
     reserved, asked = task.get("reserved_mb"), task.get("memory_mb")
-    if reserved is not None:
-        return f"{reserved:,}"
-    return f"{asked:,}" if asked is not None else DEFAULT_MEMORY
+    if isinstance(reserved, int):
+        return f"{reserved:,} held"
+    if isinstance(asked, int):
+        return f"{asked:,}"
+    return DEFAULT_MEMORY if task.get("state") == TaskState.QUEUED else ""
 
 
 def reservation_sentence(task: dict[str, Any]) -> str:
     """What a submission reserves, as `run` and `analyze` say it."""
-    if task.get("reserved_mb") is not None:
-        return f"reserved {task['reserved_mb']:,} MiB"
+    asked, reserved = task.get("memory_mb"), task.get("reserved_mb")
+    default = f"the default, {DEFAULT_MEMORY_FRACTION:.0%} of a card"
+    if reserved is not None:
+        return f"reserved {reserved:,} MiB" + ("" if asked is not None else f" ({default})")
     placed = task["state"] != "queued"
-    asked = task.get("memory_mb")
     if asked is not None:
         return f"reserved {asked:,} MiB" if placed else f"reserves {asked:,} MiB once placed"
-    default = f"the default, {DEFAULT_MEMORY_FRACTION:.0%} of a card"
     return f"reserved {default}" if placed else f"reserves {default}, once placed"
 
 

@@ -73,6 +73,7 @@ _TASK_JSON = f"""json_object(
     'devices', CASE reserved_mb WHEN '{{}}' THEN json_array() ELSE
         (SELECT json_group_array(CAST(key AS INTEGER)) FROM json_each(reserved_mb)) END,
     'memory_mb', memory_mb,
+    'cpu', json(CASE WHEN json_extract(spec, '$.cpu') THEN 'true' ELSE 'false' END),
     'reserved_mb', CASE WHEN state IN ({_HOLDING}) THEN
         (SELECT COALESCE(SUM(value), 0) FROM json_each(reserved_mb)) END,
     'waiting_for', CASE state WHEN '{TaskState.QUEUED.value}' THEN waiting_for END,

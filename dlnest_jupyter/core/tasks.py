@@ -143,6 +143,7 @@ class TaskRecord(NamedTuple):
             "package_path": self.package_path,
             "devices": list(self.devices),
             "memory_mb": self.memory_mb,
+            "cpu": bool(self.spec.get("cpu")),  # asked for the CPU (-CPU): reserves no GPU
             # What it holds (the default, 90% of a card, included) while it holds anything.
             "reserved_mb": sum(self.reserved_mb.values()) if self.state.holds_devices else None,
             "waiting_for": self.waiting_for if self.state is TaskState.QUEUED else None,

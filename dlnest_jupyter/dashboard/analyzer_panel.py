@@ -47,6 +47,7 @@ class AnalyzerPanel:
         self.offsets = (0, 0)
         self.text = ""
         self.displays: list[dict[str, Any]] = []
+        self._kernel_busy = False  # as the chosen analyzer's task last said
         self.run.on_click(lambda _: submit(self._run))
         self.interrupt.on_click(lambda _: submit(self._interrupt))
 
@@ -63,6 +64,7 @@ class AnalyzerPanel:
         set_options(self.analyzer, [(analyzer_label(t), t["id"]) for t in running])
         self.run.disabled = self.interrupt.disabled = self.task_id is None
         chosen = next((t for t in running if t["id"] == self.task_id), None)
+        self._kernel_busy = ((chosen or {}).get("progress") or {}).get("kernel") == "busy"
         set_value(self.kernel, analyzer_state_html(chosen))
         if self.task_id == self.shown_for:
             return False
@@ -135,11 +137,14 @@ class AnalyzerPanel:
         if task_id is None:
             return "choose an analyzer"
         if self.experiment is None or self.experiment[0] != task_id:
-            # The task does not say whether its kernel is busy with a notebook cell's work, and
-            # an interrupt sent on a guess could land on whatever runs next: say so, send none.
+            # An interrupt sent on a guess could land on whatever runs next: say why, send none.
+            if self._kernel_busy:
+                return (
+                    f"analyzer {task_id}'s kernel is busy with code run from a notebook or "
+                    "console, not from here: nothing was interrupted. Interrupt it there (■)."
+                )
             return (
                 f"no experiment started here runs on analyzer {task_id}: nothing was interrupted."
-                " To stop code run from a notebook cell, interrupt that notebook's kernel (■)."
             )
         self._client.interrupt(task_id)
         experiment = self._client.experiment(task_id, self.experiment[1], *self.offsets, 0)
@@ -160,8 +165,10 @@ def analyzer_state_html(task: Mapping[str, Any] | None) -> str:
     state = str(progress.get("analyzer") or "starting")
     loads = progress.get("loads")
     again = f", loaded {loads} times (restarted)" if isinstance(loads, int) and loads > 1 else ""
+    kernel = progress.get("kernel")  # busy also while a notebook attached to it runs a cell
+    busy = " · <b>kernel busy</b>" if kernel == "busy" else (" · kernel idle" if kernel else "")
     return (
-        f"<div style='font-size:12px'>analyzer {task['id']}: {vm.state_badge(state)}"
+        f"<div style='font-size:12px'>analyzer {task['id']}: {vm.state_badge(state)}{busy}"
         f" · {progress.get('experiments', 0)} experiments{html.escape(again)}"
         f" · <span title='{html.escape(task.get('package_path') or '')}'>"
         f"{html.escape(vm.short(task.get('description') or '', 60))}</span></div>"

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.placement import DEFAULT_MEMORY_FRACTION
+from ..client.views import memory_text
 from ..core.tasks import TaskState
 from .view_model import devices_text, duration, short, state_badge
 
@@ -27,7 +27,6 @@ COLUMNS_PCT = (
     ("elapsed", 7),
     ("ETA", 7),
 )
-DEFAULT_MEMORY_TEXT = f"default ({DEFAULT_MEMORY_FRACTION:.0%} of a card)"
 _CELL = "padding:2px 4px;vertical-align:top;overflow:hidden;text-overflow:ellipsis"
 
 
@@ -66,15 +65,6 @@ def rate_html(progress: Mapping[str, Any]) -> str:
     window_s = progress.get("rate_window_s")
     over = f" over the last {window_s:g} s" if _number(window_s) else ""
     return f"<span title='steps per second{over}'>{rate:.1f}/s</span>"
-
-
-def memory_text(task: Mapping[str, Any]) -> str:
-    """What the task holds now, else what it asked for, else (queued) what it will ask for."""
-    for key, suffix in (("reserved_mb", " held"), ("memory_mb", "")):
-        value = task.get(key)
-        if isinstance(value, int):
-            return f"{value:,}{suffix}"
-    return DEFAULT_MEMORY_TEXT if task.get("state") == TaskState.QUEUED else ""
 
 
 def progress_bar(fraction: float | None, label: str, colour: str = "#0d6efd") -> str:

@@ -65,6 +65,9 @@ class _Analyzer:
     # Experiments sent while the model loads, with their code: sent to the kernel once loaded.
     waiting: list[tuple[Experiment, str]] = field(default_factory=list)
     listener: asyncio.Future[None] | None = None  # routes IOPub messages while ready
+    # The kernel's own word (busy / idle), whoever's code it runs: a notebook attached to it
+    # keeps it busy without any experiment of ours.
+    execution_state: str = "idle"
     shutting_down: bool = False
 
 
@@ -163,11 +166,14 @@ class AnalyzerHost:
             analyzer = self._analyzers.get(task_id)
         if analyzer is None:
             return {}
-        return {
+        progress = {
             "analyzer": analyzer.state,
             "experiments": self.experiments.count(task_id),
             "loads": analyzer.loads,
         }
+        if analyzer.state is AnalyzerState.READY:
+            progress["kernel"] = analyzer.execution_state
+        return progress
 
     def connection_file(self, task_id: int) -> str | None:
         with self._lock:
@@ -341,6 +347,8 @@ class AnalyzerHost:
                 message = await receive(timeout=1.0)
             except Exception:  # queue.Empty on a timeout; a closed channel when shutting down
                 continue
+            if message.get("msg_type") == "status":
+                analyzer.execution_state = message["content"].get("execution_state", "idle")
             parent = message.get("parent_header", {}).get("msg_id", "")
             experiment = pending.get(parent)
             if experiment is not None:

@@ -241,6 +241,8 @@ class DLNestService:
             task = self.store.get(task_id)
             if task.state.terminal:
                 raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
+            if task.state is TaskState.RUNNING:  # how far it got stays on record, as at an end
+                self.store.set_progress(task_id, self.with_progress(task).progress)
             cancelled = self.store.finish(
                 task_id, TaskState.CANCELLED, error="deleted", output_tail=self.tail(task)
             )

@@ -103,7 +103,7 @@ def test_run_gives_the_task_and_its_repr_is_one_short_line(
     assert re.search(r"Out\[\d+\]: 2\n", out)
     # A GPU task says what it holds: the default, since -m was not given.
     # (queued: "reserves the default, ... once placed"; placed at once: "reserved the default")
-    assert re.search(r"task 1 .*reserve[sd] the default, 90% of a card", out)
+    assert re.search(r"task 1 .*reserve[sd] .*the default, 90% of a card", out)
 
 
 @pytest.mark.parametrize("command", sorted(PARSERS))

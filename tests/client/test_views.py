@@ -34,7 +34,7 @@ def test_tasks_show_what_each_holds_asks_or_the_default_and_why_a_queued_one_wai
 
     rows = {row[0]: dict(zip(table.columns, row, strict=True)) for row in table.rows}
     assert [rows[i]["MiB"] for i in ("1", "2", "3")] == [
-        "14,745",
+        "14,745 held",
         "3,000",
         "default (90% of a card)",
     ]
@@ -46,7 +46,12 @@ def test_tasks_show_what_each_holds_asks_or_the_default_and_why_a_queued_one_wai
 def test_a_submission_says_what_it_reserves() -> None:
     assert reservation_sentence(task()) == "reserves the default, 90% of a card, once placed"
     assert reservation_sentence(task(memory_mb=2000)) == "reserves 2,000 MiB once placed"
-    assert reservation_sentence(task(state="running", reserved_mb=2000)) == "reserved 2,000 MiB"
+    assert reservation_sentence(task(state="running", memory_mb=2000, reserved_mb=2000)) == (
+        "reserved 2,000 MiB"
+    )
+    assert reservation_sentence(task(state="running", reserved_mb=14745)) == (
+        "reserved 14,745 MiB (the default, 90% of a card)"
+    )
 
 
 class QueuedThenDone:

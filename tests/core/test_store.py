@@ -266,6 +266,7 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
         "package_path",
         "devices",
         "memory_mb",
+        "cpu",
         "reserved_mb",
         "waiting_for",
         "created_at",

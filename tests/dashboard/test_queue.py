@@ -40,6 +40,7 @@ def test_the_mib_column_shows_what_is_held_else_asked_else_the_default() -> None
     assert qv.memory_text({"state": "queued", "reserved_mb": None, "memory_mb": 3000}) == "3,000"
     assert qv.memory_text(queued(memory_mb=None)) == "default (90% of a card)"
     assert qv.memory_text({"state": "succeeded", "memory_mb": None}) == ""
+    assert qv.memory_text(queued(memory_mb=None, cpu=True)) == "CPU"  # no GPU memory at all
 
 
 def test_a_long_description_shows_whole_on_hover() -> None:

@@ -269,6 +269,40 @@ async def test_a_console_attached_to_a_deleted_analyzer_is_told_it_ended(
     )
 
 
+async def test_an_analyzer_busy_with_a_cell_of_an_attached_client_says_so(
+    jp_root_dir: Path, dlnest: Any
+) -> None:
+    package = trained_package(jp_root_dir, {"ident": IDENT})
+    _, body = await dlnest("POST", "tasks", body={"kind": "analyze", "record_path": str(package)})
+    task = await wait_for_analyzer(dlnest, body["task"]["id"])
+    _, attach = await dlnest("GET", "tasks", str(task["id"]), "attach")
+    notebook = AsyncKernelClient(connection_file=attach["attach"]["connection_file"])
+    notebook.load_connection_file()
+    notebook.start_channels()
+    try:
+        await notebook.wait_for_ready(timeout=60)
+        stop = jp_root_dir / "stop"
+        notebook.execute(
+            f"import os, time\nwhile not os.path.exists({str(stop)!r}): time.sleep(0.05)"
+        )
+
+        seen = await _kernel_state(dlnest, task["id"], "busy")
+        stop.touch()
+        after = await _kernel_state(dlnest, task["id"], "idle")
+    finally:
+        notebook.stop_channels()
+    assert (seen, after) == ("busy", "idle")
+
+
+async def _kernel_state(dlnest: Any, task_id: int, wanted: str) -> str:
+    for _ in range(600):
+        _, body = await dlnest("GET", "tasks", str(task_id))
+        if body["task"]["progress"].get("kernel") == wanted:
+            return wanted
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"analyzer {task_id}'s kernel never read {wanted}")
+
+
 async def test_a_kernel_shut_down_from_jupyterlab_ends_its_analyzer_task(
     jp_root_dir: Path, dlnest: Any, jp_fetch: Any
 ) -> None:

@@ -263,3 +263,14 @@ def test_a_cpu_task_is_refused_while_the_cpu_is_disabled(
     with pytest.raises(TaskError, match=r"the CPU is disabled \(changeDevices\)"):
         service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
     assert service.tasks() == []
+
+
+def test_a_stopped_run_keeps_how_far_it_got(service: DLNestService, tmp_path: Path) -> None:
+    task = service.submit_train(write_project(tmp_path / "p", epochs=100_000), cpu=True)
+    wait_for(service, lambda: (service.task(task.id).progress.get("epoch") or 0) >= 1)
+
+    service.delete(task.id)
+
+    stopped = service.task(task.id)
+    assert stopped.state is TaskState.CANCELLED
+    assert stopped.progress["epoch"] >= 1 and stopped.to_json()["progress"]["epoch"] >= 1
