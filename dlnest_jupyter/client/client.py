@@ -135,8 +135,14 @@ class Client:
         """`{"offset", "rows", "skipped"}`: the task's metric rows after byte `offset`."""
         return self.call("GET", f"tasks/{task_id}/metrics?offset={offset}")
 
+    def steps(self, task_id: int, offset: int = 0) -> dict[str, Any]:
+        """`{"offset", "rows", "skipped"}`: per epoch, each logged list's values step by step
+        (`{"epoch", "_branch", "values": {key: [...]}, "counts": {key: n}}`)."""
+        return self.call("GET", f"tasks/{task_id}/steps?offset={offset}")
+
     def checkpoints(self, task_id: int) -> dict[str, Any]:
-        """`{"head", "checkpoints": [{"id", "epoch"}...]}` of the task's package."""
+        """`{"head", "checkpoints": [{"id", "epoch", "branch", "parent"}...], "branches"}` of
+        the task's package (core/package_state.checkpoints_json)."""
         return self.call("GET", f"tasks/{task_id}/checkpoints")
 
     def scripts(self, task_id: int) -> list[str]:

@@ -33,6 +33,10 @@ PACKAGE_FILE = "_package.json"
 OUTPUT_FILE = "_output.txt"
 METRICS_FILE = "_metrics.jsonl"
 EPOCH_MEAN_MARK = "_epoch_mean"  # in a metrics row: its values are epoch means, not last values
+# One line per epoch with each logged list's values of that epoch, step by step (a long epoch's
+# are thinned to at most MAX_STEP_VALUES, evenly): what the Metrics tab draws "by step".
+STEPS_FILE = "_steps.jsonl"
+MAX_STEP_VALUES = 1000
 TASK_FILE = "_task.json"
 PROGRESS_FILE = "_progress.json"
 CHECKPOINTS_DIR = "Checkpoints"
@@ -97,23 +101,25 @@ class SavePackage:
     def output_path(self, rank: int | None = None) -> Path:
         return self.path / (OUTPUT_FILE if rank is None else f"_output_{rank}.txt")
 
-    def append_metrics(self, record: Mapping[str, Any]) -> None:
-        with (self.path / METRICS_FILE).open("a", encoding="utf-8") as handle:
+    def append_metrics(self, record: Mapping[str, Any], name: str = METRICS_FILE) -> None:
+        """Add a row to `_metrics.jsonl` (or `name`, another rows file: `_steps.jsonl`)."""
+        with (self.path / name).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
 
-    def read_metrics(self) -> list[dict[str, Any]]:
-        return self.read_metrics_from(0, max_bytes=None).rows
+    def read_metrics(self, name: str = METRICS_FILE) -> list[dict[str, Any]]:
+        return self.read_metrics_from(0, max_bytes=None, name=name).rows
 
     def read_metrics_from(
-        self, offset: int, max_bytes: int | None = METRICS_CHUNK_BYTES
+        self, offset: int, max_bytes: int | None = METRICS_CHUNK_BYTES, name: str = METRICS_FILE
     ) -> MetricRows:
-        """The whole lines of `_metrics.jsonl` after byte `offset`, at most about `max_bytes`.
+        """The whole lines of `_metrics.jsonl` (or `name`) after byte `offset`, at most about
+        `max_bytes`.
 
         A line still being written (no newline yet) is left for the next read; a line that is
         not a JSON object is skipped with a note naming its byte offset, never an exception.
         """
         try:
-            with (self.path / METRICS_FILE).open("rb") as handle:
+            with (self.path / name).open("rb") as handle:
                 handle.seek(offset)
                 data = handle.read(-1 if max_bytes is None else max_bytes)
         except OSError:
@@ -135,7 +141,7 @@ class SavePackage:
                 if isinstance(row, dict):
                     rows.append(row)
                 else:
-                    skipped.append(f"{METRICS_FILE} byte {at}: {why}")
+                    skipped.append(f"{name} byte {at}: {why}")
             at += len(line)
         return MetricRows(offset + len(whole), rows, skipped)
 

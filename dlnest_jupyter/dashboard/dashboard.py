@@ -225,6 +225,10 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             panel.add_rows(task_id, self.client.metrics(task_id, offset))
             if panel.needs_branches(task_id):  # rows of a second branch: where does it fork?
                 panel.set_branches(task_id, self.client.checkpoints(task_id).get("branches"))
+        step_run = panel.step_run()
+        if step_run is not None:  # asked for only while shown by step
+            offset = panel.step_offsets.get(step_run, 0)
+            panel.add_step_rows(step_run, self.client.steps(step_run, offset))
         panel.draw()
 
     def _submit(self, action: Action) -> None:

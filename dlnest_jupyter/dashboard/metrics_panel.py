@@ -7,7 +7,8 @@ legend inside a chart covers curves and cuts names). Smoothing draws the raw cur
 under the smoothed one, so it never hides what was measured.
 
 Only training runs are offered (an analyzer writes no metrics); the run chosen in the queue
-becomes the one shown. Per-step values are not offered: the package keeps one row per epoch.
+becomes the one shown. "By step" draws the values each step logged (`_steps.jsonl`), for the
+first run chosen only: one run's steps are already thousands of points.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class MetricsPanel:
         )
         self.key = widgets.Dropdown(description="metric", layout=widgets.Layout(width="260px"))
         self.x_axis = widgets.ToggleButtons(
-            options=[("by epoch", "epoch"), ("by time", "time")], value="epoch",
-            style={"button_width": "80px"},
+            options=[("by epoch", "epoch"), ("by step", "step"), ("by time", "time")],
+            value="epoch", style={"button_width": "80px"},
         )  # fmt: skip
         self.smoothing = widgets.FloatSlider(
             value=0.0, min=0.0, max=0.95, step=0.05, description="smoothing",
@@ -56,6 +57,8 @@ class MetricsPanel:
         self.rows: dict[int, list[dict[str, Any]]] = {}  # task id -> its rows so far
         self.labels: dict[int, str] = {}  # task id -> what its curve is called
         self.offsets: dict[int, int] = {}  # task id -> next byte of its _metrics.jsonl
+        self.step_rows: dict[int, list[dict[str, Any]]] = {}  # task id -> its _steps.jsonl rows
+        self.step_offsets: dict[int, int] = {}
         self.branches: dict[int, tuple[int, list[dict[str, Any]]]] = {}  # task -> (count, forks)
         self.folder = folder
         self._chart, self._figure, self._scales = self._make_chart()
@@ -130,6 +133,21 @@ class MetricsPanel:
             set_value(self.note, f"<i>skipped: {vm.output_html(reply['skipped'][-1])}</i>")
         return bool(reply["rows"])
 
+    @property
+    def by_step(self) -> bool:
+        return bool(self.x_axis.value == "step")
+
+    def step_run(self) -> int | None:
+        """The run drawn step by step: the first one chosen."""
+        shown = self.shown_runs()
+        return shown[0] if shown and self.by_step else None
+
+    def add_step_rows(self, task_id: int, reply: Mapping[str, Any]) -> bool:
+        """Fold a `steps` reply in; True when it brought rows."""
+        self.step_offsets[task_id] = reply["offset"]
+        self.step_rows.setdefault(task_id, []).extend(reply["rows"])
+        return bool(reply["rows"])
+
     def needs_branches(self, task_id: int) -> bool:
         """True when the run's rows show a branch not yet placed (where did it fork?)."""
         count = mv.branch_count(self.rows.get(task_id, []))
@@ -143,6 +161,15 @@ class MetricsPanel:
         key, x_axis = str(self.key.value or ""), str(self.x_axis.value)
         if not key:
             return []
+        step_run = self.step_run()
+        if step_run is not None:
+            return mv.step_lines(
+                step_run,
+                self.labels.get(step_run, f"task {step_run}"),
+                self.step_rows.get(step_run, []),
+                key,
+                self.branches.get(step_run, (0, []))[1],
+            )
         return [
             line
             for task_id in self.shown_runs()
@@ -162,8 +189,10 @@ class MetricsPanel:
         shown_rows = [row for task_id in selected for row in self.rows.get(task_id, [])]
         set_options(self.key, mv.numeric_keys(shown_rows))
         key = str(self.key.value or "")
+        step_run = self.step_run()
+        steps_seen = len(self.step_rows.get(step_run, [])) if step_run is not None else -1
         state = (
-            selected, key, tuple(len(self.rows.get(t, [])) for t in selected),
+            selected, key, tuple(len(self.rows.get(t, [])) for t in selected), steps_seen,
             self.x_axis.value, self.smoothing.value, self.log_scale.value,
             tuple(self.branches.get(t, (0,))[0] for t in selected),
         )  # fmt: skip
@@ -172,7 +201,13 @@ class MetricsPanel:
         self._drawn = state
         drawn = self.lines()
         set_value(self.summary, mv.summary_html(drawn, key) if key else "")
-        set_value(self.about, f"<i>{mv.values_note(shown_rows)}</i>" if shown_rows else "")
+        if step_run is not None:
+            about = f"each point: a value run {step_run} logged at a step (long epochs thinned)"
+            if len(selected) > 1:
+                about += "; by step shows the first run chosen only"
+            set_value(self.about, f"<i>{html.escape(about)}</i>")
+        else:
+            set_value(self.about, f"<i>{mv.values_note(shown_rows)}</i>" if shown_rows else "")
         if self._figure is None:
             set_value(self._chart, mv.svg_chart([self._shown(line) for line in drawn]))
             return

@@ -20,7 +20,11 @@ from typing import Any
 from ..core.package import EPOCH_MEAN_MARK
 
 PALETTE = ("#0d6efd", "#dc3545", "#198754", "#fd7e14", "#6f42c1", "#20c997", "#6c757d")
-X_AXES = {"epoch": "epoch", "time": "time since the first row (s)"}
+X_AXES = {
+    "epoch": "epoch",
+    "step": "step (each value the run logged)",
+    "time": "time since the first row (s)",
+}
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,51 @@ def lines(
         name = label if len(by_branch) == 1 else f"{label}, branch {branch}"
         drawn.append(Line(task_id, branch, name, xs, ys))
     return drawn
+
+
+def step_lines(
+    task_id: int,
+    label: str,
+    rows: Sequence[Mapping[str, Any]],
+    key: str,
+    branches: Sequence[Mapping[str, Any]] | None = None,
+) -> list[Line]:
+    """A run's curves of `key` step by step, from `_steps.jsonl` rows (per epoch, the values
+    each step logged, evenly thinned when there were many): one per branch, a branch's steps
+    counted on from where it forked. An epoch run twice in one branch (a run that died after
+    its last checkpoint, then continued) counts once, as it ran last."""
+    by_branch: dict[int, dict[int, Mapping[str, Any]]] = {}
+    for row in rows:
+        if isinstance(row.get("epoch"), int):
+            by_branch.setdefault(branch_of(row), {})[row["epoch"]] = row
+    forks = {b["id"]: b for b in branches or [] if isinstance(b.get("id"), int)}
+    steps_done: dict[int, dict[int, float]] = {}  # branch -> epoch -> steps of `key` by its end
+    drawn = []
+    for branch, epochs in sorted(by_branch.items()):  # a parent's number is below its forks'
+        fork = forks.get(branch) or {}
+        done = steps_done.get(fork.get("parent"), {}).get(fork.get("fork_epoch"), 0.0)  # type: ignore[arg-type]
+        xs, ys, ends = [], [], {}
+        for epoch in sorted(epochs):
+            values = (epochs[epoch].get("values") or {}).get(key)
+            count = (epochs[epoch].get("counts") or {}).get(key)
+            if isinstance(values, list) and values and isinstance(count, int):
+                stride = count / len(values)
+                for index, value in enumerate(values):
+                    if _finite(value):
+                        xs.append(done + index * stride + 1)
+                        ys.append(float(value))
+                done += count
+            ends[epoch] = done
+        steps_done[branch] = ends
+        name = label if len(by_branch) == 1 else f"{label}, branch {branch}"
+        drawn.append(Line(task_id, branch, name, xs, ys))
+    return drawn
+
+
+def step_keys(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The keys `_steps.jsonl` rows hold values of, a loss first."""
+    keys = {k for row in rows for k in (row.get("values") or {})}
+    return sorted(keys, key=lambda k: ("loss" not in k.lower(), k))
 
 
 def _points(

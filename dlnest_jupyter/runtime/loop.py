@@ -25,7 +25,7 @@ from typing import Any
 import torch.distributed as dist
 
 from ..core.errors import DiskFullError, DLNestError, disk_full
-from ..core.package import EPOCH_MEAN_MARK
+from ..core.package import EPOCH_MEAN_MARK, MAX_STEP_VALUES, STEPS_FILE
 from .checkpoint_io import CheckpointWriter
 from .devices import move_to_device
 from .lifecycle import SKIP
@@ -113,6 +113,9 @@ class TrainingLoop:
             life_cycle.AValidation()
         if self._main:
             session.package.append_metrics(self._metrics_record(epoch))
+            steps = epoch_steps(log, self._lengths_at_epoch_start)
+            if steps:
+                session.package.append_metrics({**self._row_marks(epoch), **steps}, STEPS_FILE)
         if self._ddp:
             dist.barrier()
         hold = None
@@ -200,8 +203,10 @@ class TrainingLoop:
 
     def _metrics_record(self, epoch: int) -> dict[str, Any]:
         values = epoch_means(self.session.log, self._lengths_at_epoch_start)
+        return {**values, **self._row_marks(epoch)}
+
+    def _row_marks(self, epoch: int) -> dict[str, Any]:
         return {
-            **values,
             "epoch": epoch,
             "_launch": self.launch_index,
             # Which line of the package's history this epoch is on (core/package_state.py).
@@ -249,6 +254,25 @@ def epoch_means(log: dict[str, Any], lengths_at_start: dict[str, int]) -> dict[s
         elif (number := _number(value)) is not None:
             values[key] = number
     return {**values, EPOCH_MEAN_MARK: True}
+
+
+def epoch_steps(log: dict[str, Any], lengths_at_start: dict[str, int]) -> dict[str, Any]:
+    """Each numeric list entry's values added during the epoch, one per step (evenly thinned
+    to MAX_STEP_VALUES), and how many there were: `{"values": {key: [...]}, "counts": {...}}`;
+    empty when no list gained numbers."""
+    values: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for key, value in log.items():
+        if not isinstance(value, list):
+            continue
+        start = lengths_at_start.get(key, 0)
+        added = value[start:] if len(value) >= start else value
+        numbers = [n for n in map(_number, added) if n is not None]
+        if not numbers or len(numbers) != len(added):
+            continue
+        stride = -(-len(numbers) // MAX_STEP_VALUES)  # ceiling division
+        values[key], counts[key] = numbers[::stride], len(numbers)
+    return {"values": values, "counts": counts} if values else {}
 
 
 def _number(value: Any) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..core.errors import RequestError
 from ..core.fields import FieldSpec, one_of, path, text, validated
+from ..core.package import STEPS_FILE
 from ..core.tasks import TaskKind
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 from . import api_requests
@@ -68,6 +69,12 @@ def task_output(call: Call) -> Reply:
 def task_metrics(call: Call) -> Reply:
     offset = api_requests.offset(call.query)
     return json_reply(200, call.service.metrics(call.ids["task"], offset))
+
+
+def task_steps(call: Call) -> Reply:
+    """Like metrics, from `_steps.jsonl`: each epoch's logged values, step by step."""
+    offset = api_requests.offset(call.query)
+    return json_reply(200, call.service.metrics(call.ids["task"], offset, STEPS_FILE))
 
 
 def task_checkpoints(call: Call) -> Reply:
@@ -156,6 +163,7 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "tasks/{task}", delete_task),
     Route("GET", "tasks/{task}/output", task_output),
     Route("GET", "tasks/{task}/metrics", task_metrics),
+    Route("GET", "tasks/{task}/steps", task_steps),
     Route("GET", "tasks/{task}/checkpoints", task_checkpoints),
     Route("GET", "tasks/{task}/scripts", analyzer_scripts),
     Route("POST", "tasks/{task}/experiments", run_experiment),

@@ -25,7 +25,7 @@ from ..core.checkpoints import TrackLimits
 from ..core.continuation import plan_continuation
 from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError, TaskStateError
-from ..core.package import SavePackage
+from ..core.package import METRICS_FILE, SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
 from ..core.package_state import checkpoints_json
 from ..core.placement import Demand, Settings, admission_error
@@ -283,8 +283,9 @@ class DLNestService:
             return {"head": None, "checkpoints": [], "branches": []}
         return checkpoints_json(SavePackage.open(task.package_path).state())
 
-    def metrics(self, task_id: int, offset: int = 0) -> dict[str, Any]:
-        """The task's package's metric rows (`_metrics.jsonl`) after byte `offset`.
+    def metrics(self, task_id: int, offset: int = 0, name: str = METRICS_FILE) -> dict[str, Any]:
+        """The task's package's metric rows (`_metrics.jsonl`, or `name`: `_steps.jsonl` holds
+        the values step by step) after byte `offset`.
 
         `{"offset": next, "rows": [...], "skipped": [why...]}`: a broken line is passed over
         with a note. An analyzer's package holds its training's metrics: those are shown.
@@ -292,7 +293,7 @@ class DLNestService:
         task = self.store.get(task_id)
         if task.package_path is None:
             return {"offset": offset, "rows": [], "skipped": []}
-        read = SavePackage(Path(task.package_path)).read_metrics_from(offset)
+        read = SavePackage(Path(task.package_path)).read_metrics_from(offset, name=name)
         return {"offset": read.offset, "rows": read.rows, "skipped": read.skipped}
 
     def devices(self) -> list[dict[str, Any]]:

@@ -127,3 +127,50 @@ def test_export_writes_the_shown_rows_to_a_csv_and_says_where(
     ]
     assert not math.isnan(float(rows[1][4]))
     board.close()
+
+
+def write_steps(task: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    lines = "".join(json.dumps(r) + "\n" for r in rows)
+    (Path(task["package_path"]) / "_steps.jsonl").write_text(lines)
+
+
+def test_by_step_draws_the_chosen_runs_logged_values_and_a_branch_from_its_fork(
+    client: Client, config: Path
+) -> None:
+    task = submit(client, config, cpu=True)
+    write_rows(task, [{"epoch": e, "loss": 1.0, "_branch": b} for e, b in ((1, 0), (2, 0), (2, 1))])
+    write_steps(
+        task,
+        [
+            {"epoch": 1, "_branch": 0, "values": {"loss": [4.0, 3.0]}, "counts": {"loss": 2}},
+            {"epoch": 2, "_branch": 0, "values": {"loss": [2.0, 1.0]}, "counts": {"loss": 2}},
+            # continued from epoch 1's checkpoint; 4 steps thinned to 2 values
+            {"epoch": 2, "_branch": 1, "values": {"loss": [2.5, 0.5]}, "counts": {"loss": 4}},
+        ],
+    )
+    state = PackageState(
+        next_id=3,
+        branch=1,
+        branches={
+            0: Branch(tracks=Tracks(fast=(0, 1)), head=1),
+            1: Branch(tracks=Tracks(fast=(2,)), parent=0, fork_checkpoint=0, head=2),
+        },
+        checkpoints={
+            0: CheckpointInfo(1, None),
+            1: CheckpointInfo(2, 0),
+            2: CheckpointInfo(2, 0, 1),
+        },
+    )
+    SavePackage(Path(task["package_path"])).write_state(state)
+    board = metrics_board(client, task)
+    panel = board.metrics_panel
+
+    panel.x_axis.value = "step"
+    board.refresh()
+
+    marks = panel._figure.marks
+    assert [list(m.x) for m in marks] == [[1, 2, 3, 4], [3, 5]]  # branch 1 goes on from step 2
+    assert [list(m.y) for m in marks] == [[4.0, 3.0, 2.0, 1.0], [2.5, 0.5]]
+    assert panel._figure.axes[0].label == "step (each value the run logged)"
+    assert "a value run" in panel.about.value
+    board.close()

@@ -161,6 +161,24 @@ def test_metrics_get_one_line_per_epoch_with_the_epochs_mean_values(tmp_path: Pa
     assert metrics[-1]["loss"] != losses[-1]  # not one minibatch's
     assert metrics[-1]["val"] == second["val"][-1]  # one value an epoch: its mean is itself
     assert all(m["_epoch_mean"] is True for m in metrics)
+    steps = package.read_metrics("_steps.jsonl")  # and each value of each step, by epoch
+    assert [(s["epoch"], s["_branch"]) for s in steps] == [(1, 0), (2, 0)]
+    assert steps[-1]["values"]["loss"] == pytest.approx(losses)
+    assert steps[-1]["counts"]["loss"] == len(losses)
+
+
+def test_a_long_epochs_steps_are_thinned_evenly() -> None:
+    from dlnest_jupyter.core.package import MAX_STEP_VALUES
+    from dlnest_jupyter.runtime.loop import epoch_steps
+
+    log = {"loss": [0.0] * 5 + [float(i) for i in range(2500)], "note": ["text"], "lr": 0.1}
+
+    steps = epoch_steps(log, {"loss": 5})
+
+    assert steps["counts"] == {"loss": 2500}  # the text list and the scalar are not steps
+    assert len(steps["values"]["loss"]) <= MAX_STEP_VALUES
+    assert steps["values"]["loss"][:3] == [0.0, 3.0, 6.0]
+    assert epoch_steps(log, {"loss": len(log["loss"])}) == {}  # nothing new this epoch
 
 
 def test_a_runner_with_validate_replaces_the_per_batch_trio(tmp_path: Path) -> None:

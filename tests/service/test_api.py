@@ -217,3 +217,15 @@ def test_metrics_come_by_offset_and_a_broken_line_is_skipped_with_a_note(api: Ap
     second_line = len('{"epoch": 2, "loss": 0.25}\n')
     assert rest["skipped"][0].startswith(f"_metrics.jsonl byte {first['offset'] + second_line}:")
     assert (nothing["rows"], nothing["offset"]) == ([], rest["offset"])
+
+
+def test_steps_come_by_offset_as_metrics_do(api: Api) -> None:
+    _, created = call(api, "POST", "tasks", {**TRAIN, "cpu": True})
+    task_id = created["task"]["id"]
+    row = {"epoch": 1, "values": {"loss": [0.5, 0.25]}, "counts": {"loss": 2}}
+    (Path(created["task"]["package_path"]) / "_steps.jsonl").write_text(json.dumps(row) + "\n")
+
+    _, first = call(api, "GET", f"tasks/{task_id}/steps")
+    _, nothing = call(api, "GET", f"tasks/{task_id}/steps?offset={first['offset']}")
+
+    assert (first["rows"], nothing["rows"]) == ([row], [])
