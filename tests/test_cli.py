@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from dlnest_jupyter.core.package import SavePackage
+
 from .projects import failing_dataset, write_project
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
@@ -236,5 +238,7 @@ def test_continue_with_epochs_trains_until_that_epoch_and_refuses_one_not_past(
 
     assert continued.returncode == 0, continued.stderr
     assert "epoch 3 loss" in continued.stdout and "epoch 4 loss" not in continued.stdout
-    assert json.loads((package / "args.json").read_text())["epochs"] == 3
+    assert json.loads((package / "args.json").read_text())["epochs"] == 1  # the first run's
+    latest = SavePackage.open(package)
+    assert latest.args_for(latest.state().head)["epochs"] == 3  # the fork's config
     assert_one_error_line(refused, r"--epochs 3 is not past checkpoint \d+, which ends epoch 3")

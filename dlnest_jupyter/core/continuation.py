@@ -1,11 +1,13 @@
 """What a continue changes in its run's config: a freq config (`-f`) and `--epochs N`.
 
-A package's `args.json` is its run's config; DLNest's continue could only rerun it, so a run
-configured for 8 epochs trained exactly one more. A continue may now lay a freq config over the
-args and set `epochs` (train until epoch N in total). The change is planned and checked at
-submission, with the freq files read then (a queued task does not see later edits), and applied
-when the run starts: `args.json` then holds the new config for this and later runs, and the
-run's launch record in `_task.json` says what changed from what (`overrides`).
+A package's `args.json` is its first run's config; DLNest's continue could only rerun it, so a
+run configured for 8 epochs trained exactly one more. A continue may now lay a freq config over
+the config of the checkpoint it continues from and set `epochs` (train until epoch N in total).
+The change is planned and checked at submission, with the freq files read then (a queued task
+does not see later edits), and applied when the run starts: the run forks a branch of its own
+whose `overrides` hold the new config (core/package_state.py; `args.json` is never rewritten, so
+every checkpoint keeps loading with the config it was trained with), and the run's launch record
+in `_task.json` says what changed from what (`overrides`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def plan_continuation(
     """
     if freq_path is None and epochs is None:
         return Continuation()
-    args = package.args()
+    args = package.args_for(checkpoint_id)  # the config that checkpoint was trained with
     overrides: dict[str, Any] = {}
     warnings: list[str] = []
     if freq_path is not None:

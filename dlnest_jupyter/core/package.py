@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import atomic_io
+from .config import merge
 from .errors import CheckpointNotFoundError, PackageError
 from .package_state import PackageState
 from .project import ProjectLayout, project_layout
@@ -68,9 +69,11 @@ class SavePackage:
     def args(self) -> dict[str, Any]:
         return self._read_json(ARGS_FILE)
 
-    def write_args(self, args: Mapping[str, Any]) -> None:
-        """Replace the run's config (a continue with overrides; its launch record says what)."""
-        atomic_io.write_json(self.path / ARGS_FILE, dict(args))
+    def args_for(self, checkpoint_id: int | None) -> dict[str, Any]:
+        """The config checkpoint `checkpoint_id` was trained with: `args.json`, the first run's,
+        with its branch's overrides (core/package_state.py); None: `args.json` itself."""
+        overrides = self.state().overrides_of(checkpoint_id) if checkpoint_id is not None else {}
+        return merge(self.args(), overrides) if overrides else self.args()
 
     def layout(self) -> ProjectLayout:
         # Code is always taken from this folder, whatever root_file_path says: a package that

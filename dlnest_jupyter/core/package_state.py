@@ -7,6 +7,11 @@ branch's saves only ever push out that branch's own checkpoints: continuing from
 never deletes 7, the original run's last (DLNest kept abandoned files too; our first tracks
 were per package and deleted them).
 
+A continue that changes the config (`-f`, `--epochs`: core/continuation.py) always forks: a
+branch's config is its `overrides` laid over `args.json` (the first run's, never rewritten),
+so every checkpoint loads with the config it was trained with, whichever branch is continued
+or analysed later.
+
 Pure functions over values: the writer in `runtime/checkpoint_io.py` does the I/O.
 """
 
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .checkpoints import SavePlan, TrackLimits, Tracks, plan_save
+from .config import merge
 
 DEFAULT_PREFIX = "state_"
 PACKAGE_FORMAT = 2  # 2: tracks per branch
@@ -35,6 +41,7 @@ class Branch:
     parent: int | None = None  # the branch this one forked from (None: the first run)
     fork_checkpoint: int | None = None  # the checkpoint it continued from
     head: int | None = None  # its newest checkpoint (before its first save: the fork point)
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # its config, over args.json
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +51,7 @@ class Branch:
             "parent": self.parent,
             "fork_checkpoint": self.fork_checkpoint,
             "head": self.head,
+            "overrides": dict(self.overrides),
         }
 
     @classmethod
@@ -56,7 +64,8 @@ class Branch:
         held = sorted(tracks.held())
         # DLNest 0.3 wrote no head: its newest kept checkpoint is the latest.
         head = raw["head"] if "head" in raw else (held[-1] if held else None)
-        return cls(tracks, raw.get("parent"), raw.get("fork_checkpoint"), head)
+        overrides = raw.get("overrides") or {}
+        return cls(tracks, raw.get("parent"), raw.get("fork_checkpoint"), head, overrides)
 
 
 def _first_branch() -> Mapping[int, Branch]:
@@ -89,6 +98,13 @@ class PackageState:
         for branch in self.branches.values():
             held |= branch.tracks.held()
         return sorted(held)
+
+    def overrides_of(self, checkpoint_id: int | None) -> Mapping[str, Any]:
+        """The config changes the checkpoint was trained with, over `args.json` (None: a
+        fresh run, which has none)."""
+        if checkpoint_id is None:
+            return {}
+        return self.branches[self.branch_of(checkpoint_id)].overrides
 
     def branch_of(self, checkpoint_id: int) -> int:
         info = self.checkpoints.get(checkpoint_id)
@@ -146,18 +162,31 @@ class PackageState:
         )
 
 
-def continue_from(state: PackageState, checkpoint_id: int) -> PackageState:
-    """The book once a run continues from `checkpoint_id`.
+def continue_from(
+    state: PackageState, checkpoint_id: int, overrides: Mapping[str, Any] | None = None
+) -> PackageState:
+    """The book once a run continues from `checkpoint_id`, with `overrides` to its config.
 
-    From its branch's newest checkpoint, that branch goes on; from an older one, a new branch
-    forks there, keeping nothing yet (its head is the fork point until it saves). Numbers are
-    never reused, even for a branch that saved nothing: its epochs may be in the metrics.
+    From the newest checkpoint of a branch, that branch goes on (the current branch first: a
+    retry of a fork that never saved is that fork again, not another); from an older one, or
+    with overrides, a new branch forks there, keeping nothing yet (its head is the fork point
+    until it saves) and with its parent's config changed by `overrides`. Numbers are never
+    reused, even for a branch that saved nothing: its epochs may be in the metrics.
     """
+    if not overrides:
+        if state.branches[state.branch].head == checkpoint_id:
+            return state
+        owner = state.branch_of(checkpoint_id)
+        if state.branches[owner].head == checkpoint_id:
+            return replace(state, branch=owner)
     owner = state.branch_of(checkpoint_id)
-    if state.branches[owner].head == checkpoint_id:
-        return replace(state, branch=owner)
     new = max(state.branches) + 1
-    fork = Branch(parent=owner, fork_checkpoint=checkpoint_id, head=checkpoint_id)
+    fork = Branch(
+        parent=owner,
+        fork_checkpoint=checkpoint_id,
+        head=checkpoint_id,
+        overrides=merge(state.branches[owner].overrides, overrides or {}),
+    )
     return replace(state, branch=new, branches={**state.branches, new: fork})
 
 
@@ -205,6 +234,7 @@ def checkpoints_json(state: PackageState) -> dict[str, Any]:
                 "head": branch.head,
                 "fork_checkpoint": branch.fork_checkpoint,
                 "fork_epoch": epoch(branch.fork_checkpoint),
+                "overrides": dict(branch.overrides),  # its config's changes over args.json
             }
             for number, branch in sorted(state.branches.items())
         ],

@@ -47,9 +47,10 @@ class CheckpointWriter:
     def state(self) -> PackageState:
         return self._state
 
-    def start_branch(self, checkpoint_id: int) -> None:
-        """Continue from `checkpoint_id`: its branch goes on, or a new one forks there."""
-        self._state = continue_from(self._state, checkpoint_id)
+    def start_branch(self, checkpoint_id: int, overrides: Mapping[str, Any] | None = None) -> None:
+        """Continue from `checkpoint_id`: its branch goes on, or a new one forks there (always,
+        when `overrides` change the config)."""
+        self._state = continue_from(self._state, checkpoint_id, overrides)
         self.package.write_state(self._state)
 
     def save(self, payload: Mapping[str, Any], epoch: int, hold: bool) -> int:

@@ -20,7 +20,7 @@ from ..core.package import SavePackage
 from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
-from .session import open_session, open_writer
+from .session import open_session, open_writer, run_args
 
 if TYPE_CHECKING:
     from .train import TrainRequest
@@ -54,7 +54,12 @@ def _rank_main(rank: int, package_path: str, request: TrainRequest, port: int) -
     package = SavePackage.open(package_path)
     with capture_output(package.output_path(rank), echo=rank == 0):
         session = open_session(
-            package, request.device_ids, request.checkpoint_id, ddp=True, rank=rank
+            package,
+            request.device_ids,
+            request.checkpoint_id,
+            ddp=True,
+            rank=rank,
+            args=run_args(package, request.checkpoint_id, request.overrides),
         )
         on_gpu = session.status.device.type == "cuda"
         if on_gpu:
@@ -62,7 +67,8 @@ def _rank_main(rank: int, package_path: str, request: TrainRequest, port: int) -
 
             torch.cuda.set_device(session.status.device)
         dist.init_process_group("nccl" if on_gpu else "gloo", rank=rank, world_size=world_size)
-        loop = TrainingLoop(session, open_writer(session) if rank == 0 else None)
+        writer = open_writer(session, request.overrides) if rank == 0 else None
+        loop = TrainingLoop(session, writer)
         if rank == 0:
             loop.progress = ProgressFile(package.path)
         try:

@@ -7,11 +7,12 @@ calls them bare. Restoring from a checkpoint happens inside the stage that owns 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.checkpoints import CHECKPOINT_ARGS_KEY, TrackLimits
+from ..core.config import merge
 from ..core.errors import DLNestError
 from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter, load_checkpoint
@@ -60,7 +61,10 @@ def open_session(
     Bad input (a class that is missing or has the wrong base, an unknown checkpoint id) raises
     a DLNestError here, before any user object is built.
     """
-    args = package.args() if args is None else args  # given: a continue's new config
+    if args is None:  # else given: a continue's new config (run_args)
+        args = package.args_for(
+            package.resolve_checkpoint(checkpoint_id) if checkpoint_id is not None else None
+        )
     classes = load_user_classes(package.layout())
     devices = plan_devices(device_ids, ddp=ddp, rank=rank)
     status = RunningStatus(
@@ -90,11 +94,22 @@ def print_warnings(session: Session) -> None:
         print(warning, file=sys.stderr)
 
 
-def open_writer(session: Session) -> CheckpointWriter:
-    """The checkpoint writer of a training run; a continue starts its branch at the loaded id."""
+def run_args(
+    package: SavePackage, checkpoint_id: int | None, overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A run's config: that of the checkpoint it continues from (args.json for a fresh run),
+    changed by a continue's `overrides`."""
+    resolved = package.resolve_checkpoint(checkpoint_id) if checkpoint_id is not None else None
+    args = package.args_for(resolved)
+    return merge(args, overrides) if overrides else args
+
+
+def open_writer(session: Session, overrides: Mapping[str, Any] | None = None) -> CheckpointWriter:
+    """The checkpoint writer of a training run; a continue starts its branch at the loaded id
+    (a new one when `overrides` change the config: core/package_state.continue_from)."""
     writer = CheckpointWriter(session.package, TrackLimits.from_args(session.args))
     if session.checkpoint_id is not None:
-        writer.start_branch(session.checkpoint_id)
+        writer.start_branch(session.checkpoint_id, overrides)
     return writer
 
 

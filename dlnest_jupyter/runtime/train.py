@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.checkpoints import TrackLimits
-from ..core.config import merge
-from ..core.continuation import changed_keys
+from ..core.continuation import EPOCHS_KEY, changed_keys
 from ..core.errors import EXIT_DISK_FULL, as_disk_full
 from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter
@@ -30,7 +29,7 @@ from .ddp import launch_ranks
 from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
-from .session import Session, open_session, open_writer, print_warnings
+from .session import Session, open_session, open_writer, print_warnings, run_args
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # and EXIT_DISK_FULL
 
@@ -50,9 +49,7 @@ class TrainRequest:
 
 def prepare(package: SavePackage, request: TrainRequest, rank: int = 0) -> Session:
     """Open a session for `request`; raises DLNestError on bad input."""
-    args = package.args()
-    if request.overrides:
-        args = merge(args, request.overrides)
+    args = run_args(package, request.checkpoint_id, request.overrides)
     TrackLimits.from_args(args, package.path / "args.json")
     return open_session(
         package, request.device_ids, request.checkpoint_id, ddp=request.ddp, rank=rank, args=args
@@ -72,9 +69,8 @@ def train(session: Session, request: TrainRequest) -> int:
     ):
         print_warnings(session)
         record = _launch_record(session, request)
-        if request.overrides:  # this and later runs use the new config; the record says so
-            before = package.args()
-            package.write_args(session.args)
+        if request.overrides:  # kept with the branch this run forks (open_writer)
+            before = package.args_for(session.checkpoint_id)
             record["overrides"] = {
                 "freq_path": request.freq_path,
                 "changed": changed_keys(before, session.args),
@@ -83,7 +79,7 @@ def train(session: Session, request: TrainRequest) -> int:
         if request.ddp:
             error = launch_ranks(package, request)
         else:
-            error = _run_loop(session, open_writer(session), launch)
+            error = _run_loop(session, open_writer(session, request.overrides), launch)
         exit_code = _exit_code(error)
         full = (  # a deletion or Ctrl+C keeps its own code, whatever it interrupted
             as_disk_full(error, package.path, "while training")
@@ -120,7 +116,7 @@ def _say_last(line: str) -> None:
 
 def _run_loop(session: Session, writer: CheckpointWriter, launch: int) -> BaseException | None:
     loop = TrainingLoop(session, writer, launch)
-    epochs = session.args.get("epochs")
+    epochs = session.args.get(EPOCHS_KEY)
     loop.progress = ProgressFile(
         session.package.path,
         epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,

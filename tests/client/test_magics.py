@@ -200,8 +200,11 @@ def test_continue_trains_until_epochs_with_a_freq_config_and_records_what_change
     assert "epoch 3 loss" in out and "epoch 4 loss" in out and "epoch 5 loss" not in out
     state = package.state()
     assert state.checkpoints[state.head].epoch == 4  # type: ignore[index]
-    args = package.args()
-    assert (args["epochs"], args["batch_size"]) == (4, 8)  # this and later runs' config
+    # The new config is the fork's: the first run's checkpoints keep loading with theirs.
+    assert (state.branch, state.branches[1].fork_checkpoint) == (1, 1)
+    assert package.args_for(state.head)["epochs"] == 4  # type: ignore[arg-type]
+    assert package.args_for(state.head)["batch_size"] == 8  # type: ignore[arg-type]
+    assert (package.args()["epochs"], package.args_for(1)["batch_size"]) == (2, 16)
     assert package.launches()[-1]["overrides"] == {
         "freq_path": str(freq),
         "changed": {"batch_size": [16, 8], "epochs": [2, 4]},

@@ -37,14 +37,27 @@ def test_continuing_a_branch_head_goes_on_in_that_branch() -> None:
     assert state.branch == 0 and list(state.branches) == [0]
 
 
-def test_a_fork_that_never_saved_keeps_its_number() -> None:
+def test_a_retry_of_a_fork_that_never_saved_is_that_fork_again() -> None:
     original = saved(PackageState(), range(1, 5))
     empty = continue_from(original, 2)
     assert (empty.branch, empty.head) == (1, 2)  # "latest" is the fork point until it saves
 
-    again = continue_from(empty, 2)  # its epochs may be in the metrics: a new number
+    assert continue_from(empty, empty.head) == empty  # type: ignore[arg-type]
+    again = continue_from(empty, 1)  # elsewhere: a new number (its epochs may be in metrics)
+    assert (again.branch, again.branches[2].fork_checkpoint) == (2, 1)
 
-    assert (again.branch, again.branches[2].fork_checkpoint) == (2, 2)
+
+def test_a_continue_that_changes_the_config_forks_even_from_a_head() -> None:
+    original = saved(PackageState(), range(1, 5))  # head 3
+
+    wider = continue_from(original, 3, {"hidden": 64, "optim": {"lr": 0.1}})
+    wider, _ = record_save(wider, KEEP_TWO, wider.next_id, 5, hold=False)
+    longer = continue_from(wider, 4, {"epochs": 9})
+
+    assert (wider.branch, wider.branches[1].parent) == (1, 0)
+    assert original.overrides_of(3) == {} and wider.overrides_of(3) == {}  # 3 stays as trained
+    assert wider.overrides_of(4) == {"hidden": 64, "optim": {"lr": 0.1}}
+    assert longer.branches[2].overrides == {"hidden": 64, "optim": {"lr": 0.1}, "epochs": 9}
 
 
 def test_the_book_round_trips_and_keeps_dlnest_keys_for_the_current_branch() -> None:

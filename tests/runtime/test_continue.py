@@ -156,3 +156,21 @@ def test_continue_from_an_older_checkpoint_keeps_every_checkpoint_of_the_origina
     assert (state.branch, state.head) == (0, 9)
     assert state.held_ids() == [6, 7, 8, 9]  # branch 0 pushed out its own 5, nothing of branch 1
     assert package.read_metrics()[-1]["_branch"] == 0
+
+
+def test_a_continue_with_a_new_config_keeps_the_old_checkpoints_loading_with_theirs(
+    tmp_path: Path,
+) -> None:
+    from dlnest_jupyter.runtime.session import open_session
+    from dlnest_jupyter.runtime.train import TrainRequest, run_training
+
+    package = trained(tmp_path, epochs=2)  # ids 0, 1 with batch_size 16
+    request = TrainRequest(kind="continue", checkpoint_id=0, overrides={"batch_size": 8})
+
+    assert run_training(package, request) == 0
+
+    state = package.state()
+    assert state.branches[state.branch].overrides == {"batch_size": 8}
+    assert json.loads((package.path / "args.json").read_text())["batch_size"] == 16
+    assert open_session(package, (-1,), 1).args["batch_size"] == 16  # the first run's
+    assert open_session(package, (-1,), state.head).args["batch_size"] == 8  # the fork's
