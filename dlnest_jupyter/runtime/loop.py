@@ -47,7 +47,7 @@ class TrainingLoop:
         self.launch_index = launch_index
         self.progress: ProgressFile | None = None  # called once per training step
         self._ddp = session.status.env == DDP
-        self._lengths_at_epoch_start: dict[str, int] = {}  # of the log's lists
+        self._lists_at_epoch_start: dict[str, ListMark] = {}  # of the log's lists
         self._main = session.status.is_main_process
 
     def run(self) -> BaseException | None:
@@ -103,7 +103,7 @@ class TrainingLoop:
         """Train, report, validate and decide the save; returns the hold flag if saving."""
         life_cycle, session = self.session.life_cycle, self.session
         args, log = session.args, session.log
-        self._lengths_at_epoch_start = list_lengths(log)
+        self._lists_at_epoch_start = list_marks(log)
         self._train_one_epoch(epoch)
         session.finished_epoch = epoch
         life_cycle.commandLineOutput(epoch, log, args)
@@ -113,7 +113,7 @@ class TrainingLoop:
             life_cycle.AValidation()
         if self._main:
             session.package.append_metrics(self._metrics_record(epoch))
-            steps = epoch_steps(log, self._lengths_at_epoch_start)
+            steps = epoch_steps(log, self._lists_at_epoch_start)
             if steps:
                 session.package.append_metrics({**self._row_marks(epoch), **steps}, STEPS_FILE)
         if self._ddp:
@@ -202,7 +202,7 @@ class TrainingLoop:
         self.writer.save(payload, epoch=epoch, hold=hold)
 
     def _metrics_record(self, epoch: int) -> dict[str, Any]:
-        values = epoch_means(self.session.log, self._lengths_at_epoch_start)
+        values = epoch_means(self.session.log, self._lists_at_epoch_start)
         return {**values, **self._row_marks(epoch)}
 
     def _row_marks(self, epoch: int) -> dict[str, Any]:
@@ -232,22 +232,36 @@ def _require(built: object, stage: str) -> None:
         raise DLNestError(f"B{stage} returned 'Skip', so there is nothing to train")
 
 
-def list_lengths(log: dict[str, Any]) -> dict[str, int]:
-    return {key: len(value) for key, value in log.items() if isinstance(value, list)}
+# A log list and its length at an epoch's start. The list itself, not its id: a list replaced
+# and freed could lend its id to the new one.
+ListMark = tuple[list[Any], int]
 
 
-def epoch_means(log: dict[str, Any], lengths_at_start: dict[str, int]) -> dict[str, Any]:
+def list_marks(log: dict[str, Any]) -> dict[str, ListMark]:
+    return {key: (value, len(value)) for key, value in log.items() if isinstance(value, list)}
+
+
+def added_this_epoch(key: str, value: list[Any], marks: dict[str, ListMark]) -> list[Any]:
+    """What list `key` gained since the epoch began. A list replaced meanwhile (`log["val"] =
+    [acc]`, `log["loss"] = log["loss"][-100:]`) or shortened counts whole: its length alone
+    would say it gained nothing."""
+    then, start = marks.get(key, (value, 0))
+    if then is not value or len(value) < start:
+        return value
+    return value[start:]
+
+
+def epoch_means(log: dict[str, Any], marks: dict[str, ListMark]) -> dict[str, Any]:
     """Each numeric list entry's mean over the values added during the epoch, each numeric
     scalar entry as it is, and the mark saying so.
 
     The last value alone was one minibatch's: "best loss 0.003" on a run whose epochs averaged
     0.12. A list that gained nothing this epoch (validation every few epochs) is left out: its
-    last value is an older epoch's. A list that shrank (the user trimmed it) counts whole."""
+    last value is an older epoch's. A list replaced or shortened counts whole."""
     values: dict[str, Any] = {}
     for key, value in log.items():
         if isinstance(value, list):
-            start = lengths_at_start.get(key, 0)
-            added = value[start:] if len(value) >= start else value
+            added = added_this_epoch(key, value, marks)
             numbers = [n for n in map(_number, added) if n is not None]
             if numbers and len(numbers) == len(added):
                 values[key] = math.fsum(numbers) / len(numbers)
@@ -256,7 +270,7 @@ def epoch_means(log: dict[str, Any], lengths_at_start: dict[str, int]) -> dict[s
     return {**values, EPOCH_MEAN_MARK: True}
 
 
-def epoch_steps(log: dict[str, Any], lengths_at_start: dict[str, int]) -> dict[str, Any]:
+def epoch_steps(log: dict[str, Any], marks: dict[str, ListMark]) -> dict[str, Any]:
     """Each numeric list entry's values added during the epoch, one per step (evenly thinned
     to MAX_STEP_VALUES), and how many there were: `{"values": {key: [...]}, "counts": {...}}`;
     empty when no list gained numbers."""
@@ -265,8 +279,7 @@ def epoch_steps(log: dict[str, Any], lengths_at_start: dict[str, int]) -> dict[s
     for key, value in log.items():
         if not isinstance(value, list):
             continue
-        start = lengths_at_start.get(key, 0)
-        added = value[start:] if len(value) >= start else value
+        added = added_this_epoch(key, value, marks)
         numbers = [n for n in map(_number, added) if n is not None]
         if not numbers or len(numbers) != len(added):
             continue

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,12 +174,12 @@ def test_a_long_epochs_steps_are_thinned_evenly() -> None:
 
     log = {"loss": [0.0] * 5 + [float(i) for i in range(2500)], "note": ["text"], "lr": 0.1}
 
-    steps = epoch_steps(log, {"loss": 5})
+    steps = epoch_steps(log, {"loss": (log["loss"], 5)})
 
     assert steps["counts"] == {"loss": 2500}  # the text list and the scalar are not steps
     assert len(steps["values"]["loss"]) <= MAX_STEP_VALUES
     assert steps["values"]["loss"][:3] == [0.0, 3.0, 6.0]
-    assert epoch_steps(log, {"loss": len(log["loss"])}) == {}  # nothing new this epoch
+    assert epoch_steps(log, {"loss": (log["loss"], len(log["loss"]))}) == {}  # nothing new
 
 
 def test_a_runner_with_validate_replaces_the_per_batch_trio(tmp_path: Path) -> None:
@@ -205,3 +206,16 @@ def test_a_runner_with_validate_replaces_the_per_batch_trio(tmp_path: Path) -> N
     assert (
         recorded.index("BValidation") < recorded.index("validate:1") < recorded.index("AValidation")
     )
+
+
+def test_a_list_replaced_each_epoch_counts_whole_in_the_epochs_row() -> None:
+    from dlnest_jupyter.runtime.loop import epoch_means, list_marks
+
+    log: dict[str, Any] = {"val": [0.5], "loss": [3.0, 2.0]}
+    marks = list_marks(log)
+    log["val"] = [0.75]  # the same length, a new list: what validation wrote this epoch
+    log["loss"] = [*log["loss"][-1:], 1.0]  # trimmed, then one more step
+
+    means = epoch_means(log, marks)
+
+    assert (means["val"], means["loss"]) == (0.75, 1.5)
