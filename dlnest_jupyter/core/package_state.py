@@ -139,8 +139,8 @@ class PackageState:
         if "branches" in raw:
             branches = {int(n): Branch.from_json(b) for n, b in raw["branches"].items()}
             current = int(raw.get("branch", 0))
-        else:  # format 1, or DLNest 0.3 (no head either): one branch, the package's tracks
-            branches = {0: Branch.from_json(raw)}
+        else:  # format 1, or DLNest 0.3 (no head either): the package's tracks
+            branches = _format_1_branches(Branch.from_json(raw), raw.get("checkpoints", {}))
             current = 0
         held: set[int] = set()
         for branch in branches.values():
@@ -239,3 +239,27 @@ def checkpoints_json(state: PackageState) -> dict[str, Any]:
             for number, branch in sorted(state.branches.items())
         ],
     }
+
+
+def _format_1_branches(whole: Branch, infos: Mapping[str, Mapping[str, Any]]) -> dict[int, Branch]:
+    """A package from before branches kept one set of tracks. Where its head is not its newest
+    checkpoint, a continue from an older one had begun a line of its own: the newer ids are the
+    abandoned line's, and go to a branch of their own, so the current line's saves cannot push
+    them out (the original run's last checkpoint among them)."""
+    head = whole.head
+    newer = {i for i in whole.tracks.held() if head is not None and i > head}
+    if not newer:
+        return {0: whole}
+
+    def split(track: tuple[int, ...], keep: bool) -> tuple[int, ...]:
+        return tuple(i for i in track if (i in newer) is keep)
+
+    def tracks(keep: bool) -> Tracks:
+        t = whole.tracks
+        return Tracks(split(t.fast, keep), split(t.slow, keep), split(t.consistent, keep))
+
+    oldest = infos.get(str(min(newer)), {})
+    abandoned = Branch(
+        tracks(True), parent=0, fork_checkpoint=oldest.get("parent"), head=max(newer)
+    )
+    return {0: replace(whole, tracks=tracks(False)), 1: abandoned}

@@ -84,3 +84,24 @@ def test_a_package_from_before_branches_is_one_branch() -> None:
 
     assert (state.branch, state.head, state.held_ids()) == (0, 5, [2, 4, 5])
     assert continue_from(state, 2).branches[1].parent == 0
+
+
+def test_a_package_from_before_branches_keeps_the_line_a_continue_had_left() -> None:
+    # Format 1: a run kept 5, 6, 7; a continue from 6 was stopped before it saved (head 6).
+    raw = {
+        "format": 1,
+        "ckpt_fast": [5, 6, 7],
+        "ckpt_slow": [],
+        "ckpt_consistent": [],
+        "next_id": 8,
+        "head": 6,
+        "checkpoints": {str(i): {"epoch": i + 1, "parent": i - 1} for i in (5, 6, 7)},
+    }
+    state = continue_from(PackageState.from_json(raw, []), 6)
+    limits = TrackLimits(fast=3, slow=0, consistent=0)
+
+    for epoch in (7, 8, 9):  # the continued line saves 8, 9, 10
+        state, _ = record_save(state, limits, state.next_id, epoch, hold=False)
+
+    assert 7 in state.held_ids()  # the original run's last stays
+    assert state.branches[1].fork_checkpoint == 6 and state.head == 10
