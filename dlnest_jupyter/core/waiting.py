@@ -51,7 +51,8 @@ class WaitExplainer:
         """Why `demand` was not placed on `ledger` (as the pass saw it when it tried)."""
         if ledger.held_for == demand.task_id:
             # The starving task's own reason changes as its card drains: not shared.
-            return f"{self._explain(demand, ledger)}; {self._drain_note(ledger)}"
+            own, note = self._explain(demand, ledger), self._drain_note(ledger)
+            return own if note in own else f"{own}; {note}"
         key = (
             ledger.generation,
             demand.memory_mb,
@@ -117,17 +118,16 @@ class WaitExplainer:
     def _blocked(self, cards: list[int], ledger: CardLedger) -> str:
         """Cards with room that the pass still could not use: say the nearest end of the wait."""
         delay = self.settings.launch_delay_s
-        if delay > 0:
-            waits = [
-                delay - (self.now - ledger.last_launch_at[c])
-                for c in cards
-                if c in ledger.last_launch_at
-                and self.now - ledger.last_launch_at[c] < delay
-                and c not in ledger.held
-                and ledger.tasks.get(c, 0) < self.settings.max_tasks_per_device
-            ]
-            if waits:
-                return f"launch delay, {max(1, round(min(waits)))} s"
+        # The setting, not a countdown: a reason is stored, and a text that changed every pass
+        # would rewrite every queued task's row every pass.
+        if delay > 0 and any(
+            c in ledger.last_launch_at
+            and self.now - ledger.last_launch_at[c] < delay
+            and c not in ledger.held
+            and ledger.tasks.get(c, 0) < self.settings.max_tasks_per_device
+            for c in cards
+        ):
+            return f"launch delay, {delay:g} s"
         if all(ledger.tasks.get(c, 0) >= self.settings.max_tasks_per_device for c in cards):
             limit = self.settings.max_tasks_per_device
             where = "the CPU" if cards == [CPU_ID] else "each GPU it fits on"

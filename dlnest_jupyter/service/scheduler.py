@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 # writes; between the fork and its setsid (microseconds, or an exec on the plain path) it is
 # neither. A task its dead claimant may have been forking is queued again only after this long.
 LAUNCH_GRACE_S = 10.0
+WAIT_FIGURES_S = 10.0  # how stale a waiting task's figures may get (Scheduler._record_waits)
 
 
 class Scheduler:
@@ -52,7 +54,8 @@ class Scheduler:
         # Our launches that never answered (LaunchUnknown), and when we gave up waiting.
         self._unsettled: dict[int, float] = {}
         self._recorded: dict[int, dict[str, Any]] = {}  # analyzer progress last stored, by task
-        self._waits: dict[int, str] = {}  # why each queued task waits, as last stored
+        # Why each queued task waits, as this scheduler last stored it, and when.
+        self._waits: dict[int, tuple[str, float]] = {}
 
     def tick(self, now: float) -> list[TaskRecord]:
         """One pass (the service holds its tick lock); returns the tasks launched."""
@@ -61,6 +64,7 @@ class Scheduler:
         leading = self.leadership.lead()
         self._reap(leading, now)
         if not leading:
+            self._waits = {}  # another scheduler writes them now; ours would go stale
             return []
         started = self._place(now)
         self._publish()
@@ -205,7 +209,7 @@ class Scheduler:
                     placements.append(placement)
                 else:
                     waiting[demand.task_id] = explainer.why(demand, ledger)
-            self._record_waits(waiting)
+            self._record_waits(waiting, now)
             claimed = []
             for placement in placements:
                 task = self.store.get(placement.task_id)
@@ -251,11 +255,26 @@ class Scheduler:
         service.log.write(f"task {task.id} started on {devices} (pid {launch.pid})")
         return running
 
-    def _record_waits(self, waiting: dict[int, str]) -> None:
-        """Store the reasons that changed since this scheduler last stored them."""
-        changed = {i: why for i, why in waiting.items() if self._waits.get(i) != why}
+    def _record_waits(self, waiting: dict[int, str], now: float) -> None:
+        """Store the reasons that changed since this scheduler last stored them.
+
+        A reason whose words stay and only its figures moved (a card's free MiB, as other
+        processes' memory comes and goes) is stored again at most every WAIT_FIGURES_S: each
+        write bumps the task's version, so every dashboard would fetch every queued task anew.
+        """
+        changed = {}
+        for task_id, why in waiting.items():
+            stored = self._waits.get(task_id)
+            if stored is not None and (
+                stored[0] == why
+                or (_words(stored[0]) == _words(why) and now - stored[1] < WAIT_FIGURES_S)
+            ):
+                continue
+            changed[task_id] = why
         self.store.set_waiting(changed)
-        self._waits = waiting
+        self._waits = {
+            i: (why, now) if i in changed else self._waits[i] for i, why in waiting.items()
+        }
 
     # -- the box ledger ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -284,6 +303,10 @@ class Scheduler:
         """Step down. Our rows stay in the box ledger: the tasks they name keep running (and
         keep their memory) until the next scheduler of this queue re-adopts them."""
         self.leadership.close()
+
+
+def _words(reason: str) -> str:
+    return re.sub(r"[\d,]+", "#", reason)
 
 
 def _names(holding: list[TaskRecord]) -> dict[int, str]:

@@ -71,14 +71,14 @@ def test_tasks_per_card_at_its_limit() -> None:
     assert said == {9: "tasks per card at its limit (1) on each GPU it fits on"}
 
 
-def test_launch_delay_says_how_long_is_left() -> None:
+def test_launch_delay_says_the_delay() -> None:
     running = [Reservation(i, {i: 100}, started_at=NOW - 1) for i in range(2)]
 
     said = waits(
         [Demand(9, memory_mb=100, queued_at=NOW)], gpus(), running, Settings(launch_delay_s=4)
     )
 
-    assert said == {9: "launch delay, 3 s"}
+    assert said == {9: "launch delay, 4 s"}
 
 
 def test_a_starving_task_and_those_kept_off_its_card_say_why() -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dlnest_jupyter.core import processes
+from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.errors import (
     CheckpointNotFoundError,
     ConfigError,
@@ -150,8 +151,15 @@ def test_checkpoints_are_listed_by_branch_and_a_gone_one_is_refused_by_id(
         (3, 3, 1),
     ]
     assert listed["branches"] == [
-        {"id": 0, "parent": None, "head": 2, "fork_checkpoint": None, "fork_epoch": None},
-        {"id": 1, "parent": 0, "head": 3, "fork_checkpoint": 1, "fork_epoch": 2},
+        {
+            "id": 0,
+            "parent": None,
+            "head": 2,
+            "fork_checkpoint": None,
+            "fork_epoch": None,
+            "overrides": {},
+        },
+        {"id": 1, "parent": 0, "head": 3, "fork_checkpoint": 1, "fork_epoch": 2, "overrides": {}},
     ]
     with pytest.raises(
         CheckpointNotFoundError,
@@ -274,3 +282,25 @@ def test_a_stopped_run_keeps_how_far_it_got(service: DLNestService, tmp_path: Pa
     stopped = service.task(task.id)
     assert stopped.state is TaskState.CANCELLED
     assert stopped.progress["epoch"] >= 1 and stopped.to_json()["progress"]["epoch"] >= 1
+
+
+def test_a_wait_whose_figures_alone_change_is_stored_again_only_now_and_then(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"devices": [0]})
+    service.device_source = FakeSource((16384, 16384), {0: 1000})  # someone else's memory
+    task = service.submit_train(write_project(tmp_path / "p", epochs=1), memory_mb=16000)
+    now = time.time()  # the submission's own pass stored the first reason just now
+
+    def waiting_after_a_pass(foreign_mb: int, at: float) -> str | None:
+        service.device_source = FakeSource((16384, 16384), {0: foreign_mb})
+        service.tick(at)
+        return service.task(task.id).to_json()["waiting_for"]
+
+    first = waiting_after_a_pass(1000, now)
+    same_words = waiting_after_a_pass(1200, now + 1)  # other processes' memory moved a little
+    later = waiting_after_a_pass(1200, now + 11)
+
+    assert first == "needs 16,000 MiB; most free is 15,384 MiB on GPU 0"
+    assert same_words == first  # not rewritten (every dashboard would fetch it again)
+    assert later == "needs 16,000 MiB; most free is 15,184 MiB on GPU 0"
