@@ -12,11 +12,13 @@ and recovers by itself; it stops when closed, and dies with its kernel.
 
 from __future__ import annotations
 
+import functools
 import html
 import queue
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
@@ -30,6 +32,7 @@ from .panels import MAX_OUTPUT_CHARS, Action, DevicesPanel, OutputPanel, Setting
 from .queue_panel import QueuePanel
 from .widgets_util import set_value
 
+T = TypeVar("T")
 REFRESH_S = 1.0
 MAX_BACKOFF_S = 30.0
 SCRIPTS_EVERY_S = 5.0  # the script picker re-reads the scripts folder while in view
@@ -176,7 +179,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         if not chosen_another and not self.showing("Queue"):
             return  # read when the queue is in view again
         self._checkpoints_key = key
-        reply = self.client.checkpoints(task_id) if task_id is not None and package else None
+        reply = None
+        if task_id is not None and package:
+            reply = self._ask(
+                functools.partial(self.client.checkpoints, task_id), f"task {task_id}"
+            )
         self.queue_panel.set_checkpoints(reply)
 
     def _refresh_scripts(self, analyzer_changed: bool) -> None:
@@ -188,7 +195,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             return
         self._scripts_read_at = time.monotonic()
         how = self._attach(task_id) if not self.analyzer_panel.attach.value else None
-        self.analyzer_panel.set_scripts(self.client.scripts(task_id), how)
+        scripts = self._ask(functools.partial(self.client.scripts, task_id), f"analyzer {task_id}")
+        self.analyzer_panel.set_scripts(scripts or [], how)
 
     def _refresh_output(self) -> None:
         task_id = self.output_panel.task_id
@@ -198,7 +206,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             set_value(self.output_panel.text, vm.output_html("(select a task in the queue)"))
             return
         while True:  # catch up in parts; each part is only the bytes after the last offset
-            chunk = self.client.output(task_id, self._output_offset)
+            chunk = self._ask(
+                functools.partial(self.client.output, task_id, self._output_offset),
+                f"task {task_id}",
+            )
+            if chunk is None:
+                return
             self._output_offset = chunk["offset"]
             self._output_text = (self._output_text + chunk["text"])[-MAX_OUTPUT_CHARS:]
             if not chunk["text"]:
@@ -211,7 +224,15 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             return
         task_id, experiment_id = shown
         offset, display_offset = self.analyzer_panel.offsets
-        experiment = self.client.experiment(task_id, experiment_id, offset, display_offset, 0)
+        experiment = self._ask(
+            functools.partial(
+                self.client.experiment, task_id, experiment_id, offset, display_offset, 0
+            ),
+            f"analyzer {task_id}",
+        )
+        if experiment is None:  # its analyzer is gone: nothing more will come
+            self.analyzer_panel.experiment = None
+            return
         ended = ExperimentState(experiment["state"]).terminal
         news = experiment["output"] or experiment["displays"] or ended
         # `follow` drops the reply when the user chose another analyzer meanwhile.
@@ -222,14 +243,41 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         panel = self.metrics_panel
         for task_id in panel.shown_runs():
             offset = panel.offsets.get(task_id, 0)
-            panel.add_rows(task_id, self.client.metrics(task_id, offset))
+            rows = self._ask(
+                functools.partial(self.client.metrics, task_id, offset), f"task {task_id}"
+            )
+            if rows is None:
+                continue
+            panel.add_rows(task_id, rows)
             if panel.needs_branches(task_id):  # rows of a second branch: where does it fork?
-                panel.set_branches(task_id, self.client.checkpoints(task_id).get("branches"))
+                book = self._ask(
+                    functools.partial(self.client.checkpoints, task_id), f"task {task_id}"
+                )
+                panel.set_branches(task_id, (book or {}).get("branches"))
         step_run = panel.step_run()
         if step_run is not None:  # asked for only while shown by step
             offset = panel.step_offsets.get(step_run, 0)
-            panel.add_step_rows(step_run, self.client.steps(step_run, offset))
+            steps = self._ask(
+                functools.partial(self.client.steps, step_run, offset), f"task {step_run}"
+            )
+            if steps is not None:
+                panel.add_step_rows(step_run, steps)
         panel.draw()
+
+    def _ask(self, read: Callable[[], T], what: str) -> T | None:
+        """One task's own data. A refusal (its package deleted, the task gone: a 4xx) is said
+        in the message line and the refresh goes on: the server answered, so it is not lost,
+        and one task's trouble must not stop every tab from updating."""
+        try:
+            return read()
+        except ClientError as error:
+            if error.status is None or error.status >= 500:
+                raise
+            set_value(
+                self.message,
+                f"<span style='color:#dc3545'>{html.escape(what)}: {html.escape(str(error))}</span>",
+            )
+            return None
 
     def _submit(self, action: Action) -> None:
         """Hand `action` to the refresher thread, the only writer, and wake it for it now."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import time
 from pathlib import Path
 
@@ -357,3 +358,25 @@ def test_a_clusters_cards_are_grouped_under_their_machines(tmp_path: Path, confi
         board.close()
     finally:
         service.stop()
+
+
+def test_a_task_whose_package_was_deleted_is_said_once_and_the_rest_keeps_updating(
+    client: Client, config: Path
+) -> None:
+    task = submit(client, config, cpu=True)
+    board = Dashboard(client, start=False)
+    board.queue_panel.selected.value = task["id"]
+    board.refresh()
+    shutil.rmtree(task["package_path"])  # removed by hand while the dashboard shows it
+    later = submit(client, config, cpu=True)
+    board.refresh()
+    board.queue_panel.selected.value = later["id"]
+    board.refresh()
+    board.queue_panel.selected.value = task["id"]  # its checkpoints are read again
+
+    board.refresh()
+
+    assert "disconnected" not in board.status.value and board.failures == 0
+    assert f"task {task['id']}:" in board.message.value  # the refusal, said
+    assert board.queue_panel.row_ids == [later["id"], task["id"]]  # the queue goes on
+    board.close()
