@@ -184,7 +184,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             reply = self._ask(
                 functools.partial(self.client.checkpoints, task_id), f"task {task_id}"
             )
-        self.queue_panel.set_checkpoints(reply)
+        self.queue_panel.set_checkpoints(reply, package)
 
     def _refresh_scripts(self, analyzer_changed: bool) -> None:
         """The script picker follows the scripts folder while in view (a script saved after

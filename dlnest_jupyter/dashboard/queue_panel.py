@@ -69,6 +69,7 @@ class QueuePanel:
         self._client, self._submit = client, submit
         self._confirming: int | None = None  # the running task a first Stop press asked about
         self._head: int | None = None  # the package's head when the checkpoints were read
+        self._checkpoints_of: str | None = None  # the package they were read from
         self.stop.on_click(lambda _: submit(self._stop))
         self.continue_.on_click(lambda _: submit(self._continue))
         self.analyze.on_click(lambda _: submit(self._analyze))
@@ -123,8 +124,14 @@ class QueuePanel:
             self.selected.value = int(task_id)
         return None
 
-    def set_checkpoints(self, reply: Mapping[str, Any] | None) -> None:
+    def set_checkpoints(self, reply: Mapping[str, Any] | None, package: str | None = None) -> None:
+        """The package's checkpoints to continue or analyse from. Another package's list
+        starts at "latest": ids are small numbers in every package, so a choice kept from the
+        last one would name some other checkpoint of this one."""
         self._head = (reply or {}).get("head")
+        if package != self._checkpoints_of:
+            self._checkpoints_of = package
+            set_options(self.checkpoint, [])
         set_options(self.checkpoint, qv.checkpoint_options(reply, LATEST))
 
     def _confirm(self, task_id: int | None) -> None:

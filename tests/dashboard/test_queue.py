@@ -184,3 +184,17 @@ def test_the_rate_says_what_it_is() -> None:
     row = qv.queue_row_html({"id": 1, "kind": "train", "state": "running", "progress": progress},
                             False, 0.0)  # fmt: skip
     assert "title='steps per second over the last 10 s'>12.5/s<" in row
+
+
+def test_the_checkpoint_picker_starts_at_latest_for_another_package() -> None:
+    from dlnest_jupyter.dashboard.queue_panel import LATEST, QueuePanel
+
+    panel = QueuePanel(lambda _: None, client=None)
+    book = {"head": 5, "checkpoints": [{"id": 4, "epoch": 5}, {"id": 5, "epoch": 6}]}
+    panel.set_checkpoints(book, "/saves/a")
+    panel.checkpoint.value = 4
+
+    panel.set_checkpoints(book, "/saves/a")  # read again: the user's choice stays
+    assert panel.checkpoint.value == 4
+    panel.set_checkpoints(book, "/saves/b")  # the same ids in another package
+    assert panel.checkpoint.value == LATEST
