@@ -73,3 +73,20 @@ def test_epoch_time_is_known_only_once_an_epoch_has_ended(tmp_path: Path) -> Non
     assert read(tmp_path)["epoch_s"] == pytest.approx(
         5.0
     )  # from the first step of epoch 1 to that of 2
+
+
+def test_epoch_time_is_the_mean_of_this_runs_epochs_and_a_new_run_starts_blank(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    progress = ProgressFile(tmp_path, interval_s=0.5, epochs=4, clock=clock)
+    for epoch, seconds in ((1, 4.0), (2, 10.0), (3, 4.0)):  # a busy machine's middle epoch
+        progress(epoch, 0)
+        clock.now += seconds
+    progress(4, 0)
+    progress.flush()
+    assert read(tmp_path)["epoch_s"] == pytest.approx(6.0)  # not the last epoch's 4 s
+
+    ProgressFile(tmp_path, epochs=8, clock=clock)  # a continue of the package starts
+
+    assert not (tmp_path / "_progress.json").exists()  # the last run's figures are gone
