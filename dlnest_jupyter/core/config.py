@@ -83,7 +83,7 @@ def unknown_key_warnings(
     `file`: where the overrides come from, or which file set a given dotted key.
     """
     lines = []
-    for key, near in _unknown_keys(overrides, base, prefix=""):
+    for key, near in _unknown_keys(overrides, base, "", base):
         hint = f"; the nearest key is {near!r}" if near else ""
         where = file(key) if callable(file) else file
         lines.append(f"{key!r} in {where} is not a key of the config{hint}")
@@ -91,18 +91,43 @@ def unknown_key_warnings(
 
 
 def _unknown_keys(
-    overrides: Mapping[str, Any], base: Mapping[str, Any], prefix: str
+    overrides: Mapping[str, Any], base: Mapping[str, Any], prefix: str, root: Mapping[str, Any]
 ) -> list[tuple[str, str | None]]:
     found: list[tuple[str, str | None]] = []
     for key, value in overrides.items():
         if key in base:
             inner = base[key]
             if isinstance(value, Mapping) and isinstance(inner, Mapping):
-                found += _unknown_keys(value, inner, f"{prefix}{key}.")
+                found += _unknown_keys(value, inner, f"{prefix}{key}.", root)
             continue
-        near = difflib.get_close_matches(key, [str(k) for k in base], n=1, cutoff=0.6)
-        found.append((f"{prefix}{key}", f"{prefix}{near[0]}" if near else None))
+        found.append((f"{prefix}{key}", _nearest(str(key), base, prefix, root)))
     return found
+
+
+def _nearest(key: str, base: Mapping[str, Any], prefix: str, root: Mapping[str, Any]) -> str | None:
+    """The key the user most likely meant: a close name at the same level ("lrr" -> "lr"), else
+    the same or a close name anywhere in the config ("lr" -> "model_config.lr": DLNest projects
+    keep hyper-parameters in a child config's object)."""
+    near = difflib.get_close_matches(key, [str(k) for k in base], n=1, cutoff=0.6)
+    if near:
+        return f"{prefix}{near[0]}"
+    paths = _dotted_keys(root)
+    by_name: dict[str, str] = {}
+    for dotted in paths:  # the shallowest path of each last name
+        by_name.setdefault(dotted.rsplit(".", 1)[-1], dotted)
+    if key in by_name:
+        return by_name[key]
+    near = difflib.get_close_matches(key, list(by_name), n=1, cutoff=0.6)
+    return by_name[near[0]] if near else None
+
+
+def _dotted_keys(args: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every key of a config, nested ones as dotted paths, shallowest first."""
+    keys = [f"{prefix}{k}" for k in args]
+    for key, value in args.items():
+        if isinstance(value, Mapping):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

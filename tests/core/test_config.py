@@ -198,3 +198,18 @@ def test_freq_keys_the_config_lacks_are_warned_of_with_the_nearest_key(tmp_path:
         tmp_path / "more.json",
     )
     assert load_config(root).warnings == ()
+
+
+def test_a_freq_key_that_lives_in_a_child_configs_object_is_pointed_at_there(
+    tmp_path: Path,
+) -> None:
+    # The digits template keeps its hyper-parameters under model_config (a child config).
+    root = write(tmp_path / "root.json", {"epochs": 8, "model_config": {"lr": 0.003}})
+    freq = write(tmp_path / "freq.json", {"lr": 0.01, "lrr": 0.02})
+
+    loaded = load_config(root, freq)
+
+    assert loaded.warnings == (
+        f"'lr' in {freq} is not a key of the config; the nearest key is 'model_config.lr'",
+        f"'lrr' in {freq} is not a key of the config; the nearest key is 'model_config.lr'",
+    )
