@@ -55,7 +55,8 @@ class MetricsPanel:
         self.note = widgets.HTML()
         self.about = widgets.HTML()  # what a point is: an epoch's mean, or an older last value
         self.rows: dict[int, list[dict[str, Any]]] = {}  # task id -> its rows so far
-        self.labels: dict[int, str] = {}  # task id -> what its curve is called
+        self.labels: dict[int, str] = {}  # run (a package's first task) -> its curves' name
+        self._run_of: dict[int, int] = {}  # any training task -> the run of its package
         self.offsets: dict[int, int] = {}  # task id -> next byte of its _metrics.jsonl
         self.step_rows: dict[int, list[dict[str, Any]]] = {}  # task id -> its _steps.jsonl rows
         self.step_offsets: dict[int, int] = {}
@@ -104,26 +105,33 @@ class MetricsPanel:
         return self.selected[:MAX_RUNS]
 
     def update_runs(self, tasks: Sequence[Mapping[str, Any]]) -> None:
-        """Offer the training runs (an analyzer's package holds its training's rows, which
-        that run already shows)."""
-        runs = [t for t in tasks if t.get("package_path") and not runs_in_kernel(t["kind"])][:50]
-        self.labels = {
-            t["id"]: f"task {t['id']} {t.get('description') or ''}".strip() for t in runs
-        }
+        """Offer the training runs, one per package: a package's metric rows are those of its
+        first run and every continue of it (each branch its own line), so offering each task
+        drew the same curves once per task. An analyzer's package holds its training's rows,
+        which that run already shows."""
+        trained = [t for t in tasks if t.get("package_path") and not runs_in_kernel(t["kind"])]
+        by_package: dict[str, list[Mapping[str, Any]]] = {}
+        for task in sorted(trained, key=lambda t: t["id"]):
+            by_package.setdefault(str(task["package_path"]), []).append(task)
+        runs = sorted(by_package.values(), key=lambda same: -same[-1]["id"])[:50]  # newest first
+        self._run_of = {t["id"]: same[0]["id"] for same in runs for t in same}
+        self.labels = {same[0]["id"]: _run_label(same) for same in runs}
         options = [
-            (f"{t['id']} {t['kind']} {vm.short(t.get('description') or '', 30)}", t["id"])
-            for t in runs
+            (vm.short(f"{same[0]['id']} {_run_label(same)[len('task ') :]}", 60), same[0]["id"])
+            for same in runs
         ]
         set_options(self.runs, options)
         if not self.runs.value and runs:  # something to look at from the start
-            self.runs.value = (runs[0]["id"],)
+            self.runs.value = (runs[0][0]["id"],)
 
     def follow(self, task_id: int | None) -> None:
-        """Show the run chosen in the queue (others the user added go: one run, its curves)."""
-        if task_id is None or task_id not in self.labels:
+        """Show the run chosen in the queue (others the user added go: one run, its curves);
+        a continue shows its package, under its first run's name."""
+        run = self._run_of.get(task_id) if task_id is not None else None
+        if run is None:
             return
         with contextlib.suppress(traitlets.TraitError):  # not offered: keep the choice
-            self.runs.value = (task_id,)
+            self.runs.value = (run,)
 
     def add_rows(self, task_id: int, reply: Mapping[str, Any]) -> bool:
         """Fold a `metrics` reply in; True when it brought rows."""
@@ -256,3 +264,10 @@ class MetricsPanel:
         count = sum(map(len, rows.values()))
         set_value(self.exported, f"<span style='font-size:12px'>{html.escape(str(path))}</span>")
         return f"wrote {count} rows of runs {', '.join(map(str, selected))} to {path}"
+
+
+def _run_label(same_package: Sequence[Mapping[str, Any]]) -> str:
+    """A package's curves' name: its first task and description, and the continues of it."""
+    first, later = same_package[0], [t["id"] for t in same_package[1:]]
+    label = f"task {first['id']} {first.get('description') or ''}".strip()
+    return label + (f" (continued by {', '.join(map(str, later))})" if later else "")

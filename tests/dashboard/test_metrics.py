@@ -174,3 +174,26 @@ def test_by_step_draws_the_chosen_runs_logged_values_and_a_branch_from_its_fork(
     assert panel._figure.axes[0].label == "step (each value the run logged)"
     assert "a value run" in panel.about.value
     board.close()
+
+
+def test_a_package_and_its_continues_are_one_run_named_once() -> None:
+    panel = MetricsPanel()
+    tasks = [  # newest first, as the queue holds them
+        {"id": 11, "kind": "continue", "state": "running", "package_path": "/s/a"},
+        {"id": 9, "kind": "train", "state": "running", "package_path": "/s/b", "description": "b"},
+        {"id": 6, "kind": "continue", "state": "succeeded", "package_path": "/s/a"},
+        {
+            "id": 1,
+            "kind": "train",
+            "state": "succeeded",
+            "package_path": "/s/a",
+            "description": "a",
+        },
+    ]
+
+    panel.update_runs(tasks)
+    panel.follow(11)  # a continue chosen in the queue shows its package
+
+    assert [value for _, value in panel.runs.options] == [1, 9]  # the newest activity first
+    assert panel.labels[1] == "task 1 a (continued by 6, 11)"
+    assert panel.runs.value == (1,)
