@@ -16,6 +16,7 @@ import inspect
 import json
 import logging
 import os
+import shlex
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -413,9 +414,13 @@ class AnalyzerHost:
 
 def farewell_text(task: TaskRecord) -> str:
     """A deleted analyzer's last words in its kernel: what ended, and how to load it again."""
+    again = f"%dlnest analyze -r {shlex.quote(str(task.package_path))}"
+    checkpoint = task.spec.get("checkpoint_id")
+    if checkpoint is not None:
+        again += f" -c {checkpoint}"
     return (
         f"dlnest: analyzer {task.id} ended (deleted): its model is unloaded and this kernel "
-        f"shuts down. To load it again: %dlnest analyze -r {task.package_path}"
+        f"shuts down. To load it again: {again}"
     )
 
 

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from ..core.package_state import checkpoints_json
 from ..core.placement import Demand, Settings, admission_error
 from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
-from ..core.tasks import TaskKind, TaskRecord, TaskState
+from ..core.tasks import AnalyzerState, TaskKind, TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
 from .analyzers import AnalyzerHost
 from .device_rows import device_rows
@@ -242,7 +242,7 @@ class DLNestService:
             if task.state.terminal:
                 raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
             if task.state is TaskState.RUNNING:  # how far it got stays on record, as at an end
-                self.store.set_progress(task_id, self.with_progress(task).progress)
+                self.store.set_progress(task_id, _ended(task, self.with_progress(task).progress))
             cancelled = self.store.finish(
                 task_id, TaskState.CANCELLED, error="deleted", output_tail=self.tail(task)
             )
@@ -430,6 +430,13 @@ class DLNestService:
         if not self._writes_output(task) or task.package_path is None:
             return None  # the package's output is its training's, not this analyzer's
         return SavePackage(Path(task.package_path)).output_tail()
+
+
+def _ended(task: TaskRecord, progress: Mapping[str, Any]) -> dict[str, Any]:
+    """A stopped task's last progress; an analyzer's says its kernel ended (not "ready")."""
+    if KINDS[task.kind].runner is not Runner.KERNEL:
+        return dict(progress)
+    return {**{k: v for k, v in progress.items() if k != "kernel"}, "analyzer": AnalyzerState.ENDED}
 
 
 _NO_ANALYZERS = NoExecutor("this service has no kernel manager for analyzers")

@@ -263,10 +263,12 @@ async def test_a_console_attached_to_a_deleted_analyzer_is_told_it_ended(
                 said += message["content"]["text"]
     finally:
         console.stop_channels()
+    _, gone = await dlnest("GET", "tasks", str(task["id"]))
     assert said.strip() == (
         f"dlnest: analyzer {task['id']} ended (deleted): its model is unloaded and this kernel "
-        f"shuts down. To load it again: %dlnest analyze -r {package}"
+        f"shuts down. To load it again: %dlnest analyze -r {package} -c 1"
     )
+    assert (gone["task"]["state"], gone["task"]["progress"]["analyzer"]) == ("cancelled", "ended")
 
 
 async def test_an_analyzer_busy_with_a_cell_of_an_attached_client_says_so(
