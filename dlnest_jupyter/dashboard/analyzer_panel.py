@@ -125,7 +125,8 @@ class AnalyzerPanel:
         experiment = self._client.run_experiment(task_id, {"name": self.script.value})
         self._clear_output()
         self.experiment = (task_id, experiment["id"])
-        return f"experiment {experiment['id']} {experiment['state']}"
+        # The panel's own line follows its state; this line says what was done, once.
+        return f"experiment {experiment['id']} ({self.script.value}) sent to analyzer {task_id}"
 
     def _clear_output(self) -> None:
         self.offsets, self.text, self.displays = (0, 0), "", []
@@ -146,15 +147,14 @@ class AnalyzerPanel:
             return (
                 f"no experiment started here runs on analyzer {task_id}: nothing was interrupted."
             )
-        self._client.interrupt(task_id)
-        experiment = self._client.experiment(task_id, self.experiment[1], *self.offsets, 0)
-        return f"analyzer {task_id}: interrupt sent; experiment {experiment['id']} {experiment['state']}"
+        self._client.interrupt(task_id)  # the panel's line shows how the experiment ends
+        return f"interrupt sent to analyzer {task_id} (experiment {self.experiment[1]})"
 
 
 def analyzer_label(task: Mapping[str, Any]) -> str:
     progress = task.get("progress") or {}
     count = progress.get("experiments", 0)
-    return f"{task['id']} ({progress.get('analyzer', '?')}, {count} experiments)"
+    return f"{task['id']} ({progress.get('analyzer', '?')}, {vm.plural(count, 'experiment')})"
 
 
 def analyzer_state_html(task: Mapping[str, Any] | None) -> str:
@@ -169,7 +169,7 @@ def analyzer_state_html(task: Mapping[str, Any] | None) -> str:
     busy = " · <b>kernel busy</b>" if kernel == "busy" else (" · kernel idle" if kernel else "")
     return (
         f"<div style='font-size:12px'>analyzer {task['id']}: {vm.state_badge(state)}{busy}"
-        f" · {progress.get('experiments', 0)} experiments{html.escape(again)}"
+        f" · {vm.plural(progress.get('experiments', 0), 'experiment')}{html.escape(again)}"
         f" · <span title='{html.escape(task.get('package_path') or '')}'>"
         f"{html.escape(vm.short(task.get('description') or '', 60))}</span></div>"
     )

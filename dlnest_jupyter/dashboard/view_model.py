@@ -222,3 +222,8 @@ def status_html(colour: str, said: str, stale_after_s: float | None, clock: str)
         f"<span style='grid-area:1/1;visibility:hidden;{delay.format('stale')}'>{stale}</span>"
         "</span>"
     )
+
+
+def plural(count: object, noun: str) -> str:
+    """ "1 experiment", "4 experiments"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")

@@ -38,7 +38,7 @@ def test_a_new_analyzer_in_the_place_of_a_deleted_one_shows_nothing_of_its_resul
 
     assert panel.update([analyzer(42, "loading")])  # 40 deleted; Analyze started 42
 
-    assert panel.task_id == 42 and panel.analyzer.label == "42 (loading, 1 experiments)"
+    assert panel.task_id == 42 and panel.analyzer.label == "42 (loading, 1 experiment)"
     assert panel.output.outputs == () and panel.state.value == ""
     assert panel.experiment is None and panel.script.options == ()
     assert "analyzer 42:" in panel.kernel.value and "loading" in panel.kernel.value

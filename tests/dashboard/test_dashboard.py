@@ -262,7 +262,7 @@ def test_the_analyzers_tab_runs_a_picked_script_on_a_loaded_model(
 
         assert panel.output.outputs[0]["text"] == "loaded ToyRunner\n"
         assert "succeeded" in panel.state.value
-        assert "ready" in panel.kernel.value and "1 experiments" in panel.kernel.value
+        assert "ready" in panel.kernel.value and "1 experiment " in panel.kernel.value
 
         # A script saved after the load appears while the tab is in view.
         (tmp_path / "proj" / "AnalyzeScripts" / "later.py").write_text(IDENT)
