@@ -99,7 +99,10 @@ class DLNestMagics(AnalyzerCommands, Magics):
                     raise DLNestError(
                         "the cell form is %%dlnest exp [ID]; other commands are %dlnest"
                     )
-                return self._exp(argv[1:], cell)
+                # A cell's result is its output, shown above: an Out[] line of the
+                # experiment record would only repeat it (`x = %%dlnest` cannot be written).
+                self._exp(argv[1:], cell)
+                return None
             handler = _COMMANDS.get(command)
             if handler is None:
                 raise DLNestError(f"unknown command {command!r}; `%dlnest help` lists them")
@@ -189,7 +192,8 @@ class DLNestMagics(AnalyzerCommands, Magics):
     def _change_devices(self, argv: list[str]) -> None:
         devices = parse("changeDevices", argv).d
         settings = self.client.update_settings({"devices": devices})
-        print(f"dlnest: {devices_setting_text(settings['devices'])}")
+        gpus = [d["id"] for d in self.client.devices() if d["kind"] == "gpu"]
+        print(f"dlnest: {devices_setting_text(settings['devices'], gpus)}")
 
     def _settings(self, argv: list[str]) -> None:
         changes = {k: v for k, v in vars(parse("settings", argv)).items() if v is not None}

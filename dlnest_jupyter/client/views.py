@@ -152,7 +152,7 @@ def devices_table(devices: Sequence[dict[str, Any]]) -> Table:
     rows: list[tuple[Any, ...]] = [
         (
             d["id"], d["name"], "yes" if d["enabled"] else "no",
-            f"{d['memory_used_mb']} / {d['memory_reserved_mb']} / {d['memory_total_mb']}" if d["kind"] == "gpu" else "",
+            f"{d['memory_used_mb']:,} / {d['memory_reserved_mb']:,} / {d['memory_total_mb']:,}" if d["kind"] == "gpu" else "",
             ", ".join(map(str, d["task_ids"])),
             _by_other_users(d),
         )
@@ -204,13 +204,21 @@ def checkpoints_table(reply: dict[str, Any]) -> Table:
     return Table(["branch", "checkpoint", "epoch", "note"], rows)
 
 
-def devices_setting_text(devices: Sequence[int] | None) -> str:
-    """What a `changeDevices` left enabled, the CPU's fate said outright: leaving -1 out of the
-    list disables it, and -CPU tasks are then refused."""
+def devices_setting_text(devices: Sequence[int] | None, all_gpus: Sequence[int] = ()) -> str:
+    """What a `changeDevices` left enabled, and what it disabled, said outright: leaving -1
+    out of the list disables the CPU, and -CPU tasks are then refused. `all_gpus`: the
+    machine's GPU ids, to name those left out."""
     if devices is None:
         return "every device is enabled"
     gpus = [d for d in devices if d != CPU_ID]
-    said = ("GPU " if len(gpus) == 1 else "GPUs ") + ", ".join(map(str, gpus)) if gpus else "no GPU"
+    said = _gpus(gpus) if gpus else "no GPU"
+    off = [g for g in all_gpus if g not in gpus]
     if CPU_ID in devices:
-        return f"{said} and the CPU are enabled"
-    return f"{said} enabled; the CPU is disabled (-CPU tasks are refused; list -1 to keep it)"
+        said = f"{said} and the CPU are enabled"
+    else:
+        said = f"{said} enabled; the CPU is disabled (-CPU tasks are refused; list -1 to keep it)"
+    return said + (f"; {_gpus(off)} disabled" if off else "")
+
+
+def _gpus(ids: Sequence[int]) -> str:
+    return ("GPU " if len(ids) == 1 else "GPUs ") + ", ".join(map(str, ids))

@@ -79,10 +79,10 @@ def test_magics_load_an_analyzer_once_and_run_scripts_and_cells_against_it(
     assert "ZeroDivisionError" in broken and "analyzer_kernel.py" not in broken
     assert analyzer.id == 1 and repr(analyzer).startswith("<dlnest task 1: analyze, ")
     assert (first.id, first.state, first.result) == (1, "succeeded", "42")
-    assert repr(in_cell) == "<dlnest experiment 3 of analyzer 1: succeeded>"
+    assert in_cell is None  # a cell shows its output; no Out[] line repeats it
     assert "task 1 is an analyzer: each experiment shows its output in the cell" in watch
     gpu_row = devices.splitlines()[1].split()
-    assert gpu_row[-6:] == ["0", "/", "2000", "/", "8192", "1"]  # reserved for analyzer 1
+    assert gpu_row[-6:] == ["0", "/", "2,000", "/", "8,192", "1"]  # reserved for analyzer 1
 
 
 def test_attach_names_a_connection_file_and_del_frees_the_device(
@@ -104,7 +104,7 @@ def test_attach_names_a_connection_file_and_del_frees_the_device(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     shell.run_line_magic("dlnest", "devices")
-    assert "0 / 0 / 8192" in capsys.readouterr().out
+    assert "0 / 0 / 8,192" in capsys.readouterr().out
 
 
 def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(

@@ -124,4 +124,7 @@ def test_a_device_list_without_the_cpu_says_the_cpu_is_disabled() -> None:
         "GPUs 0, 1 enabled; the CPU is disabled (-CPU tasks are refused; list -1 to keep it)"
     )
     assert devices_setting_text([-1, 0]) == "GPU 0 and the CPU are enabled"
+    assert devices_setting_text([-1, 0], all_gpus=[0, 1]) == (
+        "GPU 0 and the CPU are enabled; GPU 1 disabled"
+    )
     assert devices_setting_text(None) == "every device is enabled"
