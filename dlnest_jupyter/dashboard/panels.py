@@ -118,12 +118,19 @@ class OutputPanel:
 
 class SettingsPanel:
     def __init__(self, submit: Submit, client: Any) -> None:
-        wide = {"style": {"description_width": "initial"}, "layout": widgets.Layout(width="300px")}
+        # A label column of its own and a box wide enough for the value: a long label that
+        # shares 300 px with its box left the box 20 px wide, the typed value unseen.
+        def labelled() -> dict[str, Any]:
+            return {
+                "style": {"description_width": "190px"},
+                "layout": widgets.Layout(width="340px"),
+            }
+
         self.max_tasks = widgets.BoundedIntText(
-            min=1, max=1_000_000, description="most tasks per card", **wide
+            min=1, max=1_000_000, description="most tasks per card", **labelled()
         )
         self.delay = widgets.BoundedFloatText(
-            min=0, max=86_400, description="launch delay between tasks on a card (s)", **wide
+            min=0, max=86_400, description="launch delay on a card (s)", **labelled()
         )
         self.explained = widgets.HTML(settings_help_html())
         self.apply = widgets.Button(description="Apply", icon="check")
@@ -170,7 +177,7 @@ def settings_change_text(before: Mapping[str, Any], after: Mapping[str, Any]) ->
 def settings_help_html() -> str:
     default = Settings().max_tasks_per_device
     return (
-        "<div style='font-size:12px;color:#555;max-width:640px'>"
+        "<div style='font-size:12px;line-height:1.4;color:#555;max-width:640px'>"
         "Memory decides first: a task starts on a card only when its estimate fits there. "
         f"<b>Most tasks per card</b> caps how many of this queue's tasks share one card besides; "
         f"the default, {default:,}, means no limit (memory alone decides). "

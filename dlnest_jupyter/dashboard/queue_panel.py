@@ -44,6 +44,12 @@ class QueuePanel:
         self.checkpoint = widgets.Dropdown(
             description="checkpoint", layout=widgets.Layout(width="300px")
         )
+        self.epochs = widgets.BoundedIntText(
+            value=0, min=0, max=1_000_000, description="to epoch",
+            tooltip="Continue trains until this epoch in all (0: as the config says, which "
+            "for a finished run means one more epoch)",
+            layout=widgets.Layout(width="160px"),
+        )  # fmt: skip
         self.stop = widgets.Button(description="Stop", button_style="danger", icon="stop")
         self.continue_ = widgets.Button(description="Continue", icon="play")
         self.analyze = widgets.Button(description="Analyze", icon="search")
@@ -57,7 +63,7 @@ class QueuePanel:
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.state, self.text]),
-                widgets.HBox([self.selected, self.checkpoint]),
+                widgets.HBox([self.selected, self.checkpoint, self.epochs]),
                 widgets.HBox([self.stop, self.continue_, self.analyze, self.show_output]),
                 self.count,
                 widgets.HBox(
@@ -173,6 +179,9 @@ class QueuePanel:
         else:
             where = "its latest checkpoint" + (f" ({self._head})" if self._head is not None else "")
         body["description"] = f"{kind} of task {self.task_id} from {where}"
+        if kind == "continue" and self.epochs.value > 0:  # --epochs N
+            body["epochs"] = self.epochs.value
+            body["description"] += f", to epoch {self.epochs.value}"
         return self._client.submit(body), package
 
     def _package(self) -> str:

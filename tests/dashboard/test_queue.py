@@ -14,7 +14,7 @@ from dlnest_jupyter.core.package_state import Branch, CheckpointInfo, PackageSta
 from dlnest_jupyter.dashboard import Dashboard
 from dlnest_jupyter.dashboard import queue_view as qv
 
-from .conftest import HOSTILE, row_button, rows_html, submit
+from .conftest import HOSTILE, Transport, row_button, rows_html, submit
 
 OUTPUT_TAB, METRICS_TAB = 2, 4
 
@@ -147,7 +147,7 @@ def test_the_checkpoint_picker_shows_each_branch_and_where_it_forked() -> None:
 
 
 def test_continue_and_analyze_name_their_source_task_and_checkpoint(
-    client: Client, config: Path
+    client: Client, config: Path, transport: Transport
 ) -> None:
     task = submit(client, config, cpu=True)
     write_checkpoints(task, (0, 1))
@@ -163,6 +163,16 @@ def test_continue_and_analyze_name_their_source_task_and_checkpoint(
     newest = max(client.tasks(), key=lambda t: t["id"])
     assert newest["kind"] == "continue"
     assert newest["description"] == f"continue of task {task['id']} from checkpoint 0"
+    client.delete(newest["id"])
+
+    board.queue_panel.epochs.value = 9  # more epochs than the config's: --epochs 9
+    board.queue_panel.continue_.click()
+    board.refresh()
+
+    longer = max(client.tasks(), key=lambda t: t["id"])
+    assert longer["description"].endswith("from checkpoint 0, to epoch 9")
+    spec = transport.api.service.store.get(longer["id"]).spec
+    assert spec["overrides"] == {"epochs": 9}
     board.close()
 
 
