@@ -13,6 +13,7 @@ first run chosen only: one run's steps are already thousands of points.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html
 import time
@@ -30,6 +31,7 @@ from .panels import Submit
 from .widgets_util import set_options, set_value
 
 MAX_RUNS = 8
+MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024  # a data: link larger than this is slow to build
 
 
 class MetricsPanel:
@@ -260,9 +262,17 @@ class MetricsPanel:
         name = f"dlnest-metrics-{'-'.join(map(str, selected))}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = folder / f"{name}.csv"
         rows = {t: self.rows.get(t, []) for t in selected}
-        path.write_text(mv.rows_csv(rows), encoding="utf-8")
+        text = mv.rows_csv(rows)
+        path.write_text(text, encoding="utf-8")
         count = sum(map(len, rows.values()))
-        set_value(self.exported, f"<span style='font-size:12px'>{html.escape(str(path))}</span>")
+        link = ""
+        if len(text) <= MAX_DOWNLOAD_BYTES:  # the browser saves it too, where it saves files
+            data = base64.b64encode(text.encode()).decode()
+            link = f" <a download='{name}.csv' href='data:text/csv;base64,{data}'>download</a>"
+        set_value(
+            self.exported,
+            f"<span style='font-size:12px'>{html.escape(str(path))}{link}</span>",
+        )
         return f"wrote {count} rows of runs {', '.join(map(str, selected))} to {path}"
 
 

@@ -4,9 +4,11 @@ the shown rows exported as CSV."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,8 @@ def test_export_writes_the_shown_rows_to_a_csv_and_says_where(
         [str(task["id"]), "0", "1", "1.5", "0.5", "0.75"],
     ]
     assert not math.isnan(float(rows[1][4]))
+    link = re.search(r"href='data:text/csv;base64,([^']+)'", board.metrics_panel.exported.value)
+    assert link and base64.b64decode(link[1]) == written.read_bytes()  # a download too
     board.close()
 
 
