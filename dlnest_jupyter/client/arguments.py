@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..core.errors import DLNestError
-from ..core.placement import DEFAULT_MEMORY_FRACTION
+from ..core.placement import DEFAULT_MEMORY_TEXT
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 
 
@@ -40,7 +40,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise HelpShown
 
 
-_DEFAULT_MEMORY = f"default: {DEFAULT_MEMORY_FRACTION:.0%} of a card"
+_DEFAULT_MEMORY = f"default: {DEFAULT_MEMORY_TEXT}"
 
 
 def _placement(parser: ArgumentParser, cards: bool = True) -> ArgumentParser:

@@ -13,10 +13,10 @@ from typing import Any
 from IPython.display import display
 
 from ..core.devices import CPU_ID
-from ..core.placement import DEFAULT_MEMORY_FRACTION
+from ..core.placement import DEFAULT_MEMORY_TEXT
 from ..core.tasks import TaskState
 
-DEFAULT_MEMORY = f"default ({DEFAULT_MEMORY_FRACTION:.0%} of a card)"
+DEFAULT_MEMORY = f"default ({DEFAULT_MEMORY_TEXT})"
 
 
 class Table:
@@ -107,7 +107,7 @@ def memory_text(task: Mapping[str, Any]) -> str:
 def reservation_sentence(task: dict[str, Any]) -> str:
     """What a submission reserves, as `run` and `analyze` say it."""
     asked, reserved = task.get("memory_mb"), task.get("reserved_mb")
-    default = f"the default, {DEFAULT_MEMORY_FRACTION:.0%} of a card"
+    default = f"the default, {DEFAULT_MEMORY_TEXT}"
     if reserved is not None:
         return f"reserved {reserved:,} MiB" + ("" if asked is not None else f" ({default})")
     placed = task["state"] != "queued"

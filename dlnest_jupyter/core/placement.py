@@ -25,6 +25,7 @@ from .devices import CPU_ID, InventorySnapshot
 from .fields import FieldSpec, integer, integer_list, number, optional, validated
 
 DEFAULT_MEMORY_FRACTION = 0.9
+DEFAULT_MEMORY_TEXT = f"{DEFAULT_MEMORY_FRACTION:.0%} of a card"  # how every face says it
 
 
 @dataclass(frozen=True)

@@ -247,7 +247,9 @@ class MetricsPanel:
                     else:
                         mark.y = raw
                         mark.colors, mark.opacities = [colour], [1.0]
-                    mark.labels = [line.label]
+                    mark.labels = (
+                        [f"{line.label} (raw)", line.label] if smoothing > 0 else [line.label]
+                    )
             self._figure.marks = marks[: len(drawn)]
             x_axis, y_axis = self._figure.axes
             x_axis.label = mv.X_AXES[str(self.x_axis.value)]

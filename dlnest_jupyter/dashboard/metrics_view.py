@@ -72,6 +72,7 @@ def lines(
     by_branch: dict[int, list[Mapping[str, Any]]] = {}
     for row in rows:
         by_branch.setdefault(branch_of(row), []).append(row)
+    by_branch = {branch: _last_per_epoch(own) for branch, own in by_branch.items()}
     forks = {b["id"]: b for b in branches or [] if isinstance(b.get("id"), int)}
     drawn = []
     for branch, own in sorted(by_branch.items()):
@@ -82,6 +83,17 @@ def lines(
         name = label if len(by_branch) == 1 else f"{label}, branch {branch}"
         drawn.append(Line(task_id, branch, name, xs, ys))
     return drawn
+
+
+def _last_per_epoch(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A branch's rows, an epoch run twice (a run that died after its last checkpoint, then
+    continued) once, as it ran last: else the line zig-zags back. Rows without an epoch stay."""
+    last: dict[int, Mapping[str, Any]] = {}
+    for row in rows:
+        if isinstance(row.get("epoch"), int):
+            last[row["epoch"]] = row
+    kept = set(map(id, last.values()))
+    return [row for row in rows if id(row) in kept or not isinstance(row.get("epoch"), int)]
 
 
 def step_lines(

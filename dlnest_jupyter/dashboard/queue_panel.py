@@ -149,10 +149,10 @@ class QueuePanel:
         if task_id is None:
             return "select a task first"
         state = self._client.task(task_id)["state"]
-        if state == TaskState.RUNNING and self._confirming != task_id:
+        if state in (TaskState.STARTING, TaskState.RUNNING) and self._confirming != task_id:
             self._confirm(task_id)  # a running task loses its epoch in progress: ask once
             return (
-                f'task {task_id} is running: press "Confirm: stop {task_id}" to end it'
+                f'task {task_id} is {state}: press "Confirm: stop {task_id}" to end it'
                 " (its checkpoints stay)"
             )
         self._confirm(None)

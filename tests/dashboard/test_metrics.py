@@ -201,3 +201,14 @@ def test_a_package_and_its_continues_are_one_run_named_once() -> None:
     assert [value for _, value in panel.runs.options] == [1, 9]  # the newest activity first
     assert panel.labels[1] == "task 1 a (continued by 6, 11)"
     assert panel.runs.value == (1,)
+
+
+def test_an_epoch_run_twice_in_a_branch_is_drawn_once_as_it_ran_last() -> None:
+    from dlnest_jupyter.dashboard import metrics_view as mv
+
+    rows = [{"epoch": 1, "loss": 3.0}, {"epoch": 2, "loss": 2.0}]  # died before saving epoch 2
+    rows += [{"epoch": 2, "loss": 1.5}, {"epoch": 3, "loss": 1.0}]  # continued from epoch 1
+
+    [line] = mv.lines(1, "run", rows, "loss")
+
+    assert (line.xs, line.ys) == ([1.0, 2.0, 3.0], [3.0, 1.5, 1.0])

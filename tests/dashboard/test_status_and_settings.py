@@ -44,7 +44,11 @@ def test_settings_explain_the_tasks_per_card_default_and_apply_says_what_changed
     panel = board.settings_panel
     board.tabs.selected_index = SETTINGS_TAB
 
-    assert panel.max_tasks.style.description_width == "initial"  # labels whole
+    for box in (panel.max_tasks, panel.delay):  # the label whole, and room left for the value
+        label_px, whole_px = (
+            int(w.removesuffix("px")) for w in (box.style.description_width, box.layout.width)
+        )
+        assert label_px >= 7 * len(box.description) and whole_px - label_px >= 120
     assert "the default, 10,000, means no limit" in panel.explained.value
     panel.max_tasks.value = 2
     panel.apply.click()
