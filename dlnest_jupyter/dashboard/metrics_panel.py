@@ -118,10 +118,7 @@ class MetricsPanel:
         runs = sorted(by_package.values(), key=lambda same: -same[-1]["id"])[:50]  # newest first
         self._run_of = {t["id"]: same[0]["id"] for same in runs for t in same}
         self.labels = {same[0]["id"]: _run_label(same) for same in runs}
-        options = [
-            (vm.short(f"{same[0]['id']} {_run_label(same)[len('task ') :]}", 60), same[0]["id"])
-            for same in runs
-        ]
+        options = [(vm.short(_run_label(same), 60), same[0]["id"]) for same in runs]
         set_options(self.runs, options)
         if not self.runs.value and runs:  # something to look at from the start
             self.runs.value = (runs[0][0]["id"],)

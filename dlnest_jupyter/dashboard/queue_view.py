@@ -19,9 +19,9 @@ from .view_model import devices_text, duration, short, state_badge
 COLUMNS_PCT = (
     ("kind", 7),
     ("state", 12),
-    ("description", 22),
+    ("description", 20),
     ("devices", 8),
-    ("MiB", 9),
+    ("MiB", 11),  # "14,745 held" on one line
     ("progress", 21),
     ("steps/s", 7),
     ("elapsed", 7),
