@@ -14,8 +14,7 @@ from typing import Any
 from IPython.display import publish_display_data
 
 from ..core.errors import DLNestError
-from ..core.tasks import ExperimentState, TaskState
-from ..service.task_kinds import runs_in_kernel
+from ..core.tasks import ExperimentState, TaskState, runs_in_kernel
 from .arguments import absolute_path, parse
 from .client import Client
 from .views import ExperimentRef, TaskRef

@@ -14,10 +14,9 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..core.errors import DLNestError
-from ..service.task_kinds import runs_in_kernel
 from .transport import KeepAliveTransport
 
-__all__ = ["Client", "ClientError", "HttpTransport", "InProcessTransport", "runs_in_kernel"]
+__all__ = ["Client", "ClientError", "HttpTransport", "InProcessTransport"]
 
 if TYPE_CHECKING:
     from ..service.api import Api

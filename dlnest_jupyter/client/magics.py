@@ -38,8 +38,7 @@ from IPython.display import DisplayHandle, Pretty, display
 
 from ..core.dry_run import dry_run
 from ..core.errors import DLNestError
-from ..core.tasks import TaskState
-from ..service.task_kinds import runs_in_kernel
+from ..core.tasks import TaskState, runs_in_kernel
 from .analyzer_commands import AnalyzerCommands
 from .arguments import HelpShown, absolute_path, parse
 from .client import Client, scheduled_by

@@ -1,7 +1,8 @@
 """Tasks: their kinds and states, the transitions allowed between them, and the record the store keeps.
 
-What each kind means (its request fields, how it is placed and started) is the table in
-`service/task_kinds.py`; here a kind is only a name. Experiments and analyzers have states of
+What each kind means (its request fields, how it is queued) is the table in
+`service/task_kinds.py`; here a kind is a name and what runs it (`RUNNERS`), which the client
+and dashboard need as much as the service. Experiments and analyzers have states of
 their own, named here so every layer (the REST replies, the magics, the dashboard) spells them
 the same way.
 """
@@ -22,6 +23,28 @@ class TaskKind(enum.StrEnum):
     TRAIN = "train"
     CONTINUE = "continue"
     ANALYZE = "analyze"
+
+
+class Runner(enum.Enum):
+    """What runs a task of a kind: every layer asks this, not the kind's name."""
+
+    PROCESS = "process"  # a training process, from the service's executor; writes its package
+    KERNEL = "kernel"  # an IPython kernel holding the loaded model; only reads its package
+
+
+RUNNERS: Mapping[TaskKind, Runner] = MappingProxyType(
+    {
+        TaskKind.TRAIN: Runner.PROCESS,
+        TaskKind.CONTINUE: Runner.PROCESS,
+        TaskKind.ANALYZE: Runner.KERNEL,
+    }
+)
+
+
+def runs_in_kernel(kind: str) -> bool:
+    """True for analyzers; false for training kinds and for a kind this version does not know."""
+    runner = RUNNERS.get(kind)  # type: ignore[call-overload]  # a StrEnum key matches its str
+    return runner is Runner.KERNEL
 
 
 class TaskState(enum.StrEnum):

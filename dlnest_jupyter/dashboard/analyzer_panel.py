@@ -13,8 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..client.client import runs_in_kernel
-from ..core.tasks import TaskState
+from ..core.tasks import TaskState, runs_in_kernel
 from . import view_model as vm
 from .panels import MAX_OUTPUT_CHARS, Submit
 from .widgets_util import set_options, set_value

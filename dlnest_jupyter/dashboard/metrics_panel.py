@@ -24,7 +24,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from ..client.client import runs_in_kernel
+from ..core.tasks import runs_in_kernel
 from . import metrics_view as mv
 from . import view_model as vm
 from .panels import Submit

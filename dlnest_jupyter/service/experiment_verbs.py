@@ -16,9 +16,8 @@ from ..core.analyzer_protocol import experiment_code, session_name
 from ..core.errors import AnalysisScriptError, NotAnAnalyzerError
 from ..core.project import defines_name
 from ..core.store import TaskStore
-from ..core.tasks import AnalyzerState, TaskRecord, TaskState
+from ..core.tasks import AnalyzerState, TaskRecord, TaskState, runs_in_kernel
 from .experiments import Experiment
-from .task_kinds import runs_in_kernel
 
 if TYPE_CHECKING:
     from .analyzers import AnalyzerHost

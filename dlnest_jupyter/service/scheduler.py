@@ -24,11 +24,11 @@ from ..core.devices import CPU_ID
 from ..core.errors import TaskStateError
 from ..core.package import SavePackage
 from ..core.placement import Demand, Reservation, placement_pass
-from ..core.tasks import TaskRecord, TaskState
+from ..core.tasks import Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
 from .executor import Launch, LaunchDeferred, LaunchUnknown, find_launch
 from .leadership import Leadership
-from .task_kinds import KINDS, Runner
+from .task_kinds import KINDS
 
 if TYPE_CHECKING:
     from .service import DLNestService

@@ -31,7 +31,7 @@ from ..core.package_state import checkpoints_json
 from ..core.placement import Demand, Settings, admission_error
 from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
-from ..core.tasks import AnalyzerState, TaskKind, TaskRecord, TaskState
+from ..core.tasks import AnalyzerState, Runner, TaskKind, TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
 from .analyzers import AnalyzerHost
 from .device_rows import device_rows
@@ -40,7 +40,7 @@ from .executor import Executor, NoExecutor
 from .experiment_verbs import ExperimentVerbs
 from .leadership import Leadership
 from .scheduler import Scheduler
-from .task_kinds import KINDS, Runner
+from .task_kinds import KINDS
 
 log = logging.getLogger(__name__)
 DEFAULT_SCRIPTS_DIR = "AnalyzeScripts"

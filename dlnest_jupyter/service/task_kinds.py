@@ -11,7 +11,7 @@ the code asks the table instead of comparing kind names:
   resolved checkpoint id, analyze its scripts folder; all store `cpu`, `multi_gpu` and `ddp`,
   which are what placement reads (`TaskRecord.demand`), so analyze (one card at most) stores
   them false;
-- `runner`: what runs it. A training process comes from the service's executor and writes the
+- `runner` (core's `RUNNERS`): what runs it. A training process comes from the service's executor and writes the
   package's output; an analyzer is a kernel from the analyzer host, which only reads its package
   (so it may share it with a training task) and reports its own progress.
 """
@@ -24,15 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.fields import FieldSpec, boolean, integer, optional, path, text
-from ..core.tasks import TaskKind, TaskRecord
+from ..core.tasks import RUNNERS, Runner, TaskKind, TaskRecord
 
 if TYPE_CHECKING:
     from .service import DLNestService
-
-
-class Runner(enum.Enum):
-    PROCESS = "process"  # a training process, from the service's executor
-    KERNEL = "kernel"  # an IPython kernel holding the loaded model, from the analyzer host
 
 
 class PathRule(enum.Enum):
@@ -46,7 +41,10 @@ class TaskKindSpec:
     fields: Mapping[str, FieldSpec]
     paths: Mapping[str, PathRule]
     submit: Callable[[DLNestService, dict[str, Any]], TaskRecord]
-    runner: Runner
+
+    @property
+    def runner(self) -> Runner:
+        return RUNNERS[self.kind]
 
     @property
     def writes_package(self) -> bool:
@@ -77,7 +75,6 @@ KINDS: Mapping[TaskKind, TaskKindSpec] = {
         },
         paths={"config_path": PathRule.ANY, "freq_path": PathRule.ANY},
         submit=lambda service, fields: service.submit_train(**fields),
-        runner=Runner.PROCESS,
     ),
     TaskKind.CONTINUE: TaskKindSpec(
         TaskKind.CONTINUE,
@@ -92,7 +89,6 @@ KINDS: Mapping[TaskKind, TaskKindSpec] = {
         },
         paths={"record_path": PathRule.ANY, "freq_path": PathRule.ANY},
         submit=lambda service, fields: service.submit_continue(**fields),
-        runner=Runner.PROCESS,
     ),
     TaskKind.ANALYZE: TaskKindSpec(
         TaskKind.ANALYZE,
@@ -104,12 +100,5 @@ KINDS: Mapping[TaskKind, TaskKindSpec] = {
         },
         paths={"record_path": PathRule.ANY, "scripts_dir": PathRule.FOLDER},
         submit=lambda service, fields: service.submit_analyze(**fields),
-        runner=Runner.KERNEL,
     ),
 }
-
-
-def runs_in_kernel(kind: str) -> bool:
-    """True for analyzers; false for training kinds and for a kind this version does not know."""
-    spec = KINDS.get(kind)  # type: ignore[call-overload]  # a StrEnum key matches its str
-    return spec is not None and spec.runner is Runner.KERNEL
