@@ -107,7 +107,7 @@ class AnalyzerHost:
         analyzer = _Analyzer(task.id, kernel_id, pid)
         with self._lock:
             self._analyzers[task.id] = analyzer
-        asyncio.run_coroutine_threadsafe(self._load(analyzer, task), self.loop)
+        self._spawn(self._load(analyzer, task), analyzer, "load")
         return Launch(pid, processes.start_time(pid) if pid else None, kernel_id=kernel_id)
 
     def exit_code(self, task: TaskRecord) -> int | None:
@@ -124,12 +124,12 @@ class AnalyzerHost:
                 # kernel's startup line loads the package again; follow that load.
                 with self._lock:
                     analyzer.state, analyzer.pid = AnalyzerState.LOADING, pid
-                asyncio.run_coroutine_threadsafe(self._reload(analyzer), self.loop)
+                self._spawn(self._reload(analyzer), analyzer, "reload")
             return None
         # Shut down from JupyterLab, or `exit` outside our guard: the analysis ended.
         if analyzer.state is not AnalyzerState.ENDED:
             analyzer.state = AnalyzerState.ENDED
-            asyncio.run_coroutine_threadsafe(self._shut_down(analyzer), self.loop)
+            self._spawn(self._shut_down(analyzer), analyzer, "shutdown")
         return 0
 
     def end_reason(self, task: TaskRecord, code: int) -> str:
@@ -143,8 +143,8 @@ class AnalyzerHost:
         with self._lock:
             analyzer = self._analyzers.get(task.id)
         if analyzer is not None:
-            asyncio.run_coroutine_threadsafe(
-                self._shut_down(analyzer, farewell=farewell_text(task)), self.loop
+            self._spawn(
+                self._shut_down(analyzer, farewell=farewell_text(task)), analyzer, "shutdown"
             )
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
@@ -402,6 +402,31 @@ class AnalyzerHost:
         if self.kernel_manager is None:
             return []
         return list(self.kernel_manager.list_kernel_ids())
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], analyzer: _Analyzer, what: str) -> None:
+        """Run `coroutine` on the loop without waiting. What it raises is not lost: it goes to
+        the log, and an analyzer still loading fails with it, with the experiments waiting on it
+        (their records say why), instead of staying "loading" for ever."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+        def done(finished: Future[None]) -> None:
+            error = finished.exception() if not finished.cancelled() else None
+            if error is None:
+                return
+            log.error("analyzer %s: its %s failed", analyzer.task_id, what, exc_info=error)
+            why = f"the analyzer's {what} failed: {error!r}"
+            with self._lock:
+                failed = analyzer.state is AnalyzerState.LOADING
+                if failed:
+                    analyzer.state, analyzer.error = AnalyzerState.FAILED, why
+                waiting, analyzer.waiting = analyzer.waiting, []
+                sent, analyzer.pending = list(analyzer.pending.values()), {}
+            for experiment in [*(e for e, _ in waiting), *sent]:
+                self.experiments.finish(experiment, ExperimentState.FAILED, why)
+            if failed:  # its kernel goes, and the task ends failed with `why` (exit_code)
+                self._spawn(self._shut_down(analyzer), analyzer, "shutdown")
+
+        future.add_done_callback(done)
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float) -> T:
         """Run on the kernel manager's loop and wait: only ever from another thread."""
