@@ -13,12 +13,12 @@ import threading
 
 from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.tasks import TaskRecord
-from dlnest_jupyter.service.executor import Launch
+from dlnest_jupyter.service.executor import Executor, Launch
 
 _FAKE_PIDS = itertools.count(4_000_000)  # above any real pid_max: never a live process
 
 
-class RecordingExecutor:
+class RecordingExecutor(Executor):
     def __init__(self, zygote: bool = False) -> None:
         self.launches: list[tuple[int, tuple[int, ...]]] = []  # (task id, device ids)
         self.stopped: list[int] = []
@@ -44,9 +44,6 @@ class RecordingExecutor:
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         return None
-
-    def sweep(self, holding: frozenset[int]) -> None:
-        pass
 
     def finish(self, task_id: int, code: int = 0) -> None:
         """The task's pretend process ends with `code`; the next tick notices."""

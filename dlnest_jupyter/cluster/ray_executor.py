@@ -34,7 +34,7 @@ SWEEP_INTERVAL_S = 10.0
 KERNEL_STOP_WAIT_S = 30.0  # the longest a stopped analyzer's card stays reserved for its kernel
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """GPU tasks on their node through its agent, each holding a placement group for its cards;
     CPU tasks on this machine."""
 
@@ -154,7 +154,7 @@ class RayExecutor:
         return ReservedKernels(host, self.cluster)
 
 
-class ReservedKernels:
+class ReservedKernels(Executor):
     """Analyzer kernels on a cluster: they run on this server's machine, and the cards they use
     there are reserved in Ray while they live, like a task's, so no server books them twice."""
 
@@ -214,9 +214,6 @@ class ReservedKernels:
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         return self.host.adopt(task, claimed_at)
-
-    def sweep(self, holding: frozenset[int]) -> None:
-        pass  # the cluster's executor sweeps every reservation of this queue
 
     def close(self) -> None:
         self.host.close()

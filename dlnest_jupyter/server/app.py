@@ -21,7 +21,8 @@ from traitlets import Bool, Float, Integer, List, Type, Unicode
 from ..core.server_env import TOKEN_ENV, URL_ENV
 from ..service.analyzers import AnalyzerHost
 from ..service.api import DEFAULT_MAX_BODY_BYTES, Api
-from ..service.executor import LocalExecutor
+from ..service.backend import Backend, LocalBackend
+from ..service.executor import Executor, LocalExecutor
 from ..service.factory import build_service
 from ..service.service import DEFAULT_SCRIPTS_DIR, DLNestService
 from .handlers import ROUTES
@@ -58,9 +59,18 @@ class DLNestApp(ExtensionApp):
     ).tag(config=True)
     executor_class = Type(
         LocalExecutor,
-        klass=object,
-        help="What starts, watches and stops training tasks (service/executor.py's Executor). "
-        "Called as executor_class(zygote=<the zygote setting>).",
+        klass=Executor,
+        help="What starts, watches and stops training tasks on this machine (a subclass of "
+        "service/executor.py's Executor), called as executor_class(zygote=<the zygote "
+        "setting>). Not with ray_address: the cluster's executor runs tasks there.",
+    ).tag(config=True)
+    backend_class = Type(
+        None,
+        klass=Backend,
+        allow_none=True,
+        help="Where tasks run, for a backend of one's own (a subclass of service/backend.py's "
+        "Backend, called with no arguments); unset: this machine (executor_class), or the Ray "
+        "cluster that ray_address names.",
     ).tag(config=True)
     box_ledger_path = Unicode(
         "",
@@ -93,8 +103,13 @@ class DLNestApp(ExtensionApp):
         assert self.serverapp is not None, "initialize_settings runs inside a server"
         root_dir = Path(self.serverapp.root_dir).resolve()
         roots = [Path(r).expanduser().resolve() for r in self.allowed_roots] or [root_dir]
-        # Type traits are typed as object; the help strings say what each class must be.
-        executor: Any = self.executor_class(zygote=self.zygote)  # type: ignore[call-arg]
+        # Built by the factory, so that a Ray address beside either is refused, not ignored.
+        # Type traits are typed loosely; `klass` has checked what each class is.
+        backend: Backend | None = None
+        if self.backend_class is not None:
+            backend = self.backend_class()  # type: ignore[abstract]
+        elif self.executor_class is not LocalExecutor:
+            backend = LocalBackend(self.executor_class)  # type: ignore[type-abstract]
         devices: Any = (
             self.device_source_class()
             if self.device_source_class is not None and self.fake_gpus is None
@@ -103,9 +118,10 @@ class DLNestApp(ExtensionApp):
         service = build_service(
             self.database_path or None,
             self.fake_gpus,
+            zygote=self.zygote,
             tick_interval_s=self.tick_interval_s,
             scripts_dir=self.scripts_dir,
-            executor=executor,
+            backend=backend,
             devices=devices,
             box_ledger=self.box_ledger_path or None,
             ray_address=self.ray_address or None,

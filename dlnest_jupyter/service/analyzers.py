@@ -36,7 +36,7 @@ from ..core.analyzer_protocol import (
 )
 from ..core.devices import CPU_ID
 from ..core.tasks import AnalyzerState, ExperimentState, TaskRecord
-from .executor import Launch
+from .executor import Executor, Launch
 from .experiments import Experiment, ExperimentBook
 from .kernel_messages import route_message
 
@@ -72,7 +72,7 @@ class _Analyzer:
     shutting_down: bool = False
 
 
-class AnalyzerHost:
+class AnalyzerHost(Executor):
     ended_with = "the Jupyter server that ran it"  # what took an earlier service's kernels along
 
     def __init__(
@@ -149,9 +149,6 @@ class AnalyzerHost:
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         return None  # a kernel dies with the server that started it: nothing to adopt
-
-    def sweep(self, holding: frozenset[int]) -> None:
-        pass
 
     def close(self) -> None:
         """Nothing to do: a server shuts its kernels down itself (see PrivateAnalyzerHost)."""

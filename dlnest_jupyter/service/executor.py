@@ -11,6 +11,7 @@ and start time, and its exit status read from the launch record it wrote into `_
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import signal
@@ -21,7 +22,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from ..core import processes
 from ..core.devices import CPU_ID
@@ -51,30 +51,45 @@ class Launch:
     kernel_id: str | None = None  # analyzers: the Jupyter kernel holding the loaded model
 
 
-class Executor(Protocol):
-    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch: ...
+class Executor(abc.ABC):
+    """What starts, watches and stops tasks: the one seam between the scheduler and where
+    tasks run (this machine's processes, a kernel manager's kernels, a Ray cluster's nodes).
+    A backend of one's own subclasses it (`DLNestApp.executor_class`, or a `Backend`)."""
 
+    @abc.abstractmethod
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        """Start `task` on `device_ids`. LaunchDeferred: nothing started, queue it again;
+        LaunchUnknown: it may have started, `adopt` settles it; another OSError fails it."""
+
+    @abc.abstractmethod
     def exit_code(self, task: TaskRecord) -> int | None:
         """None while the task's process runs; its exit status once it has ended."""
 
+    @abc.abstractmethod
     def end_reason(self, task: TaskRecord, code: int) -> str:
         """Why the task ended with a non-zero `code`, for its `error`."""
 
+    @abc.abstractmethod
     def stop(self, task: TaskRecord) -> None:
         """Stop the task's whole process group (SIGTERM, then SIGKILL after a grace period)."""
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         """(pid, start time) of what a scheduler that died while launching `task` (claimed at
-        `claimed_at`) launched for it, running or ended; None if nothing was."""
+        `claimed_at`) launched for it, running or ended; None if nothing was. By default, a
+        process of this machine found by its session and folder, or its launch record."""
+        return find_launch(task, claimed_at)
 
     def sweep(self, holding: frozenset[int]) -> None:
-        """Release what the executor still reserves for tasks that hold nothing any more."""
+        """Release what the executor still reserves for tasks that hold nothing any more (by
+        default it reserves nothing beyond the tasks' processes)."""
+        return  # a no-op a backend may replace, not a method it must write
 
     def close(self) -> None:
         """Release what the executor holds; started tasks keep running."""
+        return  # a no-op a backend may replace, not a method it must write
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     def __init__(
         self, python: str = sys.executable, stop_grace_s: float = 10.0, zygote: bool = False
     ) -> None:
@@ -204,14 +219,8 @@ class LocalExecutor:
         if child is not None:
             child.wait()
 
-    def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
-        return find_launch(task, claimed_at)
 
-    def sweep(self, holding: frozenset[int]) -> None:
-        pass  # a local task holds nothing beyond its process
-
-
-class NoExecutor:
+class NoExecutor(Executor):
     """Where tasks of a kind this service cannot run end up: they end at once, saying why."""
 
     def __init__(self, reason: str) -> None:
@@ -231,12 +240,6 @@ class NoExecutor:
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
         return None
-
-    def sweep(self, holding: frozenset[int]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _wait_for_group(pgid: int, timeout_s: float) -> None:

@@ -26,7 +26,7 @@ from ..core.package import SavePackage
 from ..core.placement import Demand, Reservation, placement_pass
 from ..core.tasks import Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
-from .executor import Launch, LaunchDeferred, LaunchUnknown, find_launch
+from .executor import Launch, LaunchDeferred, LaunchUnknown
 from .leadership import Leadership
 from .task_kinds import KINDS
 
@@ -94,11 +94,9 @@ class Scheduler:
 
     def _reap(self, leading: bool, now: float) -> None:
         holding = self.store.holding()
-        # An executor written before `sweep` and `adopt` existed (executor_class) still works.
         held = frozenset(t.id for t in holding)
-        sweep = getattr(self.service.executor, "sweep", None)
-        if leading and sweep is not None:
-            sweep(held)
+        if leading:
+            self.service.executor.sweep(held)
         for gone in [i for i in self._unsettled if i not in held]:  # deleted meanwhile
             del self._unsettled[gone]
         for task in holding:
@@ -168,8 +166,7 @@ class Scheduler:
         """(pid, start time) of the process launched for `task` by a dead scheduler, if any."""
         if KINDS[task.kind].runner is not Runner.PROCESS:
             return None  # an analyzer's kernel died with the server that started it
-        adopt = getattr(self.service.executor, "adopt", None)
-        return adopt(task, claimed_at) if adopt is not None else find_launch(task, claimed_at)
+        return self.service.executor.adopt(task, claimed_at)
 
     # -- placing ----------------------------------------------------------------------------
     def _place(self, now: float) -> list[TaskRecord]:

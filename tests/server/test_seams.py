@@ -46,3 +46,19 @@ async def test_a_configured_device_source_and_executor_serve_the_api(dlnest: Any
         "running",
         [2],
     )
+
+
+class NotAnExecutor:
+    """What a custom executor_class looked like before Executor was a class: refused now."""
+
+    def __init__(self, zygote: bool = False) -> None:
+        pass
+
+
+def test_an_executor_class_that_is_not_an_executor_is_refused_at_configuration() -> None:
+    from traitlets import TraitError
+
+    from dlnest_jupyter.server.app import DLNestApp
+
+    with pytest.raises(TraitError, match="Executor"):
+        DLNestApp(executor_class=f"{__name__}.NotAnExecutor")

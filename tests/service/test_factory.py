@@ -4,9 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from dlnest_jupyter.core.errors import ConfigError
+from dlnest_jupyter.service.backend import LocalBackend
 from dlnest_jupyter.service.factory import build_service, default_database_path
 
 from ..conftest import trained_package
+from ..recording_executor import RecordingExecutor
 
 
 def test_fake_gpus_come_from_the_argument_or_the_environment(
@@ -54,3 +57,31 @@ def test_analyzers_find_scripts_in_the_configured_folder_of_their_project(
     assert default.spec["scripts_dir"] == str(tmp_path / "proj" / "Exp")
     assert absolute.spec["scripts_dir"] == str(tmp_path / "mine")
     assert configured_absolute.spec["scripts_dir"] == str(tmp_path / "s")
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"executor": RecordingExecutor()}, "an executor of its own (executor_class)"),
+        ({"box_ledger": "/var/lib/dlnest-box"}, "a box ledger"),
+        ({"backend": LocalBackend(RecordingExecutor)}, "a backend of its own (backend_class)"),
+    ],
+)
+def test_a_ray_address_beside_a_local_choice_is_refused_not_ignored(
+    tmp_path: Path, given: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ConfigError, match="cannot apply there") as refused:
+        build_service(tmp_path / "q.sqlite", ray_address="head:6379", zygote=False, **given)  # type: ignore[arg-type]
+
+    assert named in str(refused.value) and "head:6379" in str(refused.value)
+    assert not (tmp_path / "q.sqlite").exists()  # refused before anything was made
+
+
+def test_a_backend_of_ones_own_runs_the_tasks(tmp_path: Path) -> None:
+    service = build_service(
+        tmp_path / "q.sqlite", "1x8192", zygote=False, backend=LocalBackend(RecordingExecutor)
+    )
+    try:
+        assert isinstance(service.executor, RecordingExecutor)
+    finally:
+        service.stop()
