@@ -26,8 +26,8 @@ from ray.cluster_utils import Cluster
 from dlnest_jupyter.cluster import names
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.service.executor import LocalExecutor
 from dlnest_jupyter.service.factory import build_service
+from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
 SMALL_STORE = 80 * 2**20

@@ -25,7 +25,7 @@ from pathlib import Path
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskKind, TaskRecord, TaskState
-from dlnest_jupyter.service.executor import Launch
+from dlnest_jupyter.service.launch.executor import Launch
 from dlnest_jupyter.service.service import DLNestService
 
 

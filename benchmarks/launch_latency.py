@@ -24,7 +24,7 @@ from _project import write_bench_project
 
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.service.executor import LocalExecutor
+from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
 STAMPING_LIFE_CYCLE = """

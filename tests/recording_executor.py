@@ -13,7 +13,7 @@ import threading
 
 from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.tasks import TaskRecord
-from dlnest_jupyter.service.executor import Executor, Launch
+from dlnest_jupyter.service.launch.executor import Executor, Launch
 
 _FAKE_PIDS = itertools.count(4_000_000)  # above any real pid_max: never a live process
 

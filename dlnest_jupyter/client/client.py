@@ -3,7 +3,7 @@
 `HttpTransport` talks to a Jupyter server's `/dlnest/api/` on kept-alive connections;
 `InProcessTransport` hands the same request to the API dispatcher of a service in this process
 (embedded mode: no server, no sockets). Both carry the same JSON bytes to the same dispatcher
-(`service/api.py`), so replies and errors are the same in both: an error arrives as
+(`service/api/dispatcher.py`), so replies and errors are the same in both: an error arrives as
 `ClientError` with the API's status, type and message. The magics and the dashboard use only this.
 """
 

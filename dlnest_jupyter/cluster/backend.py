@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.store import TaskStore
-from ..service.backend import Backend, BackendParts
+from ..service.launch.backend import Backend, BackendParts
 from .ray_executor import build_cluster
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from ..core import processes
 from ..core.devices import source_from_env
 from ..core.tasks import TaskRecord
-from ..service.executor import LocalExecutor, find_launch
+from ..service.launch.executor import LocalExecutor, find_launch
 
 # What Ray sets in its workers' environment that would change how a training process runs.
 _RAY_WORKER_ENV = ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")

@@ -15,7 +15,7 @@ from ..core.devices import CPU_ID
 from ..core.errors import ConfigError
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
-from ..service.executor import (
+from ..service.launch.executor import (
     EXIT_UNKNOWN,
     Executor,
     Launch,

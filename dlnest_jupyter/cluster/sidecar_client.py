@@ -17,7 +17,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..service.executor import LaunchDeferred, LaunchUnknown
+from ..service.launch.executor import LaunchDeferred, LaunchUnknown
 
 CONNECT_TIMEOUT_S = 60.0  # a first `ray.init` on a busy 2-core machine takes 5-10 s
 

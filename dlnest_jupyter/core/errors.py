@@ -19,7 +19,7 @@
         ├── NotAnAnalyzerError     an experiment asked of a task that is not a loaded analyzer
         └── PackageBusyError       another queued or running task uses this save package
 
-Front ends map these to exit codes and HTTP statuses in one table each (`service/api.py`
+Front ends map these to exit codes and HTTP statuses in one table each (`service/api/dispatcher.py`
 has the HTTP one, which both the server and in-process clients go through); nothing else should
 need to catch more than `DLNestError`.
 """

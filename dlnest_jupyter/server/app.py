@@ -19,11 +19,11 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Integer, List, Type, Unicode
 
 from ..core.server_env import TOKEN_ENV, URL_ENV
-from ..service.analyzers import AnalyzerHost
 from ..service.api import DEFAULT_MAX_BODY_BYTES, Api
-from ..service.backend import Backend, LocalBackend
-from ..service.executor import Executor, LocalExecutor
 from ..service.factory import build_service
+from ..service.kernels.host import AnalyzerHost
+from ..service.launch.backend import Backend, LocalBackend
+from ..service.launch.executor import Executor, LocalExecutor
 from ..service.service import DEFAULT_SCRIPTS_DIR, DLNestService
 from .handlers import ROUTES
 
@@ -61,14 +61,14 @@ class DLNestApp(ExtensionApp):
         LocalExecutor,
         klass=Executor,
         help="What starts, watches and stops training tasks on this machine (a subclass of "
-        "service/executor.py's Executor), called as executor_class(zygote=<the zygote "
+        "service/launch/executor.py's Executor), called as executor_class(zygote=<the zygote "
         "setting>). Not with ray_address: the cluster's executor runs tasks there.",
     ).tag(config=True)
     backend_class = Type(
         None,
         klass=Backend,
         allow_none=True,
-        help="Where tasks run, for a backend of one's own (a subclass of service/backend.py's "
+        help="Where tasks run, for a backend of one's own (a subclass of service/launch/backend.py's "
         "Backend, called with no arguments); unset: this machine (executor_class), or the Ray "
         "cluster that ray_address names.",
     ).tag(config=True)

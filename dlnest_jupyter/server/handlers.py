@@ -2,7 +2,7 @@
 
 It is `@tornado.web.authenticated` (outside) and `@authorized` (inside), so a request needs the
 server's token, or a cookie plus XSRF, or the kernel key (below). Everything else (routes,
-checks, verbs, errors, statuses) is the dispatcher's (`service/api.py`), which in-process clients
+checks, verbs, errors, statuses) is the dispatcher's (`service/api/dispatcher.py`), which in-process clients
 call directly; so every path under /dlnest/api/ answers JSON, an unknown one included.
 """
 

@@ -11,9 +11,9 @@ from ..core.box_ledger import BOX_LEDGER_ENV, BoxLedger
 from ..core.devices import DeviceSource, FakeSource, parse_fake_gpus, source_from_env
 from ..core.errors import ConfigError
 from ..core.store import TaskStore
-from .backend import Backend, BackendParts, LocalBackend
-from .executor import Executor
-from .private_analyzers import PrivateAnalyzerHost
+from .kernels.private_host import PrivateAnalyzerHost
+from .launch.backend import Backend, BackendParts, LocalBackend
+from .launch.executor import Executor
 from .service import DEFAULT_SCRIPTS_DIR, DLNestService
 
 RAY_ADDRESS_ENV = "DLNEST_RAY_ADDRESS"
@@ -41,7 +41,7 @@ def build_service(
     """A service over `database`; `fake_gpus` ("4x16384") overrides `devices`, DLNEST_FAKE_GPUS
     and NVML.
 
-    Where tasks run (`service/backend.py`): a Ray cluster when `ray_address` (or
+    Where tasks run (`service/launch/backend.py`): a Ray cluster when `ray_address` (or
     DLNEST_RAY_ADDRESS) names one, else `backend`, else this machine's processes, started by
     `executor` (default: forked from a pre-warmed zygote unless `zygote` is false). A cluster
     keeps its own books and runs its own executor, so a backend, an executor or a box ledger

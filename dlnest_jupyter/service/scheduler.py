@@ -26,7 +26,7 @@ from ..core.package import SavePackage
 from ..core.placement import Demand, Reservation, placement_pass
 from ..core.tasks import Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
-from .executor import Launch, LaunchDeferred, LaunchUnknown
+from .launch.executor import Launch, LaunchDeferred, LaunchUnknown
 from .leadership import Leadership
 from .task_kinds import KINDS
 

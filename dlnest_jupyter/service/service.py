@@ -4,7 +4,7 @@ The same object serves the Jupyter server extension and embedded mode: in both, 
 `tick()` on a thread of its own. `tick()` is the whole scheduler (`scheduler.py`): notice tasks
 that ended, then place and start what fits, in whichever service on the queue holds its lease
 (`leadership.py`); the others serve the same verbs and wake the leader through the store.
-Requests reach these verbs through the API dispatcher (`api.py`), which has checked their
+Requests reach these verbs through the API dispatcher (`dispatcher.py`), which has checked their
 fields; what differs between task kinds is the table in `task_kinds.py`. Nothing here imports
 torch or user code; a submission is checked by reading configs and parsing code, and user code
 first runs in the task's process.
@@ -33,11 +33,11 @@ from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
 from ..core.tasks import AnalyzerState, Runner, TaskKind, TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
-from .analyzers import AnalyzerHost
 from .device_rows import device_rows
 from .event_log import EventLog
-from .executor import Executor, NoExecutor
-from .experiment_verbs import ExperimentVerbs
+from .kernels.experiment_verbs import ExperimentVerbs
+from .kernels.host import AnalyzerHost
+from .launch.executor import Executor, NoExecutor
 from .leadership import Leadership
 from .scheduler import Scheduler
 from .task_kinds import KINDS

@@ -234,7 +234,7 @@ IDENT = "def experience(self):\n    print('loaded', type(self.model).__name__)\n
 def test_the_analyzers_tab_runs_a_picked_script_on_a_loaded_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dlnest_jupyter.service.private_analyzers import PrivateAnalyzerHost
+    from dlnest_jupyter.service.kernels.private_host import PrivateAnalyzerHost
 
     from ..conftest import REPO, trained_package
 

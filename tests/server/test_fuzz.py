@@ -18,7 +18,7 @@ from dlnest_jupyter.client.client import HttpTransport
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.service.api import Api
-from dlnest_jupyter.service.api_routes import ROUTES
+from dlnest_jupyter.service.api.routes import ROUTES
 from dlnest_jupyter.service.service import DLNestService
 
 from ..api_cases import write_case_project

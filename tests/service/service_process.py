@@ -8,7 +8,7 @@ import time
 
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.service.executor import LocalExecutor
+from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
 

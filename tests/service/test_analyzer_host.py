@@ -16,7 +16,7 @@ from dlnest_jupyter.core.tasks import (
     TaskRecord,
     TaskState,
 )
-from dlnest_jupyter.service.analyzers import AnalyzerHost, _Analyzer
+from dlnest_jupyter.service.kernels.host import AnalyzerHost, _Analyzer
 
 
 class NoKernels:

@@ -6,8 +6,8 @@ import pytest
 
 from dlnest_jupyter.core.errors import ExperimentNotFoundError
 from dlnest_jupyter.core.tasks import ExperimentState
-from dlnest_jupyter.service import experiments
-from dlnest_jupyter.service.experiments import ExperimentBook
+from dlnest_jupyter.service.kernels import experiments
+from dlnest_jupyter.service.kernels.experiments import ExperimentBook
 
 
 def test_a_reader_gets_only_the_text_and_displays_after_its_offsets() -> None:

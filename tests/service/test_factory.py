@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from dlnest_jupyter.core.errors import ConfigError
-from dlnest_jupyter.service.backend import LocalBackend
 from dlnest_jupyter.service.factory import build_service, default_database_path
+from dlnest_jupyter.service.launch.backend import LocalBackend
 
 from ..conftest import trained_package
 from ..recording_executor import RecordingExecutor

@@ -11,7 +11,7 @@ from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskState
-from dlnest_jupyter.service.executor import LocalExecutor
+from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import life_cycle_source, write_project

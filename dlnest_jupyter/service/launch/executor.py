@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import processes
-from ..core.devices import CPU_ID
-from ..core.errors import EXIT_DISK_FULL
-from ..core.package import SavePackage
-from ..core.tasks import TaskRecord
+from ...core import processes
+from ...core.devices import CPU_ID
+from ...core.errors import EXIT_DISK_FULL
+from ...core.package import SavePackage
+from ...core.tasks import TaskRecord
 from .zygote_client import ZygoteClient
 
 EXIT_UNKNOWN = -1  # the process is gone and never recorded how it ended (SIGKILL, OOM killer)

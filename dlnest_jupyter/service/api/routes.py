@@ -7,14 +7,14 @@ paths it names, calls the service, and shapes the reply. Paths are relative to `
 
 from __future__ import annotations
 
-from ..core.errors import RequestError
-from ..core.fields import FieldSpec, one_of, path, text, validated
-from ..core.package import STEPS_FILE
-from ..core.tasks import TaskKind
-from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
-from . import api_requests
-from .api_call import Call, Reply, Route, Wait, json_reply
-from .task_kinds import KINDS, PathRule
+from ...core.errors import RequestError
+from ...core.fields import FieldSpec, one_of, path, text, validated
+from ...core.package import STEPS_FILE
+from ...core.tasks import TaskKind
+from ...core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
+from ..task_kinds import KINDS, PathRule
+from . import requests as api_requests
+from .call import Call, Reply, Route, Wait, json_reply
 
 _KIND = FieldSpec(one_of(*KINDS), required=True)
 EXPERIMENT_FIELDS = {

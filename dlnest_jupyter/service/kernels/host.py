@@ -1,7 +1,7 @@
 """Analyzer kernels: started, watched and stopped through a Jupyter kernel manager.
 
 In the server the kernel manager is the server's own (so `/api/kernels` lists analyzers and a
-notebook can attach); embedded, a private one (service/private_analyzers.py).
+notebook can attach); embedded, a private one (service/kernels/private_host.py).
 Kernel managers live on an asyncio loop; the scheduler ticks on other threads, so every call
 crosses over with `run_coroutine_threadsafe`. This module never imports torch: the kernel does
 the loading (runtime/analyzer_kernel.py).
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..core import processes
-from ..core.analyzer_protocol import (
+from ...core import processes
+from ...core.analyzer_protocol import (
     CHECKPOINT_ENV,
     CPU_ENV,
     PACKAGE_ENV,
@@ -34,11 +34,11 @@ from ..core.analyzer_protocol import (
     TASK_ENV,
     session_name,
 )
-from ..core.devices import CPU_ID
-from ..core.tasks import AnalyzerState, ExperimentState, TaskRecord
-from .executor import Executor, Launch
+from ...core.devices import CPU_ID
+from ...core.tasks import AnalyzerState, ExperimentState, TaskRecord
+from ..launch.executor import Executor, Launch
 from .experiments import Experiment, ExperimentBook
-from .kernel_messages import route_message
+from .messages import route_message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

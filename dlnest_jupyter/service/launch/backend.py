@@ -13,9 +13,9 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..core.box_ledger import Ledger
-from ..core.devices import DeviceSource
-from ..core.store import TaskStore
+from ...core.box_ledger import Ledger
+from ...core.devices import DeviceSource
+from ...core.store import TaskStore
 from .executor import Executor, LocalExecutor
 
 

@@ -1,6 +1,6 @@
 """What an API verb reads and returns: the matched request, its reply, and a long poll's wait.
 
-Kept apart from the dispatcher (`api.py`) so the routes (`api_routes.py`) can name these
+Kept apart from the dispatcher (`dispatcher.py`) so the routes (`routes.py`) can name these
 without importing the dispatcher that imports them.
 """
 
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import api_requests
+from . import requests as api_requests
 
 if TYPE_CHECKING:
-    from .api import Api
-    from .service import DLNestService
+    from ..service import DLNestService
+    from .dispatcher import Api
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import ExperimentNotFoundError
-from ..core.tasks import ExperimentState
+from ...core.errors import ExperimentNotFoundError
+from ...core.tasks import ExperimentState
 
 MAX_KEPT_PER_ANALYZER = 200  # older experiments' output is dropped
 MAX_OUTPUT_CHARS = 4 * 1024 * 1024  # per experiment; the oldest text goes first

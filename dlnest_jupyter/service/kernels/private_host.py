@@ -12,9 +12,9 @@ import contextlib
 import threading
 from typing import Any
 
-from ..core.tasks import TaskRecord
-from .analyzers import KERNEL_NAME, AnalyzerHost
-from .executor import Launch
+from ...core.tasks import TaskRecord
+from ..launch.executor import Launch
+from .host import KERNEL_NAME, AnalyzerHost
 
 
 class PrivateAnalyzerHost(AnalyzerHost):

@@ -3,8 +3,8 @@
 Both transports go through it: the server's one handler (`server/handlers.py`) hands it every
 request under `/dlnest/api/`, and the client's in-process transport calls it directly when there
 is no server. So a request gets the same checks, the same reply and the same error in both.
-The routes are data (`api_routes.py`), and what a verb reads and returns is in `api_call.py`;
-what a request's parts must be is in `api_requests.py` and `core/fields.py`; how an error becomes
+The routes are data (`routes.py`), and what a verb reads and returns is in `call.py`;
+what a request's parts must be is in `requests.py` and `core/fields.py`; how an error becomes
 a status is the table below, and nowhere else.
 
 A verb returns a `Reply`, or a `Wait` for a long poll: `call` waits on this thread, `call_async`
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from ..core.errors import (
+from ...core.errors import (
     BodyTooLargeError,
     CheckpointNotFoundError,
     DiskFullError,
@@ -34,12 +34,12 @@ from ..core.errors import (
     TaskNotFoundError,
     TaskStateError,
 )
-from . import api_requests
-from .api_call import Call, Reply, Route, Wait, json_reply
-from .api_routes import ROUTES
+from . import requests as api_requests
+from .call import Call, Reply, Route, Wait, json_reply
+from .routes import ROUTES
 
 if TYPE_CHECKING:
-    from .service import DLNestService
+    from ..service import DLNestService
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

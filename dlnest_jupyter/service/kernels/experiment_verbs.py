@@ -12,15 +12,15 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.analyzer_protocol import experiment_code, session_name
-from ..core.errors import AnalysisScriptError, NotAnAnalyzerError
-from ..core.project import defines_name
-from ..core.store import TaskStore
-from ..core.tasks import AnalyzerState, TaskRecord, TaskState, runs_in_kernel
+from ...core.analyzer_protocol import experiment_code, session_name
+from ...core.errors import AnalysisScriptError, NotAnAnalyzerError
+from ...core.project import defines_name
+from ...core.store import TaskStore
+from ...core.tasks import AnalyzerState, TaskRecord, TaskState, runs_in_kernel
 from .experiments import Experiment
 
 if TYPE_CHECKING:
-    from .analyzers import AnalyzerHost
+    from .host import AnalyzerHost
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from ..core.tasks import ExperimentState
+from ...core.tasks import ExperimentState
 from .experiments import Experiment, ExperimentBook
 
 

@@ -14,14 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import (
+from ...core.errors import (
     BodyTooLargeError,
     ExperimentNotFoundError,
     ForbiddenPathError,
     RequestError,
     TaskNotFoundError,
 )
-from ..core.fields import MAX_INT, shown
+from ...core.fields import MAX_INT, shown
 
 MAX_WAIT_S = 30.0
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() takes "²", which int() refuses

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from queue import Empty, Queue
 from typing import Any
 
-from ..core import processes
+from ...core import processes
 
 log = logging.getLogger(__name__)
 
