@@ -326,6 +326,11 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             if not self._stop.is_set():
                 self.refresh()
 
+    @property
+    def refreshing(self) -> bool:
+        """True while the refresher thread runs (a dashboard made with start=False has none)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def close(self) -> None:
         """Stop refreshing, then close the widgets."""
         self.status.value = vm.status_html("#6c757d", "stopped (closed)", None, "")

@@ -18,6 +18,7 @@ import contextlib
 import html
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,19 @@ from .panels import Submit
 from .widgets_util import set_options, set_value
 
 MAX_RUNS = 8
+RAW_OPACITY = 0.3  # the measured curve under a smoothed one
 MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024  # a data: link larger than this is slow to build
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One curve as the chart holds it: what a reader of the chart sees."""
+
+    label: str
+    xs: list[float]
+    ys: list[float]
+    opacity: float
+    in_chart_legend: bool  # a legend drawn over the curves (the table beside it is the legend)
 
 
 class MetricsPanel:
@@ -66,6 +79,7 @@ class MetricsPanel:
         self.folder = folder
         self._chart, self._figure, self._scales = self._make_chart()
         self._drawn: tuple[Any, ...] | None = None
+        self._svg_curves: list[Curve] = []  # what the SVG chart drew, without bqplot
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.runs, widgets.VBox([self.key, self.x_axis, self.smoothing])]),
@@ -216,7 +230,9 @@ class MetricsPanel:
         else:
             set_value(self.about, f"<i>{mv.values_note(shown_rows)}</i>" if shown_rows else "")
         if self._figure is None:
-            set_value(self._chart, mv.svg_chart([self._shown(line) for line in drawn]))
+            shown = [self._shown(line) for line in drawn]
+            self._svg_curves = [Curve(s.label, s.xs, s.ys, 1.0, False) for s in shown]
+            set_value(self._chart, mv.svg_chart(shown))
             return
         self._draw_bqplot(drawn, key)
 
@@ -240,7 +256,7 @@ class MetricsPanel:
                     mark.x = line.xs
                     if smoothing > 0:  # the raw curve stays, faint, under the smoothed one
                         mark.y = [raw, self._shown(line).ys]
-                        mark.colors, mark.opacities = [colour, colour], [0.3, 1.0]
+                        mark.colors, mark.opacities = [colour, colour], [RAW_OPACITY, 1.0]
                     else:
                         mark.y = raw
                         mark.colors, mark.opacities = [colour], [1.0]
@@ -251,6 +267,27 @@ class MetricsPanel:
             x_axis, y_axis = self._figure.axes
             x_axis.label = mv.X_AXES[str(self.x_axis.value)]
             y_axis.label = f"log10 of {key}" if self.log_scale.value else key
+
+    def drawn_curves(self) -> list[Curve]:
+        """The curves the chart holds now, as drawn (smoothed, log10), in drawing order: a
+        smoothed line is two curves, its raw one first."""
+        if self._figure is None:
+            return list(self._svg_curves)
+        curves = []
+        for mark in self._figure.marks:
+            xs = [float(x) for x in mark.x]
+            series = [mark.y] if len(mark.opacities) == 1 else list(mark.y)
+            for label, ys, opacity in zip(mark.labels, series, mark.opacities, strict=True):
+                curve = Curve(label, xs, [float(y) for y in ys], opacity, bool(mark.display_legend))
+                curves.append(curve)
+        return curves
+
+    def axis_labels(self) -> tuple[str, str]:
+        """(x, y): what the chart's axes say (the SVG chart names none)."""
+        if self._figure is None:
+            return "", ""
+        x_axis, y_axis = self._figure.axes
+        return str(x_axis.label), str(y_axis.label)
 
     def export_csv(self) -> str:
         """Write the shown runs' rows to a CSV file and say where (the action of Export CSV)."""

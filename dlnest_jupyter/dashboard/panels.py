@@ -28,7 +28,8 @@ class DevicesPanel:
     def __init__(self, submit: Submit, client: Any) -> None:
         self.widget = widgets.VBox()
         self.note = widgets.HTML()
-        self._rows: dict[int, tuple[widgets.HTML, widgets.ToggleButton]] = {}
+        # Device id -> (its bar, its enable toggle), in the order shown.
+        self.cards: dict[int, tuple[widgets.HTML, widgets.ToggleButton]] = {}
         self._headings: dict[str, widgets.HTML] = {}  # cluster machine -> its heading
         self._client, self._submit = client, submit
         self._updating = False  # the refresher setting a toggle is not the user clicking it
@@ -41,8 +42,8 @@ class DevicesPanel:
             self._updating = False
 
     def _update(self, devices: Sequence[Mapping[str, Any]]) -> None:
-        if [d["id"] for d in devices] != list(self._rows):
-            self._rows = {d["id"]: self._row(d["id"]) for d in devices}
+        if [d["id"] for d in devices] != list(self.cards):
+            self.cards = {d["id"]: self._row(d["id"]) for d in devices}
             # On a cluster, each machine's cards under a heading of its own.
             self._headings = {
                 node: widgets.HTML()
@@ -53,14 +54,14 @@ class DevicesPanel:
                 heading = self._headings.get(device.get("node") or "")
                 if heading is not None and heading not in rows:
                     rows.append(heading)
-                bar, toggle = self._rows[device["id"]]
+                bar, toggle = self.cards[device["id"]]
                 rows.append(widgets.HBox([toggle, bar]))
             self.widget.children = rows
         set_value(self.note, vm.devices_note(devices))
         for node, heading in self._headings.items():
             set_value(heading, vm.node_heading_html(node, devices))
         for device in devices:
-            bar, toggle = self._rows[device["id"]]
+            bar, toggle = self.cards[device["id"]]
             set_value(bar, vm.device_bar_html(device))
             set_value(toggle, bool(device["enabled"]))
             toggle.description = "enabled" if device["enabled"] else "disabled"

@@ -59,7 +59,7 @@ class QueuePanel:
         self.rows = widgets.VBox(layout=widgets.Layout(max_height="420px", overflow="auto"))
         # Row widgets are made once and refilled: (select button, cells, the two in a row).
         self._pool: list[tuple[widgets.Button, widgets.HTML, widgets.HBox]] = []
-        self.row_ids: list[int] = []  # the task each shown row stands for
+        self.shown_rows: list[qv.QueueRow] = []  # what the rows show, in values, in order
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.state, self.text]),
@@ -92,7 +92,7 @@ class QueuePanel:
             self.selected, [(f"{t['id']} {t['kind']} {t['state']}", t["id"]) for t in shown]
         )
         set_value(self.count, qv.queue_count_html(len(shown), total))
-        self._fill_rows(shown, now)
+        self._fill_rows(qv.queue_rows(shown, now, self.task_id))
         task = next((t for t in tasks if t["id"] == self.task_id), None)
         if self._confirming is not None and self._confirming != self.task_id:
             self._confirm(None)  # another task chosen: a Stop press starts over
@@ -101,20 +101,24 @@ class QueuePanel:
             task is None or task.get("package_path") is None
         )
 
-    def _fill_rows(self, shown: Sequence[Mapping[str, Any]], now: float) -> None:
-        while len(self._pool) < len(shown):
+    @property
+    def row_ids(self) -> list[int]:
+        """The task each shown row stands for, top to bottom."""
+        return [row.id for row in self.shown_rows]
+
+    def _fill_rows(self, rows: list[qv.QueueRow]) -> None:
+        while len(self._pool) < len(rows):
             self._pool.append(self._new_row())
-        self.row_ids = [t["id"] for t in shown]
-        for (button, cells, _), task in zip(self._pool, shown, strict=False):
-            selected = task["id"] == self.task_id
-            if button.description != str(task["id"]):
-                button.description = str(task["id"])
-                button.tooltip = f"select task {task['id']}"
-            style = "info" if selected else ""
+        self.shown_rows = rows
+        for (button, cells, _), row in zip(self._pool, rows, strict=False):
+            if button.description != str(row.id):
+                button.description = str(row.id)
+                button.tooltip = f"select task {row.id}"
+            style = "info" if row.selected else ""
             if button.button_style != style:
                 button.button_style = style
-            set_value(cells, qv.queue_row_html(task, selected, now))
-        children = tuple(row for _, _, row in self._pool[: len(shown)])
+            set_value(cells, qv.queue_row_html(row))
+        children = tuple(row for _, _, row in self._pool[: len(rows)])
         if self.rows.children != children:
             self.rows.children = children
 

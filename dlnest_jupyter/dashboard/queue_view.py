@@ -1,5 +1,7 @@
 """The queue tab's rows and the checkpoint picker, as pure functions over the API's JSON.
 
+`queue_rows` says what each row shows, in values; `queue_row_html` alone turns one into HTML.
+
 A row is its own small table with the header's fixed column widths, so that each row can sit
 beside its own select button (a click on an HTML widget reaches no Python) and still line up.
 """
@@ -8,7 +10,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..client.views import memory_text
@@ -58,15 +61,6 @@ def eta_s(task: Mapping[str, Any]) -> float | None:
     return float(epoch_s) * epochs * (1 - done)
 
 
-def rate_html(progress: Mapping[str, Any]) -> str:
-    rate = progress.get("steps_per_s")
-    if not _number(rate):
-        return ""
-    window_s = progress.get("rate_window_s")
-    over = f" over the last {window_s:g} s" if _number(window_s) else ""
-    return f"<span title='steps per second{over}'>{rate:.1f}/s</span>"
-
-
 def progress_bar(fraction: float | None, label: str, colour: str = "#0d6efd") -> str:
     """A bar screen readers and browser tests can read: role=progressbar with its value."""
     if fraction is None:
@@ -101,43 +95,104 @@ def queue_count_html(shown: int, total: int) -> str:
     return f"<div style='font-size:12px;color:#555'>{text}</div>"
 
 
-def queue_row_html(task: Mapping[str, Any], selected: bool, now: float) -> str:
-    """One task's cells; a long description, a wait reason or an error shows whole on hover."""
+@dataclass(frozen=True)
+class QueueRow:
+    """One task as its queue row says it, in values; `queue_row_html` is the only place that
+    turns a row into HTML."""
+
+    id: int
+    kind: str
+    state: str
+    description: str  # whole: the cell shortens it and shows it whole on hover
+    waiting_for: str  # why a queued task waits; "" when it does not
+    error: str  # the task's error; "" when none or when the state already says it
+    devices: str
+    memory: str  # the MiB column: held, else asked, else the default a queued task will take
+    progress: float | None  # 0 to 1, once the epoch count is known
+    progress_label: str  # "epoch 2 step 4", or an analyzer's state and experiment count
+    rate: str  # "12.5/s" while running
+    rate_hint: str  # what the rate is, on hover
+    elapsed: str
+    eta: str
+    selected: bool
+    ended: bool  # a terminal state: its bar greys
+
+
+def queue_rows(
+    tasks: Sequence[Mapping[str, Any]], now: float, selected: int | None = None
+) -> list[QueueRow]:
+    """The queue's rows for `tasks`, in their order; `selected`: the chosen task's id."""
+    return [_row(task, now, task["id"] == selected) for task in tasks]
+
+
+def _row(task: Mapping[str, Any], now: float, selected: bool) -> QueueRow:
     progress = task.get("progress") or {}
     state = str(task["state"])
     epoch, step = progress.get("epoch"), progress.get("iter")
     label = f"epoch {epoch} step {step}" if epoch is not None else ""
     if progress.get("analyzer"):
         label = f"analyzer {progress['analyzer']}, {progress.get('experiments', 0)} experiments"
+    rate, hint = _rate(progress) if state == TaskState.RUNNING else ("", "")
+    error = task.get("error") or ""
+    if state == TaskState.CANCELLED and error == "deleted":
+        error = ""  # Stop records "deleted" as the error of the task it cancels: the state says it
     end = task.get("ended_at") or now
-    colour = "#adb5bd" if TaskState(state).terminal else "#0d6efd"
+    return QueueRow(
+        id=task["id"],
+        kind=str(task["kind"]),
+        state=state,
+        description=task.get("description") or "",
+        waiting_for=(task.get("waiting_for") or "") if state == TaskState.QUEUED else "",
+        error=error,
+        devices=devices_text(task.get("devices") or []),
+        memory=memory_text(task),
+        progress=fraction_done(task),
+        progress_label=label,
+        rate=rate,
+        rate_hint=hint,
+        elapsed=duration(end - task["started_at"]) if task.get("started_at") else "",
+        eta=duration(eta_s(task)),
+        selected=selected,
+        ended=TaskState(state).terminal,
+    )
+
+
+def _rate(progress: Mapping[str, Any]) -> tuple[str, str]:
+    rate = progress.get("steps_per_s")
+    if not _number(rate):
+        return "", ""
+    window_s = progress.get("rate_window_s")
+    over = f" over the last {window_s:g} s" if _number(window_s) else ""
+    return f"{rate:.1f}/s", f"steps per second{over}"
+
+
+def queue_row_html(row: QueueRow) -> str:
+    """One row's cells; a long description, a wait reason or an error shows whole on hover."""
+    rate = f"<span title='{html.escape(row.rate_hint)}'>{html.escape(row.rate)}</span>"
     cells = [
-        html.escape(str(task["kind"])),
-        state_badge(state),
-        _description_html(task),
-        html.escape(devices_text(task.get("devices") or [])),
-        html.escape(memory_text(task)),
-        progress_bar(fraction_done(task), label, colour),
-        rate_html(progress) if state == TaskState.RUNNING else "",
-        duration(end - task["started_at"]) if task.get("started_at") else "",
-        duration(eta_s(task)),
+        html.escape(row.kind),
+        state_badge(row.state),
+        _description_html(row),
+        html.escape(row.devices),
+        html.escape(row.memory),
+        progress_bar(row.progress, row.progress_label, "#adb5bd" if row.ended else "#0d6efd"),
+        rate if row.rate else "",
+        html.escape(row.elapsed),
+        html.escape(row.eta),
     ]
-    shade = "background:#fff3cd;" if selected else ""
+    shade = "background:#fff3cd;" if row.selected else ""
     return _table(
         f"<tr style='{shade}'>" + "".join(f"<td style='{_CELL}'>{c}</td>" for c in cells) + "</tr>"
     )
 
 
-def _description_html(task: Mapping[str, Any]) -> str:
-    text = task.get("description") or ""
+def _description_html(row: QueueRow) -> str:
+    text = row.description
     lines = [f"<span title='{html.escape(text)}'>{html.escape(short(text, 60))}</span>"]
-    waiting = task.get("waiting_for")
-    if waiting and task.get("state") == TaskState.QUEUED:
-        lines.append(_note(f"waiting: {waiting}", "#6c757d"))
-    error = task.get("error")
-    # Stop records "deleted" as the error of the task it cancels: the badge already says so.
-    if error and not (task.get("state") == TaskState.CANCELLED and error == "deleted"):
-        lines.append(_note(error, "#dc3545"))
+    if row.waiting_for:
+        lines.append(_note(f"waiting: {row.waiting_for}", "#6c757d"))
+    if row.error:
+        lines.append(_note(row.error, "#dc3545"))
     return "<br>".join(lines)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from dlnest_jupyter.client import discovery
 
 from ..conftest import install_analyzer_kernelspec, trained_package
+from ..waiting import wait_until
 
 SCRIPTS = {
     "ident": """
@@ -99,10 +99,8 @@ def test_attach_names_a_connection_file_and_del_frees_the_device(
 
     shell.run_line_magic("dlnest", "del 1")
     assert "task 1 cancelled" in capsys.readouterr().out
-    deadline = time.monotonic() + 30
-    while Path(connection_file).exists():  # the kernel manager removes it once the kernel is gone
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    # The kernel manager removes it once the kernel is gone.
+    wait_until(lambda: not Path(connection_file).exists(), 30, "the connection file to go")
     shell.run_line_magic("dlnest", "devices")
     assert "0 / 0 / 8,192" in capsys.readouterr().out
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from dlnest_jupyter.client.discovery import find_client
 from dlnest_jupyter.core.package import SavePackage
 
 from ..projects import write_project
+from ..waiting import wait_until
 
 
 @pytest.fixture
@@ -43,11 +43,13 @@ def test_magics_fall_back_to_an_in_process_scheduler_and_say_so_once(
     assert out.count("using an in-process scheduler") == 1
     assert "Fake GPU 0" in out and "task 1 running on CPU" in out
 
-    deadline = time.monotonic() + 120
-    while "succeeded" not in capsys.readouterr().out:
-        assert time.monotonic() < deadline
+    def listed_succeeded() -> bool:
+        if "succeeded" in capsys.readouterr().out:
+            return True
         shell.run_line_magic("dlnest", "tasks")
-        time.sleep(0.3)
+        return False
+
+    wait_until(listed_succeeded, 120, "%dlnest tasks to list it succeeded", every_s=0.3)
     shell.run_line_magic("dlnest", "watch 1")
     assert "epoch 1 loss" in capsys.readouterr().out
     shell.run_line_magic("dlnest", "log")

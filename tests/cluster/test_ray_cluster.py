@@ -8,11 +8,12 @@ and services it changes, so the order of tests does not matter.
 
 from __future__ import annotations
 
+import functools
 import gc
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from dlnest_jupyter.core.tasks import TaskRecord, TaskState
 from dlnest_jupyter.service.factory import build_service
 from dlnest_jupyter.service.service import DLNestService
 
+from .. import waiting
 from ..conftest import install_analyzer_kernelspec, trained_package
 from ..projects import life_cycle_source, write_project
 from ..service.conftest import hanging_project, wait_until_group_is_gone
@@ -76,12 +78,7 @@ def shut_down(cluster: Any) -> None:
     gc.collect()
 
 
-def wait_until(done: Callable[[], Any], timeout_s: float = 120, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := done()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what or done}"
-        time.sleep(0.2)
-    return result
+wait_until = functools.partial(waiting.wait_until, every_s=0.2)  # each look asks Ray
 
 
 def cluster_service(cluster: Any, database: Path) -> DLNestService:

@@ -4,6 +4,8 @@ that read the widgets as a user sees them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,39 @@ def submit(client: Client, config: Path, **fields: Any) -> dict[str, Any]:
 def rows_html(board: Dashboard) -> str:
     """The queue's rows as shown, each row's cells beside its select button."""
     return "".join(row.children[1].value for row in board.queue_panel.rows.children)
+
+
+@dataclass
+class Seen:
+    """HTML as a reader meets it: its text (whole, and each piece between tags), what shows
+    on hover, the elements made, and the attributes of those with a role (a screen reader's
+    view)."""
+
+    text: str = ""
+    pieces: list[str] = field(default_factory=list)
+    hover: list[str] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)
+    roles: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def seen(markup: str) -> Seen:
+    found = Seen()
+
+    class Reader(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.tags.add(tag)
+            attributes = {k: v or "" for k, v in attrs}
+            if "title" in attributes:
+                found.hover.append(attributes["title"])
+            if "role" in attributes:
+                found.roles[attributes["role"]] = attributes
+
+        def handle_data(self, data: str) -> None:
+            found.text += data
+            found.pieces.append(data)
+
+    Reader().feed(markup)
+    return found
 
 
 def row_button(board: Dashboard, task_id: int) -> Any:

@@ -58,13 +58,16 @@ def test_a_late_reply_about_another_analyzer_is_dropped() -> None:
 
 
 def test_a_kernel_busy_with_a_notebook_cell_is_shown_and_not_interrupted_on_a_guess() -> None:
-    panel = AnalyzerPanel(lambda _: None, client=None)  # no client: nothing may be sent
+    told: list[str | None] = []  # what the button's action tells the user
+    # No client: nothing may be sent.
+    panel = AnalyzerPanel(lambda action: told.append(action()), client=None)
     busy = analyzer(40)
     busy["progress"]["kernel"] = "busy"
 
     panel.update([busy])
 
     assert "kernel busy" in panel.kernel.value
-    said = panel._interrupt()
+    panel.interrupt.click()
+    [said] = told
     assert said is not None and "busy with code run from a notebook or console" in said
     assert "nothing was interrupted" in said

@@ -10,7 +10,6 @@ import json
 import os
 import pwd
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,8 @@ from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.service import DLNestService
 
 from ..recording_executor import RecordingExecutor, SleepingExecutor
-from .conftest import HOSTILE, Transport, rows_html, submit
+from ..waiting import wait_until
+from .conftest import HOSTILE, Transport, rows_html, seen, submit
 
 
 def test_the_queue_lists_tasks_newest_first_escaped_and_keeps_the_selection(
@@ -35,10 +35,10 @@ def test_the_queue_lists_tasks_newest_first_escaped_and_keeps_the_selection(
     board = Dashboard(client, start=False)
     panel = board.queue_panel
 
-    table = rows_html(board)
     assert panel.row_ids[:2] == [second["id"], first["id"]]  # newest first
-    assert "&lt;img src=x onerror=alert(1)&gt;" in table and HOSTILE not in table
-    assert "background:#0d6efd" in table  # running: the running colour
+    assert [row.state for row in panel.shown_rows] == ["running", "running"]
+    shown = seen(rows_html(board))
+    assert HOSTILE in shown.text and "img" not in shown.tags  # its markup shown as text
     panel.selected.value = first["id"]
     submit(client, config, memory_mb=1000)
     board.refresh()
@@ -60,9 +60,10 @@ def test_a_running_task_shows_progress_rate_and_eta_from_its_package(
 
     board = Dashboard(client, start=False)
 
-    table = rows_html(board)
-    assert 'role="progressbar" aria-valuenow="38"' in table  # 1 epoch and 5 of 10 of 4 epochs
-    assert "epoch 2 step 4" in table and "12.5/s" in table
+    [row] = board.queue_panel.shown_rows
+    assert row.progress == 0.375  # 1 epoch and 5 of 10 of 4 epochs
+    assert (row.progress_label, row.rate) == ("epoch 2 step 4", "12.5/s")
+    assert seen(rows_html(board)).roles["progressbar"]["aria-valuenow"] == "38"
     board.close()
 
 
@@ -71,7 +72,7 @@ def test_gpu_bars_show_ours_and_a_card_is_disabled_from_its_toggle(
 ) -> None:
     task = submit(client, config, memory_mb=4000)
     board = Dashboard(client, start=False)
-    bar, toggle = board.devices_panel._rows[0]
+    bar, toggle = board.devices_panel.cards[0]
 
     assert "0 others / 4000 reserved / 12384 free of 16384 MiB" in bar.value
     assert f"tasks: {task['id']}" in bar.value and toggle.value is True
@@ -81,7 +82,7 @@ def test_gpu_bars_show_ours_and_a_card_is_disabled_from_its_toggle(
     board.refresh()
 
     assert client.settings()["devices"] == [-1, 1]
-    assert "disabled" in board.devices_panel._rows[0][0].value
+    assert "disabled" in board.devices_panel.cards[0][0].value
     board.refresh()  # the refresher setting the toggle back from the server is not a click
     assert client.settings()["devices"] == [-1, 1]
     board.close()
@@ -108,10 +109,10 @@ def test_stop_asks_once_for_a_running_task_which_then_reads_cancelled_with_its_p
     assert client.task(task["id"])["state"] == "cancelled"
     assert board.message.value == f"task {task['id']} cancelled"
     assert panel.stop.disabled and panel.stop.description == "Stop"
-    row = rows_html(board)
-    assert ">cancelled<" in row and "epoch 3 step 1" in row and 'aria-valuenow="75"' in row
-    assert "deleted" not in row  # the state says it; no red error line
-    panel._submit(panel._stop)  # as a second, late press would
+    [row] = panel.shown_rows
+    assert (row.state, row.progress_label, row.progress) == ("cancelled", "epoch 3 step 1", 0.75)
+    assert row.error == "" and "deleted" not in rows_html(board)  # the state says it
+    panel.stop.click()  # a second, late press (sent before the button was disabled)
     board.refresh()
     assert "cannot become cancelled" in board.message.value
     board.close()
@@ -165,14 +166,13 @@ def test_metric_curves_overlay_runs_and_grow_as_epochs_end(client: Client, confi
     board.refresh()
 
     assert list(metrics.key.options) == ["loss", "acc"] and metrics.key.value == "loss"  # first
-    marks = metrics._figure.marks
-    assert [list(m.y) for m in marks] == [[1.0, 0.5], [0.5, 1 / 3]]
+    assert [c.ys for c in metrics.drawn_curves()] == [[1.0, 0.5], [0.5, 1 / 3]]
     assert "byte" in metrics.note.value and "not JSON" in metrics.note.value
-    assert "<td style='padding:0 8px'>0.5</td>" in metrics.summary.value  # best loss of run 1
+    assert "0.5" in seen(metrics.summary.value).pieces  # best loss of run 1
     with (Path(runs[0]["package_path"]) / "_metrics.jsonl").open("a") as handle:
         handle.write(json.dumps({"epoch": 3, "loss": 0.25, "acc": 0.9}) + "\n")
     board.refresh()
-    assert list(metrics._figure.marks[0].y) == [1.0, 0.5, 0.25]
+    assert metrics.drawn_curves()[0].ys == [1.0, 0.5, 0.25]
     board.close()
 
 
@@ -217,15 +217,11 @@ def test_the_refresher_thread_updates_by_itself_and_stops_when_closed(
 ) -> None:
     board = Dashboard(client, refresh_s=0.05)
     task = submit(client, config, cpu=True)
-    deadline = time.monotonic() + 30
-    while task["id"] not in board.queue_panel.row_ids:
-        assert time.monotonic() < deadline, "the dashboard never showed the new task"
-        time.sleep(0.05)
+    wait_until(lambda: task["id"] in board.queue_panel.row_ids, 30, "the new task in the queue")
+    assert board.refreshing
 
     board.close()
-    assert board._thread is not None
-    board._thread.join(10)
-    assert not board._thread.is_alive()
+    wait_until(lambda: not board.refreshing, 10, "the refresher to stop")
 
 
 IDENT = "def experience(self):\n    print('loaded', type(self.model).__name__)\n    return 42\n"
@@ -254,11 +250,12 @@ def test_the_analyzers_tab_runs_a_picked_script_on_a_loaded_model(
         assert "DLNest analyzer" in panel.attach.value
 
         panel.run.click()  # queued while the model loads, then run on it
-        deadline = time.monotonic() + 120
-        while panel.experiment is not None or not panel.output.outputs:
-            assert time.monotonic() < deadline, panel.state.value
+
+        def ended() -> bool:
             board.refresh()
-            time.sleep(0.2)
+            return panel.experiment is None and bool(panel.output.outputs)
+
+        wait_until(ended, 120, lambda: panel.state.value, every_s=0.2)
 
         assert panel.output.outputs[0]["text"] == "loaded ToyRunner\n"
         assert "succeeded" in panel.state.value
@@ -285,8 +282,8 @@ def test_without_gpus_the_gpu_tab_says_so_and_the_cpu_row_works(tmp_path: Path) 
         board = Dashboard(Client(Transport(Api(service, tmp_path, [tmp_path]))), start=False)
 
         assert "No GPU" in board.devices_panel.note.value
-        assert list(board.devices_panel._rows) == [-1]
-        assert "CPU: CPU" in board.devices_panel._rows[-1][0].value
+        assert list(board.devices_panel.cards) == [-1]
+        assert "CPU: CPU" in board.devices_panel.cards[-1][0].value
         board.close()
     finally:
         service.stop()
@@ -310,7 +307,7 @@ def test_gpu_bars_show_other_users_reservations_and_settings_say_who_schedules(
         submit(theirs, config, memory_mb=6000)  # another scheduler of this box (another user's)
         submit(mine, config, memory_mb=4000)
         board = Dashboard(mine, start=False)
-        bar = board.devices_panel._rows[0][0].value
+        bar = board.devices_panel.cards[0][0].value
         user = pwd.getpwuid(os.getuid()).pw_name
 
         assert f"0 others / 6000 reserved by {user} / 4000 reserved / 6384 free" in bar

@@ -71,12 +71,12 @@ def test_a_branch_is_its_own_line_from_its_fork_point(client: Client, config: Pa
 
     board = metrics_board(client, task)
 
-    marks = board.metrics_panel._figure.marks
-    assert [list(m.x) for m in marks] == [[1, 2, 3, 4, 5, 6, 7], [6, 7, 8]]
-    assert list(marks[1].y) == [1 / 6, 0.5 / 7, 0.5 / 8]  # from branch 0's epoch 6
+    curves = board.metrics_panel.drawn_curves()
+    assert [c.xs for c in curves] == [[1, 2, 3, 4, 5, 6, 7], [6, 7, 8]]
+    assert curves[1].ys == [1 / 6, 0.5 / 7, 0.5 / 8]  # from branch 0's epoch 6
     summary = board.metrics_panel.summary.value
     assert f"task {task['id']} {LONG}, branch 1" in summary  # the legend: names whole
-    assert not any(m.display_legend for m in marks)  # no legend over the curves
+    assert not any(c.in_chart_legend for c in curves)  # no legend over the curves
     assert "each point: the epoch's mean" in board.metrics_panel.about.value
     board.close()
 
@@ -91,20 +91,20 @@ def test_smoothing_keeps_the_raw_curve_and_log_and_time_axes_redraw(
 
     panel.smoothing.value = 0.5
     board.refresh()
-    [mark] = panel._figure.marks
-    raw, smooth = (list(y) for y in mark.y)
-    assert raw == [0.1, 0.01, 0.001]  # the measured curve stays, faint, under the smoothed
-    assert smooth[0] == 0.1 and raw[2] < smooth[2] < smooth[1] < smooth[0]
-    assert list(mark.opacities) == [0.3, 1.0]
+    raw, smooth = panel.drawn_curves()
+    assert raw.ys == [0.1, 0.01, 0.001]  # the measured curve stays, faint, under the smoothed
+    assert smooth.ys[0] == 0.1 and raw.ys[2] < smooth.ys[2] < smooth.ys[1] < smooth.ys[0]
+    assert raw.opacity < smooth.opacity == 1.0
+    assert raw.label == f"{smooth.label} (raw)"
 
     panel.smoothing.value = 0.0
     panel.log_scale.value = True
     panel.x_axis.value = "time"
     board.refresh()
-    [mark] = panel._figure.marks
-    assert [round(v, 9) for v in mark.y] == [-1, -2, -3] and list(mark.x) == [0, 5, 10]
-    assert panel._figure.axes[1].label == "log10 of loss"
-    assert panel._figure.axes[0].label.startswith("time")
+    [curve] = panel.drawn_curves()
+    assert [round(v, 9) for v in curve.ys] == [-1, -2, -3] and curve.xs == [0, 5, 10]
+    x_label, y_label = panel.axis_labels()
+    assert y_label == "log10 of loss" and x_label.startswith("time")
     board.close()
 
 
@@ -172,10 +172,10 @@ def test_by_step_draws_the_chosen_runs_logged_values_and_a_branch_from_its_fork(
     panel.x_axis.value = "step"
     board.refresh()
 
-    marks = panel._figure.marks
-    assert [list(m.x) for m in marks] == [[1, 2, 3, 4], [3, 5]]  # branch 1 goes on from step 2
-    assert [list(m.y) for m in marks] == [[4.0, 3.0, 2.0, 1.0], [2.5, 0.5]]
-    assert panel._figure.axes[0].label == "step (each value the run logged)"
+    curves = panel.drawn_curves()
+    assert [c.xs for c in curves] == [[1, 2, 3, 4], [3, 5]]  # branch 1 goes on from step 2
+    assert [c.ys for c in curves] == [[4.0, 3.0, 2.0, 1.0], [2.5, 0.5]]
+    assert panel.axis_labels()[0] == "step (each value the run logged)"
     assert "a value run" in panel.about.value
     board.close()
 

@@ -14,7 +14,7 @@ from dlnest_jupyter.core.package_state import Branch, CheckpointInfo, PackageSta
 from dlnest_jupyter.dashboard import Dashboard
 from dlnest_jupyter.dashboard import queue_view as qv
 
-from .conftest import HOSTILE, Transport, row_button, rows_html, submit
+from .conftest import HOSTILE, Transport, row_button, seen, submit
 
 OUTPUT_TAB, METRICS_TAB = 2, 4
 
@@ -25,12 +25,17 @@ def queued(**fields: Any) -> dict[str, Any]:
 
 def test_a_queued_task_shows_why_it_waits_whole_on_hover_and_escaped() -> None:
     reason = f"needs 14,745 MiB; most free is 1,639 MiB on GPU 0 {HOSTILE}" + " and more" * 20
-    row = qv.queue_row_html(queued(waiting_for=reason), False, 0.0)
+    [row] = qv.queue_rows([queued(waiting_for=reason)], 0.0)
+    assert row.waiting_for == reason
 
-    assert "waiting: needs 14,745 MiB" in row
-    assert f"title='waiting: {reason.replace('<', '&lt;').replace('>', '&gt;')}'" in row
-    assert HOSTILE not in row
-    assert "waiting:" not in qv.queue_row_html(queued(), False, 0.0)  # an older server: nothing
+    shown = seen(qv.queue_row_html(row))
+    assert "waiting: needs 14,745 MiB" in shown.text and reason not in shown.text  # cut short
+    assert f"waiting: {reason}" in shown.hover  # whole on hover
+    assert "img" not in shown.tags  # the reason's markup is text, not an element
+    [older] = qv.queue_rows([queued()], 0.0)  # an older server: nothing
+    [running] = qv.queue_rows([queued(waiting_for=reason, state="running")], 0.0)
+    assert older.waiting_for == running.waiting_for == ""
+    assert "waiting:" not in seen(qv.queue_row_html(older)).text
 
 
 def test_the_mib_column_shows_what_is_held_else_asked_else_the_default() -> None:
@@ -45,9 +50,12 @@ def test_the_mib_column_shows_what_is_held_else_asked_else_the_default() -> None
 
 def test_a_long_description_shows_whole_on_hover() -> None:
     text = "lr sweep " * 20
-    row = qv.queue_row_html(queued(description=text), False, 0.0)
+    [row] = qv.queue_rows([queued(description=text)], 0.0)
+    assert row.description == text
 
-    assert f"title='{text}'" in row and "lr sweep lr sweep" in row and "…" in row
+    shown = seen(qv.queue_row_html(row))
+    assert text in shown.hover
+    assert "lr sweep lr sweep" in shown.text and "…" in shown.text and text not in shown.text
 
 
 def test_clicking_a_rows_button_selects_its_task(client: Client, config: Path) -> None:
@@ -62,7 +70,7 @@ def test_clicking_a_rows_button_selects_its_task(client: Client, config: Path) -
     assert panel.task_id == first["id"]
     assert row_button(board, first["id"]).button_style == "info"
     assert row_button(board, second["id"]).button_style == ""
-    assert rows_html(board).count("background:#fff3cd") == 1  # the chosen row is shaded
+    assert [row.id for row in panel.shown_rows if row.selected] == [first["id"]]  # shaded
     board.close()
 
 
@@ -184,16 +192,25 @@ def test_the_eta_shows_only_once_an_epoch_has_ended_and_bars_are_readable() -> N
     running["progress"] = {**progress, "epoch": 2, "epoch_s": 30.0}
     assert qv.eta_s(running) == 30.0 * 2.5  # 2.5 epochs left, 30 s each
 
-    row = qv.queue_row_html({**running, "started_at": 0.0}, False, 100.0)
-    assert 'role="progressbar" aria-valuenow="38" aria-valuemin="0" aria-valuemax="100"' in row
-    assert ">1m15s<" in row
+    [row] = qv.queue_rows([{**running, "started_at": 10.0}], 100.0)
+    assert (row.progress, row.progress_label) == (0.375, "epoch 2 step 4")
+    assert (row.elapsed, row.eta) == ("1m30s", "1m15s")
+    bar = seen(qv.queue_row_html(row)).roles["progressbar"]
+    assert (bar["aria-valuenow"], bar["aria-valuemin"], bar["aria-valuemax"]) == ("38", "0", "100")
+    assert bar["aria-label"] == "epoch 2 step 4"
+    assert "1m15s" in seen(qv.queue_row_html(row)).text
 
 
 def test_the_rate_says_what_it_is() -> None:
     progress = {"epoch": 2, "iter": 1, "steps_per_s": 12.5, "rate_window_s": 10.0}
-    row = qv.queue_row_html({"id": 1, "kind": "train", "state": "running", "progress": progress},
-                            False, 0.0)  # fmt: skip
-    assert "title='steps per second over the last 10 s'>12.5/s<" in row
+    task = {"id": 1, "kind": "train", "state": "running", "progress": progress}
+    [row] = qv.queue_rows([task], 0.0)
+    assert (row.rate, row.rate_hint) == ("12.5/s", "steps per second over the last 10 s")
+    shown = seen(qv.queue_row_html(row))
+    assert "12.5/s" in shown.text and row.rate_hint in shown.hover
+
+    [ended] = qv.queue_rows([{**task, "state": "succeeded"}], 0.0)
+    assert ended.rate == "" and "/s" not in seen(qv.queue_row_html(ended)).text
 
 
 def test_the_checkpoint_picker_starts_at_latest_for_another_package() -> None:

@@ -10,6 +10,7 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from ..conftest import install_analyzer_kernelspec
+from ..waiting import wait_until_async
 
 Fetch = Callable[..., Awaitable[HTTPResponse]]
 
@@ -61,13 +62,15 @@ def dlnest(jp_serverapp: Any, jp_fetch: Fetch) -> Callable[..., Awaitable[tuple[
 async def wait_for_state(
     call: Callable[..., Awaitable[tuple[int, Any]]], task_id: int, timeout_s: float = 120
 ) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
+    seen: dict[str, Any] = {}
+
+    async def ended() -> dict[str, Any] | None:
         _, body = await call("GET", "tasks", str(task_id))
-        if body["task"]["state"] in ("succeeded", "failed", "cancelled"):
-            return body["task"]  # type: ignore[no-any-return]
-        assert asyncio.get_running_loop().time() < deadline, body
-        await asyncio.sleep(0.2)
+        task: dict[str, Any] = body["task"]
+        seen.update(task)  # for the message if it never ends
+        return task if task["state"] in ("succeeded", "failed", "cancelled") else None
+
+    return await wait_until_async(ended, timeout_s, lambda: seen, every_s=0.2)
 
 
 @pytest.fixture
@@ -79,14 +82,17 @@ async def wait_for_analyzer(
     call: Callable[..., Awaitable[tuple[int, Any]]], task_id: int, timeout_s: float = 180
 ) -> dict[str, Any]:
     """Wait until analyzer `task_id` has loaded its package (or ended); returns the task."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
+    seen: dict[str, Any] = {}
+
+    async def loaded() -> dict[str, Any] | None:
         _, body = await call("GET", "tasks", str(task_id))
         task: dict[str, Any] = body["task"]
+        seen.update(task)  # for the message if it never loads
         if task["state"] != "running" or task["progress"].get("analyzer") != "loading":
             return task
-        assert asyncio.get_running_loop().time() < deadline, task
-        await asyncio.sleep(0.2)
+        return None
+
+    return await wait_until_async(loaded, timeout_s, lambda: seen, every_s=0.2)
 
 
 async def run_experiment(
@@ -98,7 +104,16 @@ async def run_experiment(
     """Start an experiment and follow it (long polling) to its end; returns it with all output."""
     status, reply = await call("POST", "tasks", str(task_id), "experiments", body=body)
     assert status == 201, reply
-    experiment: dict[str, Any] = reply["experiment"]
+    return await follow_experiment(call, task_id, reply["experiment"], timeout_s)
+
+
+async def follow_experiment(
+    call: Callable[..., Awaitable[tuple[int, Any]]],
+    task_id: int,
+    experiment: dict[str, Any],
+    timeout_s: float = 120,
+) -> dict[str, Any]:
+    """Follow a started experiment (long polling) to its end; returns it with all output."""
     output, offset = "", 0
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,18 @@ from jupyter_client.asynchronous import AsyncKernelClient
 
 from ..conftest import new_package, trained_package
 from ..projects import write_project
-from .conftest import run_experiment, wait_for_analyzer, wait_for_state
+from ..waiting import wait_until_async
+from .conftest import follow_experiment, run_experiment, wait_for_analyzer, wait_for_state
 
 pytestmark = pytest.mark.usefixtures("analyzer_kernelspec")
 
-SPIN = "import time\ndef experience(self):\n    while True:\n        time.sleep(0.01)\n"
+SPIN = """
+import time
+def experience(self):
+    print("spinning", flush=True)
+    while True:
+        time.sleep(0.01)
+"""
 IDENT = """
 def experience(self):
     print("model", id(self.model), "checkpoint", self.checkpoint_id)
@@ -73,14 +79,12 @@ async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
     status, body = await dlnest(
         "POST", "tasks", str(task["id"]), "experiments", body={"name": "spin"}
     )
-    spinning = body["experiment"]
-    await asyncio.sleep(0.5)
+    spinning = await _printing(dlnest, task["id"], body["experiment"]["id"])
+    assert spinning["state"] == "running"  # in the user's loop: an interrupt has code to stop
     status, _ = await dlnest("POST", "tasks", str(task["id"]), "interrupt")
     assert status == 200
-    _, body = await dlnest(
-        "GET", "tasks", str(task["id"]), "experiments", str(spinning["id"]), params={"wait_s": 10}
-    )
-    assert body["experiment"]["state"] == "interrupted", body
+    interrupted = await follow_experiment(dlnest, task["id"], spinning)
+    assert interrupted["state"] == "interrupted", interrupted
 
     after = await run_experiment(dlnest, task["id"], code="print(model is self.runner)")
     assert (
@@ -107,12 +111,26 @@ async def test_an_analyzer_loads_once_runs_experiments_and_keeps_its_model(
 
     status, body = await dlnest("DELETE", "tasks", str(task["id"]))
     assert (status, body["task"]["state"]) == (200, "cancelled")
-    for _ in range(100):
+
+    async def kernel_gone() -> bool:
         kernels = json.loads((await jp_fetch("api", "kernels")).body)
-        if task["kernel_id"] not in [k["id"] for k in kernels]:
-            break
-        await asyncio.sleep(0.1)
-    assert task["kernel_id"] not in [k["id"] for k in kernels]
+        return task["kernel_id"] not in [k["id"] for k in kernels]
+
+    await wait_until_async(kernel_gone, 30, "the analyzer's kernel to be shut down")
+
+
+async def _printing(call: Any, task_id: int, experiment_id: int) -> dict[str, Any]:
+    """The experiment once its code has printed something: it runs in the kernel by then."""
+
+    async def printed() -> dict[str, Any] | None:
+        _, reply = await call(
+            "GET", "tasks", str(task_id), "experiments", str(experiment_id),
+            params={"wait_s": 2},
+        )  # fmt: skip
+        experiment: dict[str, Any] = reply["experiment"]
+        return experiment if experiment["output"] else None
+
+    return await wait_until_async(printed, 120, "the experiment's first output")
 
 
 async def _second_client(connection_file: str, code: str, expression: str) -> dict[str, Any]:
@@ -297,12 +315,12 @@ async def test_an_analyzer_busy_with_a_cell_of_an_attached_client_says_so(
 
 
 async def _kernel_state(dlnest: Any, task_id: int, wanted: str) -> str:
-    for _ in range(600):
+    async def reads() -> bool:
         _, body = await dlnest("GET", "tasks", str(task_id))
-        if body["task"]["progress"].get("kernel") == wanted:
-            return wanted
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"analyzer {task_id}'s kernel never read {wanted}")
+        return bool(body["task"]["progress"].get("kernel") == wanted)
+
+    await wait_until_async(reads, 60, f"analyzer {task_id}'s kernel to read {wanted}")
+    return wanted
 
 
 async def test_a_kernel_shut_down_from_jupyterlab_ends_its_analyzer_task(
@@ -332,31 +350,36 @@ async def test_a_kernel_restarted_from_jupyterlab_loads_its_package_again(
     task = await wait_for_analyzer(dlnest, body["task"]["id"])
     await run_experiment(dlnest, task["id"], code="before_restart = 1")
     _, body = await dlnest("POST", "tasks", str(task["id"]), "experiments", body={"name": "spin"})
-    spinning = body["experiment"]
+    spinning = await _printing(dlnest, task["id"], body["experiment"]["id"])
 
     await jp_fetch("api", "kernels", task["kernel_id"], "restart", method="POST", body="{}")
-    _, body = await dlnest(
-        "GET", "tasks", str(task["id"]), "experiments", str(spinning["id"]), params={"wait_s": 30}
-    )
+    interrupted = await follow_experiment(dlnest, task["id"], spinning)
     reloaded = await _wait_for_loads(dlnest, task["id"], 2)
     after = await run_experiment(
         dlnest, task["id"], code="print('before_restart' in dir(), model is self.runner)"
     )
 
-    assert body["experiment"]["state"] == "interrupted"  # a restart interrupts first
+    assert interrupted["state"] == "interrupted"  # a restart interrupts first
     assert (reloaded["state"], reloaded["kernel_id"]) == ("running", task["kernel_id"])
     assert after["output"] == "False True\n"  # a fresh namespace with the model loaded again
     await dlnest("DELETE", "tasks", str(task["id"]))
 
 
 async def _wait_for_loads(call: Any, task_id: int, loads: int) -> dict[str, Any]:
-    for _ in range(600):
+    seen: dict[str, Any] = {}
+
+    async def loaded() -> dict[str, Any] | None:
         _, body = await call("GET", "tasks", str(task_id))
-        progress = body["task"]["progress"]
-        if progress.get("loads") == loads and progress.get("analyzer") == "ready":
-            return body["task"]  # type: ignore[no-any-return]
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"analyzer {task_id} never loaded {loads} times: {body['task']}")
+        task: dict[str, Any] = body["task"]
+        seen.update(task)  # for the message if it never loads
+        progress = task["progress"]
+        return (
+            task if progress.get("loads") == loads and progress.get("analyzer") == "ready" else None
+        )
+
+    return await wait_until_async(
+        loaded, 120, lambda: f"analyzer {task_id} to load {loads} times: {seen}", every_s=0.2
+    )
 
 
 async def test_an_experiment_sent_right_behind_a_failing_one_still_runs(
@@ -370,9 +393,18 @@ async def test_an_experiment_sent_right_behind_a_failing_one_still_runs(
     await wait_for_analyzer(dlnest, task_id)
 
     # The second is queued while the first still runs: a kernel's stop_on_error would abort it.
-    failing = {"code": "import time\ntime.sleep(0.5)\n1 / 0"}
+    # The first fails only once the second has been sent, however slow the machine.
+    go = jp_root_dir / "go"
+    failing = {
+        "code": f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n1 / 0"
+    }
     _, first = await dlnest("POST", "tasks", str(task_id), "experiments", body=failing)
-    second = await run_experiment(dlnest, task_id, name="ident")
+    status, sent = await dlnest(
+        "POST", "tasks", str(task_id), "experiments", body={"name": "ident"}
+    )
+    assert status == 201, sent
+    go.touch()
+    second = await follow_experiment(dlnest, task_id, sent["experiment"])
     _, failed = await dlnest(
         "GET", "tasks", str(task_id), "experiments", str(first["experiment"]["id"]),
         params={"wait_s": 10},

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +10,7 @@ from ..conftest import REPO, trained_package
 from ..headless import HeadlessServer
 from ..projects import write_project
 from ..service.conftest import hanging_project, wait_until_group_is_gone
-
-
-def wait_until(condition: Callable[[], Any], timeout_s: float = 180) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-    return value
+from ..waiting import wait_until
 
 
 def test_a_server_restart_keeps_the_running_task_and_the_queue(tmp_path: Path) -> None:
@@ -43,7 +34,7 @@ def test_a_server_restart_keeps_the_running_task_and_the_queue(tmp_path: Path) -
     with server() as first:
         running, queued = submit(first, hanging_config), submit(first, quick_config)
         assert (running["state"], queued["state"]) == ("running", "queued")  # 10 + 10 GiB > 16
-        wait_until(child_marker.exists)
+        wait_until(child_marker.exists, 180, "the task's child", every_s=0.2)
     task_group = os.getpgid(int(child_marker.read_text()))  # the server is gone; its task is not
 
     with server() as second:
@@ -53,7 +44,7 @@ def test_a_server_restart_keeps_the_running_task_and_the_queue(tmp_path: Path) -
 
         second.call("DELETE", f"dlnest/api/tasks/{running['id']}")
         wait_until_group_is_gone(task_group)  # re-adopted: its whole group is stopped
-        done = wait_until(lambda: _ended(second, queued["id"]))
+        done = wait_until(lambda: _ended(second, queued["id"]), 180, every_s=0.2)
         cancelled = second.call("GET", f"dlnest/api/tasks/{running['id']}")["task"]
 
     assert done["state"] == "succeeded", done
@@ -70,11 +61,11 @@ def test_a_server_restart_reports_its_analyzer_ended_and_frees_the_device(tmp_pa
     with server() as first:
         body = {"kind": "analyze", "record_path": str(package), "memory_mb": 6000}
         analyzer = first.call("POST", "dlnest/api/tasks", body)["task"]
-        wait_until(lambda: _analyzer_ready(first, analyzer["id"]))
+        wait_until(lambda: _analyzer_ready(first, analyzer["id"]), 180, every_s=0.2)
         assert analyzer["kernel_id"] in [k["id"] for k in first.call("GET", "api/kernels")]
 
     with server() as second:  # the first server shut its kernels down on its way out
-        ended = wait_until(lambda: _ended(second, analyzer["id"]))
+        ended = wait_until(lambda: _ended(second, analyzer["id"]), 180, every_s=0.2)
         devices = second.call("GET", "dlnest/api/devices")["devices"]
         kernels = second.call("GET", "api/kernels")
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import life_cycle_source, write_project
+from ..waiting import wait_until
 
 
 @pytest.fixture
@@ -31,11 +31,14 @@ def service(tmp_path: Path) -> Iterator[DLNestService]:
 
 def wait_for(service: DLNestService, done: Callable[[], bool], timeout_s: float = 180) -> None:
     """Tick the scheduler until `done()`; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, "timed out waiting for the scheduler"
+
+    def ticked() -> bool:
+        if done():
+            return True
         service.tick()
-        time.sleep(0.1)
+        return False
+
+    wait_until(ticked, timeout_s, "the scheduler", every_s=0.1)
 
 
 HANGS_WITH_A_CHILD = """
@@ -58,7 +61,6 @@ def hanging_project(folder: Path) -> tuple[Path, Path]:
 
 
 def wait_until_group_is_gone(pgid: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while processes.group_members(pgid):
-        assert time.monotonic() < deadline, f"processes of group {pgid} are still alive"
-        time.sleep(0.1)
+    wait_until(
+        lambda: not processes.group_members(pgid), timeout_s, f"group {pgid}'s processes to end"
+    )

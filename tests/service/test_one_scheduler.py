@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from dlnest_jupyter.service.service import DLNestService
 from ..conftest import new_package
 from ..projects import write_project
 from ..recording_executor import RecordingExecutor
+from ..waiting import wait_until
 
 
 class CountingStore(TaskStore):
@@ -59,13 +60,6 @@ def launched(*services: DLNestService) -> list[int]:
     return sorted(ids)
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_only_the_lease_holder_launches_and_a_follower_s_submission_wakes_it(
     tmp_path: Path, config: Path
 ) -> None:
@@ -78,7 +72,7 @@ def test_only_the_lease_holder_launches_and_a_follower_s_submission_wakes_it(
         queued = follower.submit_train(config, cpu=True)
 
         assert queued.state is TaskState.QUEUED  # the follower launches nothing itself
-        wait_until(lambda: follower.task(queued.id).state is TaskState.RUNNING)
+        wait_until(lambda: follower.task(queued.id).state is TaskState.RUNNING, 30, every_s=0.02)
         assert launched(leader) == [queued.id] and launched(follower) == []
         status = follower.scheduler_status()
         assert status["leader"]["id"] == leader.leadership.id

@@ -4,7 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from dlnest_jupyter.core import processes
@@ -15,6 +14,7 @@ from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import life_cycle_source, write_project
+from ..waiting import wait_until
 from .conftest import wait_for
 
 SLOW = """
@@ -88,10 +88,8 @@ def test_a_task_that_died_while_no_service_ran_is_failed_with_its_tail(tmp_path:
 
     first.leadership.close()  # the service is down: it no longer schedules the queue
     processes.kill_group(pid, signal.SIGKILL)  # the OOM killer, say, while the service is down
-    deadline = time.monotonic() + 30
-    while processes.is_alive(pid, None):  # a zombie (ours is one until reaped below) is not alive
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    # A zombie (ours is one until reaped below) is not alive.
+    wait_until(lambda: not processes.is_alive(pid, None), 30, f"process {pid} to die")
     # The new service knows the task only from the store.
     second = DLNestService(store, FakeSource((16384,)), LocalExecutor())
     second.tick()
@@ -104,8 +102,8 @@ def test_a_task_that_died_while_no_service_ran_is_failed_with_its_tail(tmp_path:
     assert "about to hang" in (failed.output_tail or "")
     # The first service's child is a zombie until reaped; a killed multi-threaded process shows
     # as one in /proc a moment before waitpid can collect it, hence the wait.
-    deadline = time.monotonic() + 30
-    while (code := first.executor.exit_code(failed)) is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    # (exit_code hands a status out once: a list holding it is truthy, even for a status of 0)
+    [code] = wait_until(
+        lambda: [c for c in (first.executor.exit_code(failed),) if c is not None], 30, "its status"
+    )
     assert code == 128 + signal.SIGKILL

@@ -20,6 +20,7 @@ from dlnest_jupyter.core.tasks import TaskState
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import failing_dataset, write_project
+from ..waiting import wait_until
 from .conftest import hanging_project, wait_for, wait_until_group_is_gone
 
 
@@ -203,10 +204,8 @@ def test_embedded_mode_schedules_on_its_own_thread_and_stops_cleanly(
     service.start()
     try:
         task = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
-        deadline = time.monotonic() + 120
-        while not service.store.get(task.id).state.terminal:  # no manual ticks here
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        # no manual ticks here
+        wait_until(lambda: service.store.get(task.id).state.terminal, 120, "the task's end")
     finally:
         service.stop()
 
@@ -218,10 +217,11 @@ def test_a_task_submitted_after_the_last_one_ended_starts_without_waiting_for_a_
 ) -> None:
     service.update_settings({"devices": [0], "max_tasks_per_device": 1})
     first = service.submit_train(write_project(tmp_path / "a", epochs=1), memory_mb=1000)
-    deadline = time.monotonic() + 180
-    while processes.is_alive(first.pid, first.pid_start_time):  # type: ignore[arg-type]
-        assert time.monotonic() < deadline, "the first task never ended"
-        time.sleep(0.1)
+    wait_until(
+        lambda: not processes.is_alive(first.pid, first.pid_start_time),  # type: ignore[arg-type]
+        180,
+        "the first task's process to end",
+    )
     assert service.store.get(first.id).state is TaskState.RUNNING  # no tick has seen it end
 
     second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=1000)
