@@ -12,15 +12,13 @@ import threading
 import time
 
 from ..core.devices import CPU_ID
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, LaunchDeferred, LaunchUnknown
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
 from ..service.executor import (
     EXIT_UNKNOWN,
     Executor,
     Launch,
-    LaunchDeferred,
-    LaunchUnknown,
     LocalExecutor,
     describe_exit,
 )

@@ -17,12 +17,12 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..service.executor import LaunchDeferred, LaunchUnknown
+from ..core.errors import LaunchDeferred, LaunchUnknown
 
 CONNECT_TIMEOUT_S = 60.0  # a first `ray.init` on a busy 2-core machine takes 5-10 s
 
 
-class ClusterUnavailable(LaunchDeferred):
+class ClusterUnavailable(LaunchDeferred, OSError):
     """No answer from the cluster now: a launch is queued again, a poll says "still running"."""
 
 
@@ -39,7 +39,7 @@ class AgentUnavailable(ClusterUnavailable):
 
 
 # What each kind of failed answer raises here. "gone": the sidecar ended while the call waited.
-_ANSWERS: dict[str, type[OSError]] = {
+_ANSWERS: dict[str, type[Exception]] = {
     "lost": NodeLost,
     "deferred": LaunchDeferred,
     "unknown": LaunchUnknown,
