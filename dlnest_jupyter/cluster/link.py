@@ -18,6 +18,8 @@ from ..core.devices import CPU_ID
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord
 from . import names, waits
+from .errors import ClusterError
+from .protocol import Op
 from .sidecar_client import SidecarClient
 
 VIEW_MAX_AGE_S = 0.5  # one cluster view serves the placement pass and the REST reads around it
@@ -57,13 +59,13 @@ class RayCluster:
             if time.monotonic() - self._view.taken_at < max_age_s:
                 return self._view
             try:
-                raw = self.sidecar.call("view", timeout_s=waits.VIEW_S)
+                raw = self.sidecar.call(Op.VIEW, timeout_s=waits.VIEW_S)
                 view = ClusterView(
                     tuple((str(n), int(i), int(mb)) for n, i, mb in raw["cards"]),
                     tuple(raw["reservations"]),
                     raw.get("inventories", {}),
                 )
-            except OSError as exc:
+            except ClusterError as exc:
                 view = ClusterView(reason=str(exc) or self.sidecar.reason)
             self._view = view
             return view
@@ -84,7 +86,7 @@ class RayCluster:
         if device_id not in self._cards:  # named by another server of this queue
             self._remember(self.store.card_ids())
         if device_id not in self._cards:
-            raise OSError(f"device {device_id} is no card this queue has seen on the cluster")
+            raise ClusterError(f"device {device_id} is no card this queue has seen on the cluster")
         return self._cards[device_id]
 
     def reservation_name(self, task_id: int) -> str:
@@ -98,7 +100,7 @@ class RayCluster:
         cards = [self.card(d) for d in gpus]
         nodes = {node for node, _ in cards}
         if len(nodes) != 1:
-            raise OSError(
+            raise ClusterError(
                 f"task {task.id}'s cards are on several nodes ({', '.join(sorted(nodes))})"
             )
         return nodes.pop(), [index for _, index in cards]

@@ -19,15 +19,21 @@ from ..service.launch.executor import (
     EXIT_UNKNOWN,
     Executor,
     Launch,
-    LaunchDeferred,
-    LaunchUnknown,
     LocalExecutor,
     describe_exit,
 )
 from . import names, waits
 from .cluster_devices import ClusterLedger, RayDeviceSource
+from .errors import (
+    AgentUnavailable,
+    AnswerLost,
+    ClusterError,
+    LaunchDeferred,
+    LaunchUnknown,
+    NodeLost,
+)
 from .link import RayCluster
-from .sidecar_client import AgentUnavailable, AnswerLost, NodeLost
+from .protocol import Op
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 10.0
@@ -53,7 +59,7 @@ class RayExecutor(Executor):
         bundle = self.cluster.bundle(task, node, device_ids, indices)
         try:
             pid, started = self.cluster.sidecar.call(
-                "start", task, node, indices, bundle, self.cluster.reservation_name(task.id),
+                Op.START, task, node, indices, bundle, self.cluster.reservation_name(task.id),
                 timeout_s=waits.START_S,
             )  # fmt: skip
         except NodeLost as exc:  # it left since the view placement used: try the others
@@ -74,7 +80,7 @@ class RayExecutor(Executor):
             return None
         try:
             code: int | None = self.cluster.sidecar.call(
-                "exit_code", task, node, self.cluster.reservation_name(task.id),
+                Op.EXIT_CODE, task, node, self.cluster.reservation_name(task.id),
                 timeout_s=waits.POLL_S,
             )  # fmt: skip
         except NodeLost as exc:
@@ -83,7 +89,7 @@ class RayExecutor(Executor):
         except (AgentUnavailable, AnswerLost):
             self._quiet_until[node] = time.monotonic() + waits.QUIET_AFTER_TIMEOUT_S
             return None
-        except OSError:  # no link to the cluster now: as far as we know, it runs
+        except ClusterError:  # no link to the cluster now: as far as we know, it runs
             return None
         return code
 
@@ -110,20 +116,21 @@ class RayExecutor(Executor):
     def _stop(self, task: TaskRecord, node: str) -> None:
         try:
             self.cluster.sidecar.call(
-                "stop", task, node, self.cluster.reservation_name(task.id), timeout_s=waits.STOP_S
+                Op.STOP, task, node, self.cluster.reservation_name(task.id), timeout_s=waits.STOP_S
             )
-        except OSError as exc:
+        except ClusterError as exc:
             log.warning("task %s: could not stop it on node %s: %s", task.id, node, exc)
         finally:
             self.cluster.stopping.discard(task.id)
 
     def adopt(self, task: TaskRecord, claimed_at: float) -> tuple[int, float | None] | None:
-        """Raises OSError when the task's node cannot be asked now (the caller asks later)."""
+        """Raises a ClusterError (an OSError) when the task's node cannot be asked now (the
+        caller asks later)."""
         node, _ = self.cluster.placed(task, task.devices)
         if node is None:
             return self.local.adopt(task, claimed_at)
         found: tuple[int, float | None] | None = self.cluster.sidecar.call(
-            "adopt", task, node, claimed_at, timeout_s=waits.ADOPT_S
+            Op.ADOPT, task, node, claimed_at, timeout_s=waits.ADOPT_S
         )
         return found
 
@@ -142,8 +149,8 @@ class RayExecutor(Executor):
             and int(g["task_id"]) not in self.cluster.stopping
         ]
         if stale:
-            with contextlib.suppress(OSError):
-                self.cluster.sidecar.call("release", stale, timeout_s=waits.RELEASE_S)
+            with contextlib.suppress(ClusterError):
+                self.cluster.sidecar.call(Op.RELEASE, stale, timeout_s=waits.RELEASE_S)
 
     def close(self) -> None:
         self.local.close()
@@ -166,7 +173,7 @@ class ReservedKernels(Executor):
         if node is None:
             return self.host.start(task, device_ids)
         if node != self.cluster.local_node:
-            raise OSError(
+            raise ClusterError(
                 f"analyzers run on this server's machine (node {self.cluster.local_node}), "
                 f"and card {names.card_name(node, indices[0])} is on node {node}: analyze on "
                 "the CPU, or on a card of this machine"
@@ -174,7 +181,9 @@ class ReservedKernels(Executor):
         name = self.cluster.reservation_name(task.id)
         bundle = self.cluster.bundle(task, node, device_ids, indices)
         try:
-            self.cluster.sidecar.call("reserve", node, bundle, name, timeout_s=waits.RESERVE_CALL_S)
+            self.cluster.sidecar.call(
+                Op.RESERVE, node, bundle, name, timeout_s=waits.RESERVE_CALL_S
+            )
         except NodeLost as exc:
             raise LaunchDeferred(str(exc)) from exc
         try:
@@ -220,9 +229,9 @@ class ReservedKernels(Executor):
 
     def _release(self, task: TaskRecord) -> None:
         if any(d != CPU_ID for d in task.devices):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(ClusterError):
                 self.cluster.sidecar.call(
-                    "release", [self.cluster.reservation_name(task.id)], timeout_s=waits.RELEASE_S
+                    Op.RELEASE, [self.cluster.reservation_name(task.id)], timeout_s=waits.RELEASE_S
                 )
 
 

@@ -3,8 +3,8 @@
 Why a process of its own: a Ray driver exits when it loses the cluster's head for long, and
 `ray.init` takes over SIGTERM; neither may happen to a Jupyter server. The server talks to this
 process over a socket (`sidecar_client.py`) and starts a new one when it ends, which is how it
-reconnects. Requests are `(id, op, args)`; replies `(id, True, value)` or `(id, False, (kind,
-message))`, answered on threads of their own, so a slow stop does not hold up placement.
+reconnects. What they say to each other is `protocol.py`: requests name an `Op`, and only the
+methods in `RayOps.handlers` can be called; errors cross as the classes of `errors.py`.
 
 What a reservation is: one detached placement group per task, named for the server's queue and
 the task, holding exactly its MiB of exactly its cards. Ray creates it whole or not at all; two
@@ -15,12 +15,12 @@ and reported as `deferred` (the task is queued again).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sys
 import threading
-import traceback
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -34,28 +34,15 @@ from ray.util.placement_group import (
 )
 
 from ..core.tasks import TaskRecord
-from . import names, waits
+from . import names, protocol, waits
+from .errors import AgentUnavailable, LaunchDeferred, LaunchUnknown, NodeLost, OperationFailed
 from .node_agent import NodeAgent
-
-
-class NodeLost(Exception):
-    """Answered as kind "lost": the node left the cluster."""
-
-
-class Deferred(Exception):
-    """Answered as kind "deferred": nothing was started, and the task may start later."""
-
-
-class AgentUnavailable(Exception):
-    """Answered as kind "unavailable": the node's agent is restarting or did not answer."""
-
-
-class LaunchUnknown(Exception):
-    """Answered as kind "unknown": the agent got the launch but its answer never came, so the
-    task may be running; its reservation is kept, and adoption settles it."""
+from .protocol import Op
 
 
 class RayOps:
+    """What the sidecar does for its server, one method per `Op`."""
+
     def __init__(self, zygote: bool) -> None:
         self.zygote = zygote
         self.agent_class = ray.remote(NodeAgent)
@@ -63,6 +50,20 @@ class RayOps:
         self._lock = threading.Lock()
         self._inventory: dict[str, Any] = {}  # node -> its agent's last `inventory()`
         self._inventory_asked: dict[str, Any] = {}  # node -> the pending call's reference
+
+    def handlers(self) -> dict[Op, Callable[..., Any]]:
+        """The only methods a request can call."""
+        table: dict[Op, Callable[..., Any]] = {
+            Op.VIEW: self.view,
+            Op.RESERVE: self.reserve,
+            Op.START: self.start,
+            Op.EXIT_CODE: self.exit_code,
+            Op.STOP: self.stop,
+            Op.ADOPT: self.adopt,
+            Op.RELEASE: self.release,
+        }
+        assert set(table) == set(Op), "every operation has its handler"
+        return {op: _timeouts_unavailable(method) for op, method in table.items()}
 
     # -- the cluster's view -----------------------------------------------------------------
     def view(self) -> dict[str, Any]:
@@ -153,7 +154,7 @@ class RayOps:
             if names.node_resource(node) not in ray.cluster_resources():
                 raise NodeLost(f"node {node} lost") from exc
             if exc.actor_init_failed:  # it never ran: nothing of ours can be running there
-                raise OSError(
+                raise OperationFailed(
                     f"the dlnest agent could not start on node {node} (is dlnest-jupyter "
                     f"installed where `ray start` ran there?): {exc}"
                 ) from exc
@@ -178,7 +179,7 @@ class RayOps:
         group = placement_group([bundle], strategy="STRICT_PACK", name=name, lifetime="detached")
         if not group.wait(waits.RESERVE_S):
             remove_placement_group(group)
-            raise Deferred(
+            raise LaunchDeferred(
                 f"the memory was not reserved on node {node} within {waits.RESERVE_S:g} s "
                 "(another server took it first, or the node is leaving)"
             )
@@ -226,37 +227,17 @@ class RayOps:
                 remove_placement_group(get_placement_group(name))
 
 
-def serve(connection: Connection, ops: RayOps) -> None:
-    send_lock = threading.Lock()
+def _timeouts_unavailable(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method`, a Ray call of it that timed out answered as the cluster being unavailable."""
 
-    def answer(request_id: int, op: str, args: tuple[Any, ...]) -> None:
+    @functools.wraps(method)
+    def call(*args: Any) -> Any:
         try:
-            reply: tuple[Any, ...] = (request_id, True, getattr(ops, op)(*args))
-        except NodeLost as exc:
-            reply = (request_id, False, ("lost", str(exc)))
-        except Deferred as exc:
-            reply = (request_id, False, ("deferred", str(exc)))
-        except LaunchUnknown as exc:
-            reply = (request_id, False, ("unknown", str(exc)))
-        except AgentUnavailable as exc:
-            reply = (request_id, False, ("unavailable", str(exc)))
+            return method(*args)
         except GetTimeoutError as exc:
-            reply = (request_id, False, ("unavailable", f"no answer from the cluster: {exc}"))
-        except Exception as exc:
-            traceback.print_exc()
-            reply = (request_id, False, ("error", str(exc) or type(exc).__name__))
-        with send_lock:
-            connection.send(reply)
+            raise AgentUnavailable(f"no answer from the cluster: {exc}") from exc
 
-    pool = ThreadPoolExecutor(16, thread_name_prefix="dlnest-ray")
-    while True:
-        try:
-            request_id, op, args = connection.recv()
-        except (EOFError, OSError):  # the server is gone: so is its link to the cluster
-            # Calls stuck on a lost head are not waited for: the process exits next.
-            pool.shutdown(wait=False, cancel_futures=True)
-            return
-        pool.submit(answer, request_id, op, args)
+    return call
 
 
 def main(fd: int, address: str, zygote: bool) -> None:
@@ -274,10 +255,12 @@ def main(fd: int, address: str, zygote: bool) -> None:
             logging_level="WARNING",
         )
     except Exception as exc:
-        connection.send(("failed", f"could not connect to the Ray cluster at {address}: {exc}"))
+        connection.send(
+            (protocol.FAILED, f"could not connect to the Ray cluster at {address}: {exc}")
+        )
         return
-    connection.send(("ready", ray.__version__))
-    serve(connection, RayOps(zygote))
+    connection.send((protocol.READY, ray.__version__))
+    protocol.serve(connection, RayOps(zygote).handlers())
     os._exit(0)  # the pool's threads may be stuck in calls to a lost cluster
 
 

@@ -21,7 +21,9 @@
 
 Front ends map these to exit codes and HTTP statuses in one table each (`service/api/dispatcher.py`
 has the HTTP one, which both the server and in-process clients go through); nothing else should
-need to catch more than `DLNestError`.
+need to catch more than `DLNestError`. The launch outcomes are the scheduler's own business: an
+executor raises them, the scheduler catches them, and no request ever sees one. The link to a Ray
+cluster has its exceptions in `cluster/errors.py`, under `DLNestError` too.
 """
 
 from __future__ import annotations
@@ -161,6 +163,22 @@ class RouteNotFoundError(RequestError):
 
 class MethodNotAllowedError(RouteNotFoundError):
     """The path has routes, but none for this method."""
+
+
+class LaunchError(DLNestError):
+    """A placed task's launch did not end in a process we know of; not a failure of the task.
+    Any other exception from an executor's `start` (an OSError) fails the task."""
+
+
+class LaunchDeferred(LaunchError):
+    """Nothing was started, and the task may start later: it is queued again, not failed
+    (another server on the cluster reserved that memory first; the cluster did not answer)."""
+
+
+class LaunchUnknown(LaunchError):
+    """The launch went out and its answer never came: the task may be running. It stays
+    `starting` until `adopt` finds it, or finds that nothing was launched (then it is queued
+    again)."""
 
 
 class TaskError(DLNestError):

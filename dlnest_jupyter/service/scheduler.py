@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from ..core import box_ledger
 from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID
-from ..core.errors import TaskStateError
+from ..core.errors import LaunchDeferred, LaunchUnknown, TaskStateError
 from ..core.package import SavePackage
 from ..core.placement import Demand, Reservation, placement_pass
 from ..core.tasks import Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
-from .launch.executor import Launch, LaunchDeferred, LaunchUnknown
+from .launch.executor import Launch
 from .leadership import Leadership
 from .task_kinds import KINDS
 

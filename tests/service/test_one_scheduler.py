@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from dlnest_jupyter.core.devices import FakeSource, InventorySnapshot
+from dlnest_jupyter.core.errors import LaunchUnknown
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskKind, TaskRecord, TaskState
-from dlnest_jupyter.service.launch.executor import LaunchUnknown, LocalExecutor
+from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.leadership import Leadership
 from dlnest_jupyter.service.scheduler import LAUNCH_GRACE_S
 from dlnest_jupyter.service.service import DLNestService

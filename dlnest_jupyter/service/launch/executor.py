@@ -33,17 +33,6 @@ from .zygote_client import ZygoteClient
 EXIT_UNKNOWN = -1  # the process is gone and never recorded how it ended (SIGKILL, OOM killer)
 
 
-class LaunchDeferred(OSError):
-    """Nothing was started, and the task may start later: it is queued again, not failed
-    (another server on the cluster reserved that memory first; the cluster did not answer)."""
-
-
-class LaunchUnknown(OSError):
-    """The launch went out and its answer never came: the task may be running. It stays
-    `starting` until `adopt` finds it, or finds that nothing was launched (then it is queued
-    again)."""
-
-
 @dataclass(frozen=True)
 class Launch:
     pid: int
