@@ -1,7 +1,7 @@
 """The layer rules of DESIGN.md section 2, checked on every module's imports.
 
 core <- runtime; core <- service <- server; client -> service (the API dispatcher, in process);
-dashboard -> client.
+dashboard -> client. Inside the service, its rooms (api, kernels, launch) and their arrows.
 The server side never imports torch; core imports nothing of Jupyter.
 """
 
@@ -98,6 +98,54 @@ def test_module_imports_only_what_its_layer_may(path: Path) -> None:
             assert inner in allowed, f"{path.name} ({layer}) imports {name}"
         else:
             assert name.split(".")[0] not in forbidden, f"{path.name} ({layer}) imports {name}"
+
+
+# The service's rooms (issue 21): where tasks run knows nothing of the API or the kernels; the
+# kernels know where tasks run; the API knows the service's verbs and the task-kind table; and
+# another layer (the cluster) may use only where tasks run, never the service's inner modules.
+# "service" below is the service package's top-level modules (service.py, scheduler.py...).
+ROOMS = ("service/api", "service/kernels", "service/launch")
+ROOM_MAY_IMPORT = {
+    "service/launch": {"service/launch"},
+    "service/kernels": {"service/kernels", "service/launch"},
+    "service/api": {"service/api", "service"},
+    "service": {"service", "service/kernels", "service/launch", "service/api"},
+    "cluster": {"service/launch"},
+    "server": {"service", "service/api", "service/kernels", "service/launch"},
+    "client": {"service/api"},
+}
+
+
+WIRING = "dlnest_jupyter.service.factory"  # what the server, embedded mode and the CLI build from
+
+
+def room_of_module(name: str) -> str | None:
+    """The room of an imported module's dotted name (None outside the service)."""
+    parts = name.split(".")
+    if parts[:2] != ["dlnest_jupyter", "service"]:
+        return None
+    inner = "/".join(parts[1:3])
+    return inner if inner in ROOMS else "service"
+
+
+def room_of_path(path: Path) -> str:
+    relative = path.relative_to(PACKAGE).as_posix()
+    return next((room for room in ROOMS if relative.startswith(room + "/")), layer_of(path))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in modules() if room_of_path(p) in ROOM_MAY_IMPORT],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_the_services_rooms_import_only_along_their_arrows(path: Path) -> None:
+    room = room_of_path(path)
+    if str(path.relative_to(PACKAGE)) in MAY_ALSO_IMPORT:
+        return  # the factory: the one wiring point, which may reach every room
+    for name in imports_of(path):
+        target = room_of_module(name)
+        if target is not None and name != WIRING:
+            assert target in ROOM_MAY_IMPORT[room], f"{path.relative_to(PACKAGE)} imports {name}"
 
 
 def test_the_checker_sees_relative_and_absolute_imports(tmp_path: Path) -> None:
