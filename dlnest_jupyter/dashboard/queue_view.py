@@ -47,7 +47,7 @@ def fraction_done(task: Mapping[str, Any]) -> float | None:
 
 
 def eta_s(task: Mapping[str, Any]) -> float | None:
-    """Seconds left for a running task: the epochs left times the last whole epoch's time.
+    """Seconds left for a running task: the epochs left times the mean time of its epochs.
 
     None until the run has finished one epoch in this launch (`epoch_s`): an estimate from the
     first seconds, warm-up and all, read 40 s for a 3-second task."""
