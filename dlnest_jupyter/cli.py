@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
         "-f",
         metavar="FREQ",
         type=Path,
-        help="a config laid over the package's args.json for this and later runs",
+        help="a config laid over the checkpoint's, for a branch of its own (args.json stays)",
     )
     cont.add_argument(
         "--epochs",

@@ -97,7 +97,7 @@ def continue_parser() -> ArgumentParser:
     parser.add_argument(
         "-f",
         metavar="FREQ",
-        help="a config laid over the package's args for this and later runs (args.json)",
+        help="a config laid over the checkpoint's, for a branch of its own (args.json stays)",
     )
     parser.add_argument(
         "--epochs",

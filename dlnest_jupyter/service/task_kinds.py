@@ -81,7 +81,7 @@ KINDS: Mapping[TaskKind, TaskKindSpec] = {
         fields={
             "record_path": FieldSpec(path, required=True),
             **_CHECKPOINT,
-            # Laid over the package's config for this and later runs (core/continuation.py).
+            # Laid over the checkpoint's config, in a branch of its own (core/continuation.py).
             "freq_path": FieldSpec(optional(path)),
             "epochs": FieldSpec(optional(integer(1))),  # train until epoch N in total
             **_PLACEMENT,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -133,19 +135,26 @@ async def _printing(call: Any, task_id: int, experiment_id: int) -> dict[str, An
     return await wait_until_async(printed, 120, "the experiment's first output")
 
 
-async def _second_client(connection_file: str, code: str, expression: str) -> dict[str, Any]:
-    """Run `code` from a client of our own (as `jupyter console --existing` would); the reply."""
+@contextlib.asynccontextmanager
+async def _attached(connection_file: str) -> AsyncIterator[AsyncKernelClient]:
+    """A client of our own on an analyzer's kernel (as `jupyter console --existing` is), ready."""
     client = AsyncKernelClient(connection_file=connection_file)
     client.load_connection_file()
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=60)
+        yield client
+    finally:
+        client.stop_channels()
+
+
+async def _second_client(connection_file: str, code: str, expression: str) -> dict[str, Any]:
+    """Run `code` from a client of our own; the reply."""
+    async with _attached(connection_file) as client:
         reply: dict[str, Any] = await client.execute_interactive(
             code, user_expressions={"value": expression}, timeout=60, output_hook=lambda m: None
         )
         return reply["content"]  # type: ignore[no-any-return]
-    finally:
-        client.stop_channels()
 
 
 async def test_an_analyzer_on_a_fake_gpu_holds_its_memory_until_deleted(
@@ -266,12 +275,7 @@ async def test_a_console_attached_to_a_deleted_analyzer_is_told_it_ended(
     _, body = await dlnest("POST", "tasks", body={"kind": "analyze", "record_path": str(package)})
     task = await wait_for_analyzer(dlnest, body["task"]["id"])
     _, attach = await dlnest("GET", "tasks", str(task["id"]), "attach")
-    console = AsyncKernelClient(connection_file=attach["attach"]["connection_file"])
-    console.load_connection_file()
-    console.start_channels()
-    try:
-        await console.wait_for_ready(timeout=60)
-
+    async with _attached(attach["attach"]["connection_file"]) as console:
         await dlnest("DELETE", "tasks", str(task["id"]))
 
         said = ""
@@ -279,8 +283,6 @@ async def test_a_console_attached_to_a_deleted_analyzer_is_told_it_ended(
             message = await console.get_iopub_msg(timeout=30)
             if message["msg_type"] == "stream":
                 said += message["content"]["text"]
-    finally:
-        console.stop_channels()
     _, gone = await dlnest("GET", "tasks", str(task["id"]))
     assert said.strip() == (
         f"dlnest: analyzer {task['id']} ended (deleted): its model is unloaded and this kernel "
@@ -296,11 +298,7 @@ async def test_an_analyzer_busy_with_a_cell_of_an_attached_client_says_so(
     _, body = await dlnest("POST", "tasks", body={"kind": "analyze", "record_path": str(package)})
     task = await wait_for_analyzer(dlnest, body["task"]["id"])
     _, attach = await dlnest("GET", "tasks", str(task["id"]), "attach")
-    notebook = AsyncKernelClient(connection_file=attach["attach"]["connection_file"])
-    notebook.load_connection_file()
-    notebook.start_channels()
-    try:
-        await notebook.wait_for_ready(timeout=60)
+    async with _attached(attach["attach"]["connection_file"]) as notebook:
         stop = jp_root_dir / "stop"
         notebook.execute(
             f"import os, time\nwhile not os.path.exists({str(stop)!r}): time.sleep(0.05)"
@@ -309,8 +307,6 @@ async def test_an_analyzer_busy_with_a_cell_of_an_attached_client_says_so(
         seen = await _kernel_state(dlnest, task["id"], "busy")
         stop.touch()
         after = await _kernel_state(dlnest, task["id"], "idle")
-    finally:
-        notebook.stop_channels()
     assert (seen, after) == ("busy", "idle")
 
 
