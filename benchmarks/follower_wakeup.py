@@ -78,7 +78,7 @@ def main() -> None:
             leader_s.append(started_after(leader, tick=True))
             time.sleep(random.uniform(0, 0.05))
             follower_s.append(started_after(follower, tick=True))
-        assert leader.scheduler_status()["this_service"]["leading"]
+        assert leader.queries.scheduler()["this_service"]["leading"]
         for task in leader.store.holding():  # an idle queue: nothing running, nothing queued
             leader.store.finish(task.id, TaskState.SUCCEEDED, exit_code=0)
         time.sleep(1)

@@ -24,6 +24,7 @@ from _project import write_bench_project
 
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.tasks import TaskKind
 from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
@@ -51,15 +52,17 @@ def submit_to_first_step_s(service: DLNestService, workdir: Path, index: int) ->
     )
     (config.parent / "Cycle.py").write_text(STAMPING_LIFE_CYCLE)
     submitted = time.time()
-    task = service.submit_train(config, memory_mb=1000)  # placed and started by the submission
+    task = service.submit(
+        TaskKind.TRAIN, config_path=config, memory_mb=1000
+    )  # placed and started by the submission
     deadline = time.monotonic() + 120
     while not stamp.exists():
         assert time.monotonic() < deadline, (
-            f"task {task.id} never took a step: {service.task(task.id)}"
+            f"task {task.id} never took a step: {service.queries.task(task.id)}"
         )
         time.sleep(0.002)
     first_step = float(stamp.read_text())
-    while not service.task(task.id).state.terminal:
+    while not service.queries.task(task.id).state.terminal:
         service.tick()
         time.sleep(0.05)
     return first_step - submitted

@@ -18,7 +18,7 @@ from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.package import SavePackage
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.core.tasks import TaskKind, TaskState
 from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
@@ -123,7 +123,7 @@ def test_a_run_that_fills_its_disk_fails_saying_so_and_its_last_checkpoint_loads
         life_cycle=life_cycle_source(FILLS_THE_DISK_IN_EPOCH_2),
     )
     service = DLNestService(TaskStore(tmp_path / "q.sqlite"), FakeSource(()), LocalExecutor())
-    task = service.submit_train(config, cpu=True)
+    task = service.submit(TaskKind.TRAIN, config_path=config, cpu=True)
     wait_for(service, lambda: service.store.get(task.id).state.terminal)
 
     failed = service.store.get(task.id)

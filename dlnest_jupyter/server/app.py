@@ -24,7 +24,8 @@ from ..service.factory import build_service
 from ..service.kernels.host import AnalyzerHost
 from ..service.launch.backend import Backend, LocalBackend
 from ..service.launch.executor import Executor, LocalExecutor
-from ..service.service import DEFAULT_SCRIPTS_DIR, DLNestService
+from ..service.service import DLNestService
+from ..service.submissions import DEFAULT_SCRIPTS_DIR
 from .handlers import ROUTES
 
 

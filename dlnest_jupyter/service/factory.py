@@ -14,7 +14,8 @@ from ..core.store import TaskStore
 from .kernels.private_host import PrivateAnalyzerHost
 from .launch.backend import Backend, BackendParts, LocalBackend
 from .launch.executor import Executor
-from .service import DEFAULT_SCRIPTS_DIR, DLNestService
+from .service import DLNestService
+from .submissions import DEFAULT_SCRIPTS_DIR
 
 RAY_ADDRESS_ENV = "DLNEST_RAY_ADDRESS"
 

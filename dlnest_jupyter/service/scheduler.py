@@ -1,5 +1,5 @@
 """One scheduler pass: notice tasks that ended, take over what a dead scheduler left, place and
-launch what fits. Split from `service.py`, which holds the verbs.
+launch what fits. Run by `loop.py`'s thread and after each writing verb of `service.py`.
 
 Only the service holding the queue's lease (`leadership.py`) places, launches and reaps; every
 service still follows the analyzer kernels it owns. A task is claimed (queued -> starting, with
@@ -16,22 +16,21 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core import box_ledger
 from ..core.box_ledger import Ledger, OtherReservation
-from ..core.devices import CPU_ID
+from ..core.devices import CPU_ID, DeviceSource
 from ..core.errors import LaunchDeferred, LaunchUnknown, TaskStateError
 from ..core.package import SavePackage
 from ..core.placement import Demand, Reservation, placement_pass
-from ..core.tasks import Runner, TaskRecord, TaskState
+from ..core.store import TaskStore
+from ..core.tasks import RUNNERS, Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
+from .event_log import EventLog
 from .launch.executor import Launch
 from .leadership import Leadership
-from .task_kinds import KINDS
-
-if TYPE_CHECKING:
-    from .service import DLNestService
+from .runners import RunnerRouter
 
 log = logging.getLogger(__name__)
 # A process forked for a task is found by its session and folder, or by the launch record it
@@ -43,10 +42,18 @@ WAIT_FIGURES_S = 10.0  # how stale a waiting task's figures may get (Scheduler._
 
 class Scheduler:
     def __init__(
-        self, service: DLNestService, leadership: Leadership, box: Ledger | None = None
+        self,
+        store: TaskStore,
+        devices: DeviceSource,
+        runners: RunnerRouter,
+        leadership: Leadership,
+        log: EventLog,
+        box: Ledger | None = None,
     ) -> None:
-        self.service, self.store = service, service.store
-        self.leadership, self.box = leadership, box
+        """`log`: the service's event log, which users read (`%dlnest log`); `box`: the
+        machine-wide ledger, if the box has one."""
+        self.store, self.devices, self.runners = store, devices, runners
+        self.leadership, self.events, self.box = leadership, log, box
         # A queued task's demand never changes; parsing every spec on every pass made each
         # submission cost O(queue) JSON parses.
         self._demands: dict[int, Demand] = {}
@@ -58,7 +65,7 @@ class Scheduler:
         self._waits: dict[int, tuple[str, float]] = {}
 
     def tick(self, now: float) -> list[TaskRecord]:
-        """One pass (the service holds its tick lock); returns the tasks launched."""
+        """One pass (under the loop's lock, `loop.py`); returns the tasks launched."""
         self._stop_ended_kernels()
         self._record_kernel_progress()
         leading = self.leadership.lead()
@@ -73,7 +80,7 @@ class Scheduler:
     # -- noticing ends ----------------------------------------------------------------------
     def _stop_ended_kernels(self) -> None:
         """Shut our kernels whose tasks another service ended (a `del` sent to another server)."""
-        host = self.service.analyzers
+        host = self.runners.analyzers
         if host is None:
             return
         for task in self.store.get_many(host.live_task_ids()):
@@ -83,7 +90,7 @@ class Scheduler:
     def _record_kernel_progress(self) -> None:
         """Our analyzers' state (loading, ready...) into the store, for the other servers on the
         queue: their REST replies and dashboards show what ours do, a pass later."""
-        host = self.service.analyzers
+        host = self.runners.analyzers
         if host is None:
             return
         for task_id in host.live_task_ids():
@@ -96,11 +103,11 @@ class Scheduler:
         holding = self.store.holding()
         held = frozenset(t.id for t in holding)
         if leading:
-            self.service.executor.sweep(held)
+            self.runners.executor.sweep(held)
         for gone in [i for i in self._unsettled if i not in held]:  # deleted meanwhile
             del self._unsettled[gone]
         for task in holding:
-            kernel = KINDS[task.kind].runner is Runner.KERNEL
+            kernel = RUNNERS[task.kind] is Runner.KERNEL
             mine = task.owner == self.leadership.id
             if kernel and not self.leadership.answers_for(task.owner):
                 continue
@@ -119,23 +126,23 @@ class Scheduler:
                 log.exception("task %s: could not follow it", task.id)
 
     def _reap_one(self, task: TaskRecord) -> None:
-        service = self.service
-        executor = service.executor_for(task)
+        runners = self.runners
+        executor = runners.executor_for(task)
         code = executor.exit_code(task)
         if code is None:
             return
         error = None if code == 0 else executor.end_reason(task, code)
         with contextlib.suppress(TaskStateError):  # deleted meanwhile: the delete said so
             # The last progress the task reported stays on record.
-            self.store.set_progress(task.id, service.with_progress(task).progress)
+            self.store.set_progress(task.id, runners.with_progress(task).progress)
             self.store.finish(
                 task.id,
                 TaskState.SUCCEEDED if code == 0 else TaskState.FAILED,
                 exit_code=code,
                 error=error,
-                output_tail=service.tail(task),
+                output_tail=runners.tail(task),
             )
-            service.log.write(
+            self.events.write(
                 f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}")
             )
 
@@ -154,19 +161,19 @@ class Scheduler:
             if adopted is not None:
                 self.store.mark_running(task.id, *adopted)
                 self._unsettled.pop(task.id, None)
-                self.service.log.write(f"task {task.id} adopted (pid {adopted[0]})")
+                self.events.write(f"task {task.id} adopted (pid {adopted[0]})")
             elif now - self._unsettled.get(task.id, claimed_at) >= LAUNCH_GRACE_S:
                 self.store.unclaim(task.id, "its launch was never made")
                 self._unsettled.pop(task.id, None)
-                self.service.log.write(f"task {task.id} queued again: it was never launched")
+                self.events.write(f"task {task.id} queued again: it was never launched")
 
     def _launched_by_the_dead(
         self, task: TaskRecord, claimed_at: float
     ) -> tuple[int, float | None] | None:
         """(pid, start time) of the process launched for `task` by a dead scheduler, if any."""
-        if KINDS[task.kind].runner is not Runner.PROCESS:
+        if RUNNERS[task.kind] is not Runner.PROCESS:
             return None  # an analyzer's kernel died with the server that started it
-        return self.service.executor.adopt(task, claimed_at)
+        return self.runners.executor.adopt(task, claimed_at)
 
     # -- placing ----------------------------------------------------------------------------
     def _place(self, now: float) -> list[TaskRecord]:
@@ -179,12 +186,12 @@ class Scheduler:
         known = self._demands
         for task in self.store.get_many(i for i in queue if i not in known):
             known[task.id] = task.demand()
-            self._kernels[task.id] = KINDS[task.kind].runner is Runner.KERNEL
+            self._kernels[task.id] = RUNNERS[task.kind] is Runner.KERNEL
         if len(known) != len(queue):  # some left the queue
             self._demands = known = {i: known[i] for i in queue}
             self._kernels = {i: self._kernels[i] for i in queue}
         demands = [known[i] for i in queue]
-        snapshot = self.service.device_source.snapshot()
+        snapshot = self.devices.snapshot()
         if snapshot.local_node is not None:  # on a cluster, analyzers stay on this machine
             demands = [
                 replace(d, node=snapshot.local_node) if self._kernels.get(d.task_id) else d
@@ -223,8 +230,7 @@ class Scheduler:
         return [started for task in claimed if (started := self._launch(task, now)) is not None]
 
     def _launch(self, task: TaskRecord, now: float) -> TaskRecord | None:
-        service = self.service
-        executor = service.executor_for(task)
+        executor = self.runners.executor_for(task)
         try:
             launch = executor.start(task, task.devices)
         except LaunchDeferred as exc:
@@ -233,7 +239,7 @@ class Scheduler:
             return None
         except LaunchUnknown as exc:  # it stays starting until adoption settles it
             self._unsettled[task.id] = now
-            service.log.write(f"task {task.id}: {exc}")
+            self.events.write(f"task {task.id}: {exc}")
             return None
         except OSError as exc:
             with contextlib.suppress(TaskStateError):
@@ -249,7 +255,7 @@ class Scheduler:
             executor.stop(_launched(task, launch))
             return None
         devices = ", ".join("CPU" if d == CPU_ID else f"GPU {d}" for d in task.devices)
-        service.log.write(f"task {task.id} started on {devices} (pid {launch.pid})")
+        self.events.write(f"task {task.id} started on {devices} (pid {launch.pid})")
         return running
 
     def _record_waits(self, waiting: dict[int, str], now: float) -> None:
@@ -293,9 +299,6 @@ class Scheduler:
             ]
         )
 
-    def others(self) -> list[OtherReservation]:
-        return self.box.others() if self.box is not None else []
-
     def close(self) -> None:
         """Step down. Our rows stay in the box ledger: the tasks they name keep running (and
         keep their memory) until the next scheduler of this queue re-adopts them."""
@@ -309,7 +312,7 @@ def _words(reason: str) -> str:
 def _names(holding: list[TaskRecord]) -> dict[int, str]:
     """How a wait names the tasks holding a card: analyzers are often what holds one idle."""
     return {
-        t.id: f"{'analyzer' if KINDS[t.kind].runner is Runner.KERNEL else 'task'} {t.id}"
+        t.id: f"{'analyzer' if RUNNERS[t.kind] is Runner.KERNEL else 'task'} {t.id}"
         for t in holding
     }
 

@@ -6,7 +6,7 @@ the code asks the table instead of comparing kind names:
 - `fields`: the `POST tasks` body besides `kind` (DESIGN.md section 6), checked by the API;
 - `paths`: which of those fields name paths (confined to the caller's roots by the API), and
   whether the path must already be a folder;
-- `submit`: the service verb that checks the request and queues it. What it stores (the task's
+- `submit`: the function of `submissions.py` that checks the request and queues it. What it stores (the task's
   spec) is that verb's: train stores its config paths, continue and analyze the package and the
   resolved checkpoint id, analyze its scripts folder; all store `cpu`, `multi_gpu` and `ddp`,
   which are what placement reads (`TaskRecord.demand`), so analyze (one card at most) stores
@@ -21,13 +21,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ..core.fields import FieldSpec, boolean, integer, optional, path, text
 from ..core.tasks import RUNNERS, Runner, TaskKind, TaskRecord
+from .submissions import submit_analyze, submit_continue, submit_train
 
-if TYPE_CHECKING:
-    from .service import DLNestService
+# A submission: the intake, then the request's checked fields as keywords.
+Submit = Callable[..., TaskRecord]
 
 
 class PathRule(enum.Enum):
@@ -40,16 +40,11 @@ class TaskKindSpec:
     kind: TaskKind
     fields: Mapping[str, FieldSpec]
     paths: Mapping[str, PathRule]
-    submit: Callable[[DLNestService, dict[str, Any]], TaskRecord]
+    submit: Submit  # submissions.submit_<kind>(intake, **fields)
 
     @property
     def runner(self) -> Runner:
         return RUNNERS[self.kind]
-
-    @property
-    def writes_package(self) -> bool:
-        """Trains into its package: at most one such task per package is queued or running."""
-        return self.runner is Runner.PROCESS
 
 
 _PLACEMENT = {
@@ -74,7 +69,7 @@ KINDS: Mapping[TaskKind, TaskKindSpec] = {
             **_CARDS,
         },
         paths={"config_path": PathRule.ANY, "freq_path": PathRule.ANY},
-        submit=lambda service, fields: service.submit_train(**fields),
+        submit=submit_train,
     ),
     TaskKind.CONTINUE: TaskKindSpec(
         TaskKind.CONTINUE,
@@ -88,7 +83,7 @@ KINDS: Mapping[TaskKind, TaskKindSpec] = {
             **_CARDS,
         },
         paths={"record_path": PathRule.ANY, "freq_path": PathRule.ANY},
-        submit=lambda service, fields: service.submit_continue(**fields),
+        submit=submit_continue,
     ),
     TaskKind.ANALYZE: TaskKindSpec(
         TaskKind.ANALYZE,
@@ -99,6 +94,6 @@ KINDS: Mapping[TaskKind, TaskKindSpec] = {
             **_PLACEMENT,
         },
         paths={"record_path": PathRule.ANY, "scripts_dir": PathRule.FOLDER},
-        submit=lambda service, fields: service.submit_analyze(**fields),
+        submit=submit_analyze,
     ),
 }

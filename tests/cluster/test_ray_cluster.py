@@ -22,7 +22,7 @@ import pytest
 from dlnest_jupyter.cluster import names
 from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.errors import TaskError
-from dlnest_jupyter.core.tasks import TaskRecord, TaskState
+from dlnest_jupyter.core.tasks import TaskKind, TaskRecord, TaskState
 from dlnest_jupyter.service.factory import build_service
 from dlnest_jupyter.service.service import DLNestService
 
@@ -116,7 +116,7 @@ def quick_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def link(service: DLNestService) -> Any:
     """The service's link to the cluster (`cluster/link.py`)."""
-    return service.executor.cluster  # type: ignore[attr-defined]
+    return service.runners.executor.cluster  # type: ignore[attr-defined]
 
 
 def reservation_state(viewer: DLNestService, owner: str, task_id: int) -> str | None:
@@ -146,14 +146,14 @@ def card_names(service: DLNestService, task: TaskRecord) -> list[str]:
 def test_cards_are_named_by_node_and_tasks_spread_across_nodes(
     alice: DLNestService, tmp_path: Path
 ) -> None:
-    rows = [r for r in alice.devices() if r["kind"] == "gpu"]
+    rows = [r for r in alice.queries.devices() if r["kind"] == "gpu"]
     assert {(r["name"], r["node"], r["memory_total_mb"]) for r in rows} >= {
         ("boxa:0", "boxa", 1000),
         ("boxa:1", "boxa", 1000),
         ("boxb:0", "boxb", 2000),
     }
     config, _ = hanging_project(tmp_path / "hangs")  # they run until deleted
-    ids = [alice.submit_train(config, memory_mb=900).id for _ in range(3)]
+    ids = [alice.submit(TaskKind.TRAIN, config_path=config, memory_mb=900).id for _ in range(3)]
     try:
         wait_until(
             lambda: all(t.state is TaskState.RUNNING for t in alice.store.get_many(ids)),
@@ -202,7 +202,9 @@ def test_two_users_servers_never_reserve_more_of_a_card_than_it_has(
 
     def submit(name: str, service: DLNestService) -> None:
         barrier.wait()
-        submitted[name] = [service.submit_train(config, memory_mb=600).id for _ in range(20)]
+        submitted[name] = [
+            service.submit(TaskKind.TRAIN, config_path=config, memory_mb=600).id for _ in range(20)
+        ]
 
     threads = [threading.Thread(target=submit, args=p) for p in (("alice", alice), ("bob", bob))]
     for thread in threads:
@@ -248,7 +250,9 @@ def test_del_of_a_task_on_another_node_stops_its_whole_group_and_frees_the_card(
     alice: DLNestService, tmp_path: Path
 ) -> None:
     config, marker = hanging_project(tmp_path / "hangs")
-    task = alice.submit_train(config, memory_mb=1500)  # only boxb:0 holds 1500 MiB
+    task = alice.submit(
+        TaskKind.TRAIN, config_path=config, memory_mb=1500
+    )  # only boxb:0 holds 1500 MiB
     running = running_with_child(alice, task.id, marker)
     assert card_names(alice, running) == ["boxb:0"]
     child = int(marker.read_text())
@@ -270,12 +274,18 @@ def test_a_lost_node_fails_its_tasks_kills_them_and_leaves_the_inventory(
     cluster: Any, alice: DLNestService, tmp_path: Path
 ) -> None:
     node = add_node(cluster, "boxc", [4000])
-    wait_until(lambda: any(r["name"] == "boxc:0" for r in alice.devices()), what="boxc's card")
+    wait_until(
+        lambda: any(r["name"] == "boxc:0" for r in alice.queries.devices()), what="boxc's card"
+    )
     config, marker = hanging_project(tmp_path / "hangs")
-    task = alice.submit_train(config, memory_mb=3000)  # only boxc:0 holds 3000 MiB
+    task = alice.submit(
+        TaskKind.TRAIN, config_path=config, memory_mb=3000
+    )  # only boxc:0 holds 3000 MiB
     running = running_with_child(alice, task.id, marker)
     assert card_names(alice, running) == ["boxc:0"] and running.pid is not None
-    waiting = alice.submit_train(config, memory_mb=3000)  # for boxc:0 too: it waits
+    waiting = alice.submit(
+        TaskKind.TRAIN, config_path=config, memory_mb=3000
+    )  # for boxc:0 too: it waits
 
     cluster.remove_node(node)
 
@@ -285,7 +295,8 @@ def test_a_lost_node_fails_its_tasks_kills_them_and_leaves_the_inventory(
     assert ended.error is not None and ended.error.startswith("node boxc lost"), ended.error
     wait_until_group_is_gone(running.pid)  # its watcher outlives the node's workers
     wait_until(
-        lambda: not any(r["name"] == "boxc:0" for r in alice.devices()), what="boxc:0 to leave"
+        lambda: not any(r["name"] == "boxc:0" for r in alice.queries.devices()),
+        what="boxc:0 to leave",
     )
     # It may have been placed on boxc:0 from a view taken before the node left: then its
     # launch finds the node gone and it is queued again, to wait for a card that can hold it.
@@ -303,8 +314,8 @@ def test_a_restarted_service_adopts_its_tasks_and_a_closed_one_holds_no_card_for
     short = write_project(tmp_path / "short", epochs=1, life_cycle=life_cycle_source(SLEEPS))
     first = cluster_service(cluster, database)
     owner = link(first).owner
-    task = first.submit_train(config, memory_mb=900)
-    ending = first.submit_train(short, memory_mb=900)
+    task = first.submit(TaskKind.TRAIN, config_path=config, memory_mb=900)
+    ending = first.submit(TaskKind.TRAIN, config_path=short, memory_mb=900)
     running = running_with_child(first, task.id, marker)
     assert first.store.get(ending.id).state is TaskState.RUNNING
     first.stop()  # the server goes; its tasks run on, and one of them ends while it is away
@@ -362,10 +373,12 @@ def test_with_the_head_down_the_service_answers_queues_and_reconnects(
 
     def queued_task_runs_once_the_head_is_up() -> None:
         nonlocal head
-        rows = service.devices()
+        rows = service.queries.devices()
         assert [r["kind"] for r in rows] == ["cpu"]
         assert "Ray cluster" in rows[0]["reason"]
-        task = service.submit_train(quick_config, memory_mb=600)  # queued, not refused
+        task = service.submit(
+            TaskKind.TRAIN, config_path=quick_config, memory_mb=600
+        )  # queued, not refused
         service.tick()
         assert service.store.get(task.id).state is TaskState.QUEUED
         head = start_head()
@@ -380,7 +393,7 @@ def test_with_the_head_down_the_service_answers_queues_and_reconnects(
         shut_down(head)  # the head goes while the service is connected to it
         head = None
         wait_until(
-            lambda: [r["kind"] for r in service.devices()] == ["cpu"],
+            lambda: [r["kind"] for r in service.queries.devices()] == ["cpu"],
             what="the service to say the cluster is gone",
         )
         queued_task_runs_once_the_head_is_up()
@@ -402,7 +415,11 @@ def test_each_node_reports_its_cards_use_and_memory_used_by_others_is_not_booked
     try:
         row = wait_until(
             lambda: next(
-                (r for r in alice.devices() if r.get("node") == "boxe" and r["memory_used_mb"]),
+                (
+                    r
+                    for r in alice.queries.devices()
+                    if r.get("node") == "boxe" and r["memory_used_mb"]
+                ),
                 None,
             ),
             what="boxe's inventory",
@@ -414,7 +431,7 @@ def test_each_node_reports_its_cards_use_and_memory_used_by_others_is_not_booked
             1000,
         )
         alice.update_settings({"devices": [row["id"]]})
-        task = alice.submit_train(quick_config, memory_mb=2000)
+        task = alice.submit(TaskKind.TRAIN, config_path=quick_config, memory_mb=2000)
         for _ in range(5):
             alice.tick()
         assert alice.store.get(task.id).state is TaskState.QUEUED  # 2000 > the 1000 left
@@ -439,7 +456,7 @@ def test_an_analyzer_runs_on_the_servers_machine_with_its_card_reserved_in_ray(
     service.start()
     try:
         wait_until(lambda: len(service.device_source.snapshot().gpus) >= 3, what="the cards")
-        task = service.submit_analyze(package, memory_mb=900)
+        task = service.submit(TaskKind.ANALYZE, record_path=package, memory_mb=900)
         running = wait_until(
             lambda: (t := service.store.get(task.id)).state is TaskState.RUNNING and t,
             what="the analyzer's kernel",
@@ -473,7 +490,7 @@ def test_an_analyzer_runs_on_the_servers_machine_with_its_card_reserved_in_ray(
         with pytest.raises(
             TaskError, match=r"node jupyter-host\), which has no GPU in the cluster"
         ):
-            service.submit_analyze(package, memory_mb=900)
+            service.submit(TaskKind.ANALYZE, record_path=package, memory_mb=900)
     finally:
         end_all(service)
 
@@ -484,7 +501,7 @@ def test_a_node_that_cannot_see_the_package_fails_the_task_saying_so(
     """As on a node without the lab's shared filesystem: the package is not there."""
     alice.update_settings({"devices": [-1]})  # hold every card back while the package goes
     try:
-        task = alice.submit_train(quick_config, memory_mb=600)
+        task = alice.submit(TaskKind.TRAIN, config_path=quick_config, memory_mb=600)
         assert task.package_path is not None and alice.store.get(task.id).state is TaskState.QUEUED
         shutil.rmtree(task.package_path)
     finally:

@@ -14,6 +14,7 @@ import time
 from dlnest_jupyter.core.box_ledger import BoxLedger
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.tasks import TaskKind
 from dlnest_jupyter.service.service import DLNestService
 from tests.recording_executor import SleepingExecutor
 
@@ -27,7 +28,7 @@ def main(database: str, box: str, config: str, count: str, memory_mb: str) -> No
     print("ready", flush=True)
     sys.stdin.readline()
     for _ in range(int(count)):
-        service.submit_train(config, memory_mb=int(memory_mb))
+        service.submit(TaskKind.TRAIN, config_path=config, memory_mb=int(memory_mb))
     print("submitted", flush=True)
     time.sleep(600)
 

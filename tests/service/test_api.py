@@ -164,7 +164,7 @@ def test_a_verb_that_breaks_answers_a_json_500_naming_the_exception(
     def broken() -> list[dict[str, Any]]:
         raise KeyError("nvml")
 
-    monkeypatch.setattr(api.service, "devices", broken)
+    monkeypatch.setattr(api.service.queries, "devices", broken)
 
     status, reply = call(api, "GET", "devices")
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from dlnest_jupyter.core.box_ledger import BoxLedger
+from dlnest_jupyter.core.box_ledger import BoxLedger, OtherReservation
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.core.tasks import TaskKind, TaskState
 from dlnest_jupyter.service.service import DLNestService
 
 from ..conftest import REPO
@@ -102,32 +102,32 @@ def test_two_users_never_book_one_card_twice_and_a_dead_task_frees_its_share(
         process.stdin.write("go\n")  # both users submit at once
         process.stdin.flush()
         for _ in range(EACH):
-            mine.submit_train(config, memory_mb=TASK_MB)
+            mine.submit(TaskKind.TRAIN, config_path=config, memory_mb=TASK_MB)
         assert process.stdout.readline().strip() == "submitted"
 
         deadline = time.monotonic() + 60
         while True:  # until the other user's scheduler has placed what it could
             mine.tick()
             ours = sum(t.reserved_mb[0] for t in mine.store.holding())
-            theirs = sum(o.memory_mb_by_device.get(0, 0) for o in mine.scheduler.others())
+            theirs = sum(o.memory_mb_by_device.get(0, 0) for o in _others(mine))
             assert ours + theirs <= CARD_MB  # never more than the card, at any moment
             if ours + theirs == 5 * TASK_MB:
                 break
             assert time.monotonic() < deadline, (ours, theirs)
             time.sleep(0.05)
         print(f"placed: ours {ours // TASK_MB}, theirs {theirs // TASK_MB}")
-        card = mine.devices()[0]
+        card = mine.queries.devices()[0]
         assert card["memory_reserved_mb"] + card["memory_reserved_by_others_mb"] == 5 * TASK_MB
         assert card["memory_free_mb"] == CARD_MB - 5 * TASK_MB
         if theirs:
             assert card["other_users"] == [OTHER_USER]
         # The other user cannot remove or replace our rows; we cannot theirs.
-        own = mine.scheduler.box.own_file  # type: ignore[union-attr]
+        own = _box(mine).own_file
         assert own.stat().st_uid == 0 and box.stat().st_mode & 0o1777 == 0o1777
 
         # Their scheduler dies, then their tasks: nobody is left to withdraw their rows, and
         # their share of the card comes back to us all the same.
-        their_pids = [o.pid for o in mine.scheduler.others()]
+        their_pids = [o.pid for o in _others(mine)]
         process.kill()
         process.wait()
         for pid in their_pids:
@@ -138,7 +138,18 @@ def test_two_users_never_book_one_card_twice_and_a_dead_task_frees_its_share(
             assert time.monotonic() < deadline
             mine.tick()
             time.sleep(0.05)
-        assert mine.scheduler.others() == []
+        assert _others(mine) == []
         assert len(mine.store.list_tasks([TaskState.QUEUED])) == EACH - 5
     finally:
         mine.stop()
+
+
+def _box(service: DLNestService) -> BoxLedger:
+    box = service.queries.box
+    assert isinstance(box, BoxLedger)
+    return box
+
+
+def _others(service: DLNestService) -> list[OtherReservation]:
+    """What other users' schedulers reserved, as this service reads the box ledger."""
+    return _box(service).others()

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from dlnest_jupyter.core.errors import ConfigError
+from dlnest_jupyter.core.tasks import TaskKind
 from dlnest_jupyter.service.factory import build_service, default_database_path
 from dlnest_jupyter.service.launch.backend import LocalBackend
 
@@ -16,7 +17,7 @@ def test_fake_gpus_come_from_the_argument_or_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = build_service(tmp_path / "a.sqlite", fake_gpus="2x8192", zygote=False)
-    assert [(d["id"], d["memory_total_mb"]) for d in service.devices()] == [
+    assert [(d["id"], d["memory_total_mb"]) for d in service.queries.devices()] == [
         (0, 8192),
         (1, 8192),
         (-1, None),
@@ -24,7 +25,7 @@ def test_fake_gpus_come_from_the_argument_or_the_environment(
 
     monkeypatch.setenv("DLNEST_FAKE_GPUS", "1x4096")
     from_env = build_service(tmp_path / "b.sqlite", zygote=False)
-    assert [d["id"] for d in from_env.devices()] == [0, -1]
+    assert [d["id"] for d in from_env.queries.devices()] == [0, -1]
 
 
 def test_the_queue_lives_in_the_jupyter_data_dir_by_default(
@@ -47,9 +48,11 @@ def test_analyzers_find_scripts_in_the_configured_folder_of_their_project(
     )
     service.update_settings({"devices": []})  # stay queued: no kernel starts
     try:
-        default = service.submit_analyze(package)
-        absolute = service.submit_analyze(package, scripts_dir=tmp_path / "mine")
-        configured_absolute = other.submit_analyze(package)
+        default = service.submit(TaskKind.ANALYZE, record_path=package)
+        absolute = service.submit(
+            TaskKind.ANALYZE, record_path=package, scripts_dir=tmp_path / "mine"
+        )
+        configured_absolute = other.submit(TaskKind.ANALYZE, record_path=package)
     finally:
         service.stop()
         other.stop()
@@ -82,6 +85,6 @@ def test_a_backend_of_ones_own_runs_the_tasks(tmp_path: Path) -> None:
         tmp_path / "q.sqlite", "1x8192", zygote=False, backend=LocalBackend(RecordingExecutor)
     )
     try:
-        assert isinstance(service.executor, RecordingExecutor)
+        assert isinstance(service.runners.executor, RecordingExecutor)
     finally:
         service.stop()

@@ -56,8 +56,8 @@ def config(tmp_path: Path) -> Path:
 def launched(*services: DLNestService) -> list[int]:
     ids = []
     for service in services:
-        assert isinstance(service.executor, RecordingExecutor)
-        ids += [task_id for task_id, _ in service.executor.launches]
+        assert isinstance(service.runners.executor, RecordingExecutor)
+        ids += [task_id for task_id, _ in service.runners.executor.launches]
     return sorted(ids)
 
 
@@ -67,25 +67,27 @@ def test_only_the_lease_holder_launches_and_a_follower_s_submission_wakes_it(
     database = tmp_path / "dlnest.sqlite"
     leader, follower = service_on(database), service_on(database)
     leader.tick()
-    leader.tick_interval_s = 3600  # only a write by another service can wake it now
+    leader.loop.tick_interval_s = 3600  # only a write by another service can wake it now
     leader.start()
     try:
-        queued = follower.submit_train(config, cpu=True)
+        queued = follower.submit(TaskKind.TRAIN, config_path=config, cpu=True)
 
         assert queued.state is TaskState.QUEUED  # the follower launches nothing itself
-        wait_until(lambda: follower.task(queued.id).state is TaskState.RUNNING, 30, every_s=0.02)
+        wait_until(
+            lambda: follower.queries.task(queued.id).state is TaskState.RUNNING, 30, every_s=0.02
+        )
         assert launched(leader) == [queued.id] and launched(follower) == []
-        status = follower.scheduler_status()
+        status = follower.queries.scheduler()
         assert status["leader"]["id"] == leader.leadership.id
         assert status["this_service"]["leading"] is False
-        assert leader.scheduler_status()["this_service"]["leading"] is True
+        assert leader.queries.scheduler()["this_service"]["leading"] is True
     finally:
         leader.stop()
 
     # The leader stepped down: the follower's next pass takes the queue over.
-    second = follower.submit_train(config, cpu=True)
+    second = follower.submit(TaskKind.TRAIN, config_path=config, cpu=True)
     assert second.state is TaskState.RUNNING and launched(follower) == [second.id]
-    assert follower.scheduler_status()["leader"]["id"] == follower.leadership.id
+    assert follower.queries.scheduler()["leader"]["id"] == follower.leadership.id
 
 
 class _Barrier(FakeSource):
@@ -117,7 +119,7 @@ def test_two_schedulers_planning_the_same_tasks_at_once_start_each_once(
     barrier = threading.Barrier(2)
     racers = [service_on(database, _Barrier(barrier)) for _ in range(2)]
     for racer in racers:
-        racer.leadership = racer.scheduler.leadership = _Usurper(racer.store)
+        racer.leadership = racer.loop.scheduler.leadership = _Usurper(racer.store)
 
     threads = [threading.Thread(target=racer.tick) for racer in racers]
     for thread in threads:
@@ -168,17 +170,19 @@ def test_a_delete_sent_to_a_follower_cancels_first_and_the_task_stays_cancelled(
     two_services: tuple[DLNestService, DLNestService], config: Path
 ) -> None:
     leader, follower = two_services
-    task = leader.submit_train(config, cpu=True)
+    task = leader.submit(TaskKind.TRAIN, config_path=config, cpu=True)
     assert task.state is TaskState.RUNNING
 
     cancelled = follower.delete(task.id)
 
     assert cancelled.state is TaskState.CANCELLED
     # Recorded first, then signalled: any service of the user may signal a training process.
-    assert follower.executor.stopped == [task.id]  # type: ignore[attr-defined]
-    leader.executor.finish(task.id, 143)  # type: ignore[attr-defined]  # it ends, by SIGTERM
+    assert follower.runners.executor.stopped == [task.id]  # type: ignore[attr-defined]
+    leader.runners.executor.finish(task.id, 143)  # type: ignore[attr-defined]  # it ends, by SIGTERM
     leader.tick()
-    assert leader.task(task.id).state is TaskState.CANCELLED  # not "failed: killed by SIGTERM"
+    assert (
+        leader.queries.task(task.id).state is TaskState.CANCELLED
+    )  # not "failed: killed by SIGTERM"
 
 
 @pytest.mark.slow

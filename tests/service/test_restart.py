@@ -9,7 +9,7 @@ from pathlib import Path
 from dlnest_jupyter.core import processes
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.core.tasks import TaskKind, TaskState
 from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
@@ -81,7 +81,7 @@ def test_a_task_that_died_while_no_service_ran_is_failed_with_its_tail(tmp_path:
     )
     store = TaskStore(tmp_path / "dlnest.sqlite")
     first = DLNestService(store, FakeSource((16384,)), LocalExecutor())
-    task = first.submit_train(config, memory_mb=1000)
+    task = first.submit(TaskKind.TRAIN, config_path=config, memory_mb=1000)
     wait_for(first, marker.exists)
     pid = store.get(task.id).pid
     assert pid is not None
@@ -104,6 +104,8 @@ def test_a_task_that_died_while_no_service_ran_is_failed_with_its_tail(tmp_path:
     # as one in /proc a moment before waitpid can collect it, hence the wait.
     # (exit_code hands a status out once: a list holding it is truthy, even for a status of 0)
     [code] = wait_until(
-        lambda: [c for c in (first.executor.exit_code(failed),) if c is not None], 30, "its status"
+        lambda: [c for c in (first.runners.executor.exit_code(failed),) if c is not None],
+        30,
+        "its status",
     )
     assert code == 128 + signal.SIGKILL

@@ -16,7 +16,7 @@ from dlnest_jupyter.core.errors import (
     TaskStateError,
 )
 from dlnest_jupyter.core.package import SavePackage
-from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.core.tasks import TaskKind, TaskState
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import failing_dataset, write_project
@@ -29,20 +29,20 @@ def test_a_training_task_on_a_fake_gpu_runs_to_succeeded(
 ) -> None:
     config = write_project(tmp_path / "p", epochs=2)
 
-    task = service.submit_train(config, memory_mb=4000, description="toy")
+    task = service.submit(TaskKind.TRAIN, config_path=config, memory_mb=4000, description="toy")
 
     assert (task.state, task.devices) == (
         TaskState.RUNNING,
         (0,),
     )  # placed by the submission itself
-    gpu0 = service.devices()[0]
+    gpu0 = service.queries.devices()[0]
     assert (gpu0["memory_reserved_mb"], gpu0["task_ids"], gpu0["memory_free_mb"]) == (
         4000,
         [task.id],
         12384,
     )
-    wait_for(service, lambda: service.task(task.id).state.terminal)
-    done = service.task(task.id)
+    wait_for(service, lambda: service.queries.task(task.id).state.terminal)
+    done = service.queries.task(task.id)
     assert (done.state, done.exit_code, done.error) == (TaskState.SUCCEEDED, 0, None)
     assert done.progress["epoch"] == 2
     package = SavePackage.open(done.package_path)  # type: ignore[arg-type]
@@ -50,18 +50,20 @@ def test_a_training_task_on_a_fake_gpu_runs_to_succeeded(
     # Fake GPU 0: with no CUDA the task says so and runs on the CPU; with CUDA it runs there.
     warned = "placed on GPU 0 but CUDA is not available" in package.output_path().read_text()
     assert warned is not torch.cuda.is_available()
-    assert service.devices()[0]["memory_reserved_mb"] == 0
+    assert service.queries.devices()[0]["memory_reserved_mb"] == 0
 
 
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:
     broken = failing_dataset("RuntimeError('disk on fire')")
-    task = service.submit_train(write_project(tmp_path / "p", dataset=broken), cpu=True)
+    task = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", dataset=broken), cpu=True
+    )
 
-    wait_for(service, lambda: service.task(task.id).state.terminal)
+    wait_for(service, lambda: service.queries.task(task.id).state.terminal)
 
-    failed = service.task(task.id)
+    failed = service.queries.task(task.id)
     assert (failed.state, failed.exit_code) == (TaskState.FAILED, 1)
     assert failed.error == "exit code 1: RuntimeError: disk on fire"
     assert failed.output_tail and "Traceback" in failed.output_tail
@@ -72,14 +74,14 @@ def test_bad_submissions_are_refused_and_leave_nothing_behind(
 ) -> None:
     config = write_project(tmp_path / "p", args={"dataset_name": "Nope"})
     with pytest.raises(ConfigError, match="dataset_name is 'Nope'"):
-        service.submit_train(config)
+        service.submit(TaskKind.TRAIN, config_path=config)
     good = write_project(tmp_path / "q")
     with pytest.raises(
         TaskError, match="needs 20000 MiB on one GPU, but the largest GPU has 16384 MiB"
     ):
-        service.submit_train(good, memory_mb=20000)
+        service.submit(TaskKind.TRAIN, config_path=good, memory_mb=20000)
 
-    assert service.tasks() == []
+    assert service.queries.tasks() == []
     assert not (tmp_path / "p" / "Saves").exists() and not (tmp_path / "q" / "Saves").exists()
 
 
@@ -87,16 +89,16 @@ def test_delete_stops_the_whole_process_group_and_frees_the_card_at_once(
     service: DLNestService, tmp_path: Path
 ) -> None:
     config, marker = hanging_project(tmp_path / "p")
-    task = service.submit_train(config, memory_mb=4000)
+    task = service.submit(TaskKind.TRAIN, config_path=config, memory_mb=4000)
     wait_for(service, marker.exists)
-    running = service.task(task.id)
+    running = service.queries.task(task.id)
     child_pid = int(marker.read_text())
     assert set(processes.group_members(running.pid)) >= {running.pid, child_pid}  # type: ignore[arg-type]
 
     cancelled = service.delete(task.id)
 
     assert cancelled.state is TaskState.CANCELLED
-    assert service.devices()[0]["memory_reserved_mb"] == 0
+    assert service.queries.devices()[0]["memory_reserved_mb"] == 0
     wait_until_group_is_gone(running.pid)  # type: ignore[arg-type]
     with pytest.raises(ProcessLookupError):
         os.kill(child_pid, 0)
@@ -105,32 +107,36 @@ def test_delete_stops_the_whole_process_group_and_frees_the_card_at_once(
 
 
 def test_output_is_read_from_an_offset(service: DLNestService, tmp_path: Path) -> None:
-    task = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
-    wait_for(service, lambda: service.task(task.id).state.terminal)
+    task = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), cpu=True
+    )
+    wait_for(service, lambda: service.queries.task(task.id).state.terminal)
 
-    end, text = service.output(task.id)
-    again, rest = service.output(task.id, offset=end)
+    end, text = service.queries.output(task.id)
+    again, rest = service.queries.output(task.id, offset=end)
 
     assert "epoch 1 loss" in text and (again, rest) == (end, "")
-    assert service.output(task.id, offset=end - 5)[1] == text[-5:]
+    assert service.queries.output(task.id, offset=end - 5)[1] == text[-5:]
 
 
 def test_settings_change_at_run_time_and_persist(service: DLNestService) -> None:
     changed = service.update_settings({"devices": [1, -1], "max_tasks_per_device": 2})
 
-    assert changed.devices == (1, -1) and service.settings() == changed
-    assert [d["enabled"] for d in service.devices()] == [False, True, True]
+    assert changed.devices == (1, -1) and service.queries.settings() == changed
+    assert [d["enabled"] for d in service.queries.devices()] == [False, True, True]
 
 
 def test_continue_of_a_package_in_use_is_refused(service: DLNestService, tmp_path: Path) -> None:
-    task = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
-    wait_for(service, lambda: service.task(task.id).state.terminal)
-    follow_up = service.submit_continue(task.package_path, cpu=True)  # type: ignore[arg-type]
+    task = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), cpu=True
+    )
+    wait_for(service, lambda: service.queries.task(task.id).state.terminal)
+    follow_up = service.submit(TaskKind.CONTINUE, record_path=task.package_path, cpu=True)  # type: ignore[arg-type]
 
     with pytest.raises(TaskError, match=f"task {follow_up.id} already uses this package"):
-        service.submit_continue(task.package_path, cpu=True)  # type: ignore[arg-type]
-    wait_for(service, lambda: service.task(follow_up.id).state.terminal)
-    assert service.task(follow_up.id).state is TaskState.SUCCEEDED
+        service.submit(TaskKind.CONTINUE, record_path=task.package_path, cpu=True)  # type: ignore[arg-type]
+    wait_for(service, lambda: service.queries.task(follow_up.id).state.terminal)
+    assert service.queries.task(follow_up.id).state is TaskState.SUCCEEDED
     assert SavePackage.open(task.package_path).state().head == 1  # type: ignore[arg-type]
 
 
@@ -138,12 +144,20 @@ def test_checkpoints_are_listed_by_branch_and_a_gone_one_is_refused_by_id(
     service: DLNestService, tmp_path: Path
 ) -> None:
     keep_two = {"checkpoint_args": {"max_ckpt_in_fast_track": 2, "max_ckpt_in_consistent_track": 0}}
-    first = service.submit_train(write_project(tmp_path / "p", epochs=3, args=keep_two), cpu=True)
-    wait_for(service, lambda: service.task(first.id).state.terminal)  # ids 0..2, keeps 1 and 2
-    fork = service.submit_continue(first.package_path, checkpoint_id=1, cpu=True)  # type: ignore[arg-type]
-    wait_for(service, lambda: service.task(fork.id).state.terminal)  # epoch 3 again, as id 3
+    first = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=3, args=keep_two), cpu=True
+    )
+    wait_for(
+        service, lambda: service.queries.task(first.id).state.terminal
+    )  # ids 0..2, keeps 1 and 2
+    fork = service.submit(
+        TaskKind.CONTINUE, record_path=first.package_path, checkpoint_id=1, cpu=True
+    )  # type: ignore[arg-type]
+    wait_for(
+        service, lambda: service.queries.task(fork.id).state.terminal
+    )  # epoch 3 again, as id 3
 
-    listed = service.checkpoints(fork.id)
+    listed = service.queries.checkpoints(fork.id)
 
     assert listed["head"] == 3
     assert [(c["id"], c["epoch"], c["branch"]) for c in listed["checkpoints"]] == [
@@ -166,21 +180,23 @@ def test_checkpoints_are_listed_by_branch_and_a_gone_one_is_refused_by_id(
         CheckpointNotFoundError,
         match=r"no checkpoint 0 in this package \(checkpoints held: 1, 2, 3\)",
     ):
-        service.submit_continue(first.package_path, checkpoint_id=0, cpu=True)  # type: ignore[arg-type]
+        service.submit(TaskKind.CONTINUE, record_path=first.package_path, checkpoint_id=0, cpu=True)  # type: ignore[arg-type]
 
 
 def test_a_continued_run_shows_only_its_own_output_though_the_package_file_holds_both(
     service: DLNestService, tmp_path: Path
 ) -> None:
-    first = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
-    wait_for(service, lambda: service.task(first.id).state.terminal)
-    first_end, first_text = service.output(first.id)
-    follow_up = service.submit_continue(first.package_path, cpu=True)  # type: ignore[arg-type]
-    wait_for(service, lambda: service.task(follow_up.id).state.terminal)
+    first = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), cpu=True
+    )
+    wait_for(service, lambda: service.queries.task(first.id).state.terminal)
+    first_end, first_text = service.queries.output(first.id)
+    follow_up = service.submit(TaskKind.CONTINUE, record_path=first.package_path, cpu=True)  # type: ignore[arg-type]
+    wait_for(service, lambda: service.queries.task(follow_up.id).state.terminal)
 
-    _, own_text = service.output(follow_up.id)
+    _, own_text = service.queries.output(follow_up.id)
 
-    assert service.task(follow_up.id).output_start == first_end
+    assert service.queries.task(follow_up.id).output_start == first_end
     assert "epoch 1 loss" in first_text and "epoch 2 loss" not in first_text
     assert "epoch 2 loss" in own_text and "epoch 1 loss" not in own_text
     whole = SavePackage.open(first.package_path).output_path().read_text()  # type: ignore[arg-type]
@@ -191,19 +207,24 @@ def test_settings_survive_later_commands_where_dlnest_reset_them(
     service: DLNestService, tmp_path: Path
 ) -> None:
     service.update_settings({"max_tasks_per_device": 3, "launch_delay_s": 2})
-    service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+    service.submit(TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), cpu=True)
     service.tick()
 
-    assert (service.settings().max_tasks_per_device, service.settings().launch_delay_s) == (3, 2)
+    assert (
+        service.queries.settings().max_tasks_per_device,
+        service.queries.settings().launch_delay_s,
+    ) == (3, 2)
 
 
 def test_embedded_mode_schedules_on_its_own_thread_and_stops_cleanly(
     service: DLNestService, tmp_path: Path
 ) -> None:
-    service.tick_interval_s = 0.2
+    service.loop.tick_interval_s = 0.2
     service.start()
     try:
-        task = service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
+        task = service.submit(
+            TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), cpu=True
+        )
         # no manual ticks here
         wait_until(lambda: service.store.get(task.id).state.terminal, 120, "the task's end")
     finally:
@@ -216,7 +237,9 @@ def test_a_task_submitted_after_the_last_one_ended_starts_without_waiting_for_a_
     service: DLNestService, tmp_path: Path
 ) -> None:
     service.update_settings({"devices": [0], "max_tasks_per_device": 1})
-    first = service.submit_train(write_project(tmp_path / "a", epochs=1), memory_mb=1000)
+    first = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "a", epochs=1), memory_mb=1000
+    )
     wait_until(
         lambda: not processes.is_alive(first.pid, first.pid_start_time),  # type: ignore[arg-type]
         180,
@@ -224,11 +247,13 @@ def test_a_task_submitted_after_the_last_one_ended_starts_without_waiting_for_a_
     )
     assert service.store.get(first.id).state is TaskState.RUNNING  # no tick has seen it end
 
-    second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=1000)
+    second = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "b", epochs=1), memory_mb=1000
+    )
 
     assert second.state is TaskState.RUNNING
     assert service.store.get(first.id).state is TaskState.SUCCEEDED
-    wait_for(service, lambda: service.task(second.id).state.terminal)
+    wait_for(service, lambda: service.queries.task(second.id).state.terminal)
 
 
 def test_a_delete_hands_the_freed_card_to_the_next_task_at_once(
@@ -236,8 +261,10 @@ def test_a_delete_hands_the_freed_card_to_the_next_task_at_once(
 ) -> None:
     hanging, _ = hanging_project(tmp_path / "a")
     service.update_settings({"devices": [0], "max_tasks_per_device": 1})
-    first = service.submit_train(hanging, memory_mb=1000)
-    second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=1000)
+    first = service.submit(TaskKind.TRAIN, config_path=hanging, memory_mb=1000)
+    second = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "b", epochs=1), memory_mb=1000
+    )
     assert (first.state, second.state) == (TaskState.RUNNING, TaskState.QUEUED)
 
     service.delete(first.id)
@@ -250,17 +277,21 @@ def test_a_queued_task_says_why_it_waits_and_a_default_reservation_is_shown(
 ) -> None:
     hanging, _ = hanging_project(tmp_path / "a")
     service.update_settings({"devices": [0]})
-    first = service.submit_train(hanging)  # no -m: the default, 90% of the 16 GiB card
+    first = service.submit(
+        TaskKind.TRAIN, config_path=hanging
+    )  # no -m: the default, 90% of the 16 GiB card
 
-    second = service.submit_train(write_project(tmp_path / "b", epochs=1), memory_mb=4000)
+    second = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "b", epochs=1), memory_mb=4000
+    )
 
     assert first.to_json()["reserved_mb"] == 14745
     assert second.to_json()["waiting_for"] == (
         f"needs 4,000 MiB; most free is 1,639 MiB on GPU 0 (task {first.id} holds 14,745)"
     )
     service.update_settings({"devices": None})  # GPU 1 comes back: it starts, and says nothing
-    assert service.task(second.id).to_json()["waiting_for"] is None
-    wait_for(service, lambda: service.task(second.id).state.terminal)
+    assert service.queries.task(second.id).to_json()["waiting_for"] is None
+    wait_for(service, lambda: service.queries.task(second.id).state.terminal)
 
 
 def test_a_cpu_task_is_refused_while_the_cpu_is_disabled(
@@ -269,17 +300,21 @@ def test_a_cpu_task_is_refused_while_the_cpu_is_disabled(
     service.update_settings({"devices": [0, 1]})  # DLNest's changeDevices -d 0 1
 
     with pytest.raises(TaskError, match=r"the CPU is disabled \(changeDevices\)"):
-        service.submit_train(write_project(tmp_path / "p", epochs=1), cpu=True)
-    assert service.tasks() == []
+        service.submit(
+            TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), cpu=True
+        )
+    assert service.queries.tasks() == []
 
 
 def test_a_stopped_run_keeps_how_far_it_got(service: DLNestService, tmp_path: Path) -> None:
-    task = service.submit_train(write_project(tmp_path / "p", epochs=100_000), cpu=True)
-    wait_for(service, lambda: (service.task(task.id).progress.get("epoch") or 0) >= 1)
+    task = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=100_000), cpu=True
+    )
+    wait_for(service, lambda: (service.queries.task(task.id).progress.get("epoch") or 0) >= 1)
 
     service.delete(task.id)
 
-    stopped = service.task(task.id)
+    stopped = service.queries.task(task.id)
     assert stopped.state is TaskState.CANCELLED
     assert stopped.progress["epoch"] >= 1 and stopped.to_json()["progress"]["epoch"] >= 1
 
@@ -288,14 +323,18 @@ def test_a_wait_whose_figures_alone_change_is_stored_again_only_now_and_then(
     service: DLNestService, tmp_path: Path
 ) -> None:
     service.update_settings({"devices": [0]})
-    service.device_source = FakeSource((16384, 16384), {0: 1000})  # someone else's memory
-    task = service.submit_train(write_project(tmp_path / "p", epochs=1), memory_mb=16000)
+    cards = service.device_source
+    assert isinstance(cards, FakeSource) and cards.totals_mb == (16384, 16384)
+    cards.foreign_mb[0] = 1000  # someone else's memory
+    task = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), memory_mb=16000
+    )
     now = time.time()  # the submission's own pass stored the first reason just now
 
     def waiting_after_a_pass(foreign_mb: int, at: float) -> str | None:
-        service.device_source = FakeSource((16384, 16384), {0: foreign_mb})
+        cards.foreign_mb[0] = foreign_mb
         service.tick(at)
-        return service.task(task.id).to_json()["waiting_for"]
+        return service.queries.task(task.id).to_json()["waiting_for"]
 
     first = waiting_after_a_pass(1000, now)
     same_words = waiting_after_a_pass(1200, now + 1)  # other processes' memory moved a little

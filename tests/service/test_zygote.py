@@ -9,7 +9,7 @@ import pytest
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.package import SavePackage
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.core.tasks import TaskKind, TaskState
 from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
@@ -37,17 +37,21 @@ def test_tasks_forked_from_the_zygote_run_report_and_fail_like_any_other(
     zygote_service: DLNestService, tmp_path: Path
 ) -> None:
     broken = failing_dataset("RuntimeError('no data')")
-    good = zygote_service.submit_train(write_project(tmp_path / "good", epochs=2), memory_mb=1000)
-    bad = zygote_service.submit_train(write_project(tmp_path / "bad", dataset=broken), cpu=True)
+    good = zygote_service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "good", epochs=2), memory_mb=1000
+    )
+    bad = zygote_service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "bad", dataset=broken), cpu=True
+    )
 
     # Each submission placed its task at once; both are the zygote's children, not ours.
     assert good.state is bad.state is TaskState.RUNNING
     assert all(t.pid is not None and parent_of(t.pid) != os.getpid() for t in (good, bad))
     wait_for(
         zygote_service,
-        lambda: all(zygote_service.task(t).state.terminal for t in (good.id, bad.id)),
+        lambda: all(zygote_service.queries.task(t).state.terminal for t in (good.id, bad.id)),
     )
-    succeeded, failed = zygote_service.task(good.id), zygote_service.task(bad.id)
+    succeeded, failed = zygote_service.queries.task(good.id), zygote_service.queries.task(bad.id)
     assert (succeeded.state, succeeded.exit_code) == (TaskState.SUCCEEDED, 0)
     assert "epoch 2 loss" in SavePackage.open(succeeded.package_path).output_path().read_text()  # type: ignore[arg-type]
     assert (failed.state, failed.exit_code) == (TaskState.FAILED, 1)
@@ -58,9 +62,9 @@ def test_delete_reaches_every_process_of_a_forked_task(
     zygote_service: DLNestService, tmp_path: Path
 ) -> None:
     config, marker = hanging_project(tmp_path / "p")
-    task = zygote_service.submit_train(config, cpu=True)
+    task = zygote_service.submit(TaskKind.TRAIN, config_path=config, cpu=True)
     wait_for(zygote_service, marker.exists)
-    pid = zygote_service.task(task.id).pid
+    pid = zygote_service.queries.task(task.id).pid
     assert pid is not None
 
     zygote_service.delete(task.id)

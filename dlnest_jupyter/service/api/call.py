@@ -1,7 +1,8 @@
 """What an API verb reads and returns: the matched request, its reply, and a long poll's wait.
 
 Kept apart from the dispatcher (`dispatcher.py`) so the routes (`routes.py`) can name these
-without importing the dispatcher that imports them.
+without importing the dispatcher that imports them: a call reads the dispatcher only through
+`Scope`, which the dispatcher's `Api` fulfils.
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ..service import DLNestService
 from . import requests as api_requests
 
-if TYPE_CHECKING:
-    from ..service import DLNestService
-    from .dispatcher import Api
+
+class Scope(Protocol):
+    """What a call may reach of its dispatcher: the service, and the limits on requests."""
+
+    service: DLNestService
+    root_dir: Path  # what relative paths in requests are relative to
+    allowed_roots: list[Path]  # the folders whose paths requests may name
+    max_body_bytes: int
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ def json_reply(status: int, value: Any) -> Reply:
 class Call:
     """One request, matched to its route: what a verb reads."""
 
-    api: Api
+    api: Scope
     ids: dict[str, int]
     query: dict[str, str]
     raw_body: bytes | None

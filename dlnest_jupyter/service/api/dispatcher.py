@@ -20,7 +20,7 @@ import logging
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from ...core.errors import (
     BodyTooLargeError,
@@ -34,12 +34,10 @@ from ...core.errors import (
     TaskNotFoundError,
     TaskStateError,
 )
+from ..service import DLNestService
 from . import requests as api_requests
 from .call import Call, Reply, Route, Wait, json_reply
 from .routes import ROUTES
-
-if TYPE_CHECKING:
-    from ..service import DLNestService
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

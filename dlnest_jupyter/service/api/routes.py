@@ -12,6 +12,7 @@ from ...core.fields import FieldSpec, one_of, path, text, validated
 from ...core.package import STEPS_FILE
 from ...core.tasks import TaskKind
 from ...core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
+from ...core.templates import new_project as create_project
 from ..task_kinds import KINDS, PathRule
 from . import requests as api_requests
 from .call import Call, Reply, Route, Wait, json_reply
@@ -30,7 +31,7 @@ PROJECT_FIELDS = {
 def list_tasks(call: Call) -> Reply:
     """Every task, or with `since=V` those changed after version V (and the running ones)."""
     since = api_requests.offset(call.query, "since") if "since" in call.query else None
-    version, tasks = call.service.tasks_json(since)
+    version, tasks = call.service.queries.tasks_json(since)
     # Texts from the store, joined: 10,000 tasks must list in well under 150 ms.
     return Reply(200, f'{{"version": {version}, "tasks": [' + ", ".join(tasks) + "]}")
 
@@ -48,13 +49,13 @@ def submit_task(call: Call) -> Reply:
     for name, rule in spec.paths.items():
         if fields.get(name) is not None:
             fields[name] = call.path(name, fields[name], folder=rule is PathRule.FOLDER)
-    task = call.service.submit(spec.kind, fields)
+    task = call.service.submit(spec.kind, **fields)
     # What the submission warned of (a freq key the config lacks): the task still queued.
     return json_reply(201, {"task": task.to_json(), "warnings": task.spec.get("warnings", [])})
 
 
 def get_task(call: Call) -> Reply:
-    return json_reply(200, {"task": call.service.task(call.ids["task"]).to_json()})
+    return json_reply(200, {"task": call.service.queries.task(call.ids["task"]).to_json()})
 
 
 def delete_task(call: Call) -> Reply:
@@ -62,23 +63,23 @@ def delete_task(call: Call) -> Reply:
 
 
 def task_output(call: Call) -> Reply:
-    end, output = call.service.output(call.ids["task"], api_requests.offset(call.query))
+    end, output = call.service.queries.output(call.ids["task"], api_requests.offset(call.query))
     return json_reply(200, {"offset": end, "text": output})
 
 
 def task_metrics(call: Call) -> Reply:
     offset = api_requests.offset(call.query)
-    return json_reply(200, call.service.metrics(call.ids["task"], offset))
+    return json_reply(200, call.service.queries.metrics(call.ids["task"], offset))
 
 
 def task_steps(call: Call) -> Reply:
     """Like metrics, from `_steps.jsonl`: each epoch's logged values, step by step."""
     offset = api_requests.offset(call.query)
-    return json_reply(200, call.service.metrics(call.ids["task"], offset, STEPS_FILE))
+    return json_reply(200, call.service.queries.metrics(call.ids["task"], offset, STEPS_FILE))
 
 
 def task_checkpoints(call: Call) -> Reply:
-    return json_reply(200, call.service.checkpoints(call.ids["task"]))
+    return json_reply(200, call.service.queries.checkpoints(call.ids["task"]))
 
 
 def analyzer_scripts(call: Call) -> Reply:
@@ -123,15 +124,15 @@ def attach(call: Call) -> Reply:
 
 
 def devices(call: Call) -> Reply:
-    return json_reply(200, {"devices": call.service.devices()})
+    return json_reply(200, {"devices": call.service.queries.devices()})
 
 
 def scheduler(call: Call) -> Reply:
-    return json_reply(200, {"scheduler": call.service.scheduler_status()})
+    return json_reply(200, {"scheduler": call.service.queries.scheduler()})
 
 
 def get_settings(call: Call) -> Reply:
-    return json_reply(200, call.service.settings().to_json())
+    return json_reply(200, call.service.queries.settings().to_json())
 
 
 def put_settings(call: Call) -> Reply:
@@ -142,7 +143,7 @@ def put_settings(call: Call) -> Reply:
 def new_project(call: Call) -> Reply:
     fields = validated(call.body(), PROJECT_FIELDS)
     where = call.path("path", fields["path"])
-    created = call.service.new_project(where, fields.get("template", DEFAULT_TEMPLATE))
+    created = create_project(where, fields.get("template", DEFAULT_TEMPLATE))
     return json_reply(201, {"path": str(created)})
 
 

@@ -1,0 +1,223 @@
+"""Submissions: the verbs that check a request, make or open its package, and queue a task.
+
+One function per task kind, named by the kind table (`task_kinds.py`), each over an `Intake`
+(what a submission reads and writes). A submission refuses what can never run (a config that
+does not load, a card that does not exist, a package already being trained) before anything
+is stored; what it stores, the task's spec, is described in `task_kinds.py`. Placing and
+starting the queued task is the scheduler's (`service.py` asks for a pass at once). Nothing
+here imports torch or user code: configs are read and code is parsed, never run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.checkpoints import TrackLimits
+from ..core.continuation import plan_continuation
+from ..core.devices import DeviceSource
+from ..core.errors import PackageBusyError, TaskError
+from ..core.package import SavePackage
+from ..core.package_creation import PackageOptions, create_package, discard_new_package
+from ..core.placement import Demand, admission_error
+from ..core.project_check import ProjectChecks
+from ..core.store import TaskStore
+from ..core.tasks import RUNNERS, Runner, TaskKind, TaskRecord, TaskState
+from .event_log import EventLog
+from .runners import RunnerRouter
+
+DEFAULT_SCRIPTS_DIR = "AnalyzeScripts"
+
+
+@dataclass
+class Intake:
+    """What the submissions read and write.
+
+    `scripts_dir`: where runExp finds scripts when an analyze request names no folder:
+    relative to the package's project folder (DLNest's `AnalyzeScripts`), or absolute.
+    """
+
+    store: TaskStore
+    devices: DeviceSource
+    runners: RunnerRouter  # an analyze is refused where there is no kernel host
+    log: EventLog
+    scripts_dir: str = DEFAULT_SCRIPTS_DIR
+    projects: ProjectChecks = field(default_factory=ProjectChecks)
+
+
+def submit_train(
+    intake: Intake,
+    config_path: str | Path,
+    *,
+    freq_path: str | Path | None = None,
+    description: str = "",
+    memory_mb: int | None = None,
+    cpu: bool = False,
+    multi_gpu: bool = False,
+    ddp: bool = False,
+    no_save: bool = False,
+    use_description: bool = False,
+    jump: bool = False,
+) -> TaskRecord:
+    """Check the config and code, refuse what can never fit, copy the package, queue it."""
+    checked = intake.projects.check(config_path, freq_path)
+    loaded = checked.loaded
+    TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
+    placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
+    _admit(intake, memory_mb, placement)
+    package = create_package(
+        loaded, PackageOptions(description, no_save, use_description), checked.layout
+    )
+    spec: dict[str, Any] = {
+        "config_path": str(config_path),
+        "freq_path": freq_path and str(freq_path),
+        **placement,
+    }
+    try:
+        return _queue(
+            intake,
+            TaskKind.TRAIN,
+            spec,
+            loaded.warnings,
+            package.path,
+            f"train {config_path}",
+            description=description,
+            memory_mb=memory_mb,
+            jump=jump,
+        )
+    except BaseException:
+        discard_new_package(package)
+        raise
+
+
+def submit_continue(
+    intake: Intake,
+    record_path: str | Path,
+    *,
+    checkpoint_id: int | None = None,
+    freq_path: str | Path | None = None,
+    epochs: int | None = None,
+    description: str = "",
+    memory_mb: int | None = None,
+    cpu: bool = False,
+    multi_gpu: bool = False,
+    ddp: bool = False,
+    jump: bool = False,
+) -> TaskRecord:
+    """Queue more training of a package; `freq_path` and `epochs` change its config when
+    the run starts (core/continuation.py)."""
+    package = SavePackage.open(record_path)
+    resolved = package.resolve_checkpoint(checkpoint_id)
+    continuation = plan_continuation(package, resolved, freq_path, epochs)
+    busy = [  # analyzers only read the package: training it alongside is fine
+        t
+        for t in intake.store.list_tasks([TaskState.QUEUED, TaskState.STARTING, TaskState.RUNNING])
+        if t.package_path == str(package.path) and RUNNERS[t.kind] is Runner.PROCESS
+    ]
+    if busy:
+        raise PackageBusyError(
+            f"{package.path}: task {busy[0].id} already uses this package ({busy[0].state.value})"
+        )
+    placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
+    _admit(intake, memory_mb, placement)
+    spec: dict[str, Any] = {
+        "record_path": str(package.path),
+        "checkpoint_id": resolved,
+        **placement,
+    }
+    if continuation.overrides:
+        spec.update(overrides=continuation.overrides, freq_path=freq_path and str(freq_path))
+    return _queue(
+        intake,
+        TaskKind.CONTINUE,
+        spec,
+        continuation.warnings,
+        package.path,
+        f"continue {package.path} from checkpoint {resolved}",
+        description=description,
+        memory_mb=memory_mb,
+        jump=jump,
+    )
+
+
+def submit_analyze(
+    intake: Intake,
+    record_path: str | Path,
+    *,
+    checkpoint_id: int | None = None,
+    scripts_dir: str | Path | None = None,
+    description: str = "",
+    memory_mb: int | None = None,
+    cpu: bool = False,
+    jump: bool = False,
+) -> TaskRecord:
+    """Queue an analyzer: once placed, a kernel loads the package and keeps its model."""
+    if intake.runners.analyzers is None:
+        raise TaskError("analyzers need a kernel manager; this service was built without one")
+    package = SavePackage.open(record_path)
+    resolved = package.resolve_checkpoint(checkpoint_id)
+    project = package.path.parent.parent  # <project>/Saves/<package>
+    scripts = Path(scripts_dir) if scripts_dir else project / intake.scripts_dir
+    placement = {"cpu": cpu, "multi_gpu": False, "ddp": False}
+    _admit(intake, memory_mb, placement, on_this_machine=True)
+    spec = {
+        "record_path": str(package.path),
+        "checkpoint_id": resolved,
+        "scripts_dir": str(scripts.expanduser().resolve()),
+        **placement,
+    }
+    return _queue(
+        intake,
+        TaskKind.ANALYZE,
+        spec,
+        (),
+        package.path,
+        f"analyze {package.path} at checkpoint {resolved}",
+        description=description,
+        memory_mb=memory_mb,
+        jump=jump,
+    )
+
+
+def _queue(
+    intake: Intake,
+    kind: TaskKind,
+    spec: dict[str, Any],
+    warnings: tuple[str, ...] | list[str],
+    package_path: Path,
+    what: str,
+    *,
+    description: str,
+    memory_mb: int | None,
+    jump: bool,
+) -> TaskRecord:
+    """Store the task, and say so in the service's log."""
+    if warnings:  # the submission's reply carries them (api/routes.py submit_task)
+        spec["warnings"] = list(warnings)
+    task = intake.store.submit(
+        kind,
+        spec,
+        description=description,
+        package_path=str(package_path),
+        memory_mb=memory_mb,
+        jump=jump,
+    )
+    intake.log.write(f"task {task.id} queued: {what}")
+    return task
+
+
+def _admit(
+    intake: Intake,
+    memory_mb: int | None,
+    placement: dict[str, Any],
+    on_this_machine: bool = False,
+) -> None:
+    """Refuse what can never run; `on_this_machine`: an analyzer, on a cluster only this
+    server's machine's cards count."""
+    snapshot = intake.devices.snapshot()
+    node = snapshot.local_node if on_this_machine else None
+    demand = Demand(task_id=0, memory_mb=memory_mb, node=node, **placement)
+    reason = admission_error(demand, snapshot, intake.store.settings())
+    if reason is not None:
+        raise TaskError(f"refused: {reason}")
