@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 from .devices import CPU_ID, InventorySnapshot
-from .fields import FieldSpec, integer, integer_list, number, optional, validated
+from .settings import Settings
 
 DEFAULT_MEMORY_FRACTION = 0.9
 DEFAULT_MEMORY_TEXT = f"{DEFAULT_MEMORY_FRACTION:.0%} of a card"  # how every face says it
@@ -49,45 +48,6 @@ class Reservation:
     memory_mb_by_device: Mapping[int, int]  # device id -> MiB; the CPU reserves 0
     started_at: float = 0.0
     pid: int | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    devices: tuple[int, ...] | None = None  # enabled device ids (-1 is the CPU); None: all
-    max_tasks_per_device: int = 10_000
-    launch_delay_s: float = 0.0  # least time between two launches on one device
-    starvation_s: float = 600.0
-
-    def enabled(self, device_id: int) -> bool:
-        return self.devices is None or device_id in self.devices
-
-    def updated(self, changes: Mapping[str, Any]) -> Settings:
-        """These settings with `changes` applied; a bad change is a RequestError naming it."""
-        checked = validated(changes, SETTINGS_FIELDS)
-        if checked.get("devices") is not None:
-            checked["devices"] = tuple(checked["devices"])
-        return replace(self, **checked)
-
-    def to_json(self) -> dict[str, Any]:
-        """The REST contract's settings object."""
-        return {
-            "devices": list(self.devices) if self.devices is not None else None,
-            "launch_delay_s": self.launch_delay_s,
-            "max_tasks_per_device": self.max_tasks_per_device,
-            "starvation_s": self.starvation_s,
-        }
-
-
-_MAX_SECONDS = 366 * 24 * 3600.0
-# Every setting's type and range, checked once, by `Settings.updated` (REST and in-process alike).
-SETTINGS_FIELDS = {
-    "devices": FieldSpec(
-        optional(integer_list(CPU_ID, 2**31, 4096, "device ids (-1 is the CPU), or null for all"))
-    ),
-    "max_tasks_per_device": FieldSpec(integer(1, 1_000_000)),
-    "launch_delay_s": FieldSpec(number(0, _MAX_SECONDS)),
-    "starvation_s": FieldSpec(number(0, _MAX_SECONDS)),
-}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DiskFullError, TaskNotFoundError
-from .placement import Settings
+from .settings import Settings
 from .store_schema import migrate
 from .tasks import TaskKind, TaskRecord, TaskState, check_transition
 

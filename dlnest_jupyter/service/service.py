@@ -28,8 +28,9 @@ from ..core.errors import PackageBusyError, TaskError, TaskStateError
 from ..core.package import METRICS_FILE, SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
 from ..core.package_state import checkpoints_json
-from ..core.placement import Demand, Settings, admission_error
+from ..core.placement import Demand, admission_error
 from ..core.project_check import ProjectChecks
+from ..core.settings import Settings
 from ..core.store import TaskStore
 from ..core.tasks import AnalyzerState, Runner, TaskKind, TaskRecord, TaskState
 from ..core.templates import DEFAULT_TEMPLATE, new_project
