@@ -17,47 +17,12 @@ One pass walks the queue in order and starts every task that fits now:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .devices import CPU_ID, InventorySnapshot
+from .placement_values import Demand, Placement, Reservation, estimate_mb
 from .settings import Settings
-
-DEFAULT_MEMORY_FRACTION = 0.9
-DEFAULT_MEMORY_TEXT = f"{DEFAULT_MEMORY_FRACTION:.0%} of a card"  # how every face says it
-
-
-@dataclass(frozen=True)
-class Demand:
-    """What placement needs to know of a queued task."""
-
-    task_id: int
-    memory_mb: int | None = None  # None: 90% of a card
-    cpu: bool = False
-    multi_gpu: bool = False  # -mc: cards whose budgets together cover the estimate
-    ddp: bool = False  # one process per card, each reserving an equal share
-    queued_at: float = 0.0
-    node: str | None = None  # on a cluster: only this node's cards (analyzers: the server's)
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """What a running task holds."""
-
-    task_id: int
-    memory_mb_by_device: Mapping[int, int]  # device id -> MiB; the CPU reserves 0
-    started_at: float = 0.0
-    pid: int | None = None
-
-
-@dataclass(frozen=True)
-class Placement:
-    task_id: int
-    memory_mb_by_device: Mapping[int, int]
-
-    @property
-    def device_ids(self) -> tuple[int, ...]:
-        return tuple(self.memory_mb_by_device)
 
 
 @dataclass
@@ -430,10 +395,3 @@ def _place_ddp(demand: Demand, cards: list[int], ledger: CardLedger) -> Placemen
         if ledger.budget_mb[chosen[-1]] >= share:
             return Placement(demand.task_id, dict.fromkeys(chosen, share))
     return None
-
-
-def estimate_mb(demand: Demand, card_total_mb: int) -> int:
-    """What `demand` reserves on a card of `card_total_mb`: its `-m`, or 90% of the card."""
-    if demand.memory_mb is not None:
-        return demand.memory_mb
-    return int(card_total_mb * DEFAULT_MEMORY_FRACTION)

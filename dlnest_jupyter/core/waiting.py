@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .devices import CPU_ID, InventorySnapshot
-from .placement import CardLedger, Demand, Reservation, estimate_mb, fits_when_idle
+from .placement import CardLedger, fits_when_idle
+from .placement_values import Demand, Reservation, estimate_mb
 from .settings import Settings
 
 MAX_HOLDERS_NAMED = 3  # "(task 3 holds 4,000; analyzer 5 holds 2,000; +2 more)"

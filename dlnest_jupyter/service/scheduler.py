@@ -23,7 +23,8 @@ from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID
 from ..core.errors import LaunchDeferred, LaunchUnknown, TaskStateError
 from ..core.package import SavePackage
-from ..core.placement import Demand, Reservation, placement_pass
+from ..core.placement import placement_pass
+from ..core.placement_values import Demand, Reservation
 from ..core.tasks import Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
 from .launch.executor import Launch

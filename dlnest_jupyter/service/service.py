@@ -28,7 +28,8 @@ from ..core.errors import PackageBusyError, TaskError, TaskStateError
 from ..core.package import METRICS_FILE, SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
 from ..core.package_state import checkpoints_json
-from ..core.placement import Demand, admission_error
+from ..core.placement import admission_error
+from ..core.placement_values import Demand
 from ..core.project_check import ProjectChecks
 from ..core.settings import Settings
 from ..core.store import TaskStore
