@@ -1,7 +1,7 @@
 """What placement speaks of: a queued task's demand, a running task's reservation, where a task
 is placed, and the memory a demand reserves on a card (its `-m`, or 90% of the card).
 
-Apart from `placement.py`: the card ledger and the placement pass both speak
+Apart from `placement.py`: the card ledger (`card_ledger.py`) and the placement pass both speak
 these values, and the pass uses the ledger, so they sit below both; the tasks, the box ledger and
 the client use them without needing either.
 """

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from .card_ledger import CardLedger
 from .devices import CPU_ID, InventorySnapshot
-from .placement import CardLedger, fits_when_idle
+from .placement import fits_when_idle
 from .placement_values import Demand, Reservation, estimate_mb
 from .settings import Settings
 
