@@ -2,48 +2,35 @@
 
 WAL mode lets readers (the dashboard, a second server) read while the service writes. Every
 write is one `BEGIN IMMEDIATE` transaction, so submissions from several threads or processes
-each land exactly once, in a total order. The schema, and how an older queue is upgraded to it,
-are in `store_schema.py`; how a row becomes a `TaskRecord`, in `store_rows.py`.
+each land exactly once, in a total order; that connection is `store_connection.py`. The schema,
+and how an older queue is upgraded to it, are in `store_schema.py`; how a row becomes a
+`TaskRecord`, in `store_rows.py`.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import DiskFullError, TaskNotFoundError
+from .errors import TaskNotFoundError
 from .settings import Settings
+from .store_connection import StoreConnection
 from .store_rows import COLUMNS, STATES, record
 from .store_schema import migrate
 from .tasks import TaskKind, TaskRecord, TaskState, check_transition
 
-_BUSY_TIMEOUT_S = 30.0
 
-
-class TaskStore:
+class TaskStore(StoreConnection):
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()  # one connection, shared by the service's threads
-        self._db = sqlite3.connect(
-            self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+        super().__init__(path)
         with self._write() as db:
             migrate(db, self.path)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
     # -- tasks ------------------------------------------------------------------------------
     def submit(
@@ -331,33 +318,7 @@ class TaskStore:
                     known[name], next_id = next_id, next_id + 1
         return known
 
-    def data_version(self) -> int:
-        """Changes when another connection (another service, any process) commits a write.
-
-        A cheap poll: a scheduler that did not make a change notices it within one poll.
-        """
-        with self._lock:
-            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
-
     # -- plumbing ---------------------------------------------------------------------------
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as error:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if _full(error, self.path):
-                    raise DiskFullError(self.path, "the task queue's database") from error
-                raise
-
     @contextmanager
     def _transition(
         self, task_id: int, wanted: TaskState, now: float, detail: str | None = None
@@ -381,20 +342,3 @@ _CHANGED_JSON_QUERY = (
     "SELECT id, state, json FROM tasks WHERE version > ?"
     " UNION SELECT id, state, json FROM tasks WHERE state = ? ORDER BY id"
 )
-
-
-def _full(error: sqlite3.OperationalError, path: Path) -> bool:
-    """SQLITE_FULL, or an I/O error on a disk with no room left (SQLite may report either)."""
-    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
-    if code == _SQLITE_FULL:
-        return True
-    if code != _SQLITE_IOERR:
-        return False
-    try:
-        return shutil.disk_usage(path.parent).free < _NEARLY_FULL_BYTES
-    except OSError:
-        return False
-
-
-_SQLITE_FULL, _SQLITE_IOERR = 13, 10
-_NEARLY_FULL_BYTES = 1 << 20
