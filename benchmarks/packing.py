@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dlnest_jupyter.core.devices import FakeSource, InventorySnapshot
-from dlnest_jupyter.core.placement import Demand, Placement, Reservation, Settings, plan_placements
+from dlnest_jupyter.core.placement import plan_placements
+from dlnest_jupyter.core.placement_values import Demand, Placement, Reservation
+from dlnest_jupyter.core.settings import Settings
 
 CARD_MB = 16384
 

@@ -27,13 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dlnest_jupyter.core.devices import FakeSource, GpuSnapshot, InventorySnapshot
-from dlnest_jupyter.core.placement import (
-    Demand,
-    Reservation,
-    Settings,
-    placement_pass,
-    plan_placements,
-)
+from dlnest_jupyter.core.placement import placement_pass, plan_placements
+from dlnest_jupyter.core.placement_values import Demand, Reservation
+from dlnest_jupyter.core.settings import Settings
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.waiting import WaitExplainer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..core.errors import DLNestError
-from ..core.placement import DEFAULT_MEMORY_TEXT
+from ..core.placement_values import DEFAULT_MEMORY_TEXT
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from IPython.display import display
 
 from ..core.devices import CPU_ID
-from ..core.placement import DEFAULT_MEMORY_TEXT
+from ..core.placement_values import DEFAULT_MEMORY_TEXT
 from ..core.tasks import TaskState
 
 DEFAULT_MEMORY = f"default ({DEFAULT_MEMORY_TEXT})"

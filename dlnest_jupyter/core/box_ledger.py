@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from . import atomic_io, processes
 from .errors import ConfigError
-from .placement import Reservation
+from .placement_values import Reservation
 
 BOX_LEDGER_ENV = "DLNEST_BOX_LEDGER"
 _LOCK_NAME = ".lock"

@@ -1,4 +1,4 @@
-"""Where queued tasks start: a memory ledger and a placement pass, pure functions over values.
+"""Where queued tasks start: the placement pass, pure functions over values.
 
 A GPU's budget is its total memory, less what our running tasks reserved on it, less what other
 processes use (DESIGN.md section 5). A task reserves its estimate (`memory_mb`, or 90% of a card
@@ -12,233 +12,19 @@ One pass walks the queue in order and starts every task that fits now:
   so it drains until the task fits, while the other cards keep working;
 - among cards that fit, the one running the fewest tasks wins, then the one with most budget
   (DLNest stacked every queued task on GPU 0).
+
+The values it reads and returns are in `placement_values.py`, what it knows of the cards as it
+goes (the memory ledger) in `card_ledger.py`, the settings it obeys in `settings.py`.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
 
+from .card_ledger import CardLedger, eligible
 from .devices import CPU_ID, InventorySnapshot
-from .fields import FieldSpec, integer, integer_list, number, optional, validated
-
-DEFAULT_MEMORY_FRACTION = 0.9
-DEFAULT_MEMORY_TEXT = f"{DEFAULT_MEMORY_FRACTION:.0%} of a card"  # how every face says it
-
-
-@dataclass(frozen=True)
-class Demand:
-    """What placement needs to know of a queued task."""
-
-    task_id: int
-    memory_mb: int | None = None  # None: 90% of a card
-    cpu: bool = False
-    multi_gpu: bool = False  # -mc: cards whose budgets together cover the estimate
-    ddp: bool = False  # one process per card, each reserving an equal share
-    queued_at: float = 0.0
-    node: str | None = None  # on a cluster: only this node's cards (analyzers: the server's)
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """What a running task holds."""
-
-    task_id: int
-    memory_mb_by_device: Mapping[int, int]  # device id -> MiB; the CPU reserves 0
-    started_at: float = 0.0
-    pid: int | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    devices: tuple[int, ...] | None = None  # enabled device ids (-1 is the CPU); None: all
-    max_tasks_per_device: int = 10_000
-    launch_delay_s: float = 0.0  # least time between two launches on one device
-    starvation_s: float = 600.0
-
-    def enabled(self, device_id: int) -> bool:
-        return self.devices is None or device_id in self.devices
-
-    def updated(self, changes: Mapping[str, Any]) -> Settings:
-        """These settings with `changes` applied; a bad change is a RequestError naming it."""
-        checked = validated(changes, SETTINGS_FIELDS)
-        if checked.get("devices") is not None:
-            checked["devices"] = tuple(checked["devices"])
-        return replace(self, **checked)
-
-    def to_json(self) -> dict[str, Any]:
-        """The REST contract's settings object."""
-        return {
-            "devices": list(self.devices) if self.devices is not None else None,
-            "launch_delay_s": self.launch_delay_s,
-            "max_tasks_per_device": self.max_tasks_per_device,
-            "starvation_s": self.starvation_s,
-        }
-
-
-_MAX_SECONDS = 366 * 24 * 3600.0
-# Every setting's type and range, checked once, by `Settings.updated` (REST and in-process alike).
-SETTINGS_FIELDS = {
-    "devices": FieldSpec(
-        optional(integer_list(CPU_ID, 2**31, 4096, "device ids (-1 is the CPU), or null for all"))
-    ),
-    "max_tasks_per_device": FieldSpec(integer(1, 1_000_000)),
-    "launch_delay_s": FieldSpec(number(0, _MAX_SECONDS)),
-    "starvation_s": FieldSpec(number(0, _MAX_SECONDS)),
-}
-
-
-@dataclass(frozen=True)
-class Placement:
-    task_id: int
-    memory_mb_by_device: Mapping[int, int]
-
-    @property
-    def device_ids(self) -> tuple[int, ...]:
-        return tuple(self.memory_mb_by_device)
-
-
-@dataclass
-class CardLedger:
-    """What one placement pass knows of the cards, updated as it places tasks."""
-
-    budget_mb: dict[int, int]
-    total_mb: dict[int, int]
-    tasks: dict[int, int]
-    last_launch_at: dict[int, float] = field(default_factory=dict)
-    held: set[int] = field(default_factory=set)  # cards draining for a starving task
-    held_for: int | None = None  # that task
-    node_of: dict[int, str | None] = field(default_factory=dict)  # on a cluster: card -> node
-    # Cards that may take a task now, kept up to date by `take` in the time of the cards it
-    # changed: a pass over 10,000 tasks and 512 cards must take milliseconds, so a task that
-    # cannot fit is rejected in O(1), and one that fits finds its card without a scan.
-    max_budget_mb: int = 0  # the most one card could give a task
-    max_node_budget_mb: int = 0  # the most one machine's cards could give a -mc/-DDP task
-    _eligible: set[int] = field(default_factory=set)
-    _levels: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # tasks -> (-MiB, id)
-    _node_budget_mb: dict[str | None, int] = field(default_factory=dict)
-    _cards_of_node: dict[str | None, list[int]] = field(default_factory=dict)
-    generation: int = 0  # counts changes: an explanation made at one generation holds for it
-
-    def refresh(self, settings: Settings, now: float) -> None:
-        self.generation += 1
-        self._eligible = {g for g in self.budget_mb if _eligible(g, self, settings, now)}
-        self._levels = {}
-        for card in self._eligible:
-            self._levels.setdefault(self.tasks.get(card, 0), []).append(
-                (-self.budget_mb[card], card)
-            )
-        for heap in self._levels.values():
-            heapq.heapify(heap)
-        self._node_budget_mb = {}
-        for card in self._eligible:
-            node = self.node_of.get(card)
-            self._node_budget_mb[node] = self._node_budget_mb.get(node, 0) + max(
-                0, self.budget_mb[card]
-            )
-        self._derive()
-
-    def _derive(self) -> None:
-        self.max_node_budget_mb = max(self._node_budget_mb.values(), default=0)
-        self.max_budget_mb = max(
-            (-heap[0][0] for level, heap in self._levels.items() if self._clean(level)), default=0
-        )
-
-    @property
-    def has_cards(self) -> bool:
-        return bool(self._eligible)
-
-    @property
-    def cards(self) -> list[int]:
-        return sorted(self._eligible)
-
-    def cards_by_node(self, at_least_mb: int) -> Iterator[tuple[str | None, list[int]]]:
-        """Eligible cards of each machine whose cards could give `at_least_mb` together, one
-        machine at a time (a caller that found the best plan stops asking)."""
-        if not self._cards_of_node:
-            for card in sorted(self.budget_mb):
-                self._cards_of_node.setdefault(self.node_of.get(card), []).append(card)
-        for node, budget in list(self._node_budget_mb.items()):
-            if budget >= at_least_mb:
-                cards = [c for c in self._cards_of_node[node] if c in self._eligible]
-                if cards:
-                    yield node, cards
-
-    def best_card(self, estimate_mb: int) -> int | None:
-        """The card a one-card task of `estimate_mb` takes: fewest tasks, then most budget."""
-        for level in sorted(self._levels):
-            if self._clean(level) and -self._levels[level][0][0] >= estimate_mb:
-                return self._levels[level][0][1]
-        return None
-
-    def _clean(self, level: int) -> bool:
-        """Drop outdated entries from the top of a level's heap; whether any card is left."""
-        heap = self._levels[level]
-        while heap and self._stale(heap[0], level):
-            heapq.heappop(heap)
-        return bool(heap)
-
-    def _stale(self, entry: tuple[int, int], level: int) -> bool:
-        budget, card = -entry[0], entry[1]
-        return (
-            card not in self._eligible
-            or self.tasks.get(card, 0) != level
-            or self.budget_mb[card] != budget
-        )
-
-    def hold_for(self, demand: Demand, settings: Settings, now: float) -> None:
-        """Keep later tasks off the card(s) a starving task needs, so they drain for it."""
-        enabled = [
-            g
-            for g in self.budget_mb
-            if settings.enabled(g)
-            and g not in self.held
-            and (demand.node is None or self.node_of.get(g) == demand.node)
-        ]
-        if demand.multi_gpu or demand.ddp:
-            # One machine's cards (on one box, all of them): the machine with the most memory.
-            totals: dict[str | None, int] = {}
-            for card in enabled:
-                node = self.node_of.get(card)
-                totals[node] = totals.get(node, 0) + self.total_mb[card]
-            if totals:
-                widest = max(totals, key=lambda n: totals[n])
-                self.held.update(g for g in enabled if self.node_of.get(g) == widest)
-        else:
-            big_enough = [
-                g for g in enabled if self.total_mb[g] >= estimate_mb(demand, self.total_mb[g])
-            ]
-            if big_enough:
-                self.held.add(max(big_enough, key=lambda g: (self.budget_mb[g], -g)))
-        self.refresh(settings, now)
-
-    def take(self, placement: Placement, settings: Settings, now: float) -> None:
-        self.generation += 1
-        for device, reserved in placement.memory_mb_by_device.items():
-            self.tasks[device] = self.tasks.get(device, 0) + 1
-            self.last_launch_at[device] = now
-            if device == CPU_ID:
-                continue
-            node = self.node_of.get(device)
-            if device in self._eligible:
-                self._node_budget_mb[node] -= max(0, self.budget_mb[device])
-            self.budget_mb[device] -= reserved
-            if _eligible(device, self, settings, now):
-                self._eligible.add(device)
-                self._node_budget_mb[node] = self._node_budget_mb.get(node, 0) + max(
-                    0, self.budget_mb[device]
-                )
-                heapq.heappush(
-                    self._levels.setdefault(self.tasks[device], []),
-                    (-self.budget_mb[device], device),
-                )
-            else:
-                self._eligible.discard(device)
-        if CPU_ID in placement.memory_mb_by_device and not _eligible(CPU_ID, self, settings, now):
-            self._eligible.discard(CPU_ID)
-        self._derive()
+from .placement_values import Demand, Placement, Reservation, estimate_mb
+from .settings import Settings
 
 
 def gpu_budgets_mb(snapshot: InventorySnapshot, running: Iterable[Reservation]) -> dict[int, int]:
@@ -388,24 +174,11 @@ def _ledger(
     )
 
 
-def _eligible(device: int, ledger: CardLedger, settings: Settings, now: float) -> bool:
-    return (
-        settings.enabled(device)
-        and device not in ledger.held
-        and ledger.tasks.get(device, 0) < settings.max_tasks_per_device
-        # No delay means no wait, even for a launch stamped after `now` by another scheduler.
-        and (
-            settings.launch_delay_s <= 0
-            or now - ledger.last_launch_at.get(device, float("-inf")) >= settings.launch_delay_s
-        )
-    )
-
-
 def _place(demand: Demand, ledger: CardLedger, settings: Settings, now: float) -> Placement | None:
     if demand.cpu:
         return (
             Placement(demand.task_id, {CPU_ID: 0})
-            if _eligible(CPU_ID, ledger, settings, now)
+            if eligible(CPU_ID, ledger, settings, now)
             else None
         )
     wanted = demand.memory_mb
@@ -470,10 +243,3 @@ def _place_ddp(demand: Demand, cards: list[int], ledger: CardLedger) -> Placemen
         if ledger.budget_mb[chosen[-1]] >= share:
             return Placement(demand.task_id, dict.fromkeys(chosen, share))
     return None
-
-
-def estimate_mb(demand: Demand, card_total_mb: int) -> int:
-    """What `demand` reserves on a card of `card_total_mb`: its `-m`, or 90% of the card."""
-    if demand.memory_mb is not None:
-        return demand.memory_mb
-    return int(card_total_mb * DEFAULT_MEMORY_FRACTION)

@@ -2,47 +2,35 @@
 
 WAL mode lets readers (the dashboard, a second server) read while the service writes. Every
 write is one `BEGIN IMMEDIATE` transaction, so submissions from several threads or processes
-each land exactly once, in a total order. The schema, and how an older queue is upgraded to it,
-are in `store_schema.py`.
+each land exactly once, in a total order; that connection is `store_connection.py`. The schema,
+and how an older queue is upgraded to it, are in `store_schema.py`; how a row becomes a
+`TaskRecord`, in `store_rows.py`.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import DiskFullError, TaskNotFoundError
-from .placement import Settings
+from .errors import TaskNotFoundError
+from .settings import Settings
+from .store_connection import StoreConnection
+from .store_rows import COLUMNS, STATES, record
 from .store_schema import migrate
 from .tasks import TaskKind, TaskRecord, TaskState, check_transition
 
-_BUSY_TIMEOUT_S = 30.0
 
-
-class TaskStore:
+class TaskStore(StoreConnection):
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()  # one connection, shared by the service's threads
-        self._db = sqlite3.connect(
-            self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+        super().__init__(path)
         with self._write() as db:
             migrate(db, self.path)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
     # -- tasks ------------------------------------------------------------------------------
     def submit(
@@ -90,22 +78,22 @@ class TaskStore:
     def get(self, task_id: int) -> TaskRecord:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+                f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)
             ).fetchone()
         if row is None:
             raise TaskNotFoundError(task_id)
-        return _record(row)
+        return record(row)
 
     def list_tasks(self, states: Iterable[TaskState] | None = None) -> list[TaskRecord]:
         """Tasks by id; `states` filters."""
-        query, params = f"SELECT {_COLUMNS} FROM tasks", ()
+        query, params = f"SELECT {COLUMNS} FROM tasks", ()
         if states is not None:
             wanted = tuple(states)
             query += f" WHERE state IN ({','.join('?' * len(wanted))})"
             params = wanted  # type: ignore[assignment]
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id", params).fetchall()
-        return [_record(row) for row in rows]
+        return [record(row) for row in rows]
 
     def tasks_json(self, since: int | None = None) -> tuple[int, list[tuple[int, TaskState, str]]]:
         """(the queue's version, tasks as (id, state, REST TASK JSON text)), by id.
@@ -124,7 +112,7 @@ class TaskStore:
                 rows = self._db.execute(_TASK_JSON_QUERY).fetchall()
             else:
                 rows = self._db.execute(_CHANGED_JSON_QUERY, (since, TaskState.RUNNING)).fetchall()
-        return version, [(task_id, _STATES[state], text) for task_id, state, text in rows]
+        return version, [(task_id, STATES[state], text) for task_id, state, text in rows]
 
     def queued_ids(self) -> list[int]:
         """Ids of the queued tasks in the order they should start."""
@@ -140,10 +128,10 @@ class TaskStore:
             return []
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM tasks WHERE id IN ({','.join('?' * len(wanted))})",
+                f"SELECT {COLUMNS} FROM tasks WHERE id IN ({','.join('?' * len(wanted))})",
                 wanted,
             ).fetchall()
-        return [_record(row) for row in rows]
+        return [record(row) for row in rows]
 
     def running(self) -> list[TaskRecord]:
         return self.list_tasks([TaskState.RUNNING])
@@ -330,33 +318,7 @@ class TaskStore:
                     known[name], next_id = next_id, next_id + 1
         return known
 
-    def data_version(self) -> int:
-        """Changes when another connection (another service, any process) commits a write.
-
-        A cheap poll: a scheduler that did not make a change notices it within one poll.
-        """
-        with self._lock:
-            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
-
     # -- plumbing ---------------------------------------------------------------------------
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as error:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if _full(error, self.path):
-                    raise DiskFullError(self.path, "the task queue's database") from error
-                raise
-
     @contextmanager
     def _transition(
         self, task_id: int, wanted: TaskState, now: float, detail: str | None = None
@@ -374,65 +336,9 @@ class TaskStore:
             yield db
 
 
-_COLUMNS = (
-    "id, kind, state, spec, position, description, package_path, memory_mb, reserved_mb, created_at,"
-    " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id,"
-    " owner, waiting_for"
-)
-_STATES = {state.value: state for state in TaskState}
 _HOLDING = [state for state in TaskState if state.holds_devices]
-_KINDS = {kind.value: kind for kind in TaskKind}
 _TASK_JSON_QUERY = "SELECT id, state, json FROM tasks ORDER BY id"
 _CHANGED_JSON_QUERY = (
     "SELECT id, state, json FROM tasks WHERE version > ?"
     " UNION SELECT id, state, json FROM tasks WHERE state = ? ORDER BY id"
 )
-
-
-def _record(row: tuple[Any, ...]) -> TaskRecord:
-    # Reading 10,000 tasks must stay well under 100 ms: positional columns and arguments, no JSON
-    # for "{}", and the spec left as text until someone asks for it.
-    (task_id, kind, state, spec, position, description, package_path, memory_mb, reserved, created_at,
-     started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id,
-     owner, waiting_for) = row  # fmt: skip
-    return TaskRecord(
-        task_id,
-        _KINDS[kind],
-        _STATES[state],
-        spec,
-        position,
-        description,
-        package_path,
-        memory_mb,
-        {int(k): v for k, v in json.loads(reserved).items()} if reserved != "{}" else {},
-        created_at,
-        started_at,
-        ended_at,
-        pid,
-        pid_start_time,
-        exit_code,
-        error,
-        output_tail,
-        json.loads(progress) if progress != "{}" else {},
-        output_start,
-        kernel_id,
-        owner,
-        waiting_for,
-    )
-
-
-def _full(error: sqlite3.OperationalError, path: Path) -> bool:
-    """SQLITE_FULL, or an I/O error on a disk with no room left (SQLite may report either)."""
-    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
-    if code == _SQLITE_FULL:
-        return True
-    if code != _SQLITE_IOERR:
-        return False
-    try:
-        return shutil.disk_usage(path.parent).free < _NEARLY_FULL_BYTES
-    except OSError:
-        return False
-
-
-_SQLITE_FULL, _SQLITE_IOERR = 13, 10
-_NEARLY_FULL_BYTES = 1 << 20

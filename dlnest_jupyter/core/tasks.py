@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from .errors import TaskStateError
-from .placement import Demand, Reservation
+from .placement_values import Demand, Reservation
 
 
 class TaskKind(enum.StrEnum):

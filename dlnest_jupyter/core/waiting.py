@@ -13,15 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from .card_ledger import CardLedger
 from .devices import CPU_ID, InventorySnapshot
-from .placement import (
-    CardLedger,
-    Demand,
-    Reservation,
-    Settings,
-    estimate_mb,
-    fits_when_idle,
-)
+from .placement import fits_when_idle
+from .placement_values import Demand, Reservation, estimate_mb
+from .settings import Settings
 
 MAX_HOLDERS_NAMED = 3  # "(task 3 holds 4,000; analyzer 5 holds 2,000; +2 more)"
 

@@ -13,7 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from ..core.placement import Settings
+from ..core.settings import Settings
 from ..core.tasks import runs_in_kernel
 from . import view_model as vm
 from .widgets_util import set_options, set_value

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..core.box_ledger import OtherReservation
 from ..core.devices import CPU_ID, InventorySnapshot
-from ..core.placement import Settings, gpu_budgets_mb
+from ..core.placement import gpu_budgets_mb
+from ..core.settings import Settings
 from ..core.tasks import TaskRecord
 
 

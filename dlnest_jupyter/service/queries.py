@@ -15,7 +15,7 @@ from ..core.box_ledger import Ledger
 from ..core.devices import DeviceSource
 from ..core.package import METRICS_FILE, SavePackage
 from ..core.package_state import checkpoints_json
-from ..core.placement import Settings
+from ..core.settings import Settings
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord, TaskState
 from .device_rows import device_rows

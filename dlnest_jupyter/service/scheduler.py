@@ -23,7 +23,8 @@ from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID, DeviceSource
 from ..core.errors import LaunchDeferred, LaunchUnknown, TaskStateError
 from ..core.package import SavePackage
-from ..core.placement import Demand, Reservation, placement_pass
+from ..core.placement import placement_pass
+from ..core.placement_values import Demand, Reservation
 from ..core.store import TaskStore
 from ..core.tasks import RUNNERS, Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer

@@ -23,7 +23,7 @@ from typing import Any
 from ..core.box_ledger import Ledger
 from ..core.devices import DeviceSource
 from ..core.errors import TaskStateError
-from ..core.placement import Settings
+from ..core.settings import Settings
 from ..core.store import TaskStore
 from ..core.tasks import RUNNERS, AnalyzerState, Runner, TaskKind, TaskRecord, TaskState
 from .event_log import EventLog

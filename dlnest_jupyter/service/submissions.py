@@ -20,7 +20,8 @@ from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError
 from ..core.package import SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
-from ..core.placement import Demand, admission_error
+from ..core.placement import admission_error
+from ..core.placement_values import Demand
 from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
 from ..core.tasks import RUNNERS, Runner, TaskKind, TaskRecord, TaskState

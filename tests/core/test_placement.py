@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from dlnest_jupyter.core.devices import CPU_ID, FakeSource, GpuSnapshot, InventorySnapshot
-from dlnest_jupyter.core.placement import (
-    Demand,
-    Reservation,
-    Settings,
-    admission_error,
-    gpu_budgets_mb,
-    plan_placements,
-)
+from dlnest_jupyter.core.placement import admission_error, gpu_budgets_mb, plan_placements
+from dlnest_jupyter.core.placement_values import Demand, Reservation
+from dlnest_jupyter.core.settings import Settings
 
 NOW = 1_000_000.0  # Demand.queued_at defaults to 0: long-queued, so set it where starvation matters
 

@@ -16,7 +16,7 @@ from dlnest_jupyter.core.errors import (
     TaskNotFoundError,
     TaskStateError,
 )
-from dlnest_jupyter.core.placement import Settings
+from dlnest_jupyter.core.settings import Settings
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.store_schema import SCHEMA_VERSION
 from dlnest_jupyter.core.tasks import TaskRecord, TaskState

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dlnest_jupyter.core.devices import CPU_ID, FakeSource, InventorySnapshot
-from dlnest_jupyter.core.placement import Demand, Reservation, Settings, placement_pass
+from dlnest_jupyter.core.placement import placement_pass
+from dlnest_jupyter.core.placement_values import Demand, Reservation
+from dlnest_jupyter.core.settings import Settings
 from dlnest_jupyter.core.waiting import WaitExplainer
 
 NOW = 1_000_000.0

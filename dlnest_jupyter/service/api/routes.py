@@ -1,7 +1,7 @@
 """The routes of DESIGN.md section 6, as data, and the verbs behind them.
 
 Each verb reads a matched request (`api.Call`), checks what it carries against the field tables
-(`core/fields.py`; task kinds in `task_kinds.py`, settings in `core/placement.py`), confines the
+(`core/fields.py`; task kinds in `task_kinds.py`, settings in `core/settings.py`), confines the
 paths it names, calls the service, and shapes the reply. Paths are relative to `/dlnest/api/`.
 """
 
@@ -136,7 +136,7 @@ def get_settings(call: Call) -> Reply:
 
 
 def put_settings(call: Call) -> Reply:
-    # Checked by Settings.updated, against the one table of settings (core/placement.py).
+    # Checked by Settings.updated, against the one table of settings (core/settings.py).
     return json_reply(200, call.service.update_settings(call.body()).to_json())
 
 

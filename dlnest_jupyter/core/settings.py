@@ -1,0 +1,55 @@
+"""The scheduler's settings: which devices it uses, how many tasks a card takes, the launch delay
+and the starvation wait, with the one table that checks a change to any of them.
+
+Apart from `placement.py`: the settings change with the REST contract and the dashboard's panel
+(a new setting, a new range), the placement pass with how tasks are packed; the store, the
+dashboard and the API read the settings without needing the pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .devices import CPU_ID
+from .fields import FieldSpec, integer, integer_list, number, optional, validated
+
+
+@dataclass(frozen=True)
+class Settings:
+    devices: tuple[int, ...] | None = None  # enabled device ids (-1 is the CPU); None: all
+    max_tasks_per_device: int = 10_000
+    launch_delay_s: float = 0.0  # least time between two launches on one device
+    starvation_s: float = 600.0
+
+    def enabled(self, device_id: int) -> bool:
+        return self.devices is None or device_id in self.devices
+
+    def updated(self, changes: Mapping[str, Any]) -> Settings:
+        """These settings with `changes` applied; a bad change is a RequestError naming it."""
+        checked = validated(changes, SETTINGS_FIELDS)
+        if checked.get("devices") is not None:
+            checked["devices"] = tuple(checked["devices"])
+        return replace(self, **checked)
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST contract's settings object."""
+        return {
+            "devices": list(self.devices) if self.devices is not None else None,
+            "launch_delay_s": self.launch_delay_s,
+            "max_tasks_per_device": self.max_tasks_per_device,
+            "starvation_s": self.starvation_s,
+        }
+
+
+_MAX_SECONDS = 366 * 24 * 3600.0
+# Every setting's type and range, checked once, by `Settings.updated` (REST and in-process alike).
+SETTINGS_FIELDS = {
+    "devices": FieldSpec(
+        optional(integer_list(CPU_ID, 2**31, 4096, "device ids (-1 is the CPU), or null for all"))
+    ),
+    "max_tasks_per_device": FieldSpec(integer(1, 1_000_000)),
+    "launch_delay_s": FieldSpec(number(0, _MAX_SECONDS)),
+    "starvation_s": FieldSpec(number(0, _MAX_SECONDS)),
+}
