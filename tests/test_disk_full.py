@@ -100,7 +100,15 @@ def AOneEpoch(self):
     self.runner.scheduler.step()
     self.epochs_seen = getattr(self, "epochs_seen", 0) + 1
     if self.epochs_seen == 2:  # someone else's job takes the rest of the disk
-        import os
+        import glob, json, os, time
+        # Epoch 1's checkpoint is written in the background: the disk fills once it has landed
+        # (filled during that write, it would rightly be lost, and this test is of a later one).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            named = glob.glob(os.path.join(self.args["save_root"], "*", "_package.json"))
+            if named and json.load(open(named[0])).get("head") is not None:
+                break
+            time.sleep(0.01)
         fd = os.open(self.args["filler"], os.O_WRONLY | os.O_CREAT)
         for size in (65536, 4096, 1):
             try:
