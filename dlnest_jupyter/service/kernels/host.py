@@ -20,7 +20,6 @@ import shlex
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +36,7 @@ from ...core.analyzer_protocol import (
 from ...core.devices import CPU_ID
 from ...core.tasks import AnalyzerState, ExperimentState, TaskRecord
 from ..launch.executor import Executor, Launch
+from .analyzer_record import AnalyzerRecord
 from .experiments import Experiment, ExperimentBook
 from .messages import route_message
 
@@ -49,27 +49,6 @@ FAREWELL_TIMEOUT_S = 2.0  # a kernel busy with an experiment is not waited for l
 
 
 _LIVE = (AnalyzerState.LOADING, AnalyzerState.READY)  # a failed load shuts its kernel itself
-
-
-@dataclass
-class _Analyzer:
-    task_id: int
-    kernel_id: str
-    pid: int  # the kernel's process at the last load: a new one means the kernel restarted
-    session_id: str | None = None
-    client: Any = None  # an AsyncKernelClient once the kernel is ready
-    state: AnalyzerState = AnalyzerState.LOADING
-    error: str | None = None
-    loads: int = 0  # 1 after the first load; a restart loads the package again
-    pending: dict[str, Experiment] = field(default_factory=dict)  # execute msg_id -> experiment
-    ends: dict[str, set[str]] = field(default_factory=dict)  # msg_id -> ends seen (reply, idle)
-    # Experiments sent while the model loads, with their code: sent to the kernel once loaded.
-    waiting: list[tuple[Experiment, str]] = field(default_factory=list)
-    listener: asyncio.Future[None] | None = None  # routes IOPub messages while ready
-    # The kernel's own word (busy / idle), whoever's code it runs: a notebook attached to it
-    # keeps it busy without any experiment of ours.
-    execution_state: str = "idle"
-    shutting_down: bool = False
 
 
 class AnalyzerHost(Executor):
@@ -87,7 +66,7 @@ class AnalyzerHost(Executor):
         self._loop: asyncio.AbstractEventLoop | None = loop
         self.session_manager, self.kernel_name = session_manager, kernel_name
         self.experiments = ExperimentBook()
-        self._analyzers: dict[int, _Analyzer] = {}
+        self._analyzers: dict[int, AnalyzerRecord] = {}
         self._lock = threading.Lock()
 
     @property
@@ -104,7 +83,7 @@ class AnalyzerHost(Executor):
         """Start the kernel (it loads the package on its own) and return at once."""
         kernel_id = self._run(self._start_kernel(task, device_ids), START_TIMEOUT_S)
         pid = self._kernel_pid(kernel_id) or 0
-        analyzer = _Analyzer(task.id, kernel_id, pid)
+        analyzer = AnalyzerRecord(task.id, kernel_id, pid)
         with self._lock:
             self._analyzers[task.id] = analyzer
         self._spawn(self._load(analyzer, task), analyzer, "load")
@@ -252,7 +231,7 @@ class AnalyzerHost(Executor):
         except ValueError:
             return {"path": ""}
 
-    async def _load(self, analyzer: _Analyzer, task: TaskRecord | None = None) -> None:
+    async def _load(self, analyzer: AnalyzerRecord, task: TaskRecord | None = None) -> None:
         """Wait for the kernel's startup line to load the package, then route its output."""
         client = analyzer.client
         try:
@@ -297,7 +276,7 @@ class AnalyzerHost(Executor):
         if task is not None and self.session_manager is not None:
             await self._name_session(analyzer, task)
 
-    async def _reload(self, analyzer: _Analyzer) -> None:
+    async def _reload(self, analyzer: AnalyzerRecord) -> None:
         """The kernel restarted: what ran in it is gone, and its startup line loads again."""
         if analyzer.listener is not None:
             analyzer.listener.cancel()
@@ -312,7 +291,7 @@ class AnalyzerHost(Executor):
             )
         await self._load(analyzer)
 
-    async def _name_session(self, analyzer: _Analyzer, task: TaskRecord) -> None:
+    async def _name_session(self, analyzer: AnalyzerRecord, task: TaskRecord) -> None:
         # A named session is what JupyterLab's kernel picker shows.
         try:
             session = await self.session_manager.create_session(
@@ -325,7 +304,7 @@ class AnalyzerHost(Executor):
         except Exception:  # the analyzer works without a session; only the picker's label suffers
             log.exception("could not name a session for analyzer %s", task.id)
 
-    async def _execute(self, analyzer: _Analyzer, experiment: Experiment, code: str) -> None:
+    async def _execute(self, analyzer: AnalyzerRecord, experiment: Experiment, code: str) -> None:
         # stop_on_error=False: by default a kernel aborts the requests queued behind one that
         # failed (or was interrupted); an experiment sent just after another's error ran nothing.
         message_id = analyzer.client.execute(
@@ -333,11 +312,11 @@ class AnalyzerHost(Executor):
         )
         analyzer.pending[message_id] = experiment
 
-    async def _listen(self, analyzer: _Analyzer) -> None:
+    async def _listen(self, analyzer: AnalyzerRecord) -> None:
         """Route the kernel's replies and IOPub messages to the experiments that caused them."""
         await asyncio.gather(self._listen_to(analyzer, "iopub"), self._listen_to(analyzer, "shell"))
 
-    async def _listen_to(self, analyzer: _Analyzer, channel: str) -> None:
+    async def _listen_to(self, analyzer: AnalyzerRecord, channel: str) -> None:
         pending, client = analyzer.pending, analyzer.client
         receive = client.get_iopub_msg if channel == "iopub" else client.get_shell_msg
         while analyzer.state is AnalyzerState.READY:
@@ -352,7 +331,7 @@ class AnalyzerHost(Executor):
             if experiment is not None:
                 route_message(self.experiments, analyzer, experiment, message, parent)
 
-    async def _shut_down(self, analyzer: _Analyzer, farewell: str | None = None) -> None:
+    async def _shut_down(self, analyzer: AnalyzerRecord, farewell: str | None = None) -> None:
         """Shut the kernel down; `farewell`: its last output first, for a notebook or console
         attached to it, which would otherwise find its kernel gone without a word."""
         with self._lock:
@@ -400,7 +379,9 @@ class AnalyzerHost(Executor):
             return []
         return list(self.kernel_manager.list_kernel_ids())
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], analyzer: _Analyzer, what: str) -> None:
+    def _spawn(
+        self, coroutine: Coroutine[Any, Any, None], analyzer: AnalyzerRecord, what: str
+    ) -> None:
         """Run `coroutine` on the loop without waiting. What it raises is not lost: it goes to
         the log, and an analyzer still loading fails with it, with the experiments waiting on it
         (their records say why), instead of staying "loading" for ever."""

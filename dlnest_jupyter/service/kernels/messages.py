@@ -17,7 +17,7 @@ from .experiments import Experiment, ExperimentBook
 
 
 class Listened(Protocol):
-    """What the host keeps per analyzer for routing (`analyzers._Analyzer`)."""
+    """What the host keeps per analyzer for routing (analyzer_record.AnalyzerRecord)."""
 
     pending: dict[str, Experiment]  # execute msg_id -> experiment, until it ends
     ends: dict[str, set[str]]  # msg_id -> which of "execute_reply" and "status" were seen
