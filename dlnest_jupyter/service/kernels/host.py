@@ -15,34 +15,23 @@ import contextlib
 import inspect
 import json
 import logging
-import os
 import shlex
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ...core import processes
-from ...core.analyzer_protocol import (
-    CHECKPOINT_ENV,
-    CPU_ENV,
-    PACKAGE_ENV,
-    SCRIPTS_ENV,
-    STATUS_EXPRESSION,
-    TASK_ENV,
-    session_name,
-)
-from ...core.devices import CPU_ID
+from ...core.analyzer_protocol import STATUS_EXPRESSION, session_name
 from ...core.tasks import AnalyzerState, ExperimentState, TaskRecord
 from ..launch.executor import Executor, Launch
 from .analyzer_record import AnalyzerRecord
 from .experiments import Experiment, ExperimentBook
+from .kernel_processes import KERNEL_NAME, kernel_ids, kernel_pid, start_kernel
 from .messages import route_message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-KERNEL_NAME = "dlnest-analyzer"
 START_TIMEOUT_S = 120.0
 LOAD_TIMEOUT_S = 900.0  # import torch, build the dataset, load the checkpoint
 FAREWELL_TIMEOUT_S = 2.0  # a kernel busy with an experiment is not waited for longer
@@ -81,8 +70,10 @@ class AnalyzerHost(Executor):
     # -- the executor side (scheduler threads) ----------------------------------------------
     def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
         """Start the kernel (it loads the package on its own) and return at once."""
-        kernel_id = self._run(self._start_kernel(task, device_ids), START_TIMEOUT_S)
-        pid = self._kernel_pid(kernel_id) or 0
+        kernel_id = self._run(
+            start_kernel(self.kernel_manager, self.kernel_name, task, device_ids), START_TIMEOUT_S
+        )
+        pid = kernel_pid(self.kernel_manager, kernel_id) or 0
         analyzer = AnalyzerRecord(task.id, kernel_id, pid)
         with self._lock:
             self._analyzers[task.id] = analyzer
@@ -95,9 +86,9 @@ class AnalyzerHost(Executor):
         if analyzer is None:  # started by an earlier server: its kernels ended with it
             return 1
         if analyzer.state is AnalyzerState.FAILED:
-            return 1 if analyzer.kernel_id not in self._kernel_ids() else None
-        if analyzer.kernel_id in self._kernel_ids():
-            pid = self._kernel_pid(analyzer.kernel_id)
+            return 1 if analyzer.kernel_id not in kernel_ids(self.kernel_manager) else None
+        if analyzer.kernel_id in kernel_ids(self.kernel_manager):
+            pid = kernel_pid(self.kernel_manager, analyzer.kernel_id)
             if analyzer.state is AnalyzerState.READY and pid is not None and pid != analyzer.pid:
                 # Restarted from JupyterLab (or by the server's restarter after a crash): the
                 # kernel's startup line loads the package again; follow that load.
@@ -155,7 +146,7 @@ class AnalyzerHost(Executor):
     def connection_file(self, task_id: int) -> str | None:
         with self._lock:
             analyzer = self._analyzers.get(task_id)
-        if analyzer is None or analyzer.kernel_id not in self._kernel_ids():
+        if analyzer is None or analyzer.kernel_id not in kernel_ids(self.kernel_manager):
             return None
         return str(self.kernel_manager.get_kernel(analyzer.kernel_id).connection_file)
 
@@ -202,35 +193,6 @@ class AnalyzerHost(Executor):
         return self.experiments.change(experiment, offset, display_offset)
 
     # -- on the loop ------------------------------------------------------------------------
-    async def _start_kernel(self, task: TaskRecord, device_ids: tuple[int, ...]) -> str:
-        spec = task.spec
-        gpu_ids = [d for d in device_ids if d != CPU_ID]
-        env = {  # `env` replaces the kernel's environment: start from ours
-            **os.environ,
-            PACKAGE_ENV: str(task.package_path),
-            CHECKPOINT_ENV: str(spec["checkpoint_id"]),  # resolved at submit
-            SCRIPTS_ENV: spec["scripts_dir"],
-            CPU_ENV: "1" if not gpu_ids else "0",
-            TASK_ENV: str(task.id),
-            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),
-        }
-        kernel_id: str = await self.kernel_manager.start_kernel(
-            kernel_name=self.kernel_name, env=env, **self._cwd(task)
-        )
-        return kernel_id
-
-    def _cwd(self, task: TaskRecord) -> dict[str, str]:
-        # The server's manager takes an API path relative to its root; a bare manager a folder.
-        root = getattr(self.kernel_manager, "root_dir", None)
-        package = Path(str(task.package_path))
-        if root is None:
-            return {"cwd": str(package)}
-        try:
-            return {"path": package.relative_to(Path(root).resolve()).as_posix()}
-        except ValueError:
-            return {"path": ""}
-
     async def _load(self, analyzer: AnalyzerRecord, task: TaskRecord | None = None) -> None:
         """Wait for the kernel's startup line to load the package, then route its output."""
         client = analyzer.client
@@ -365,19 +327,8 @@ class AnalyzerHost(Executor):
         with contextlib.suppress(Exception):  # already gone is fine
             if analyzer.session_id is not None:
                 await self.session_manager.delete_session(analyzer.session_id)
-            elif analyzer.kernel_id in self._kernel_ids():
+            elif analyzer.kernel_id in kernel_ids(self.kernel_manager):
                 await self.kernel_manager.shutdown_kernel(analyzer.kernel_id, now=True)
-
-    def _kernel_pid(self, kernel_id: str) -> int | None:
-        with contextlib.suppress(Exception):  # gone, or between two processes of a restart
-            pid = self.kernel_manager.get_kernel(kernel_id).provisioner.pid
-            return int(pid) if pid else None
-        return None
-
-    def _kernel_ids(self) -> list[str]:
-        if self.kernel_manager is None:
-            return []
-        return list(self.kernel_manager.list_kernel_ids())
 
     def _spawn(
         self, coroutine: Coroutine[Any, Any, None], analyzer: AnalyzerRecord, what: str
