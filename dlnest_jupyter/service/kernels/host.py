@@ -9,13 +9,10 @@ the loading (runtime/analyzer_kernel.py).
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
-import shlex
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -28,13 +25,12 @@ from ..launch.executor import Executor, Launch
 from .analyzer_record import AnalyzerRecord
 from .experiments import Experiment, ExperimentBook
 from .kernel_processes import KERNEL_NAME, kernel_ids, kernel_pid, start_kernel
+from .load_and_farewell import LOAD_TIMEOUT_S, farewell_text, say_farewell, user_expression
 from .messages import route_message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 START_TIMEOUT_S = 120.0
-LOAD_TIMEOUT_S = 900.0  # import torch, build the dataset, load the checkpoint
-FAREWELL_TIMEOUT_S = 2.0  # a kernel busy with an experiment is not waited for longer
 
 
 _LIVE = (AnalyzerState.LOADING, AnalyzerState.READY)  # a failed load shuts its kernel itself
@@ -201,7 +197,7 @@ class AnalyzerHost(Executor):
                 client = self.kernel_manager.get_kernel(analyzer.kernel_id).client()
                 client.start_channels()
             await client.wait_for_ready(timeout=LOAD_TIMEOUT_S)
-            status = await _user_expression(client, STATUS_EXPRESSION)
+            status = await user_expression(client, STATUS_EXPRESSION)
         except Exception as error:  # the kernel died while loading, or never answered
             status = {"ok": False, "error": f"the analyzer kernel did not start: {error!r}"}
         with self._lock:
@@ -300,22 +296,16 @@ class AnalyzerHost(Executor):
             if analyzer.shutting_down:  # a `del` and the scheduler's pass both ask: once is enough
                 return
             analyzer.shutting_down = True
-            said_goodbye = analyzer.state is AnalyzerState.READY and farewell is not None
+            goodbye = farewell if analyzer.state is AnalyzerState.READY else None
             if analyzer.state is not AnalyzerState.FAILED:
                 analyzer.state = AnalyzerState.ENDED
             analyzer.waiting = []
-        if said_goodbye and analyzer.client is not None:
+        if goodbye is not None and analyzer.client is not None:
             if analyzer.listener is not None:  # it would take the reply this waits for
                 analyzer.listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await analyzer.listener
-            with contextlib.suppress(Exception):  # best effort: the kernel may be busy or gone
-                await analyzer.client.execute_interactive(
-                    f"import sys; print({farewell!r}, file=sys.stderr, flush=True)",
-                    store_history=False,
-                    timeout=FAREWELL_TIMEOUT_S,
-                    output_hook=lambda message: None,
-                )
+            await say_farewell(analyzer.client, goodbye)
         for experiment in self.experiments.unfinished(analyzer.task_id):
             self.experiments.finish(
                 experiment, ExperimentState.INTERRUPTED, "the analyzer was shut down"
@@ -366,30 +356,5 @@ class AnalyzerHost(Executor):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
 
 
-def farewell_text(task: TaskRecord) -> str:
-    """A deleted analyzer's last words in its kernel: what ended, and how to load it again."""
-    again = f"%dlnest analyze -r {shlex.quote(str(task.package_path))}"
-    checkpoint = task.spec.get("checkpoint_id")
-    if checkpoint is not None:
-        again += f" -c {checkpoint}"
-    return (
-        f"dlnest: analyzer {task.id} ended (deleted): its model is unloaded and this kernel "
-        f"shuts down. To load it again: {again}"
-    )
-
-
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
-
-
-async def _user_expression(client: Any, expression: str) -> dict[str, Any]:
-    """Evaluate `expression` (a JSON string) in the kernel, without touching its history."""
-    reply = await client.execute_interactive(
-        "", user_expressions={"value": expression}, store_history=False, timeout=LOAD_TIMEOUT_S,
-        output_hook=lambda message: None,
-    )  # fmt: skip
-    value = reply["content"]["user_expressions"]["value"]
-    if value.get("status") != "ok":
-        return {"ok": False, "error": f"{value.get('ename')}: {value.get('evalue')}"}
-    parsed: dict[str, Any] = json.loads(ast.literal_eval(value["data"]["text/plain"]))
-    return parsed
