@@ -19,12 +19,13 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ...core import processes
-from ...core.analyzer_protocol import STATUS_EXPRESSION, session_name
+from ...core.analyzer_protocol import STATUS_EXPRESSION
 from ...core.tasks import AnalyzerState, ExperimentState, TaskRecord
 from ..launch.executor import Executor, Launch
 from .analyzer_record import AnalyzerRecord
 from .experiments import Experiment, ExperimentBook
 from .kernel_processes import KERNEL_NAME, kernel_ids, kernel_pid, start_kernel
+from .kernel_sessions import name_session
 from .load_and_farewell import LOAD_TIMEOUT_S, farewell_text, say_farewell, user_expression
 from .messages import route_message
 
@@ -232,7 +233,7 @@ class AnalyzerHost(Executor):
             await self._execute(analyzer, experiment, code)
         analyzer.listener = asyncio.ensure_future(self._listen(analyzer))
         if task is not None and self.session_manager is not None:
-            await self._name_session(analyzer, task)
+            analyzer.session_id = await name_session(self.session_manager, analyzer.kernel_id, task)
 
     async def _reload(self, analyzer: AnalyzerRecord) -> None:
         """The kernel restarted: what ran in it is gone, and its startup line loads again."""
@@ -248,19 +249,6 @@ class AnalyzerHost(Executor):
                 "the analyzer's kernel restarted; its model was reloaded",
             )
         await self._load(analyzer)
-
-    async def _name_session(self, analyzer: AnalyzerRecord, task: TaskRecord) -> None:
-        # A named session is what JupyterLab's kernel picker shows.
-        try:
-            session = await self.session_manager.create_session(
-                path=f"dlnest/analyzer-{task.id}",
-                name=session_name(task.id, task.package_path),
-                type="console",
-                kernel_id=analyzer.kernel_id,
-            )
-            analyzer.session_id = session["id"]
-        except Exception:  # the analyzer works without a session; only the picker's label suffers
-            log.exception("could not name a session for analyzer %s", task.id)
 
     async def _execute(self, analyzer: AnalyzerRecord, experiment: Experiment, code: str) -> None:
         # stop_on_error=False: by default a kernel aborts the requests queued behind one that
