@@ -27,7 +27,7 @@ from .experiments import Experiment, ExperimentBook
 from .kernel_processes import KERNEL_NAME, kernel_ids, kernel_pid, start_kernel
 from .kernel_sessions import name_session
 from .load_and_farewell import LOAD_TIMEOUT_S, farewell_text, say_farewell, user_expression
-from .messages import route_message
+from .messages import listen
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -231,7 +231,7 @@ class AnalyzerHost(Executor):
         for experiment, code in waiting:
             self.experiments.begin(experiment)
             await self._execute(analyzer, experiment, code)
-        analyzer.listener = asyncio.ensure_future(self._listen(analyzer))
+        analyzer.listener = asyncio.ensure_future(listen(self.experiments, analyzer))
         if task is not None and self.session_manager is not None:
             analyzer.session_id = await name_session(self.session_manager, analyzer.kernel_id, task)
 
@@ -257,25 +257,6 @@ class AnalyzerHost(Executor):
             code, store_history=False, allow_stdin=False, stop_on_error=False
         )
         analyzer.pending[message_id] = experiment
-
-    async def _listen(self, analyzer: AnalyzerRecord) -> None:
-        """Route the kernel's replies and IOPub messages to the experiments that caused them."""
-        await asyncio.gather(self._listen_to(analyzer, "iopub"), self._listen_to(analyzer, "shell"))
-
-    async def _listen_to(self, analyzer: AnalyzerRecord, channel: str) -> None:
-        pending, client = analyzer.pending, analyzer.client
-        receive = client.get_iopub_msg if channel == "iopub" else client.get_shell_msg
-        while analyzer.state is AnalyzerState.READY:
-            try:
-                message = await receive(timeout=1.0)
-            except Exception:  # queue.Empty on a timeout; a closed channel when shutting down
-                continue
-            if message.get("msg_type") == "status":
-                analyzer.execution_state = message["content"].get("execution_state", "idle")
-            parent = message.get("parent_header", {}).get("msg_id", "")
-            experiment = pending.get(parent)
-            if experiment is not None:
-                route_message(self.experiments, analyzer, experiment, message, parent)
 
     async def _shut_down(self, analyzer: AnalyzerRecord, farewell: str | None = None) -> None:
         """Shut the kernel down; `farewell`: its last output first, for a notebook or console
