@@ -30,7 +30,8 @@ from dlnest_jupyter.core.package_creation import PackageOptions, create_package
 from dlnest_jupyter.runtime.checkpoint_io import CheckpointWriter
 from dlnest_jupyter.runtime.loop import TrainingLoop
 from dlnest_jupyter.runtime.progress import ProgressFile
-from dlnest_jupyter.runtime.train import TrainRequest, prepare
+from dlnest_jupyter.runtime.train import prepare
+from dlnest_jupyter.runtime.train_request import TrainRequest
 
 WIDTH, BATCH = 192, 64
 

@@ -36,7 +36,8 @@ from dlnest_jupyter.client.client import Client, InProcessTransport
 from dlnest_jupyter.core.analyzer_protocol import experiment_code
 from dlnest_jupyter.core.config import load_config
 from dlnest_jupyter.core.package_creation import PackageOptions, create_package
-from dlnest_jupyter.runtime.train import TrainRequest, run_training
+from dlnest_jupyter.runtime.train import run_training
+from dlnest_jupyter.runtime.train_request import TrainRequest
 from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.factory import build_service
 

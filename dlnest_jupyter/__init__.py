@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .core.package import SavePackage
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `__getattr__` loads these on first use: torch and ipywidgets come with them
     from .dashboard import Dashboard
     from .runtime import (
         DatasetBase,

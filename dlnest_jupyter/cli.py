@@ -25,9 +25,9 @@ from .core.package import SavePackage
 from .core.package_creation import PackageOptions, create_package, discard_new_package
 from .core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES, new_project
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # importing runtime imports torch: only the commands that train load it
     from .runtime.session import Session
-    from .runtime.train import TrainRequest
+    from .runtime.train_request import TrainRequest
 
 EXIT_BAD_INPUT = 2
 
@@ -87,7 +87,8 @@ def _prepare(
     freq_path: str | None = None,
 ) -> tuple[TrainRequest, Session]:
     from .runtime.devices import default_device_ids  # torch loads only for commands that train
-    from .runtime.train import TrainRequest, prepare
+    from .runtime.train import prepare
+    from .runtime.train_request import TrainRequest
 
     devices = tuple(options.devices) if options.devices else tuple(default_device_ids(options.CPU))
     request = TrainRequest(

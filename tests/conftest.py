@@ -38,7 +38,8 @@ def new_package(config: Path, **options: object) -> SavePackage:
 def train_in_process(
     package: SavePackage, checkpoint_id: int | None = None, kind: str = "train"
 ) -> int:
-    from dlnest_jupyter.runtime.train import TrainRequest, run_training
+    from dlnest_jupyter.runtime.train import run_training
+    from dlnest_jupyter.runtime.train_request import TrainRequest
 
     return run_training(package, TrainRequest(kind=kind, checkpoint_id=checkpoint_id))
 

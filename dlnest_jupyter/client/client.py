@@ -18,7 +18,7 @@ from .transport import KeepAliveTransport
 
 __all__ = ["Client", "ClientError", "HttpTransport", "InProcessTransport"]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for annotations only: a client over HTTP never loads the service's API
     from ..service.api import Api
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import TYPE_CHECKING
 
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -21,9 +20,7 @@ from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
 from .session import open_session, open_writer, run_args
-
-if TYPE_CHECKING:
-    from .train import TrainRequest
+from .train_request import TrainRequest
 
 
 def launch_ranks(package: SavePackage, request: TrainRequest) -> BaseException | None:

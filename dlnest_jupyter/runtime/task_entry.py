@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from ..core.errors import DLNestError
 from ..core.package import SavePackage
-from .train import EXIT_BAD_INPUT, TrainRequest, prepare, train
+from .train import EXIT_BAD_INPUT, prepare, train
+from .train_request import TrainRequest
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,9 +15,8 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from ..core.checkpoints import TrackLimits
@@ -30,21 +29,9 @@ from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
 from .session import Session, open_session, open_writer, print_warnings, run_args
+from .train_request import TrainRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # and EXIT_DISK_FULL
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    kind: str  # "train" | "continue"
-    device_ids: tuple[int, ...] = (-1,)
-    checkpoint_id: int | None = None  # continue from this id (-1: the branch head); None: fresh
-    ddp: bool = False
-    memory_mb: int | None = None
-    echo: bool = False  # also show the output on this process's terminal
-    # A continue's config changes (core/continuation.py), laid over args.json when it starts.
-    overrides: Mapping[str, Any] | None = None
-    freq_path: str | None = None  # where the overrides came from, for the launch record
 
 
 def prepare(package: SavePackage, request: TrainRequest, rank: int = 0) -> Session:

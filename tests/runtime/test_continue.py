@@ -106,7 +106,8 @@ def loadSaveDict(self, saveDict):
 
 def test_checkpoints_load_weights_only_unless_the_user_opts_out(tmp_path: Path) -> None:
     from dlnest_jupyter.core.errors import PackageError
-    from dlnest_jupyter.runtime.train import TrainRequest, prepare
+    from dlnest_jupyter.runtime.train import prepare
+    from dlnest_jupyter.runtime.train_request import TrainRequest
 
     from ..projects import life_cycle_source
 
@@ -162,7 +163,8 @@ def test_a_continue_with_a_new_config_keeps_the_old_checkpoints_loading_with_the
     tmp_path: Path,
 ) -> None:
     from dlnest_jupyter.runtime.session import open_session
-    from dlnest_jupyter.runtime.train import TrainRequest, run_training
+    from dlnest_jupyter.runtime.train import run_training
+    from dlnest_jupyter.runtime.train_request import TrainRequest
 
     package = trained(tmp_path, epochs=2)  # ids 0, 1 with batch_size 16
     request = TrainRequest(kind="continue", checkpoint_id=0, overrides={"batch_size": 8})

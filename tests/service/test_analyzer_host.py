@@ -16,7 +16,8 @@ from dlnest_jupyter.core.tasks import (
     TaskRecord,
     TaskState,
 )
-from dlnest_jupyter.service.kernels.host import AnalyzerHost, _Analyzer
+from dlnest_jupyter.service.kernels.analyzer_record import AnalyzerRecord
+from dlnest_jupyter.service.kernels.host import AnalyzerHost
 
 
 class NoKernels:
@@ -41,7 +42,7 @@ def test_a_load_that_raises_fails_its_analyzer_and_the_experiments_waiting_on_it
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     host = AnalyzerHost(NoKernels(), loop)
-    analyzer = _Analyzer(task_id=7, kernel_id="k-7", pid=0)
+    analyzer = AnalyzerRecord(task_id=7, kernel_id="k-7", pid=0)
     host._analyzers[7] = analyzer  # as `start` leaves it: loading
     waiting = host.experiments.open(7, "getAcc", ExperimentState.QUEUED)
     analyzer.waiting.append((waiting, "experience(self)"))

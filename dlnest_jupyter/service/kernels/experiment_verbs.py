@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...core.analyzer_protocol import experiment_code, session_name
 from ...core.errors import AnalysisScriptError, NotAnAnalyzerError
@@ -18,9 +18,7 @@ from ...core.project import defines_name
 from ...core.store import TaskStore
 from ...core.tasks import AnalyzerState, TaskRecord, TaskState, runs_in_kernel
 from .experiments import Experiment
-
-if TYPE_CHECKING:
-    from .host import AnalyzerHost
+from .host import AnalyzerHost
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 

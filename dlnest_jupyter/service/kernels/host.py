@@ -9,67 +9,32 @@ the loading (runtime/analyzer_kernel.py).
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
-import os
-import shlex
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ...core import processes
-from ...core.analyzer_protocol import (
-    CHECKPOINT_ENV,
-    CPU_ENV,
-    PACKAGE_ENV,
-    SCRIPTS_ENV,
-    STATUS_EXPRESSION,
-    TASK_ENV,
-    session_name,
-)
-from ...core.devices import CPU_ID
+from ...core.analyzer_protocol import STATUS_EXPRESSION
 from ...core.tasks import AnalyzerState, ExperimentState, TaskRecord
 from ..launch.executor import Executor, Launch
+from .analyzer_record import AnalyzerRecord
 from .experiments import Experiment, ExperimentBook
-from .messages import route_message
+from .kernel_processes import KERNEL_NAME, kernel_ids, kernel_pid, start_kernel
+from .kernel_sessions import name_session
+from .load_and_farewell import LOAD_TIMEOUT_S, farewell_text, say_farewell, user_expression
+from .messages import listen
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-KERNEL_NAME = "dlnest-analyzer"
 START_TIMEOUT_S = 120.0
-LOAD_TIMEOUT_S = 900.0  # import torch, build the dataset, load the checkpoint
-FAREWELL_TIMEOUT_S = 2.0  # a kernel busy with an experiment is not waited for longer
 
 
 _LIVE = (AnalyzerState.LOADING, AnalyzerState.READY)  # a failed load shuts its kernel itself
-
-
-@dataclass
-class _Analyzer:
-    task_id: int
-    kernel_id: str
-    pid: int  # the kernel's process at the last load: a new one means the kernel restarted
-    session_id: str | None = None
-    client: Any = None  # an AsyncKernelClient once the kernel is ready
-    state: AnalyzerState = AnalyzerState.LOADING
-    error: str | None = None
-    loads: int = 0  # 1 after the first load; a restart loads the package again
-    pending: dict[str, Experiment] = field(default_factory=dict)  # execute msg_id -> experiment
-    ends: dict[str, set[str]] = field(default_factory=dict)  # msg_id -> ends seen (reply, idle)
-    # Experiments sent while the model loads, with their code: sent to the kernel once loaded.
-    waiting: list[tuple[Experiment, str]] = field(default_factory=list)
-    listener: asyncio.Future[None] | None = None  # routes IOPub messages while ready
-    # The kernel's own word (busy / idle), whoever's code it runs: a notebook attached to it
-    # keeps it busy without any experiment of ours.
-    execution_state: str = "idle"
-    shutting_down: bool = False
 
 
 class AnalyzerHost(Executor):
@@ -87,7 +52,7 @@ class AnalyzerHost(Executor):
         self._loop: asyncio.AbstractEventLoop | None = loop
         self.session_manager, self.kernel_name = session_manager, kernel_name
         self.experiments = ExperimentBook()
-        self._analyzers: dict[int, _Analyzer] = {}
+        self._analyzers: dict[int, AnalyzerRecord] = {}
         self._lock = threading.Lock()
 
     @property
@@ -102,9 +67,11 @@ class AnalyzerHost(Executor):
     # -- the executor side (scheduler threads) ----------------------------------------------
     def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
         """Start the kernel (it loads the package on its own) and return at once."""
-        kernel_id = self._run(self._start_kernel(task, device_ids), START_TIMEOUT_S)
-        pid = self._kernel_pid(kernel_id) or 0
-        analyzer = _Analyzer(task.id, kernel_id, pid)
+        kernel_id = self._run(
+            start_kernel(self.kernel_manager, self.kernel_name, task, device_ids), START_TIMEOUT_S
+        )
+        pid = kernel_pid(self.kernel_manager, kernel_id) or 0
+        analyzer = AnalyzerRecord(task.id, kernel_id, pid)
         with self._lock:
             self._analyzers[task.id] = analyzer
         self._spawn(self._load(analyzer, task), analyzer, "load")
@@ -116,9 +83,9 @@ class AnalyzerHost(Executor):
         if analyzer is None:  # started by an earlier server: its kernels ended with it
             return 1
         if analyzer.state is AnalyzerState.FAILED:
-            return 1 if analyzer.kernel_id not in self._kernel_ids() else None
-        if analyzer.kernel_id in self._kernel_ids():
-            pid = self._kernel_pid(analyzer.kernel_id)
+            return 1 if analyzer.kernel_id not in kernel_ids(self.kernel_manager) else None
+        if analyzer.kernel_id in kernel_ids(self.kernel_manager):
+            pid = kernel_pid(self.kernel_manager, analyzer.kernel_id)
             if analyzer.state is AnalyzerState.READY and pid is not None and pid != analyzer.pid:
                 # Restarted from JupyterLab (or by the server's restarter after a crash): the
                 # kernel's startup line loads the package again; follow that load.
@@ -176,7 +143,7 @@ class AnalyzerHost(Executor):
     def connection_file(self, task_id: int) -> str | None:
         with self._lock:
             analyzer = self._analyzers.get(task_id)
-        if analyzer is None or analyzer.kernel_id not in self._kernel_ids():
+        if analyzer is None or analyzer.kernel_id not in kernel_ids(self.kernel_manager):
             return None
         return str(self.kernel_manager.get_kernel(analyzer.kernel_id).connection_file)
 
@@ -223,36 +190,7 @@ class AnalyzerHost(Executor):
         return self.experiments.change(experiment, offset, display_offset)
 
     # -- on the loop ------------------------------------------------------------------------
-    async def _start_kernel(self, task: TaskRecord, device_ids: tuple[int, ...]) -> str:
-        spec = task.spec
-        gpu_ids = [d for d in device_ids if d != CPU_ID]
-        env = {  # `env` replaces the kernel's environment: start from ours
-            **os.environ,
-            PACKAGE_ENV: str(task.package_path),
-            CHECKPOINT_ENV: str(spec["checkpoint_id"]),  # resolved at submit
-            SCRIPTS_ENV: spec["scripts_dir"],
-            CPU_ENV: "1" if not gpu_ids else "0",
-            TASK_ENV: str(task.id),
-            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),
-        }
-        kernel_id: str = await self.kernel_manager.start_kernel(
-            kernel_name=self.kernel_name, env=env, **self._cwd(task)
-        )
-        return kernel_id
-
-    def _cwd(self, task: TaskRecord) -> dict[str, str]:
-        # The server's manager takes an API path relative to its root; a bare manager a folder.
-        root = getattr(self.kernel_manager, "root_dir", None)
-        package = Path(str(task.package_path))
-        if root is None:
-            return {"cwd": str(package)}
-        try:
-            return {"path": package.relative_to(Path(root).resolve()).as_posix()}
-        except ValueError:
-            return {"path": ""}
-
-    async def _load(self, analyzer: _Analyzer, task: TaskRecord | None = None) -> None:
+    async def _load(self, analyzer: AnalyzerRecord, task: TaskRecord | None = None) -> None:
         """Wait for the kernel's startup line to load the package, then route its output."""
         client = analyzer.client
         try:
@@ -260,7 +198,7 @@ class AnalyzerHost(Executor):
                 client = self.kernel_manager.get_kernel(analyzer.kernel_id).client()
                 client.start_channels()
             await client.wait_for_ready(timeout=LOAD_TIMEOUT_S)
-            status = await _user_expression(client, STATUS_EXPRESSION)
+            status = await user_expression(client, STATUS_EXPRESSION)
         except Exception as error:  # the kernel died while loading, or never answered
             status = {"ok": False, "error": f"the analyzer kernel did not start: {error!r}"}
         with self._lock:
@@ -293,11 +231,11 @@ class AnalyzerHost(Executor):
         for experiment, code in waiting:
             self.experiments.begin(experiment)
             await self._execute(analyzer, experiment, code)
-        analyzer.listener = asyncio.ensure_future(self._listen(analyzer))
+        analyzer.listener = asyncio.ensure_future(listen(self.experiments, analyzer))
         if task is not None and self.session_manager is not None:
-            await self._name_session(analyzer, task)
+            analyzer.session_id = await name_session(self.session_manager, analyzer.kernel_id, task)
 
-    async def _reload(self, analyzer: _Analyzer) -> None:
+    async def _reload(self, analyzer: AnalyzerRecord) -> None:
         """The kernel restarted: what ran in it is gone, and its startup line loads again."""
         if analyzer.listener is not None:
             analyzer.listener.cancel()
@@ -312,20 +250,7 @@ class AnalyzerHost(Executor):
             )
         await self._load(analyzer)
 
-    async def _name_session(self, analyzer: _Analyzer, task: TaskRecord) -> None:
-        # A named session is what JupyterLab's kernel picker shows.
-        try:
-            session = await self.session_manager.create_session(
-                path=f"dlnest/analyzer-{task.id}",
-                name=session_name(task.id, task.package_path),
-                type="console",
-                kernel_id=analyzer.kernel_id,
-            )
-            analyzer.session_id = session["id"]
-        except Exception:  # the analyzer works without a session; only the picker's label suffers
-            log.exception("could not name a session for analyzer %s", task.id)
-
-    async def _execute(self, analyzer: _Analyzer, experiment: Experiment, code: str) -> None:
+    async def _execute(self, analyzer: AnalyzerRecord, experiment: Experiment, code: str) -> None:
         # stop_on_error=False: by default a kernel aborts the requests queued behind one that
         # failed (or was interrupted); an experiment sent just after another's error ran nothing.
         message_id = analyzer.client.execute(
@@ -333,48 +258,23 @@ class AnalyzerHost(Executor):
         )
         analyzer.pending[message_id] = experiment
 
-    async def _listen(self, analyzer: _Analyzer) -> None:
-        """Route the kernel's replies and IOPub messages to the experiments that caused them."""
-        await asyncio.gather(self._listen_to(analyzer, "iopub"), self._listen_to(analyzer, "shell"))
-
-    async def _listen_to(self, analyzer: _Analyzer, channel: str) -> None:
-        pending, client = analyzer.pending, analyzer.client
-        receive = client.get_iopub_msg if channel == "iopub" else client.get_shell_msg
-        while analyzer.state is AnalyzerState.READY:
-            try:
-                message = await receive(timeout=1.0)
-            except Exception:  # queue.Empty on a timeout; a closed channel when shutting down
-                continue
-            if message.get("msg_type") == "status":
-                analyzer.execution_state = message["content"].get("execution_state", "idle")
-            parent = message.get("parent_header", {}).get("msg_id", "")
-            experiment = pending.get(parent)
-            if experiment is not None:
-                route_message(self.experiments, analyzer, experiment, message, parent)
-
-    async def _shut_down(self, analyzer: _Analyzer, farewell: str | None = None) -> None:
+    async def _shut_down(self, analyzer: AnalyzerRecord, farewell: str | None = None) -> None:
         """Shut the kernel down; `farewell`: its last output first, for a notebook or console
         attached to it, which would otherwise find its kernel gone without a word."""
         with self._lock:
             if analyzer.shutting_down:  # a `del` and the scheduler's pass both ask: once is enough
                 return
             analyzer.shutting_down = True
-            said_goodbye = analyzer.state is AnalyzerState.READY and farewell is not None
+            goodbye = farewell if analyzer.state is AnalyzerState.READY else None
             if analyzer.state is not AnalyzerState.FAILED:
                 analyzer.state = AnalyzerState.ENDED
             analyzer.waiting = []
-        if said_goodbye and analyzer.client is not None:
+        if goodbye is not None and analyzer.client is not None:
             if analyzer.listener is not None:  # it would take the reply this waits for
                 analyzer.listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await analyzer.listener
-            with contextlib.suppress(Exception):  # best effort: the kernel may be busy or gone
-                await analyzer.client.execute_interactive(
-                    f"import sys; print({farewell!r}, file=sys.stderr, flush=True)",
-                    store_history=False,
-                    timeout=FAREWELL_TIMEOUT_S,
-                    output_hook=lambda message: None,
-                )
+            await say_farewell(analyzer.client, goodbye)
         for experiment in self.experiments.unfinished(analyzer.task_id):
             self.experiments.finish(
                 experiment, ExperimentState.INTERRUPTED, "the analyzer was shut down"
@@ -386,21 +286,12 @@ class AnalyzerHost(Executor):
         with contextlib.suppress(Exception):  # already gone is fine
             if analyzer.session_id is not None:
                 await self.session_manager.delete_session(analyzer.session_id)
-            elif analyzer.kernel_id in self._kernel_ids():
+            elif analyzer.kernel_id in kernel_ids(self.kernel_manager):
                 await self.kernel_manager.shutdown_kernel(analyzer.kernel_id, now=True)
 
-    def _kernel_pid(self, kernel_id: str) -> int | None:
-        with contextlib.suppress(Exception):  # gone, or between two processes of a restart
-            pid = self.kernel_manager.get_kernel(kernel_id).provisioner.pid
-            return int(pid) if pid else None
-        return None
-
-    def _kernel_ids(self) -> list[str]:
-        if self.kernel_manager is None:
-            return []
-        return list(self.kernel_manager.list_kernel_ids())
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], analyzer: _Analyzer, what: str) -> None:
+    def _spawn(
+        self, coroutine: Coroutine[Any, Any, None], analyzer: AnalyzerRecord, what: str
+    ) -> None:
         """Run `coroutine` on the loop without waiting. What it raises is not lost: it goes to
         the log, and an analyzer still loading fails with it, with the experiments waiting on it
         (their records say why), instead of staying "loading" for ever."""
@@ -434,30 +325,5 @@ class AnalyzerHost(Executor):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
 
 
-def farewell_text(task: TaskRecord) -> str:
-    """A deleted analyzer's last words in its kernel: what ended, and how to load it again."""
-    again = f"%dlnest analyze -r {shlex.quote(str(task.package_path))}"
-    checkpoint = task.spec.get("checkpoint_id")
-    if checkpoint is not None:
-        again += f" -c {checkpoint}"
-    return (
-        f"dlnest: analyzer {task.id} ended (deleted): its model is unloaded and this kernel "
-        f"shuts down. To load it again: {again}"
-    )
-
-
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
-
-
-async def _user_expression(client: Any, expression: str) -> dict[str, Any]:
-    """Evaluate `expression` (a JSON string) in the kernel, without touching its history."""
-    reply = await client.execute_interactive(
-        "", user_expressions={"value": expression}, store_history=False, timeout=LOAD_TIMEOUT_S,
-        output_hook=lambda message: None,
-    )  # fmt: skip
-    value = reply["content"]["user_expressions"]["value"]
-    if value.get("status") != "ok":
-        return {"ok": False, "error": f"{value.get('ename')}: {value.get('evalue')}"}
-    parsed: dict[str, Any] = json.loads(ast.literal_eval(value["data"]["text/plain"]))
-    return parsed

@@ -1,7 +1,7 @@
 """How a kernel's messages about one experiment change it: output, displays, result, its end.
 
-The analyzer host listens on the kernel's IOPub and shell channels and hands every message whose
-parent is one of its experiments to `route_message`. An experiment succeeds only on an `ok`
+`listen` follows a ready kernel's IOPub and shell channels and hands every message whose parent
+is one of its experiments to `route_message`. An experiment succeeds only on an `ok`
 execute_reply (shell) and the idle status after its output (IOPub), both: the idle status alone
 also comes when a kernel is interrupted or restarted mid-run, and the reply alone may overtake the
 last output.
@@ -9,18 +9,43 @@ last output.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, Protocol
 
-from ...core.tasks import ExperimentState
+from ...core.tasks import AnalyzerState, ExperimentState
 from .experiments import Experiment, ExperimentBook
 
 
 class Listened(Protocol):
-    """What the host keeps per analyzer for routing (`analyzers._Analyzer`)."""
+    """What the host keeps per analyzer for routing (analyzer_record.AnalyzerRecord)."""
 
     pending: dict[str, Experiment]  # execute msg_id -> experiment, until it ends
     ends: dict[str, set[str]]  # msg_id -> which of "execute_reply" and "status" were seen
+    client: Any  # the kernel's AsyncKernelClient
+    state: AnalyzerState  # listened to while READY
+    execution_state: str  # the kernel's last busy / idle
+
+
+async def listen(book: ExperimentBook, analyzer: Listened) -> None:
+    """Route the kernel's replies and IOPub messages to the experiments that caused them."""
+    await asyncio.gather(_listen_to(book, analyzer, "iopub"), _listen_to(book, analyzer, "shell"))
+
+
+async def _listen_to(book: ExperimentBook, analyzer: Listened, channel: str) -> None:
+    pending, client = analyzer.pending, analyzer.client
+    receive = client.get_iopub_msg if channel == "iopub" else client.get_shell_msg
+    while analyzer.state is AnalyzerState.READY:
+        try:
+            message = await receive(timeout=1.0)
+        except Exception:  # queue.Empty on a timeout; a closed channel when shutting down
+            continue
+        if message.get("msg_type") == "status":
+            analyzer.execution_state = message["content"].get("execution_state", "idle")
+        parent = message.get("parent_header", {}).get("msg_id", "")
+        experiment = pending.get(parent)
+        if experiment is not None:
+            route_message(book, analyzer, experiment, message, parent)
 
 
 def route_message(

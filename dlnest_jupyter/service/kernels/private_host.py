@@ -14,7 +14,8 @@ from typing import Any
 
 from ...core.tasks import TaskRecord
 from ..launch.executor import Launch
-from .host import KERNEL_NAME, AnalyzerHost
+from .host import AnalyzerHost
+from .kernel_processes import KERNEL_NAME
 
 
 class PrivateAnalyzerHost(AnalyzerHost):
