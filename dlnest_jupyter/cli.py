@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.continuation import plan_continuation
+from .core.devices import FAKE_GPUS_ENV
 from .core.dry_run import checked_config, dry_run
 from .core.errors import DLNestError
 from .core.package import SavePackage
@@ -100,6 +101,7 @@ def _prepare(
         echo=True,
         overrides=overrides or None,
         freq_path=freq_path,
+        pretend_gpus=FAKE_GPUS_ENV in os.environ,  # the cards the CLI was told of are pretend
     )
     return request, prepare(package, request)
 

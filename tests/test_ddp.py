@@ -7,6 +7,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+import torch
+
 from .projects import DATASET, RUNNER, read_events, write_project
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
@@ -50,6 +53,26 @@ def test_ddp_on_two_cpu_processes_shards_the_data_and_saves_once(
         assert "epoch 2 loss" in (package / f"_output_{rank}.txt").read_text()
     launch = json.loads((package / "_task.json").read_text())["launches"][0]
     assert (launch["env"], launch["ddp"], launch["exit_code"]) == ("DDP", True, 0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="pretend cards 0 and 1 need no real ones")
+def test_ddp_ranks_on_pretend_cards_each_report_their_cards_memory(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    config = write_project(
+        tmp_path / "p", epochs=1, dataset=SHARDED_DATASET, args={"fake_gpu_memory_mb": 321}
+    )
+
+    result = run_cli(
+        "run", "-c", config, "-DDP", "-devices", "0", "1", env={"DLNEST_FAKE_GPUS": "2x1024"}
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [package] = (tmp_path / "p" / "Saves").iterdir()
+    progress = json.loads((package / "_progress.json").read_text())
+    rank_1 = json.loads((package / "_progress.rank1.json").read_text())
+    assert progress["ranks"] == 2
+    assert (progress["peak_memory_mb"], rank_1["peak_memory_mb"]) == ({"0": 321}, {"1": 321})
 
 
 def test_a_failing_rank_fails_the_task_and_stops_the_others(

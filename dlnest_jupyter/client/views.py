@@ -1,6 +1,6 @@
 """What the `%dlnest` commands show and return: tables, task rows, and the values a cell gets.
 
-Fields a newer server adds (`waiting_for`, `reserved_mb`) are shown when present and simply
+Fields a newer server adds (`waiting_for`, `reserved_mb`, `peak_memory_mb`) are shown when present and simply
 left out when an older server does not send them.
 """
 
@@ -90,15 +90,23 @@ def devices_text(ids: Sequence[int]) -> str:
 
 
 def memory_text(task: Mapping[str, Any]) -> str:
-    """What the task holds now, else what it asked for, else (queued) the default it will take.
+    """What the task holds now, else what it asked for, else (queued) the default it will take;
+    and the most it used, once measured.
 
     The magics' table and the dashboard's queue both show this, so both say the same.
     """
     if task.get("cpu"):
         return "CPU"  # -CPU: no GPU memory
-    reserved, asked = task.get("reserved_mb"), task.get("memory_mb")
+    reserved, asked, peak = (
+        task.get("reserved_mb"),
+        task.get("memory_mb"),
+        task.get("peak_memory_mb"),
+    )
+    used = f"peak {peak:,}" if isinstance(peak, int) else ""
     if isinstance(reserved, int):
-        return f"{reserved:,} held"
+        return f"{reserved:,} held" + (f", {used}" if used else "")
+    if used:  # ended: what it used says more than what it had asked for
+        return used
     if isinstance(asked, int):
         return f"{asked:,}"
     return DEFAULT_MEMORY if task.get("state") == TaskState.QUEUED else ""

@@ -40,6 +40,9 @@ STEPS_FILE = "_steps.jsonl"
 MAX_STEP_VALUES = 1000
 TASK_FILE = "_task.json"
 PROGRESS_FILE = "_progress.json"
+# DDP rank r > 0 reports its card's memory here; rank 0's progress names how many ranks there are.
+RANK_PROGRESS = "_progress.rank{rank}.json"
+_MEMORY_KEYS = ("memory_mb", "peak_memory_mb")
 CHECKPOINTS_DIR = "Checkpoints"
 NOSAVE_NAME = "NOSAVE"
 
@@ -149,12 +152,22 @@ class SavePackage:
         return MetricRows(offset + len(whole), rows, skipped)
 
     def progress(self) -> dict[str, Any]:
-        """The newest progress a training process reported: epoch, iter, steps_per_s."""
-        try:
-            value = json.loads((self.path / PROGRESS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return value if isinstance(value, dict) else {}
+        """The newest progress a training process reported: epoch, iter, steps_per_s, and its
+        GPU memory by card (every DDP rank's card)."""
+        value = _json_object(self.path / PROGRESS_FILE)
+        ranks = value.get("ranks")
+        if isinstance(ranks, int) and ranks > 1:
+            for rank in range(1, ranks):
+                other = _json_object(self.path / RANK_PROGRESS.format(rank=rank))
+                for key in _MEMORY_KEYS:
+                    if isinstance(other.get(key), dict):
+                        value[key] = {**value.get(key, {}), **other[key]}
+        return value
+
+    def clear_progress(self) -> None:
+        """Remove the last run's progress files: a new run must not show their figures."""
+        for stale in [self.path / PROGRESS_FILE, *self.path.glob(RANK_PROGRESS.format(rank="*"))]:
+            stale.unlink(missing_ok=True)
 
     def output_size(self) -> int:
         try:
@@ -235,3 +248,12 @@ def _decode_whole_characters(data: bytes) -> tuple[str, int]:
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     text = decoder.decode(data, final=False)
     return text, len(data) - len(decoder.getstate()[0])
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A small JSON file a process rewrites by rename: {} while it is absent or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -105,6 +105,11 @@ def check_transition(task_id: int, current: TaskState, wanted: TaskState) -> Non
         raise TaskStateError(task_id, current.value, wanted.value)
 
 
+# In a launched task's spec, never stored: the scheduler placed it on pretend cards
+# (DLNEST_FAKE_GPUS), so its run reports its config's `fake_gpu_memory_mb` as its GPU memory.
+PRETEND_GPUS = "pretend_gpus"
+
+
 class TaskRecord(NamedTuple):
     """One task as stored. A NamedTuple, not a dataclass: listing 10,000 of them must be cheap."""
 
@@ -156,6 +161,18 @@ class TaskRecord(NamedTuple):
             self.id, dict(self.reserved_mb), started_at=self.started_at or 0.0, pid=self.pid
         )
 
+    def on_pretend_cards(self) -> TaskRecord:
+        """This task as launched onto pretend cards (`PRETEND_GPUS`)."""
+        return self._replace(spec_json=json.dumps({**self.spec, PRETEND_GPUS: True}))
+
+    @property
+    def peak_memory_mb(self) -> int | None:
+        """The most GPU memory the run held, summed over its cards, as it last reported."""
+        peaks = self.progress.get("peak_memory_mb")
+        if not isinstance(peaks, dict) or not peaks:
+            return None
+        return sum(int(mb) for mb in peaks.values() if isinstance(mb, int | float))
+
     def to_json(self) -> dict[str, Any]:
         """The REST contract's TASK object (DESIGN.md section 6)."""
         return {
@@ -169,6 +186,10 @@ class TaskRecord(NamedTuple):
             "cpu": bool(self.spec.get("cpu")),  # asked for the CPU (-CPU): reserves no GPU
             # What it holds (the default, 90% of a card, included) while it holds anything.
             "reserved_mb": sum(self.reserved_mb.values()) if self.state.holds_devices else None,
+            # What the run used at its peak, over every card it ran on (null until measured),
+            # and where its reservation came from: its -m ("given") or 90% of a card ("default").
+            "peak_memory_mb": self.peak_memory_mb,
+            "memory_source": "given" if self.memory_mb is not None else "default",
             "waiting_for": self.waiting_for if self.state is TaskState.QUEUED else None,
             "created_at": self.created_at,
             "started_at": self.started_at,

@@ -15,7 +15,8 @@ import socket
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ..core.package import SavePackage
+from ..core.package import PROGRESS_FILE, RANK_PROGRESS, SavePackage
+from .gpu_memory import gpu_memory
 from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
@@ -57,6 +58,7 @@ def _rank_main(rank: int, package_path: str, request: TrainRequest, port: int) -
             ddp=True,
             rank=rank,
             args=run_args(package, request.checkpoint_id, request.overrides),
+            pretend_gpus=request.pretend_gpus,
         )
         on_gpu = session.status.device.type == "cuda"
         if on_gpu:
@@ -66,8 +68,10 @@ def _rank_main(rank: int, package_path: str, request: TrainRequest, port: int) -
         dist.init_process_group("nccl" if on_gpu else "gloo", rank=rank, world_size=world_size)
         writer = open_writer(session, request.overrides) if rank == 0 else None
         loop = TrainingLoop(session, writer)
-        if rank == 0:
-            loop.progress = ProgressFile(package.path)
+        # Every rank reports its own card's memory; rank 0 its progress as well.
+        name = PROGRESS_FILE if rank == 0 else RANK_PROGRESS.format(rank=rank)
+        memory = gpu_memory(session).figures
+        loop.progress = ProgressFile(package.path, memory=memory, name=name, ranks=world_size)
         try:
             error = loop.run()
         finally:

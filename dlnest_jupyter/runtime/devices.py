@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,14 +19,21 @@ class DevicePlan:
     device: torch.device
     gpu_ids: tuple[int, ...]  # physical ids as placed; () on the CPU
     warning: str | None = None  # for the task's output: why it does not run where it was placed
+    # The cards this process answers for, by physical id -> its cuda index (a DDP rank: its own
+    # card only); on pretend cards (placed on a GPU, no CUDA here) the index is None.
+    own_cards: dict[int, int | None] = field(default_factory=dict)
 
 
-def plan_devices(device_ids: Sequence[int], ddp: bool = False, rank: int = 0) -> DevicePlan:
+def plan_devices(
+    device_ids: Sequence[int], ddp: bool = False, rank: int = 0, pretend: bool = False
+) -> DevicePlan:
     """Turn placed device ids (-1 is the CPU) into a torch device.
 
     A task placed on a GPU where CUDA is unavailable (fake GPUs in tests, a CPU-only torch)
     runs on the CPU with a warning (on the plan, for the caller to print once), rather than failing. Under DDP, rank r takes the r-th
     placed device; a DDP run on the CPU (`-devices -1 -1`) uses one CPU process per entry.
+    `pretend`: the cards are pretend ones (DLNEST_FAKE_GPUS), whose memory the run only
+    pretends to use (`own_cards` without cuda indices), wherever it runs.
     """
     cpu_env = DDP if ddp else CPU
     gpu_ids = tuple(i for i in device_ids if i != CPU_ID)
@@ -37,16 +44,21 @@ def plan_devices(device_ids: Sequence[int], ddp: bool = False, rank: int = 0) ->
         os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
         index = rank if ddp else 0
+        indices = {card: i for i, card in reversed(list(enumerate(gpu_ids)))}
     else:
         index = gpu_ids[rank] if ddp else gpu_ids[0]
+        indices = {card: card for card in gpu_ids}
+    own = (gpu_ids[rank],) if ddp else gpu_ids
     if not torch.cuda.is_available():
         warning = (
             f"dlnest: warning: placed on GPU {', '.join(map(str, gpu_ids))} but CUDA is not "
             "available in this process; running on the CPU"
         )
-        return DevicePlan(cpu_env, torch.device("cpu"), (), warning)
+        unreachable: dict[int, int | None] = dict.fromkeys(own)
+        return DevicePlan(cpu_env, torch.device("cpu"), (), warning, unreachable)
     env = DDP if ddp else (GPU if len(gpu_ids) == 1 else MULTI_GPU)
-    return DevicePlan(env, torch.device("cuda", index), gpu_ids)
+    own_cards = {card: None if pretend else indices[card] for card in own}
+    return DevicePlan(env, torch.device("cuda", index), gpu_ids, own_cards=own_cards)
 
 
 def default_device_ids(cpu: bool) -> list[int]:

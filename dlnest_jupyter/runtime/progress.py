@@ -15,6 +15,10 @@ the estimate on a busy machine (41 s left at 29 s, 17 s at 91 s of a 114 s run).
 estimate the time left from it, and only once one epoch has ended, so the first estimate is
 not a guess from warm-up. The file is removed when a run starts: a continue must not show the
 last run's rate and estimate before its own first step.
+
+With a GPU, each write also carries the process's GPU memory by card, now and at its peak
+(`memory_mb`, `peak_memory_mb`); DDP ranks other than 0 write theirs to files of their own,
+which `SavePackage.progress` merges.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..core.package import PROGRESS_FILE
 
@@ -38,8 +43,16 @@ class ProgressFile:
         interval_s: float = 0.5,
         epochs: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        memory: Callable[[], dict[str, Any]] | None = None,
+        name: str = PROGRESS_FILE,
+        ranks: int = 1,
     ) -> None:
-        self.path = folder / PROGRESS_FILE
+        """`memory`: the process's GPU memory figures, written with each progress
+        (`gpu_memory.py`); `name`: a DDP rank other than 0 writes a file of its own
+        (`core/package.py` RANK_PROGRESS), whose count rank 0 writes as `ranks`."""
+        self.path = folder / name
+        self.memory = memory
+        self.ranks = ranks
         self.interval_s = interval_s
         self.epochs = epochs  # planned, when known
         self.steps_per_epoch: int | None = None  # the loader's length, when it has one
@@ -95,7 +108,10 @@ class ProgressFile:
             "updated_at": time.time(),
             "epochs": self.epochs,
             "steps_per_epoch": self.steps_per_epoch,
+            **(self.memory() if self.memory is not None else {}),
         }
+        if self.ranks > 1:
+            record["ranks"] = self.ranks
         self._samples.append((now, self._steps))
         temp = self.path.with_name(f".{PROGRESS_FILE}.{os.getpid()}.tmp")
         try:

@@ -55,6 +55,7 @@ def open_session(
     ddp: bool = False,
     rank: int = 0,
     args: dict[str, Any] | None = None,
+    pretend_gpus: bool = False,
 ) -> Session:
     """Import the package's classes, pick the device, load the checkpoint, seed the RNGs.
 
@@ -66,7 +67,7 @@ def open_session(
             package.resolve_checkpoint(checkpoint_id) if checkpoint_id is not None else None
         )
     classes = load_user_classes(package.layout())
-    devices = plan_devices(device_ids, ddp=ddp, rank=rank)
+    devices = plan_devices(device_ids, ddp=ddp, rank=rank, pretend=pretend_gpus)
     status = RunningStatus(
         env=devices.env,
         device=devices.device,

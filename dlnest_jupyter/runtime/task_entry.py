@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_mb=raw.get("memory_mb"),
         overrides=raw.get("overrides"),
         freq_path=raw.get("freq_path"),
+        pretend_gpus=bool(raw.get("pretend_gpus")),
     )
     try:
         package = SavePackage.open(raw["package_path"])

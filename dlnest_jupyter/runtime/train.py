@@ -25,6 +25,7 @@ from ..core.errors import EXIT_DISK_FULL, as_disk_full
 from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter
 from .ddp import launch_ranks
+from .gpu_memory import gpu_memory
 from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
@@ -39,7 +40,13 @@ def prepare(package: SavePackage, request: TrainRequest, rank: int = 0) -> Sessi
     args = run_args(package, request.checkpoint_id, request.overrides)
     TrackLimits.from_args(args, package.path / "args.json")
     return open_session(
-        package, request.device_ids, request.checkpoint_id, ddp=request.ddp, rank=rank, args=args
+        package,
+        request.device_ids,
+        request.checkpoint_id,
+        ddp=request.ddp,
+        rank=rank,
+        args=args,
+        pretend_gpus=request.pretend_gpus,
     )
 
 
@@ -64,6 +71,7 @@ def train(session: Session, request: TrainRequest) -> int:
             }
         launch = package.record_launch(record)
         if request.ddp:
+            package.clear_progress()  # every rank's, before any rank writes its own
             error = launch_ranks(package, request)
         else:
             error = _run_loop(session, open_writer(session, request.overrides), launch)
@@ -107,6 +115,7 @@ def _run_loop(session: Session, writer: CheckpointWriter, launch: int) -> BaseEx
     loop.progress = ProgressFile(
         session.package.path,
         epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+        memory=gpu_memory(session).figures,
     )
     try:
         return loop.run()

@@ -22,3 +22,6 @@ class TrainRequest:
     # A continue's config changes (core/continuation.py), laid over args.json when it starts.
     overrides: Mapping[str, Any] | None = None
     freq_path: str | None = None  # where the overrides came from, for the launch record
+    # Placed on pretend cards (DLNEST_FAKE_GPUS): the run reports its config's
+    # `fake_gpu_memory_mb` as its GPU memory (runtime/gpu_memory.py), wherever it runs.
+    pretend_gpus: bool = False

@@ -225,7 +225,8 @@ class Scheduler:
                     task.id, placement.memory_mb_by_device, self.leadership.id, output_start, now
                 )
                 if mine is not None:  # else: deleted, or claimed by another scheduler
-                    claimed.append(mine)
+                    pretend = snapshot.source == "fake" and mine.devices != (CPU_ID,)
+                    claimed.append(mine.on_pretend_cards() if pretend else mine)
             if claimed:
                 self._publish()  # before the lock is let go: others must see these at once
         return [started for task in claimed if (started := self._launch(task, now)) is not None]

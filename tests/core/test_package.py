@@ -276,3 +276,22 @@ def test_output_comes_in_bounded_parts_and_never_splits_a_character(project: Pat
 
     assert "".join(parts) == text and offset == package.output_size()
     assert all(len(part.encode()) <= 7 and "\ufffd" not in part for part in parts)
+
+
+def test_progress_merges_each_ddp_ranks_gpu_memory_and_ignores_a_finished_runs_ranks(
+    tmp_path: Path,
+) -> None:
+    package = SavePackage(tmp_path)
+    main = {"epoch": 1, "ranks": 2, "memory_mb": {"0": 700}, "peak_memory_mb": {"0": 900}}
+    (tmp_path / "_progress.json").write_text(json.dumps(main))
+    rank_1 = {"epoch": 1, "memory_mb": {"1": 650}, "peak_memory_mb": {"1": 880}}
+    (tmp_path / "_progress.rank1.json").write_text(json.dumps(rank_1))
+
+    merged = package.progress()
+
+    assert merged["memory_mb"] == {"0": 700, "1": 650}
+    assert merged["peak_memory_mb"] == {"0": 900, "1": 880}
+    (tmp_path / "_progress.json").write_text(json.dumps({**main, "ranks": None}))  # one process
+    assert package.progress()["peak_memory_mb"] == {"0": 900}
+    package.clear_progress()
+    assert package.progress() == {} and not list(tmp_path.glob("_progress*"))

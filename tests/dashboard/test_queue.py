@@ -48,6 +48,14 @@ def test_the_mib_column_shows_what_is_held_else_asked_else_the_default() -> None
     assert qv.memory_text(queued(memory_mb=None, cpu=True)) == "CPU"  # no GPU memory at all
 
 
+def test_the_mib_column_adds_the_measured_peak_once_there_is_one() -> None:
+    running = {"state": "running", "reserved_mb": 14745, "memory_mb": None, "peak_memory_mb": 812}
+    ended = {"state": "succeeded", "reserved_mb": None, "memory_mb": 3000, "peak_memory_mb": 2900}
+
+    assert qv.memory_text(running) == "14,745 held, peak 812"
+    assert qv.memory_text(ended) == "peak 2,900"
+
+
 def test_a_long_description_shows_whole_on_hover() -> None:
     text = "lr sweep " * 20
     [row] = qv.queue_rows([queued(description=text)], 0.0)

@@ -53,6 +53,25 @@ def test_a_training_task_on_a_fake_gpu_runs_to_succeeded(
     assert service.queries.devices()[0]["memory_reserved_mb"] == 0
 
 
+def test_a_run_on_a_pretend_card_reports_its_peak_memory_by_card_and_in_its_row(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = write_project(tmp_path / "p", epochs=2, args={"fake_gpu_memory_mb": 1234})
+
+    task = service.submit(TaskKind.TRAIN, config_path=config)
+    assert task.to_json()["memory_source"] == "default"  # no -m: 90% of the card
+    wait_for(service, lambda: service.queries.task(task.id).state.terminal)
+
+    done = service.queries.task(task.id)
+    assert done.state is TaskState.SUCCEEDED
+    assert done.progress["peak_memory_mb"] == {"0": 1234}  # GPU 0, where it was placed
+    assert done.to_json()["peak_memory_mb"] == 1234
+    given = service.submit(TaskKind.TRAIN, config_path=config, memory_mb=3000, cpu=True)
+    assert given.to_json()["memory_source"] == "given"
+    wait_for(service, lambda: service.queries.task(given.id).state.terminal)
+    assert service.queries.task(given.id).to_json()["peak_memory_mb"] is None  # the CPU's
+
+
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:

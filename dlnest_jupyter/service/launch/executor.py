@@ -27,7 +27,7 @@ from ...core import processes
 from ...core.devices import CPU_ID
 from ...core.errors import EXIT_DISK_FULL
 from ...core.package import SavePackage
-from ...core.tasks import TaskRecord
+from ...core.tasks import PRETEND_GPUS, TaskRecord
 from .zygote_client import ZygoteClient
 
 EXIT_UNKNOWN = -1  # the process is gone and never recorded how it ended (SIGKILL, OOM killer)
@@ -119,6 +119,7 @@ class LocalExecutor(Executor):
             "memory_mb": task.memory_mb,
             "overrides": spec.get("overrides"),  # a continue's config changes (-f, --epochs)
             "freq_path": spec.get("freq_path"),
+            "pretend_gpus": bool(spec.get(PRETEND_GPUS)),  # the scheduler's word (scheduler.py)
         }
         gpu_ids = [d for d in device_ids if d != CPU_ID]
         task_env = {

@@ -1,0 +1,100 @@
+"""What a training process holds on each card it answers for, now and at its peak, in MiB.
+
+On a real card: the CUDA caching allocator's reserved memory (`memory_reserved`, and
+`max_memory_reserved` for the peak: what the process really holds from the allocator, cached
+blocks included, as nvidia-smi shows them) plus the process's CUDA context, which the
+allocator does not see. The context is measured once, as NVML's per-process `usedGpuMemory`
+less what the allocator held at that moment; where NVML cannot say (no per-process figures
+under WDDM, host PIDs in a container) `CONTEXT_FALLBACK_MB` stands for it.
+
+On a pretend card (placed on a GPU where this process has no CUDA: `DLNEST_FAKE_GPUS`, a
+CPU-only torch) the figure is the merged config's `fake_gpu_memory_mb`, so that measuring,
+learning and guarding memory run end to end without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .devices import DevicePlan
+from .session import Session
+
+FAKE_MEMORY_KEY = "fake_gpu_memory_mb"
+# A CUDA 12 context with cuBLAS and cuDNN loaded holds about 300-600 MiB on recent cards.
+CONTEXT_FALLBACK_MB = 400
+_MIB = 1 << 20
+
+
+class GpuMemory:
+    def __init__(self, plan: DevicePlan, args: Mapping[str, Any]) -> None:
+        self.cards = dict(plan.own_cards)
+        self.warning: str | None = None  # for the run's output, printed once
+        fake = args.get(FAKE_MEMORY_KEY, 0)
+        if isinstance(fake, bool) or not isinstance(fake, int) or fake < 0:
+            self.warning = (
+                f"dlnest: warning: {FAKE_MEMORY_KEY} must be a whole number of MiB, not "
+                f"{fake!r}; pretend cards report 0"
+            )
+            fake = 0
+        self.fake_mb = fake
+        self._context_mb: dict[int, int] = {}
+
+    def figures(self) -> dict[str, dict[str, int]]:
+        """`{"memory_mb": {card: now}, "peak_memory_mb": {card: peak}}`, cards by physical id
+        as strings (JSON keys); empty on the CPU."""
+        if not self.cards:
+            return {}
+        now, peak = {}, {}
+        for card, index in self.cards.items():
+            if index is None:
+                now[str(card)] = peak[str(card)] = self.fake_mb
+                continue
+            import torch  # only a process on a real card gets here
+
+            context = self._context(card, index)
+            now[str(card)] = torch.cuda.memory_reserved(index) // _MIB + context
+            peak[str(card)] = torch.cuda.max_memory_reserved(index) // _MIB + context
+        return {"memory_mb": now, "peak_memory_mb": peak}
+
+    def _context(self, card: int, index: int) -> int:
+        if card not in self._context_mb:
+            import torch
+
+            if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+                return CONTEXT_FALLBACK_MB  # asked again once the run has touched the card
+            used = _nvml_used_mb(card)
+            held = torch.cuda.memory_reserved(index) // _MIB
+            self._context_mb[card] = (
+                max(0, used - held) if used is not None else CONTEXT_FALLBACK_MB
+            )
+        return self._context_mb[card]
+
+
+def _nvml_used_mb(card: int) -> int | None:
+    """NVML's figure for this process on `card` (NVML counts cards in PCI order, as the
+    runtime asks CUDA to), or None where the driver does not give one."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(card)
+            for process in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if process.pid == os.getpid() and process.usedGpuMemory is not None:
+                    return int(process.usedGpuMemory) // _MIB
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML here, or it cannot say: the fallback stands
+        return None
+    return None
+
+
+def gpu_memory(session: Session) -> GpuMemory:
+    """The session's cards' memory, its config's mistake (if any) said once in its output."""
+    memory = GpuMemory(session.devices, session.args)
+    if memory.warning is not None:
+        print(memory.warning, file=sys.stderr)
+    return memory
