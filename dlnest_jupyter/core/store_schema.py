@@ -77,6 +77,10 @@ _TASK_JSON = f"""json_object(
     'reserved_mb', CASE WHEN state IN ({_HOLDING}) THEN
         (SELECT COALESCE(SUM(value), 0) FROM json_each(reserved_mb)) END,
     'waiting_for', CASE state WHEN '{TaskState.QUEUED.value}' THEN waiting_for END,
+    'peak_memory_mb', CASE json_type(progress, '$.peak_memory_mb') WHEN 'object' THEN
+        (SELECT SUM(value) FROM json_each(progress, '$.peak_memory_mb') WHERE type = 'integer')
+        END,
+    'memory_source', CASE WHEN memory_mb IS NULL THEN 'default' ELSE 'given' END,
     'created_at', created_at, 'started_at', started_at,
     'ended_at', ended_at, 'exit_code', exit_code, 'error', error,
     'kernel_id', kernel_id, 'scripts_dir', json_extract(spec, '$.scripts_dir'),

@@ -171,7 +171,8 @@ class TaskRecord(NamedTuple):
         peaks = self.progress.get("peak_memory_mb")
         if not isinstance(peaks, dict) or not peaks:
             return None
-        return sum(int(mb) for mb in peaks.values() if isinstance(mb, int | float))
+        whole = [mb for mb in peaks.values() if isinstance(mb, int) and not isinstance(mb, bool)]
+        return sum(whole) if whole else None
 
     def to_json(self) -> dict[str, Any]:
         """The REST contract's TASK object (DESIGN.md section 6)."""

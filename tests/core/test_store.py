@@ -269,6 +269,8 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
         "cpu",
         "reserved_mb",
         "waiting_for",
+        "peak_memory_mb",
+        "memory_source",
         "created_at",
         "started_at",
         "ended_at",
@@ -295,6 +297,7 @@ def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) 
         failed.id, TaskState.FAILED, exit_code=1, error="exit code 1: boom\nline 2", now=9.0
     )
     store.set_progress(queued.id, {"iter": 3})
+    store.set_progress(failed.id, {"peak_memory_mb": {"0": 900, "1": 100, "2": "?"}})
     cancelled = store.submit("train", {}, now=9.5)
     store.set_waiting({cancelled.id: "launch delay, 3 s", queued.id: "needs 4,000 MiB"})
     store.finish(cancelled.id, TaskState.CANCELLED, now=9.75)
@@ -306,6 +309,8 @@ def test_the_sql_built_task_json_is_exactly_the_rest_contract(store: TaskStore) 
     # What a task holds while it holds it; why it waits only while it waits.
     assert [t["reserved_mb"] for _, _, t in from_sql] == [None, 6000, 0, None, None]
     assert [t["waiting_for"] for _, _, t in from_sql] == ["needs 4,000 MiB", *[None] * 4]
+    assert [t["peak_memory_mb"] for _, _, t in from_sql] == [None, None, None, 1000, None]
+    assert [t["memory_source"] for _, _, t in from_sql] == ["default", "given", *["default"] * 3]
 
 
 def test_tasks_since_a_version_are_the_changed_and_the_running_ones(store: TaskStore) -> None:
