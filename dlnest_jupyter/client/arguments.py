@@ -176,6 +176,32 @@ def settings_parser() -> ArgumentParser:
         metavar="S",
         help="seconds between two launches on one card",
     )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        dest="memory_warmup_steps",
+        metavar="N",
+        help="steps (or one whole epoch) before a run's reservation shrinks to its peak",
+    )
+    parser.add_argument(
+        "--margin-pct",
+        type=float,
+        dest="memory_margin_pct",
+        metavar="P",
+        help="margin over a peak, %%",
+    )
+    parser.add_argument(
+        "--margin-mb",
+        type=int,
+        dest="memory_margin_mb",
+        metavar="MB",
+        help="margin over a peak, MiB",
+    )
+    parser.add_argument(
+        "--shrink-given",
+        choices=("on", "off"),
+        help="shrink what -m reserved too, once measured",
+    )
     return parser
 
 

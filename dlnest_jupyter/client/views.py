@@ -103,6 +103,8 @@ def memory_text(task: Mapping[str, Any]) -> str:
         task.get("peak_memory_mb"),
     )
     used = f"peak {peak:,}" if isinstance(peak, int) else ""
+    if task.get("memory_over"):  # it used more than it had reserved (memory_note says when)
+        used = f"{used} ⚠ over" if used else "⚠ over"
     if isinstance(reserved, int):
         return f"{reserved:,} held" + (f", {used}" if used else "")
     if used:  # ended: what it used says more than what it had asked for

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .devices import CPU_ID
-from .fields import FieldSpec, integer, integer_list, number, optional, validated
+from .fields import FieldSpec, boolean, integer, integer_list, number, optional, validated
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,12 @@ class Settings:
     max_tasks_per_device: int = 10_000
     launch_delay_s: float = 0.0  # least time between two launches on one device
     starvation_s: float = 600.0
+    # Learned memory (core/memory_policy.py): a run's reservation shrinks to its measured peak
+    # plus the margin once it has warmed up (its first whole epoch, or this many steps).
+    memory_warmup_steps: int = 200
+    memory_margin_pct: float = 10.0
+    memory_margin_mb: int = 256
+    shrink_given: bool = False  # also shrink what a user gave with -m
 
     def enabled(self, device_id: int) -> bool:
         return self.devices is None or device_id in self.devices
@@ -40,6 +46,10 @@ class Settings:
             "launch_delay_s": self.launch_delay_s,
             "max_tasks_per_device": self.max_tasks_per_device,
             "starvation_s": self.starvation_s,
+            "memory_warmup_steps": self.memory_warmup_steps,
+            "memory_margin_pct": self.memory_margin_pct,
+            "memory_margin_mb": self.memory_margin_mb,
+            "shrink_given": self.shrink_given,
         }
 
 
@@ -52,4 +62,8 @@ SETTINGS_FIELDS = {
     "max_tasks_per_device": FieldSpec(integer(1, 1_000_000)),
     "launch_delay_s": FieldSpec(number(0, _MAX_SECONDS)),
     "starvation_s": FieldSpec(number(0, _MAX_SECONDS)),
+    "memory_warmup_steps": FieldSpec(integer(1, 10**9)),
+    "memory_margin_pct": FieldSpec(number(0, 1000)),
+    "memory_margin_mb": FieldSpec(integer(0, 2**31)),
+    "shrink_given": FieldSpec(boolean),
 }

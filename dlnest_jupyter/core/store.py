@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TaskNotFoundError
+from .memory_policy import Revision
 from .settings import Settings
 from .store_connection import StoreConnection
 from .store_rows import COLUMNS, STATES, record
@@ -236,6 +237,21 @@ class TaskStore(StoreConnection):
             db.executemany(
                 "UPDATE tasks SET waiting_for = ? WHERE id = ? AND state = ?",
                 [(why, task_id, TaskState.QUEUED) for task_id, why in reasons.items()],
+            )
+
+    def revise_reservations(self, revisions: Mapping[int, Revision]) -> None:
+        """Hold each running task's revised reservation (`core/memory_policy.py`), in one write;
+        a task that ended meanwhile is passed over, and a flag once raised stays."""
+        if not revisions:
+            return
+        with self._write() as db:
+            db.executemany(
+                "UPDATE tasks SET reserved_mb = ?, memory_note = ?, memory_over = memory_over OR ?"
+                " WHERE id = ? AND state = ?",
+                [
+                    (json.dumps(r.reserved_mb), r.note, r.over, task_id, TaskState.RUNNING)
+                    for task_id, r in revisions.items()
+                ],
             )
 
     def events(self, task_id: int) -> list[tuple[float, TaskState, str | None]]:

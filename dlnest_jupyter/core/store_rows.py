@@ -16,7 +16,7 @@ from .tasks import TaskKind, TaskRecord, TaskState
 COLUMNS = (
     "id, kind, state, spec, position, description, package_path, memory_mb, reserved_mb, created_at,"
     " started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id,"
-    " owner, waiting_for"
+    " owner, waiting_for, memory_note, memory_over"
 )
 STATES = {state.value: state for state in TaskState}
 _KINDS = {kind.value: kind for kind in TaskKind}
@@ -28,7 +28,7 @@ def record(row: tuple[Any, ...]) -> TaskRecord:
     # for "{}", and the spec left as text until someone asks for it.
     (task_id, kind, state, spec, position, description, package_path, memory_mb, reserved, created_at,
      started_at, ended_at, pid, pid_start_time, exit_code, error, output_tail, progress, output_start, kernel_id,
-     owner, waiting_for) = row  # fmt: skip
+     owner, waiting_for, memory_note, memory_over) = row  # fmt: skip
     return TaskRecord(
         task_id,
         _KINDS[kind],
@@ -52,4 +52,6 @@ def record(row: tuple[Any, ...]) -> TaskRecord:
         kernel_id,
         owner,
         waiting_for,
+        memory_note,
+        bool(memory_over),
     )

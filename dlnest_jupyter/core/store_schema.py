@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import PackageError
 from .tasks import TaskState
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # What each version added to a queue made by the one before it.
 _UPGRADES = {
     2: "ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0",
@@ -20,10 +20,16 @@ _UPGRADES = {
     5: "ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
     6: "ALTER TABLE tasks ADD COLUMN owner TEXT",
     7: "ALTER TABLE tasks ADD COLUMN waiting_for TEXT",
+    8: (
+        "ALTER TABLE tasks ADD COLUMN memory_note TEXT",
+        "ALTER TABLE tasks ADD COLUMN memory_over INTEGER NOT NULL DEFAULT 0",
+    ),
 }
 # `json`: the REST TASK object, kept current by the triggers below; `version`: the queue's change
 # counter when the row last changed; `owner`: the id of the service that claimed the task;
-# `waiting_for`: why the scheduler's last pass left it queued (core/waiting.py). (No comments inside the table's SQL: SQLite rewrites that
+# `waiting_for`: why the scheduler's last pass left it queued (core/waiting.py); `memory_note`
+# and `memory_over`: how its reservation last followed its measured use, and whether that use
+# ever went past it (core/memory_policy.py). (No comments inside the table's SQL: SQLite rewrites that
 # text when a column is dropped, and a trailing comment would swallow its closing parenthesis.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +57,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     json TEXT,
     version INTEGER NOT NULL DEFAULT 0,
     owner TEXT,
-    waiting_for TEXT
+    waiting_for TEXT,
+    memory_note TEXT,
+    memory_over INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, position);
 CREATE INDEX IF NOT EXISTS tasks_by_position ON tasks (position);
@@ -81,6 +89,8 @@ _TASK_JSON = f"""json_object(
         (SELECT SUM(value) FROM json_each(progress, '$.peak_memory_mb') WHERE type = 'integer')
         END,
     'memory_source', CASE WHEN memory_mb IS NULL THEN 'default' ELSE 'given' END,
+    'memory_note', memory_note,
+    'memory_over', json(CASE WHEN memory_over THEN 'true' ELSE 'false' END),
     'created_at', created_at, 'started_at', started_at,
     'ended_at', ended_at, 'exit_code', exit_code, 'error', error,
     'kernel_id', kernel_id, 'scripts_dir', json_extract(spec, '$.scripts_dir'),
@@ -90,7 +100,8 @@ _TASK_JSON = f"""json_object(
 )"""
 _JSON_COLUMNS = (
     "kind, state, spec, description, package_path, memory_mb, reserved_mb, created_at,"
-    " started_at, ended_at, exit_code, error, progress, kernel_id, waiting_for"
+    " started_at, ended_at, exit_code, error, progress, kernel_id, waiting_for, memory_note,"
+    " memory_over"
 )
 # Every change to a shown column also takes the next value of the queue's change counter, so a
 # reader that saw version V asks only for rows with a higher one (`GET tasks?since=V`).
@@ -116,7 +127,9 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         )
     elif int(row[0]) < SCHEMA_VERSION:
         for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
-            db.execute(_UPGRADES[version])
+            upgrade = _UPGRADES[version]
+            for statement in (upgrade,) if isinstance(upgrade, str) else upgrade:
+                db.execute(statement)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         db.execute(f"UPDATE tasks SET json = {_TASK_JSON}, version = id")
     elif int(row[0]) > SCHEMA_VERSION:

@@ -135,6 +135,8 @@ class TaskRecord(NamedTuple):
     kernel_id: str | None = None  # analyzers: the kernel holding the loaded model
     owner: str | None = None  # the service that claimed it (analyzer kernels stay with it)
     waiting_for: str | None = None  # why the last placement pass left it queued
+    memory_note: str | None = None  # how its reservation last followed its use (memory_policy)
+    memory_over: bool = False  # its use went past its reservation at some point
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -191,6 +193,8 @@ class TaskRecord(NamedTuple):
             # and where its reservation came from: its -m ("given") or 90% of a card ("default").
             "peak_memory_mb": self.peak_memory_mb,
             "memory_source": "given" if self.memory_mb is not None else "default",
+            "memory_note": self.memory_note,
+            "memory_over": self.memory_over,
             "waiting_for": self.waiting_for if self.state is TaskState.QUEUED else None,
             "created_at": self.created_at,
             "started_at": self.started_at,

@@ -108,6 +108,7 @@ class QueueRow:
     error: str  # the task's error; "" when none or when the state already says it
     devices: str
     memory: str  # the MiB column: held, else asked, else the default a queued task will take
+    memory_note: str  # how its reservation followed what it used, on the column's hover
     progress: float | None  # 0 to 1, once the epoch count is known
     progress_label: str  # "epoch 2 step 4", or an analyzer's state and experiment count
     rate: str  # "12.5/s" while running
@@ -146,6 +147,7 @@ def _row(task: Mapping[str, Any], now: float, selected: bool) -> QueueRow:
         error=error,
         devices=devices_text(task.get("devices") or []),
         memory=memory_text(task),
+        memory_note=task.get("memory_note") or "",
         progress=fraction_done(task),
         progress_label=label,
         rate=rate,
@@ -174,7 +176,7 @@ def queue_row_html(row: QueueRow) -> str:
         state_badge(row.state),
         _description_html(row),
         html.escape(row.devices),
-        html.escape(row.memory),
+        f"<span title='{html.escape(row.memory_note)}'>{html.escape(row.memory)}</span>",
         progress_bar(row.progress, row.progress_label, "#adb5bd" if row.ended else "#0d6efd"),
         rate if row.rate else "",
         html.escape(row.elapsed),

@@ -108,6 +108,7 @@ class ProgressFile:
             "updated_at": time.time(),
             "epochs": self.epochs,
             "steps_per_epoch": self.steps_per_epoch,
+            "steps": self._steps,  # of this process: its warm-up (core/memory_policy.py)
             **(self.memory() if self.memory is not None else {}),
         }
         if self.ranks > 1:

@@ -22,6 +22,7 @@ from ..core import box_ledger
 from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID, DeviceSource
 from ..core.errors import LaunchDeferred, LaunchUnknown, TaskStateError
+from ..core.memory_policy import revise_reservation
 from ..core.package import SavePackage
 from ..core.placement import placement_pass
 from ..core.placement_values import Demand, Reservation
@@ -74,6 +75,7 @@ class Scheduler:
         if not leading:
             self._waits = {}  # another scheduler writes them now; ours would go stale
             return []
+        self._follow_memory()
         started = self._place(now)
         self._publish()
         return started
@@ -175,6 +177,25 @@ class Scheduler:
         if RUNNERS[task.kind] is not Runner.PROCESS:
             return None  # an analyzer's kernel died with the server that started it
         return self.runners.executor.adopt(task, claimed_at)
+
+    # -- following what runs use ------------------------------------------------------------
+    def _follow_memory(self) -> None:
+        """Each training run's reservation follows its measured GPU memory (raised at once past
+        it, shrunk after warm-up: core/memory_policy.py), before this pass places anything, so
+        what a run frees goes to queued tasks now."""
+        settings = self.store.settings()
+        revisions = {}
+        for task in self.store.running():
+            if RUNNERS[task.kind] is not Runner.PROCESS:
+                continue  # an analyzer's kernel reports no memory yet
+            progress = self.runners.with_progress(task).progress
+            revision = revise_reservation(
+                task.reserved_mb, progress, task.memory_mb is not None, settings
+            )
+            if revision is not None:
+                revisions[task.id] = revision
+                self.events.write(f"task {task.id}: {revision.note}")
+        self.store.revise_reservations(revisions)
 
     # -- placing ----------------------------------------------------------------------------
     def _place(self, now: float) -> list[TaskRecord]:

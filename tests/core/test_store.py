@@ -200,6 +200,8 @@ def test_a_version_1_queue_is_upgraded_to_the_current_schema_and_keeps_its_tasks
         db.execute("ALTER TABLE tasks DROP COLUMN kernel_id")
         db.execute("ALTER TABLE tasks DROP COLUMN owner")
         db.execute("ALTER TABLE tasks DROP COLUMN waiting_for")
+        db.execute("ALTER TABLE tasks DROP COLUMN memory_note")
+        db.execute("ALTER TABLE tasks DROP COLUMN memory_over")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)
@@ -230,6 +232,8 @@ def test_a_version_3_queue_lists_its_tasks_and_keeps_their_json_current(tmp_path
         db.execute("ALTER TABLE tasks DROP COLUMN json")
         db.execute("ALTER TABLE tasks DROP COLUMN owner")
         db.execute("ALTER TABLE tasks DROP COLUMN waiting_for")
+        db.execute("ALTER TABLE tasks DROP COLUMN memory_note")
+        db.execute("ALTER TABLE tasks DROP COLUMN memory_over")
         db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)
@@ -271,6 +275,8 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
         "waiting_for",
         "peak_memory_mb",
         "memory_source",
+        "memory_note",
+        "memory_over",
         "created_at",
         "started_at",
         "ended_at",
@@ -340,6 +346,8 @@ def test_a_version_4_queue_gets_versions_and_answers_since(tmp_path: Path) -> No
         db.execute("ALTER TABLE tasks DROP COLUMN version")
         db.execute("ALTER TABLE tasks DROP COLUMN owner")
         db.execute("ALTER TABLE tasks DROP COLUMN waiting_for")
+        db.execute("ALTER TABLE tasks DROP COLUMN memory_note")
+        db.execute("ALTER TABLE tasks DROP COLUMN memory_over")
         db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
     upgraded = TaskStore(path)

@@ -56,6 +56,16 @@ def test_the_mib_column_adds_the_measured_peak_once_there_is_one() -> None:
     assert qv.memory_text(ended) == "peak 2,900"
 
 
+def test_a_run_that_outgrew_its_reservation_is_flagged_and_the_note_shows_on_hover() -> None:
+    note = "grew past its reservation: uses 3,000 MiB on GPU 0, reserved 1,000"
+    task = {**queued(), "state": "running", "reserved_mb": 3000, "peak_memory_mb": 3000}
+    [row] = qv.queue_rows([{**task, "memory_over": True, "memory_note": note}], 0.0)
+
+    assert row.memory == "3,000 held, peak 3,000 ⚠ over" and row.memory_note == note
+    shown = seen(qv.queue_row_html(row))
+    assert "3,000 held, peak 3,000 ⚠ over" in shown.text and note in shown.hover
+
+
 def test_a_long_description_shows_whole_on_hover() -> None:
     text = "lr sweep " * 20
     [row] = qv.queue_rows([queued(description=text)], 0.0)

@@ -72,6 +72,40 @@ def test_a_run_on_a_pretend_card_reports_its_peak_memory_by_card_and_in_its_row(
     assert service.queries.task(given.id).to_json()["peak_memory_mb"] is None  # the CPU's
 
 
+def test_a_default_reservation_shrinks_to_the_measured_peak_and_lets_the_next_run_share_the_card(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"devices": [0], "memory_warmup_steps": 5})
+    config = write_project(tmp_path / "p", epochs=100_000, args={"fake_gpu_memory_mb": 1000})
+    first = service.submit(TaskKind.TRAIN, config_path=config)
+    second = service.submit(TaskKind.TRAIN, config_path=config)
+    assert first.reserved_mb == {0: 14745}  # 90% of the card: the second cannot fit beside it
+    assert second.state is TaskState.QUEUED
+
+    wait_for(service, lambda: service.queries.task(second.id).state is TaskState.RUNNING)
+
+    shrunk = service.queries.task(first.id).to_json()
+    assert shrunk["reserved_mb"] == 1000 + 100 + 256  # its peak, + 10%, + 256 MiB
+    assert shrunk["memory_note"] == (
+        "shrunk after warm-up to 1,356 MiB on GPU 0 (its peak + 10% + 256 MiB)"
+    )
+    assert shrunk["memory_over"] is False and shrunk["peak_memory_mb"] == 1000
+
+
+def test_a_run_using_more_than_it_reserved_has_the_ledger_raised_and_is_flagged(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = write_project(tmp_path / "p", epochs=100_000, args={"fake_gpu_memory_mb": 3000})
+    task = service.submit(TaskKind.TRAIN, config_path=config, memory_mb=1000)
+
+    wait_for(service, lambda: service.queries.task(task.id).memory_over)
+
+    raised = service.queries.task(task.id).to_json()
+    assert (raised["reserved_mb"], raised["memory_over"]) == (3000, True)
+    assert "uses 3,000 MiB on GPU 0, reserved 1,000" in raised["memory_note"]
+    assert service.queries.devices()[0]["memory_reserved_mb"] == 3000  # what placement counts
+
+
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:

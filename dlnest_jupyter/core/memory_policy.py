@@ -1,0 +1,92 @@
+"""How a running task's reservation follows what it measurably uses: a pure function over values.
+
+A run reports its GPU memory by card, now and at its peak (`runtime/gpu_memory.py`, in its
+progress). Two rules, card by card:
+
+- **Raise at once.** A card where the run uses more than it reserved has its reservation raised
+  to that use (the peak so far), whenever it happens: the ledger must never place a task into
+  memory that is in use. The task is flagged (`over`), for good.
+- **Shrink after warm-up.** Once the run has warmed up (its first whole epoch, validation and
+  saving included, or `memory_warmup_steps` steps, whichever comes first), a reservation above
+  its measured peak plus the margin (`memory_margin_pct` + `memory_margin_mb`) shrinks to that:
+  what it frees goes to queued tasks in the same pass. A reservation given with `-m` shrinks
+  only with `shrink_given`.
+
+A card without a figure (the CPU, a run not yet measured) keeps its reservation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .devices import CPU_ID
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Revision:
+    reserved_mb: dict[int, int]  # the new reservation by card
+    over: bool  # some card's use went past its reservation
+    note: str  # what changed, for the task's row ("shrunk to ...", "grew past ...")
+
+
+def with_margin(peak_mb: int, settings: Settings) -> int:
+    """What a run whose peak is `peak_mb` should reserve."""
+    percent = math.ceil(peak_mb * settings.memory_margin_pct / 100)  # 1,000 MiB at 10%: 100
+    return peak_mb + percent + settings.memory_margin_mb
+
+
+def warmed_up(progress: Mapping[str, Any], settings: Settings) -> bool:
+    """Past its first whole epoch (the runtime then knows an epoch's time) or enough steps."""
+    steps = progress.get("steps")
+    return progress.get("epoch_s") is not None or (
+        isinstance(steps, int) and steps >= settings.memory_warmup_steps
+    )
+
+
+def revise_reservation(
+    reserved_mb: Mapping[int, int],
+    progress: Mapping[str, Any],
+    memory_given: bool,
+    settings: Settings,
+) -> Revision | None:
+    """The running task's new reservation, or None when it stays as it is."""
+    now_by_card = _figures(progress, "memory_mb")
+    peak_by_card = _figures(progress, "peak_memory_mb")
+    may_shrink = warmed_up(progress, settings) and (not memory_given or settings.shrink_given)
+    revised, grew, shrank = dict(reserved_mb), [], []
+    for card, held in reserved_mb.items():
+        peak = max(peak_by_card.get(card, 0), now_by_card.get(card, 0))
+        if card == CPU_ID or card not in peak_by_card:
+            continue
+        if peak > held:
+            revised[card] = peak
+            grew.append(f"uses {peak:,} MiB on GPU {card}, reserved {held:,}")
+        elif may_shrink and with_margin(peak, settings) < held:
+            revised[card] = with_margin(peak, settings)
+            shrank.append(f"{revised[card]:,} MiB on GPU {card}")
+    if revised == dict(reserved_mb):
+        return None
+    if grew:
+        note = "grew past its reservation: " + "; ".join(grew) + " (the ledger holds what it uses)"
+    else:
+        note = (
+            f"shrunk after warm-up to {', '.join(shrank)} (its peak + "
+            f"{settings.memory_margin_pct:g}% + {settings.memory_margin_mb:,} MiB)"
+        )
+    return Revision(revised, bool(grew), note)
+
+
+def _figures(progress: Mapping[str, Any], key: str) -> dict[int, int]:
+    """A progress figure by card as ints (JSON keys are strings); what is not a figure is left out."""
+    raw = progress.get(key)
+    if not isinstance(raw, Mapping):
+        return {}
+    figures = {}
+    for card, mb in raw.items():
+        if isinstance(mb, int) and not isinstance(mb, bool) and str(card).lstrip("-").isdigit():
+            figures[int(card)] = mb
+    return figures
