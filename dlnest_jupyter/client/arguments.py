@@ -239,6 +239,10 @@ PARSERS: dict[str, Callable[[], ArgumentParser]] = {
         "A task's package's checkpoints by branch: what `continue -c` and `analyze -c` take.",
         "the task (default: the one this kernel submitted last)",
     ),
+    "forget": _one_id(
+        "forget",
+        "Forget what earlier runs of a task's job used: its next runs reserve the default.",
+    ),
     "tasks": _bare("tasks", "The queue: every task, its state, devices, memory and progress."),
     "devices": _bare("devices", "The devices, their memory and tasks, and who schedules."),
     "changeDevices": change_devices_parser,

@@ -144,6 +144,10 @@ class Client:
         the task's package (core/package_state.checkpoints_json)."""
         return self.call("GET", f"tasks/{task_id}/checkpoints")
 
+    def forget_memory(self, task_id: int) -> dict[str, Any]:
+        """Forget what earlier runs of the task's job used: `{"fingerprint", "forgotten_runs"}`."""
+        return self.call("DELETE", f"tasks/{task_id}/memory")
+
     def scripts(self, task_id: int) -> list[str]:
         """The script names analyzer `task_id` can run (`runExp NAME`)."""
         return cast(list[str], self.call("GET", f"tasks/{task_id}/scripts")["scripts"])

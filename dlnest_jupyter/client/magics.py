@@ -4,6 +4,7 @@
     %dlnest continue -r PKG [-c ID] [-f FREQ] [--epochs N] [-d DESC] [-m MB] [-mc] [-DDP] [-CPU] [-j]
     %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S] [--warmup-steps N] [--margin-pct P] [--margin-mb MB] [--shrink-given on|off]
     %dlnest checkpoints [ID]    a task's package's checkpoints by branch (what continue -c takes)
+    %dlnest forget ID           forget what earlier runs of a task's job used (learned memory)
     %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
     %dlnest dashboard           the queue, GPUs, output, analyzers and metric curves, live
 
@@ -179,6 +180,14 @@ class DLNestMagics(AnalyzerCommands, Magics):
             raise DLNestError("checkpoints takes a task id, e.g. %dlnest checkpoints 3")
         show(checkpoints_table(self.client.checkpoints(task_id)))
 
+    def _forget(self, argv: list[str]) -> None:
+        task_id = parse("forget", argv).id
+        forgotten = self.client.forget_memory(task_id)
+        print(
+            f"dlnest: forgot {forgotten['forgotten_runs']} earlier runs of task {task_id}'s job: "
+            "its next runs reserve the default and learn anew"
+        )
+
     def _tasks(self, argv: list[str]) -> None:
         parse("tasks", argv)
         show(tasks_table(self.client.tasks()))
@@ -313,6 +322,7 @@ _COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], Any]] = {
     "del": DLNestMagics._del,
     "release": DLNestMagics._del,
     "checkpoints": DLNestMagics._checkpoints,
+    "forget": DLNestMagics._forget,
     "tasks": DLNestMagics._tasks,
     "showTask": DLNestMagics._tasks,
     "devices": DLNestMagics._devices,

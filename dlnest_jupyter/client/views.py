@@ -118,9 +118,16 @@ def reservation_sentence(task: dict[str, Any]) -> str:
     """What a submission reserves, as `run` and `analyze` say it."""
     asked, reserved = task.get("memory_mb"), task.get("reserved_mb")
     default = f"the default, {DEFAULT_MEMORY_TEXT}"
+    placed = task["state"] != "queued"
+    runs = task.get("memory_learned_runs")
+    if task.get("memory_source") == "learned" and isinstance(runs, int):
+        learned = reserved if reserved is not None else task.get("memory_learned_mb")
+        earlier = f"{runs} earlier run{'s' if runs != 1 else ''} of this config"
+        if placed:
+            return f"reserved {learned:,} MiB, learned from {earlier}"
+        return f"reserves {learned:,} MiB once placed, learned from {earlier}"
     if reserved is not None:
         return f"reserved {reserved:,} MiB" + ("" if asked is not None else f" ({default})")
-    placed = task["state"] != "queued"
     if asked is not None:
         return f"reserved {asked:,} MiB" if placed else f"reserves {asked:,} MiB once placed"
     return f"reserved {default}" if placed else f"reserves {default}, once placed"

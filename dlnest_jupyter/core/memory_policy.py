@@ -54,8 +54,8 @@ def revise_reservation(
     settings: Settings,
 ) -> Revision | None:
     """The running task's new reservation, or None when it stays as it is."""
-    now_by_card = _figures(progress, "memory_mb")
-    peak_by_card = _figures(progress, "peak_memory_mb")
+    now_by_card = by_card(progress, "memory_mb")
+    peak_by_card = by_card(progress, "peak_memory_mb")
     may_shrink = warmed_up(progress, settings) and (not memory_given or settings.shrink_given)
     revised, grew, shrank = dict(reserved_mb), [], []
     for card, held in reserved_mb.items():
@@ -80,7 +80,7 @@ def revise_reservation(
     return Revision(revised, bool(grew), note)
 
 
-def _figures(progress: Mapping[str, Any], key: str) -> dict[int, int]:
+def by_card(progress: Mapping[str, Any], key: str) -> dict[int, int]:
     """A progress figure by card as ints (JSON keys are strings); what is not a figure is left out."""
     raw = progress.get(key)
     if not isinstance(raw, Mapping):

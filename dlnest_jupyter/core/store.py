@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TaskNotFoundError
+from .memory_history import MemoryHistory
 from .memory_policy import Revision
 from .settings import Settings
 from .store_connection import StoreConnection
@@ -32,6 +33,7 @@ class TaskStore(StoreConnection):
         super().__init__(path)
         with self._write() as db:
             migrate(db, self.path)
+        self.memory = MemoryHistory(self)  # what earlier runs used, by memory fingerprint
 
     # -- tasks ------------------------------------------------------------------------------
     def submit(

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import DiskFullError
 
@@ -44,6 +45,11 @@ class StoreConnection:
         """
         with self._lock:
             return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query, under the connection's lock."""
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager

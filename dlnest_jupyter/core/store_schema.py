@@ -70,6 +70,16 @@ CREATE TABLE IF NOT EXISTS task_events (
     detail TEXT
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memory_history (
+    fingerprint TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    card_peak_mb INTEGER NOT NULL,
+    total_peak_mb INTEGER NOT NULL,
+    duration_s REAL,
+    epochs INTEGER,
+    ended_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, task_id)
+);
 """
 # The REST TASK object (`TaskRecord.to_json`), built by SQLite. Triggers keep it in the `json`
 # column: listing 10,000 tasks then reads text (15 ms here) instead of building it (45 ms), which
@@ -88,7 +98,10 @@ _TASK_JSON = f"""json_object(
     'peak_memory_mb', CASE json_type(progress, '$.peak_memory_mb') WHEN 'object' THEN
         (SELECT SUM(value) FROM json_each(progress, '$.peak_memory_mb') WHERE type = 'integer')
         END,
-    'memory_source', CASE WHEN memory_mb IS NULL THEN 'default' ELSE 'given' END,
+    'memory_source', CASE WHEN memory_mb IS NOT NULL THEN 'given'
+        WHEN json_extract(spec, '$.learned_mb') IS NOT NULL THEN 'learned' ELSE 'default' END,
+    'memory_learned_mb', json_extract(spec, '$.learned_mb'),
+    'memory_learned_runs', json_extract(spec, '$.learned_runs'),
     'memory_note', memory_note,
     'memory_over', json(CASE WHEN memory_over THEN 'true' ELSE 'false' END),
     'created_at', created_at, 'started_at', started_at,

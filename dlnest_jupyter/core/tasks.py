@@ -108,6 +108,12 @@ def check_transition(task_id: int, current: TaskState, wanted: TaskState) -> Non
 # In a launched task's spec, never stored: the scheduler placed it on pretend cards
 # (DLNEST_FAKE_GPUS), so its run reports its config's `fake_gpu_memory_mb` as its GPU memory.
 PRETEND_GPUS = "pretend_gpus"
+# In a task's spec: its memory fingerprint (core/memory_fingerprint.py), under which its run's
+# peak is remembered, and, submitted without -m, what earlier runs of it taught: the MiB it
+# reserves (their peak + the margin) and how many runs that came from.
+FINGERPRINT = "memory_fingerprint"
+LEARNED_MB = "learned_mb"
+LEARNED_RUNS = "learned_runs"
 
 
 class TaskRecord(NamedTuple):
@@ -151,7 +157,7 @@ class TaskRecord(NamedTuple):
         spec = self.spec
         return Demand(
             task_id=self.id,
-            memory_mb=self.memory_mb,
+            memory_mb=self.memory_mb if self.memory_mb is not None else spec.get(LEARNED_MB),
             cpu=bool(spec.get("cpu")),
             multi_gpu=bool(spec.get("multi_gpu")),
             ddp=bool(spec.get("ddp")),
@@ -168,6 +174,13 @@ class TaskRecord(NamedTuple):
         return self._replace(spec_json=json.dumps({**self.spec, PRETEND_GPUS: True}))
 
     @property
+    def memory_source(self) -> str:
+        """Where its reservation comes from: its -m, earlier runs of it, or 90% of a card."""
+        if self.memory_mb is not None:
+            return "given"
+        return "learned" if self.spec.get(LEARNED_MB) is not None else "default"
+
+    @property
     def peak_memory_mb(self) -> int | None:
         """The most GPU memory the run held, summed over its cards, as it last reported."""
         peaks = self.progress.get("peak_memory_mb")
@@ -178,6 +191,7 @@ class TaskRecord(NamedTuple):
 
     def to_json(self) -> dict[str, Any]:
         """The REST contract's TASK object (DESIGN.md section 6)."""
+        spec = self.spec
         return {
             "id": self.id,
             "kind": self.kind,
@@ -186,13 +200,15 @@ class TaskRecord(NamedTuple):
             "package_path": self.package_path,
             "devices": list(self.devices),
             "memory_mb": self.memory_mb,
-            "cpu": bool(self.spec.get("cpu")),  # asked for the CPU (-CPU): reserves no GPU
+            "cpu": bool(spec.get("cpu")),  # asked for the CPU (-CPU): reserves no GPU
             # What it holds (the default, 90% of a card, included) while it holds anything.
             "reserved_mb": sum(self.reserved_mb.values()) if self.state.holds_devices else None,
             # What the run used at its peak, over every card it ran on (null until measured),
             # and where its reservation came from: its -m ("given") or 90% of a card ("default").
             "peak_memory_mb": self.peak_memory_mb,
-            "memory_source": "given" if self.memory_mb is not None else "default",
+            "memory_source": self.memory_source,
+            "memory_learned_mb": spec.get(LEARNED_MB),
+            "memory_learned_runs": spec.get(LEARNED_RUNS),
             "memory_note": self.memory_note,
             "memory_over": self.memory_over,
             "waiting_for": self.waiting_for if self.state is TaskState.QUEUED else None,
@@ -202,7 +218,7 @@ class TaskRecord(NamedTuple):
             "exit_code": self.exit_code,
             "error": self.error,
             "kernel_id": self.kernel_id,
-            "scripts_dir": self.spec.get("scripts_dir"),  # only analyzers store one
+            "scripts_dir": spec.get("scripts_dir"),  # only analyzers store one
             "progress": {
                 "epoch": self.progress.get("epoch"),
                 "iter": self.progress.get("iter"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,12 @@ from ..core import box_ledger
 from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID, DeviceSource
 from ..core.errors import LaunchDeferred, LaunchUnknown, TaskStateError
-from ..core.memory_policy import revise_reservation
+from ..core.memory_policy import by_card, revise_reservation
 from ..core.package import SavePackage
 from ..core.placement import placement_pass
 from ..core.placement_values import Demand, Reservation
 from ..core.store import TaskStore
-from ..core.tasks import RUNNERS, Runner, TaskRecord, TaskState
+from ..core.tasks import FINGERPRINT, RUNNERS, Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
 from .event_log import EventLog
 from .launch.executor import Launch
@@ -124,11 +124,11 @@ class Scheduler:
                     ):
                         self._take_over(task, now)
                     continue
-                self._reap_one(task)
+                self._reap_one(task, now)
             except Exception:  # one task's trouble must not stop the pass for the others
                 log.exception("task %s: could not follow it", task.id)
 
-    def _reap_one(self, task: TaskRecord) -> None:
+    def _reap_one(self, task: TaskRecord, now: float) -> None:
         runners = self.runners
         executor = runners.executor_for(task)
         code = executor.exit_code(task)
@@ -137,7 +137,8 @@ class Scheduler:
         error = None if code == 0 else executor.end_reason(task, code)
         with contextlib.suppress(TaskStateError):  # deleted meanwhile: the delete said so
             # The last progress the task reported stays on record.
-            self.store.set_progress(task.id, runners.with_progress(task).progress)
+            progress = runners.with_progress(task).progress
+            self.store.set_progress(task.id, progress)
             self.store.finish(
                 task.id,
                 TaskState.SUCCEEDED if code == 0 else TaskState.FAILED,
@@ -148,6 +149,23 @@ class Scheduler:
             self.events.write(
                 f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}")
             )
+            self._remember_peak(task, progress, now)
+
+    def _remember_peak(self, task: TaskRecord, progress: Mapping[str, Any], now: float) -> None:
+        """A run that ended leaves its peak for the next runs of its job (memory_history.py)."""
+        fingerprint = task.spec.get(FINGERPRINT)
+        peaks = {card: mb for card, mb in by_card(progress, "peak_memory_mb").items() if card >= 0}
+        if not isinstance(fingerprint, str) or not peaks:
+            return
+        epoch = progress.get("epoch")
+        self.store.memory.record(
+            fingerprint,
+            task.id,
+            peaks,
+            now - task.started_at if task.started_at else None,
+            epoch if isinstance(epoch, int) else None,
+            now,
+        )
 
     def _take_over(self, task: TaskRecord, now: float) -> None:
         """A task whose scheduler died while launching it: adopt what it launched, or queue it

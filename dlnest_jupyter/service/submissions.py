@@ -15,16 +15,28 @@ from pathlib import Path
 from typing import Any
 
 from ..core.checkpoints import TrackLimits
+from ..core.config import merge
 from ..core.continuation import plan_continuation
 from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError
+from ..core.memory_fingerprint import memory_fingerprint
+from ..core.memory_policy import with_margin
 from ..core.package import SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
 from ..core.placement import admission_error
 from ..core.placement_values import Demand
 from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
-from ..core.tasks import RUNNERS, Runner, TaskKind, TaskRecord, TaskState
+from ..core.tasks import (
+    FINGERPRINT,
+    LEARNED_MB,
+    LEARNED_RUNS,
+    RUNNERS,
+    Runner,
+    TaskKind,
+    TaskRecord,
+    TaskState,
+)
 from .event_log import EventLog
 from .runners import RunnerRouter
 
@@ -76,6 +88,7 @@ def submit_train(
         **placement,
     }
     try:
+        spec |= _learned(intake, package, package.args(), memory_mb, placement)
         return _queue(
             intake,
             TaskKind.TRAIN,
@@ -129,6 +142,9 @@ def submit_continue(
     }
     if continuation.overrides:
         spec.update(overrides=continuation.overrides, freq_path=freq_path and str(freq_path))
+    args = package.args_for(resolved)
+    run_args = merge(args, continuation.overrides) if continuation.overrides else args
+    spec |= _learned(intake, package, run_args, memory_mb, placement)
     return _queue(
         intake,
         TaskKind.CONTINUE,
@@ -168,6 +184,8 @@ def submit_analyze(
         "scripts_dir": str(scripts.expanduser().resolve()),
         **placement,
     }
+    # The package's training runs used at least what its model needs loaded.
+    spec |= _learned(intake, package, package.args_for(resolved), memory_mb, placement, True)
     return _queue(
         intake,
         TaskKind.ANALYZE,
@@ -195,7 +213,7 @@ def _queue(
 ) -> TaskRecord:
     """Store the task, and say so in the service's log."""
     if warnings:  # the submission's reply carries them (api/routes.py submit_task)
-        spec["warnings"] = list(warnings)
+        spec["warnings"] = [*spec.get("warnings", []), *warnings]
     task = intake.store.submit(
         kind,
         spec,
@@ -206,6 +224,47 @@ def _queue(
     )
     intake.log.write(f"task {task.id} queued: {what}")
     return task
+
+
+def forget_memory(intake: Intake, task_id: int) -> dict[str, Any]:
+    """Forget what earlier runs of `task_id`'s job used (its memory fingerprint): the next runs
+    reserve the default and learn anew. `{"fingerprint", "forgotten_runs"}`."""
+    fingerprint = intake.store.get(task_id).spec.get(FINGERPRINT)
+    if not isinstance(fingerprint, str):
+        raise TaskError(f"task {task_id} was queued before memory was learned: it has no history")
+    forgotten = intake.store.memory.forget(fingerprint)
+    intake.log.write(f"memory of task {task_id}'s job forgotten ({forgotten} runs)")
+    return {"fingerprint": fingerprint, "forgotten_runs": forgotten}
+
+
+def _learned(
+    intake: Intake,
+    package: SavePackage,
+    args: dict[str, Any],
+    memory_mb: int | None,
+    placement: dict[str, Any],
+    on_this_machine: bool = False,
+) -> dict[str, Any]:
+    """The spec's memory keys: the run's fingerprint, and without -m what earlier runs of it
+    used (their peak, over all cards for -mc, plus the margin), if any ran."""
+    fingerprint = memory_fingerprint(package, args)
+    keys: dict[str, Any] = {FINGERPRINT: fingerprint}
+    learned = intake.store.memory.learned(fingerprint)
+    if memory_mb is not None or placement["cpu"] or learned is None:
+        return keys
+    peak = learned.total_peak_mb if placement["multi_gpu"] else learned.card_peak_mb
+    reserve = with_margin(peak, intake.store.settings())
+    try:
+        _admit(intake, reserve, placement, on_this_machine)
+    except TaskError:  # learned on bigger cards than these: their figure does not apply here
+        return {
+            **keys,
+            "warnings": [
+                f"earlier runs of this config used {peak:,} MiB, more than a card here can "
+                "hold; it reserves the default and learns anew"
+            ],
+        }
+    return {**keys, LEARNED_MB: reserve, LEARNED_RUNS: learned.runs}
 
 
 def _admit(

@@ -52,6 +52,13 @@ def test_a_submission_says_what_it_reserves() -> None:
     assert reservation_sentence(task(state="running", reserved_mb=14745)) == (
         "reserved 14,745 MiB (the default, 90% of a card)"
     )
+    learned = {"memory_source": "learned", "memory_learned_mb": 3412, "memory_learned_runs": 3}
+    assert reservation_sentence(task(**learned)) == (
+        "reserves 3,412 MiB once placed, learned from 3 earlier runs of this config"
+    )
+    assert reservation_sentence(task(state="running", reserved_mb=3412, **learned)) == (
+        "reserved 3,412 MiB, learned from 3 earlier runs of this config"
+    )
 
 
 class QueuedThenDone:

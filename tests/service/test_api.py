@@ -11,7 +11,7 @@ import pytest
 
 from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.store import TaskStore
-from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.core.tasks import TaskKind, TaskState
 from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.service import DLNestService
 
@@ -229,3 +229,24 @@ def test_steps_come_by_offset_as_metrics_do(api: Api) -> None:
     _, nothing = call(api, "GET", f"tasks/{task_id}/steps?offset={first['offset']}")
 
     assert (first["rows"], nothing["rows"]) == ([row], [])
+
+
+def test_forgetting_a_tasks_memory_drops_its_jobs_history_and_names_what_it_forgot(
+    api: Api,
+) -> None:
+    config = write_project(api.root_dir / "proj")
+    status, queued = call(api, "POST", "tasks", {"kind": "train", "config_path": str(config)})
+    assert status == 201, queued
+    task_id = queued["task"]["id"]
+    fingerprint = api.service.store.get(task_id).spec["memory_fingerprint"]
+    api.service.store.memory.record(fingerprint, 99, {0: 1000}, 10.0, 1, ended_at=1.0)
+
+    status, forgotten = call(api, "DELETE", f"tasks/{task_id}/memory")
+
+    assert (status, forgotten) == (200, {"fingerprint": fingerprint, "forgotten_runs": 1})
+    assert api.service.store.memory.learned(fingerprint) is None
+    assert call(api, "DELETE", f"tasks/{task_id}/memory")[1]["forgotten_runs"] == 0
+    assert call(api, "DELETE", "tasks/404/memory")[0] == 404
+    raw = api.service.store.submit(TaskKind.TRAIN, {})  # queued by an older version: no history
+    status, refused = call(api, "DELETE", f"tasks/{raw.id}/memory")
+    assert status == 400 and "no history" in refused["error"]["message"]

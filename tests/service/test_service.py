@@ -16,10 +16,13 @@ from dlnest_jupyter.core.errors import (
     TaskStateError,
 )
 from dlnest_jupyter.core.package import SavePackage
+from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskKind, TaskState
+from dlnest_jupyter.service import submissions
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import failing_dataset, write_project
+from ..recording_executor import RecordingExecutor
 from ..waiting import wait_until
 from .conftest import hanging_project, wait_for, wait_until_group_is_gone
 
@@ -104,6 +107,47 @@ def test_a_run_using_more_than_it_reserved_has_the_ledger_raised_and_is_flagged(
     assert (raised["reserved_mb"], raised["memory_over"]) == (3000, True)
     assert "uses 3,000 MiB on GPU 0, reserved 1,000" in raised["memory_note"]
     assert service.queries.devices()[0]["memory_reserved_mb"] == 3000  # what placement counts
+
+
+def test_the_next_runs_of_a_job_reserve_what_it_used_and_share_a_card_until_it_is_forgotten(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"devices": [0]})
+    config = write_project(tmp_path / "p", epochs=1, args={"fake_gpu_memory_mb": 1000})
+    first = service.submit(TaskKind.TRAIN, config_path=config)
+    wait_for(service, lambda: service.queries.task(first.id).state.terminal)
+
+    # Three more runs of the same job reserve its peak + margin each: all share GPU 0 at once.
+    longer = write_project(tmp_path / "p", epochs=100_000, args={"fake_gpu_memory_mb": 1000})
+    assert longer == config  # the same project: only the epoch count changed
+    nexts = [service.submit(TaskKind.TRAIN, config_path=config) for _ in range(3)]
+    rows = [service.queries.task(t.id).to_json() for t in nexts]
+    assert [r["state"] for r in rows] == ["running"] * 3
+    assert [r["reserved_mb"] for r in rows] == [1356] * 3
+    assert {(r["memory_source"], r["memory_learned_runs"]) for r in rows} == {("learned", 1)}
+    # A changed model config is another job: no history, so the default.
+    changed = write_project(
+        tmp_path / "q", epochs=1, args={"fake_gpu_memory_mb": 1000, "hidden": 3}
+    )
+    other = service.submit(TaskKind.TRAIN, config_path=changed)
+    assert other.to_json()["memory_source"] == "default"
+    # The history is the queue's: another service over the same store learns it too.
+    restarted = DLNestService(
+        TaskStore(service.store.path), FakeSource((16384, 16384)), RecordingExecutor()
+    )
+    again = restarted.submit(TaskKind.TRAIN, config_path=config)
+    assert again.to_json()["memory_learned_mb"] == 1356
+    for task in [*nexts, other]:
+        service.delete(task.id)
+
+    forgotten = submissions.forget_memory(service.intake, first.id)
+
+    assert forgotten["forgotten_runs"] == 1
+    fresh = service.submit(TaskKind.TRAIN, config_path=config, cpu=False)
+    assert fresh.to_json()["memory_source"] == "default"
+    restarted.stop()
+    service.delete(again.id)  # the leader launched it: its executor stops it
+    service.delete(fresh.id)
 
 
 def test_a_crashing_task_fails_with_its_error_and_output_tail(

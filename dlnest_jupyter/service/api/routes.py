@@ -13,6 +13,7 @@ from ...core.package import STEPS_FILE
 from ...core.tasks import TaskKind
 from ...core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 from ...core.templates import new_project as create_project
+from .. import submissions
 from ..task_kinds import KINDS, PathRule
 from . import requests as api_requests
 from .call import Call, Reply, Route, Wait, json_reply
@@ -80,6 +81,11 @@ def task_steps(call: Call) -> Reply:
 
 def task_checkpoints(call: Call) -> Reply:
     return json_reply(200, call.service.queries.checkpoints(call.ids["task"]))
+
+
+def forget_memory(call: Call) -> Reply:
+    """What earlier runs of the task's job used is forgotten: the next reserve the default."""
+    return json_reply(200, submissions.forget_memory(call.service.intake, call.ids["task"]))
 
 
 def analyzer_scripts(call: Call) -> Reply:
@@ -166,6 +172,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "tasks/{task}/metrics", task_metrics),
     Route("GET", "tasks/{task}/steps", task_steps),
     Route("GET", "tasks/{task}/checkpoints", task_checkpoints),
+    Route("DELETE", "tasks/{task}/memory", forget_memory),
     Route("GET", "tasks/{task}/scripts", analyzer_scripts),
     Route("POST", "tasks/{task}/experiments", run_experiment),
     Route("GET", "tasks/{task}/experiments/{experiment}", get_experiment),
