@@ -202,6 +202,19 @@ def settings_parser() -> ArgumentParser:
         choices=("on", "off"),
         help="shrink what -m reserved too, once measured",
     )
+    parser.add_argument(
+        "--guard",
+        choices=("on", "off"),
+        dest="guard_memory",
+        help="cap each run's CUDA allocator at its reservation plus the margin",
+    )
+    parser.add_argument(
+        "--oom-retries",
+        type=int,
+        dest="oom_retries",
+        metavar="N",
+        help="times a run out of GPU memory is queued again with more",
+    )
     return parser
 
 

@@ -2,7 +2,7 @@
 
     %dlnest run -c ROOT [-f FREQ] [-d DESC] [-m MB] [-ns] [-sd] [-mc] [-DDP] [-CPU] [-j] [--dry-run]
     %dlnest continue -r PKG [-c ID] [-f FREQ] [--epochs N] [-d DESC] [-m MB] [-mc] [-DDP] [-CPU] [-j]
-    %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S] [--warmup-steps N] [--margin-pct P] [--margin-mb MB] [--shrink-given on|off]
+    %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S] [--warmup-steps N] [--margin-pct P] [--margin-mb MB] [--shrink-given on|off] [--guard on|off] [--oom-retries N]
     %dlnest checkpoints [ID]    a task's package's checkpoints by branch (what continue -c takes)
     %dlnest forget ID           forget what earlier runs of a task's job used (learned memory)
     %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
@@ -205,8 +205,9 @@ class DLNestMagics(AnalyzerCommands, Magics):
 
     def _settings(self, argv: list[str]) -> None:
         changes = {k: v for k, v in vars(parse("settings", argv)).items() if v is not None}
-        if "shrink_given" in changes:
-            changes["shrink_given"] = changes["shrink_given"] == "on"
+        for switch in ("shrink_given", "guard_memory"):
+            if switch in changes:
+                changes[switch] = changes[switch] == "on"
         settings = self.client.update_settings(changes) if changes else self.client.settings()
         show(Table(["setting", "value"], sorted(settings.items())))
 

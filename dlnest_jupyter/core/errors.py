@@ -98,6 +98,9 @@ class DiskFullError(DLNestError):
 # A training process that stopped because its disk filled up exits with this (sysexits' EX_IOERR),
 # so the service can say so even when the disk was too full for the process to write why.
 EXIT_DISK_FULL = 74
+# One that ran out of GPU memory (CUDA's allocator, or the guard's cap) exits with this (sysexits'
+# EX_TEMPFAIL: with more memory reserved it may well succeed), its last line saying how much.
+EXIT_OUT_OF_MEMORY = 75
 _DISK_FULL_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
 

@@ -13,6 +13,10 @@ progress). Two rules, card by card:
   only with `shrink_given`.
 
 A card without a figure (the CPU, a run not yet measured) keeps its reservation.
+
+With the guard on, a run is launched with its allocator capped at its reservation plus the margin
+(`launch_marks`). A run that ran out of GPU memory, capped or not, is queued again up to
+`oom_retries` times, reserving what it reached plus the margin (`retry_after_out_of_memory`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from .devices import CPU_ID
 from .settings import Settings
+from .tasks import LEARNED_MB, LEARNED_RUNS, MEMORY_CAP_MB, OOM_RETRIES_USED, PRETEND_GPUS
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,39 @@ def revise_reservation(
             f"{settings.memory_margin_pct:g}% + {settings.memory_margin_mb:,} MiB)"
         )
     return Revision(revised, bool(grew), note)
+
+
+def launch_marks(
+    reserved_mb: Mapping[int, int], pretend: bool, settings: Settings
+) -> dict[str, Any]:
+    """What the scheduler tells a run it launches (`TaskRecord.launched_with`)."""
+    marks: dict[str, Any] = {PRETEND_GPUS: True} if pretend else {}
+    cards = {card: mb for card, mb in reserved_mb.items() if card != CPU_ID}
+    if settings.guard_memory and cards:
+        marks[MEMORY_CAP_MB] = {str(card): with_margin(mb, settings) for card, mb in cards.items()}
+    return marks
+
+
+@dataclass(frozen=True)
+class Retry:
+    spec: dict[str, Any]  # the retry's: the task's own, reserving more
+    reserve_mb: int
+
+
+def retry_after_out_of_memory(
+    spec: Mapping[str, Any], progress: Mapping[str, Any], settings: Settings
+) -> Retry | None:
+    """The spec of a failed run's retry, reserving the peak it reached plus the margin (over all
+    its cards for -mc); None once its retries are spent, or when it never said what it reached."""
+    retried = spec.get(OOM_RETRIES_USED, 0)
+    peaks = by_card(progress, "peak_memory_mb")
+    peaks.pop(CPU_ID, None)
+    if not isinstance(retried, int) or retried >= settings.oom_retries or not peaks:
+        return None
+    reached = sum(peaks.values()) if spec.get("multi_gpu") else max(peaks.values())
+    reserve = with_margin(reached, settings)
+    kept = {k: v for k, v in spec.items() if k not in (LEARNED_MB, LEARNED_RUNS, "warnings")}
+    return Retry({**kept, LEARNED_MB: reserve, OOM_RETRIES_USED: retried + 1}, reserve)
 
 
 def by_card(progress: Mapping[str, Any], key: str) -> dict[int, int]:

@@ -28,6 +28,11 @@ class Settings:
     memory_margin_pct: float = 10.0
     memory_margin_mb: int = 256
     shrink_given: bool = False  # also shrink what a user gave with -m
+    # The guard: cap each run's CUDA allocator at its reservation plus the margin, so a run that
+    # outgrows its share fails itself, not its neighbours; and how often a run that ran out of
+    # GPU memory is queued again with more.
+    guard_memory: bool = False
+    oom_retries: int = 1
 
     def enabled(self, device_id: int) -> bool:
         return self.devices is None or device_id in self.devices
@@ -50,6 +55,8 @@ class Settings:
             "memory_margin_pct": self.memory_margin_pct,
             "memory_margin_mb": self.memory_margin_mb,
             "shrink_given": self.shrink_given,
+            "guard_memory": self.guard_memory,
+            "oom_retries": self.oom_retries,
         }
 
 
@@ -66,4 +73,6 @@ SETTINGS_FIELDS = {
     "memory_margin_pct": FieldSpec(number(0, 1000)),
     "memory_margin_mb": FieldSpec(integer(0, 2**31)),
     "shrink_given": FieldSpec(boolean),
+    "guard_memory": FieldSpec(boolean),
+    "oom_retries": FieldSpec(integer(0, 100)),
 }

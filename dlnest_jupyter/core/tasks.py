@@ -105,15 +105,18 @@ def check_transition(task_id: int, current: TaskState, wanted: TaskState) -> Non
         raise TaskStateError(task_id, current.value, wanted.value)
 
 
-# In a launched task's spec, never stored: the scheduler placed it on pretend cards
-# (DLNEST_FAKE_GPUS), so its run reports its config's `fake_gpu_memory_mb` as its GPU memory.
+# In a launched task's spec, never stored (`launched_with`): the scheduler placed it on pretend
+# cards (DLNEST_FAKE_GPUS), so its run reports its config's `fake_gpu_memory_mb` as its GPU
+# memory; with the guard on, the cap of its allocator on each card (core/memory_policy.py).
 PRETEND_GPUS = "pretend_gpus"
+MEMORY_CAP_MB = "memory_cap_mb"
 # In a task's spec: its memory fingerprint (core/memory_fingerprint.py), under which its run's
 # peak is remembered, and, submitted without -m, what earlier runs of it taught: the MiB it
 # reserves (their peak + the margin) and how many runs that came from.
 FINGERPRINT = "memory_fingerprint"
 LEARNED_MB = "learned_mb"
 LEARNED_RUNS = "learned_runs"
+OOM_RETRIES_USED = "oom_retries_used"  # a retry after running out of GPU memory: how many so far
 
 
 class TaskRecord(NamedTuple):
@@ -169,9 +172,10 @@ class TaskRecord(NamedTuple):
             self.id, dict(self.reserved_mb), started_at=self.started_at or 0.0, pid=self.pid
         )
 
-    def on_pretend_cards(self) -> TaskRecord:
-        """This task as launched onto pretend cards (`PRETEND_GPUS`)."""
-        return self._replace(spec_json=json.dumps({**self.spec, PRETEND_GPUS: True}))
+    def launched_with(self, marks: Mapping[str, Any]) -> TaskRecord:
+        """This task as launched, with the scheduler's `marks` (`PRETEND_GPUS`,
+        `MEMORY_CAP_MB`) in its spec; the stored spec stays as it was."""
+        return self._replace(spec_json=json.dumps({**self.spec, **marks})) if marks else self
 
     @property
     def memory_source(self) -> str:

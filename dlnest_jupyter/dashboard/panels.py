@@ -133,11 +133,29 @@ class SettingsPanel:
         self.delay = widgets.BoundedFloatText(
             min=0, max=86_400, description="launch delay on a card (s)", **labelled()
         )
+        self.guard = widgets.Checkbox(
+            description="guard: cap each run at its reservation + margin", indent=False
+        )
+        self.shrink_given = widgets.Checkbox(
+            description="shrink -m reservations to what runs use", indent=False
+        )
+        self.retries = widgets.BoundedIntText(
+            min=0, max=100, description="retries when out of memory", **labelled()
+        )
         self.explained = widgets.HTML(settings_help_html())
         self.apply = widgets.Button(description="Apply", icon="check")
         self.scheduler = widgets.HTML()
         self.widget = widgets.VBox(
-            [self.max_tasks, self.delay, self.explained, self.apply, self.scheduler]
+            [
+                self.max_tasks,
+                self.delay,
+                self.guard,
+                self.shrink_given,
+                self.retries,
+                self.explained,
+                self.apply,
+                self.scheduler,
+            ]
         )
         self._client, self.loaded = client, False
         self._applied: dict[str, Any] = {}  # what the server holds, to say what Apply changed
@@ -147,6 +165,10 @@ class SettingsPanel:
         if not self.loaded:  # later refreshes must not overwrite what the user is typing
             self.max_tasks.value = settings["max_tasks_per_device"]
             self.delay.value = settings["launch_delay_s"]
+            # A server older than learned memory has none of these: they keep their defaults.
+            self.guard.value = bool(settings.get("guard_memory", False))
+            self.shrink_given.value = bool(settings.get("shrink_given", False))
+            self.retries.value = settings.get("oom_retries", Settings().oom_retries)
             self._applied = dict(settings)
             self.loaded = True
 
@@ -155,24 +177,35 @@ class SettingsPanel:
 
     def _apply(self) -> str:
         before = self._applied or self._client.settings()
-        changed = self._client.update_settings(
-            {"max_tasks_per_device": self.max_tasks.value, "launch_delay_s": self.delay.value}
-        )
+        wanted = {"max_tasks_per_device": self.max_tasks.value, "launch_delay_s": self.delay.value}
+        if "guard_memory" in before:
+            wanted |= {
+                "guard_memory": self.guard.value,
+                "shrink_given": self.shrink_given.value,
+                "oom_retries": self.retries.value,
+            }
+        changed = self._client.update_settings(wanted)
         self._applied = dict(changed)
         return "settings: " + settings_change_text(before, changed)
 
 
-SETTING_NAMES = {"max_tasks_per_device": "tasks per card", "launch_delay_s": "launch delay (s)"}
+SETTING_NAMES = {
+    "max_tasks_per_device": "tasks per card",
+    "launch_delay_s": "launch delay (s)",
+    "guard_memory": "guard",
+    "shrink_given": "shrink -m",
+    "oom_retries": "retries",
+}
 
 
 def settings_change_text(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-    """`tasks per card 10000 -> 2; launch delay (s) unchanged (0.0)`: what Apply did."""
-    return "; ".join(
+    """`tasks per card 10000 → 2; guard False → True`: what Apply changed."""
+    changed = [
         f"{name} {before.get(key)} → {after.get(key)}"
-        if before.get(key) != after.get(key)
-        else f"{name} unchanged ({after.get(key)})"
         for key, name in SETTING_NAMES.items()
-    )
+        if before.get(key) != after.get(key)
+    ]
+    return "; ".join(changed) if changed else "nothing changed"
 
 
 def settings_help_html() -> str:
@@ -184,5 +217,10 @@ def settings_help_html() -> str:
         f"the default, {default:,}, means no limit (memory alone decides). "
         "<b>Launch delay</b>: the least time between two launches on one card, so that a "
         "starting task's memory shows before the next is placed (0: none needed, tasks "
-        "reserve their estimate when claimed).</div>"
+        "reserve their estimate when claimed). "
+        "<b>Guard</b>: each training run's CUDA allocator is capped at its reservation plus the "
+        "margin, so a run that outgrows its share fails itself (out of GPU memory) instead of "
+        "its neighbours; it is then queued again, reserving what it reached, as many times as "
+        "<b>retries</b> says. A run's reservation shrinks to what it measurably uses after its "
+        "first epoch; <b>shrink -m</b> lets that happen to reservations given with -m too.</div>"
     )

@@ -59,6 +59,26 @@ class GpuMemory:
             peak[str(card)] = torch.cuda.max_memory_reserved(index) // _MIB + context
         return {"memory_mb": now, "peak_memory_mb": peak}
 
+    def guard(self, cap_mb_by_card: Mapping[int, int]) -> None:
+        """Cap the allocator on each card at `cap_mb_by_card` (the guard): a run that outgrows
+        its share fails itself with CUDA's out-of-memory error instead of its neighbours. On
+        a pretend card, a `fake_gpu_memory_mb` over the cap fails the same way, at once."""
+        import torch
+
+        for card, index in self.cards.items():
+            cap = cap_mb_by_card.get(card)
+            if cap is None:
+                continue
+            if index is None:
+                if self.fake_mb > cap:
+                    raise torch.cuda.OutOfMemoryError(
+                        f"CUDA out of memory on pretend GPU {card}: {self.fake_mb:,} MiB "
+                        f"({FAKE_MEMORY_KEY}) is over the guard's cap of {cap:,} MiB"
+                    )
+                continue
+            total_mb = torch.cuda.get_device_properties(index).total_memory // _MIB
+            torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total_mb), index)
+
     def _context(self, card: int, index: int) -> int:
         if card not in self._context_mb:
             import torch

@@ -86,12 +86,15 @@ class ProgressFile:
             self._write(epoch, iteration, now)
 
     def flush(self) -> None:
-        """Write the newest position now (at the end of an epoch)."""
-        if self._samples:
+        """Write the newest position now (at the end of an epoch, and of the run); a run that
+        took no step yet writes its memory figures, if it has any."""
+        if self._samples or (self.memory is not None and self.memory()):
             self._write(*self._position, self._clock())
 
     def steps_per_s(self, now: float) -> float | None:
         """Steps per second over the last RATE_WINDOW_S (None until some time has passed)."""
+        if not self._samples:
+            return None
         while len(self._samples) > 1 and now - self._samples[1][0] >= RATE_WINDOW_S:
             self._samples.popleft()  # keep one sample at or before the window's start
         since, steps = self._samples[0]

@@ -29,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides=raw.get("overrides"),
         freq_path=raw.get("freq_path"),
         pretend_gpus=bool(raw.get("pretend_gpus")),
+        reserved_mb=_by_card(raw.get("reserved_mb")),
+        memory_cap_mb=_by_card(raw.get("memory_cap_mb")),
     )
     try:
         package = SavePackage.open(raw["package_path"])
@@ -37,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dlnest: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
     return train(session, request)
+
+
+def _by_card(raw: dict[str, int] | None) -> dict[int, int] | None:
+    return {int(card): int(mb) for card, mb in raw.items()} if raw else None
 
 
 if __name__ == "__main__":

@@ -15,24 +15,31 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import torch
+
 from ..core.checkpoints import TrackLimits
 from ..core.continuation import EPOCHS_KEY, changed_keys
-from ..core.errors import EXIT_DISK_FULL, as_disk_full
+from ..core.errors import EXIT_DISK_FULL, EXIT_OUT_OF_MEMORY, as_disk_full
 from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter
 from .ddp import launch_ranks
-from .gpu_memory import gpu_memory
+from .gpu_memory import GpuMemory, gpu_memory
 from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
 from .session import Session, open_session, open_writer, print_warnings, run_args
 from .train_request import TrainRequest
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # and EXIT_DISK_FULL
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = (
+    0,
+    1,
+    2,
+    130,
+)  # and EXIT_DISK_FULL, EXIT_OUT_OF_MEMORY
 
 
 def prepare(package: SavePackage, request: TrainRequest, rank: int = 0) -> Session:
@@ -70,12 +77,17 @@ def train(session: Session, request: TrainRequest) -> int:
                 "changed": changed_keys(before, session.args),
             }
         launch = package.record_launch(record)
+        memory: GpuMemory | None = None
         if request.ddp:
             package.clear_progress()  # every rank's, before any rank writes its own
             error = launch_ranks(package, request)
         else:
-            error = _run_loop(session, open_writer(session, request.overrides), launch)
+            memory = gpu_memory(session)
+            writer = open_writer(session, request.overrides)
+            error = _run_loop(session, writer, launch, memory, request.memory_cap_mb)
         exit_code = _exit_code(error)
+        if exit_code == EXIT_OUT_OF_MEMORY:  # the service reads how much from this last line
+            _say_last(f"dlnest: error: {_out_of_memory_text(memory, request.reserved_mb)}")
         full = (  # a deletion or Ctrl+C keeps its own code, whatever it interrupted
             as_disk_full(error, package.path, "while training")
             if error is not None and exit_code == EXIT_FAILED
@@ -109,30 +121,60 @@ def _say_last(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _run_loop(session: Session, writer: CheckpointWriter, launch: int) -> BaseException | None:
+def _run_loop(
+    session: Session,
+    writer: CheckpointWriter,
+    launch: int,
+    memory: GpuMemory,
+    cap_mb: Mapping[int, int] | None,
+) -> BaseException | None:
     loop = TrainingLoop(session, writer, launch)
     epochs = session.args.get(EPOCHS_KEY)
-    loop.progress = ProgressFile(
+    progress = loop.progress = ProgressFile(
         session.package.path,
         epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
-        memory=gpu_memory(session).figures,
+        memory=memory.figures,
     )
     try:
+        if cap_mb:
+            memory.guard(cap_mb)
         return loop.run()
     except BaseException as exc:  # the life cycle's own AAll or trainAborting failed
         with contextlib.suppress(OSError):  # the output's disk may be the one that is full
             traceback.print_exception(exc)
         return exc
+    finally:
+        progress.flush()  # its last figures, its memory's peak too, however it ended
+
+
+def _out_of_memory_text(memory: GpuMemory | None, reserved_mb: Mapping[int, int] | None) -> str:
+    """`out of GPU memory (peak 9,638 MiB, reserved 6,000 MiB)`, over the run's cards."""
+    peaks = (memory.figures().get("peak_memory_mb") or {}) if memory is not None else {}
+    figures = [f"peak {sum(peaks.values()):,} MiB"] if peaks else []
+    if reserved_mb:
+        figures.append(f"reserved {sum(reserved_mb.values()):,} MiB")
+    return "out of GPU memory" + (f" ({', '.join(figures)})" if figures else "")
 
 
 def _exit_code(error: BaseException | None) -> int:
     if error is None:
         return EXIT_OK
+    if _out_of_memory(error):
+        return EXIT_OUT_OF_MEMORY
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     if isinstance(error, SystemExit) and isinstance(error.code, int) and error.code != 0:
         return error.code
     return EXIT_FAILED
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """CUDA's allocator ran out (or the guard's cap was hit), whatever the user code wrapped it in."""
+    while error is not None:
+        if isinstance(error, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(error):
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
 
 
 def _launch_record(session: Session, request: TrainRequest) -> dict[str, Any]:

@@ -25,3 +25,7 @@ class TrainRequest:
     # Placed on pretend cards (DLNEST_FAKE_GPUS): the run reports its config's
     # `fake_gpu_memory_mb` as its GPU memory (runtime/gpu_memory.py), wherever it runs.
     pretend_gpus: bool = False
+    # What the scheduler reserved on each card, and with the guard on, the cap of the run's
+    # allocator there (its reservation plus the margin): runtime/gpu_memory.py.
+    reserved_mb: Mapping[int, int] | None = None
+    memory_cap_mb: Mapping[int, int] | None = None

@@ -21,8 +21,13 @@ from typing import Any
 from ..core import box_ledger
 from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID, DeviceSource
-from ..core.errors import LaunchDeferred, LaunchUnknown, TaskStateError
-from ..core.memory_policy import by_card, revise_reservation
+from ..core.errors import EXIT_OUT_OF_MEMORY, LaunchDeferred, LaunchUnknown, TaskStateError
+from ..core.memory_policy import (
+    by_card,
+    launch_marks,
+    retry_after_out_of_memory,
+    revise_reservation,
+)
 from ..core.package import SavePackage
 from ..core.placement import placement_pass
 from ..core.placement_values import Demand, Reservation
@@ -150,6 +155,26 @@ class Scheduler:
                 f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}")
             )
             self._remember_peak(task, progress, now)
+            if code == EXIT_OUT_OF_MEMORY:
+                self._retry_with_more(task, progress)
+
+    def _retry_with_more(self, task: TaskRecord, progress: Mapping[str, Any]) -> None:
+        """A run that ran out of GPU memory is queued again, at the front, reserving what it
+        reached plus the margin (core/memory_policy.py), while its retries last."""
+        retry = retry_after_out_of_memory(task.spec, progress, self.store.settings())
+        if retry is None:
+            return
+        again = self.store.submit(
+            task.kind,
+            retry.spec,
+            description=f"{task.description} (retry of task {task.id}: out of GPU memory)".lstrip(),
+            package_path=task.package_path,
+            jump=True,
+        )
+        self.events.write(
+            f"task {task.id} ran out of GPU memory: queued again as task {again.id}, "
+            f"reserving {retry.reserve_mb:,} MiB"
+        )
 
     def _remember_peak(self, task: TaskRecord, progress: Mapping[str, Any], now: float) -> None:
         """A run that ended leaves its peak for the next runs of its job (memory_history.py)."""
@@ -265,7 +290,8 @@ class Scheduler:
                 )
                 if mine is not None:  # else: deleted, or claimed by another scheduler
                     pretend = snapshot.source == "fake" and mine.devices != (CPU_ID,)
-                    claimed.append(mine.on_pretend_cards() if pretend else mine)
+                    marks = launch_marks(mine.reserved_mb, pretend, settings)
+                    claimed.append(mine.launched_with(marks))
             if claimed:
                 self._publish()  # before the lock is let go: others must see these at once
         return [started for task in claimed if (started := self._launch(task, now)) is not None]

@@ -56,6 +56,27 @@ def test_magics_fall_back_to_an_in_process_scheduler_and_say_so_once(
     assert "task 1 succeeded" in capsys.readouterr().out
 
 
+def test_the_memory_settings_are_switched_and_a_jobs_memory_forgotten_from_the_magic(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_line_magic(
+        "dlnest", "settings --guard on --shrink-given on --margin-mb 100 --oom-retries 2"
+    )
+    shown = capsys.readouterr().out
+    for setting in ("guard_memory", "shrink_given", "memory_margin_mb", "oom_retries"):
+        assert setting in shown
+    client = discovery.embedded_client()
+    settings = client.settings()
+    assert (settings["guard_memory"], settings["shrink_given"]) == (True, True)
+    assert (settings["memory_margin_mb"], settings["oom_retries"]) == (100, 2)
+    config = write_project(tmp_path / "proj", epochs=1)
+    shell.run_line_magic("dlnest", f"run -c {config} -CPU")
+
+    shell.run_line_magic("dlnest", "forget 1")
+
+    assert "forgot 0 earlier runs of task 1's job" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from dlnest_jupyter.core.memory_policy import revise_reservation, warmed_up, with_margin
+from dlnest_jupyter.core.memory_policy import (
+    launch_marks,
+    retry_after_out_of_memory,
+    revise_reservation,
+    warmed_up,
+    with_margin,
+)
 from dlnest_jupyter.core.settings import Settings
 
 SETTINGS = Settings(memory_warmup_steps=100, memory_margin_pct=10, memory_margin_mb=256)
@@ -89,3 +95,34 @@ def test_the_margin_and_the_warm_up_read_the_settings() -> None:
     assert with_margin(1000, SETTINGS) == 1356
     assert with_margin(1000, Settings(memory_margin_pct=0, memory_margin_mb=0)) == 1000
     assert not warmed_up({}, SETTINGS) and warmed_up({"epoch_s": 1.0}, SETTINGS)
+
+
+def test_the_guard_caps_each_card_at_its_reservation_plus_the_margin_and_only_when_on() -> None:
+    guarded = Settings(guard_memory=True)
+
+    assert launch_marks({0: 1000, 1: 2000}, False, guarded) == {
+        "memory_cap_mb": {"0": 1356, "1": 2456}
+    }
+    assert launch_marks({0: 1000}, True, Settings()) == {"pretend_gpus": True}
+    assert launch_marks({-1: 0}, False, guarded) == {}  # the CPU has no allocator to cap
+
+
+def test_a_run_out_of_gpu_memory_is_retried_reserving_what_it_reached_while_retries_last() -> None:
+    spec = {"config_path": "/p/root.json", "cpu": False, "learned_mb": 1356, "learned_runs": 2}
+    reached = {"peak_memory_mb": {"0": 3000}}
+
+    retry = retry_after_out_of_memory(spec, reached, Settings(oom_retries=1))
+    assert retry is not None and retry.reserve_mb == 3556
+    assert retry.spec == {
+        "config_path": "/p/root.json",
+        "cpu": False,
+        "learned_mb": 3556,
+        "oom_retries_used": 1,
+    }
+    assert retry_after_out_of_memory(retry.spec, reached, Settings(oom_retries=1)) is None
+    assert retry_after_out_of_memory(spec, reached, Settings(oom_retries=0)) is None
+    assert retry_after_out_of_memory(spec, {}, Settings()) is None  # it never said what it used
+    multi = retry_after_out_of_memory(
+        {**spec, "multi_gpu": True}, {"peak_memory_mb": {"0": 3000, "1": 1000}}, Settings()
+    )
+    assert multi is not None and multi.reserve_mb == 4000 + 400 + 256  # over all its cards

@@ -16,6 +16,7 @@ from dlnest_jupyter.core.errors import (
     TaskNotFoundError,
     TaskStateError,
 )
+from dlnest_jupyter.core.memory_policy import Revision
 from dlnest_jupyter.core.settings import Settings
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.store_schema import SCHEMA_VERSION
@@ -275,6 +276,8 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
         "waiting_for",
         "peak_memory_mb",
         "memory_source",
+        "memory_learned_mb",
+        "memory_learned_runs",
         "memory_note",
         "memory_over",
         "created_at",
@@ -356,3 +359,21 @@ def test_a_version_4_queue_gets_versions_and_answers_since(tmp_path: Path) -> No
 
     assert version == 1 and len(rows) == 1
     assert [i for i, _, _ in upgraded.tasks_json(since=version)[1]] == [added.id]
+
+
+def test_the_sql_built_task_json_says_where_memory_came_from_as_python_does(
+    store: TaskStore,
+) -> None:
+    store.submit("train", {"learned_mb": 1356, "learned_runs": 2}, now=1.5)
+    store.submit("train", {"learned_mb": 1356}, memory_mb=900, now=2.5)  # given beats learned
+    raised = store.submit("train", {}, now=3.5)
+    start(store, raised.id, {0: 500}, now=4.5)
+    store.revise_reservations({raised.id: Revision({0: 3000}, True, "grew past it")})
+
+    from_sql = [json.loads(text) for _, _, text in store.tasks_json()[1]]
+
+    assert from_sql == [t.to_json() for t in store.list_tasks()]
+    assert [t["memory_source"] for t in from_sql] == ["learned", "given", "default"]
+    assert (from_sql[0]["memory_learned_mb"], from_sql[0]["memory_learned_runs"]) == (1356, 2)
+    assert (from_sql[2]["reserved_mb"], from_sql[2]["memory_over"]) == (3000, True)
+    assert from_sql[2]["memory_note"] == "grew past it"

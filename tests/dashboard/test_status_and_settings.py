@@ -44,7 +44,11 @@ def test_settings_explain_the_tasks_per_card_default_and_apply_says_what_changed
     panel = board.settings_panel
     board.tabs.selected_index = SETTINGS_TAB
 
-    for box in (panel.max_tasks, panel.delay):  # the label whole, and room left for the value
+    for box in (
+        panel.max_tasks,
+        panel.delay,
+        panel.retries,
+    ):  # the label whole, and room left for the value
         label_px, whole_px = (
             int(w.removesuffix("px")) for w in (box.style.description_width, box.layout.width)
         )
@@ -55,7 +59,10 @@ def test_settings_explain_the_tasks_per_card_default_and_apply_says_what_changed
     board.refresh()
 
     assert client.settings()["max_tasks_per_device"] == 2
-    assert board.message.value == (
-        "settings: tasks per card 10000 → 2; launch delay (s) unchanged (0.0)"
-    )
+    assert board.message.value == "settings: tasks per card 10000 → 2"
+    panel.guard.value = True
+    panel.apply.click()
+    board.refresh()
+    assert client.settings()["guard_memory"] is True
+    assert board.message.value == "settings: guard False → True"
     board.close()

@@ -150,6 +150,25 @@ def test_the_next_runs_of_a_job_reserve_what_it_used_and_share_a_card_until_it_i
     service.delete(fresh.id)
 
 
+def test_with_the_guard_a_run_over_its_share_fails_itself_as_out_of_memory_and_is_retried_with_more(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"guard_memory": True, "oom_retries": 1})
+    config = write_project(tmp_path / "p", epochs=1, args={"fake_gpu_memory_mb": 3000})
+    task = service.submit(TaskKind.TRAIN, config_path=config, memory_mb=1000, description="big")
+    wait_for(service, lambda: service.queries.task(task.id).state.terminal)
+
+    failed = service.queries.task(task.id)
+    assert failed.state is TaskState.FAILED
+    assert failed.error == "out of GPU memory (peak 3,000 MiB, reserved 1,000 MiB)"
+    [retry] = [t for t in service.queries.tasks() if t.id != task.id]
+    assert retry.description == f"big (retry of task {task.id}: out of GPU memory)"
+    assert retry.to_json()["memory_learned_mb"] == 3000 + 300 + 256
+    wait_for(service, lambda: service.queries.task(retry.id).state.terminal)
+    assert service.queries.task(retry.id).state is TaskState.SUCCEEDED  # under its new cap
+    assert len(service.queries.tasks()) == 2  # one retry, no more
+
+
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:

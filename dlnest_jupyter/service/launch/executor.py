@@ -25,9 +25,9 @@ from pathlib import Path
 
 from ...core import processes
 from ...core.devices import CPU_ID
-from ...core.errors import EXIT_DISK_FULL
+from ...core.errors import EXIT_DISK_FULL, EXIT_OUT_OF_MEMORY
 from ...core.package import SavePackage
-from ...core.tasks import PRETEND_GPUS, TaskRecord
+from ...core.tasks import MEMORY_CAP_MB, PRETEND_GPUS, TaskRecord
 from .zygote_client import ZygoteClient
 
 EXIT_UNKNOWN = -1  # the process is gone and never recorded how it ended (SIGKILL, OOM killer)
@@ -119,7 +119,10 @@ class LocalExecutor(Executor):
             "memory_mb": task.memory_mb,
             "overrides": spec.get("overrides"),  # a continue's config changes (-f, --epochs)
             "freq_path": spec.get("freq_path"),
-            "pretend_gpus": bool(spec.get(PRETEND_GPUS)),  # the scheduler's word (scheduler.py)
+            # The scheduler's word at launch (scheduler.py): pretend cards, and the guard's cap.
+            "pretend_gpus": bool(spec.get(PRETEND_GPUS)),
+            "memory_cap_mb": spec.get(MEMORY_CAP_MB),
+            "reserved_mb": {str(card): mb for card, mb in task.reserved_mb.items() if card >= 0},
         }
         gpu_ids = [d for d in device_ids if d != CPU_ID]
         task_env = {
@@ -176,6 +179,8 @@ class LocalExecutor(Executor):
         tail = SavePackage(Path(task.package_path)).output_tail() if task.package_path else ""
         lines = tail.strip().splitlines()
         last = lines[-1] if lines else "no output"
+        if code == EXIT_OUT_OF_MEMORY and "out of GPU memory" in last:
+            return last.removeprefix("dlnest: error: ")  # its figures, as the run said them
         if code == EXIT_DISK_FULL and "no space left" not in last and "quota" not in last:
             # Too full for the task to write why: say it for it.
             last = f"{task.package_path}: no space left on device (the disk holding this package is full)"
@@ -276,6 +281,8 @@ def describe_exit(code: int, signals: Mapping[int, str] | None = None) -> str:
         return "the process ended without recording its exit status (killed, or out of memory?)"
     if code == EXIT_DISK_FULL:
         return f"the disk filled up (exit {code})"
+    if code == EXIT_OUT_OF_MEMORY:
+        return f"out of GPU memory (exit {code})"
     if code > 128 and code - 128 in names:
         return f"killed by {names[code - 128]} (exit {code})"
     return f"exit code {code}"
