@@ -22,11 +22,11 @@ With the guard on, a run is launched with its allocator capped at its reservatio
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .devices import CPU_ID
+from .devices import CPU_ID, InventorySnapshot
 from .settings import Settings
 from .tasks import LEARNED_MB, LEARNED_RUNS, MEMORY_CAP_MB, OOM_RETRIES_USED, PRETEND_GPUS
 
@@ -83,6 +83,31 @@ def revise_reservation(
             f"{settings.memory_margin_pct:g}% + {settings.memory_margin_mb:,} MiB)"
         )
     return Revision(revised, bool(grew), note)
+
+
+def cross_checked(
+    progress: Mapping[str, Any], pids: Collection[int], snapshot: InventorySnapshot
+) -> dict[str, Any]:
+    """`progress` with each card's figures raised to what NVML says the run's processes (`pids`)
+    use there, where NVML says more: the runtime's figure misses what the allocator does not see
+    (NCCL's buffers, other libraries). Where NVML gives nothing per process (0: some drivers,
+    containers), the runtime's figure stands."""
+    seen: dict[str, int] = {}
+    for gpu in snapshot.gpus:
+        used = sum(p.used_memory_mb for p in gpu.processes or () if p.pid in pids)
+        if used > 0:
+            seen[str(gpu.id)] = used
+    if not seen:
+        return dict(progress)
+    raised = dict(progress)
+    for key in ("memory_mb", "peak_memory_mb"):
+        reported = progress.get(key)
+        figures = dict(reported) if isinstance(reported, Mapping) else {}
+        for card, used in seen.items():
+            current = figures.get(card)
+            figures[card] = max(current, used) if isinstance(current, int) else used
+        raised[key] = figures
+    return raised
 
 
 def launch_marks(

@@ -11,19 +11,21 @@ decision and the claims are made under the box's lock, counting other users' res
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..core import box_ledger
+from ..core import box_ledger, processes
 from ..core.box_ledger import Ledger, OtherReservation
-from ..core.devices import CPU_ID, DeviceSource
+from ..core.devices import CPU_ID, DeviceSource, InventorySnapshot
 from ..core.errors import EXIT_OUT_OF_MEMORY, LaunchDeferred, LaunchUnknown, TaskStateError
 from ..core.memory_policy import (
     by_card,
+    cross_checked,
     launch_marks,
     retry_after_out_of_memory,
     revise_reservation,
@@ -80,8 +82,9 @@ class Scheduler:
         if not leading:
             self._waits = {}  # another scheduler writes them now; ours would go stale
             return []
-        self._follow_memory()
-        started = self._place(now)
+        snapshot = functools.cache(self.devices.snapshot)  # at most one NVML query a pass
+        self._follow_memory(snapshot)
+        started = self._place(now, snapshot)
         self._publish()
         return started
 
@@ -222,7 +225,7 @@ class Scheduler:
         return self.runners.executor.adopt(task, claimed_at)
 
     # -- following what runs use ------------------------------------------------------------
-    def _follow_memory(self) -> None:
+    def _follow_memory(self, snapshot: Callable[[], InventorySnapshot]) -> None:
         """Each training run's reservation follows its measured GPU memory (raised at once past
         it, shrunk after warm-up: core/memory_policy.py), before this pass places anything, so
         what a run frees goes to queued tasks now."""
@@ -232,6 +235,9 @@ class Scheduler:
             if RUNNERS[task.kind] is not Runner.PROCESS:
                 continue  # an analyzer's kernel reports no memory yet
             progress = self.runners.with_progress(task).progress
+            if task.pid is not None and _lists_processes(snapshot()):
+                pids = {task.pid, *processes.group_members(task.pid)}  # its DDP ranks too
+                progress = cross_checked(progress, pids, snapshot())
             revision = revise_reservation(
                 task.reserved_mb, progress, task.memory_mb is not None, settings
             )
@@ -241,7 +247,7 @@ class Scheduler:
         self.store.revise_reservations(revisions)
 
     # -- placing ----------------------------------------------------------------------------
-    def _place(self, now: float) -> list[TaskRecord]:
+    def _place(self, now: float, snapshot_now: Callable[[], InventorySnapshot]) -> list[TaskRecord]:
         queue = self.store.queued_ids()
         if not queue:
             self._waits = {}
@@ -256,7 +262,7 @@ class Scheduler:
             self._demands = known = {i: known[i] for i in queue}
             self._kernels = {i: self._kernels[i] for i in queue}
         demands = [known[i] for i in queue]
-        snapshot = self.devices.snapshot()
+        snapshot = snapshot_now()
         if snapshot.local_node is not None:  # on a cluster, analyzers stay on this machine
             demands = [
                 replace(d, node=snapshot.local_node) if self._kernels.get(d.task_id) else d
@@ -370,6 +376,11 @@ class Scheduler:
         """Step down. Our rows stay in the box ledger: the tasks they name keep running (and
         keep their memory) until the next scheduler of this queue re-adopts them."""
         self.leadership.close()
+
+
+def _lists_processes(snapshot: InventorySnapshot) -> bool:
+    """Whether NVML gave per-process figures at all (pretend cards and some drivers do not)."""
+    return any(p.used_memory_mb > 0 for gpu in snapshot.gpus for p in gpu.processes or ())
 
 
 def _words(reason: str) -> str:

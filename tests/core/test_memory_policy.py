@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from dlnest_jupyter.core.devices import GpuProcess, GpuSnapshot, InventorySnapshot
 from dlnest_jupyter.core.memory_policy import (
+    cross_checked,
     launch_marks,
     retry_after_out_of_memory,
     revise_reservation,
@@ -126,3 +128,23 @@ def test_a_run_out_of_gpu_memory_is_retried_reserving_what_it_reached_while_retr
         {**spec, "multi_gpu": True}, {"peak_memory_mb": {"0": 3000, "1": 1000}}, Settings()
     )
     assert multi is not None and multi.reserve_mb == 4000 + 400 + 256  # over all its cards
+
+
+def test_nvml_per_process_figures_raise_what_the_run_reported_and_nothing_else() -> None:
+    def card(gpu_id: int, *processes: tuple[int, int]) -> GpuSnapshot:
+        listed = tuple(GpuProcess(pid, mb) for pid, mb in processes)
+        return GpuSnapshot(gpu_id, f"GPU {gpu_id}", 16384, 0, None, listed)
+
+    snapshot = InventorySnapshot(
+        (card(0, (41, 2000), (42, 500), (7, 9000)), card(1, (43, 0))), "nvml"
+    )
+    reported = progress({"0": 1800, "1": 900}, {"0": 2100, "1": 950}, epoch=3)
+
+    checked = cross_checked(reported, {41, 42, 43}, snapshot)
+
+    # GPU 0: its two processes (a DDP rank and the leader) hold 2,500 by NVML; another user's
+    # 9,000 is not ours. GPU 1: NVML says 0 (no per-process figure): the runtime's stands.
+    assert checked["memory_mb"] == {"0": 2500, "1": 900}
+    assert checked["peak_memory_mb"] == {"0": 2500, "1": 950}
+    assert checked["epoch"] == 3
+    assert cross_checked(reported, {99}, snapshot) == reported
