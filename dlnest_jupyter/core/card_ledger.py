@@ -28,6 +28,11 @@ class CardLedger:
     last_launch_at: dict[int, float] = field(default_factory=dict)
     held: set[int] = field(default_factory=set)  # cards draining for a starving task
     held_for: int | None = None  # that task
+    # Backfill (placement.py): when the task held for should start on its card, and the memory
+    # there it will not need then; and when each card's running tasks should end (None: unknown).
+    shadow_at: float | None = None
+    slack_mb: dict[int, int] = field(default_factory=dict)
+    ends_mb: dict[int, list[tuple[float | None, int]]] = field(default_factory=dict)
     node_of: dict[int, str | None] = field(default_factory=dict)  # on a cluster: card -> node
     # Cards that may take a task now, kept up to date by `take` in the time of the cards it
     # changed: a pass over 10,000 tasks and 512 cards must take milliseconds, so a task that
@@ -159,11 +164,14 @@ class CardLedger:
         self._derive()
 
 
-def eligible(device: int, ledger: CardLedger, settings: Settings, now: float) -> bool:
-    """Whether `device` may take a task now; the pass asks it of the CPU too."""
+def eligible(
+    device: int, ledger: CardLedger, settings: Settings, now: float, held_too: bool = False
+) -> bool:
+    """Whether `device` may take a task now; the pass asks it of the CPU too. `held_too`: a
+    held card counts as any other (a backfill onto it asks)."""
     return (
         settings.enabled(device)
-        and device not in ledger.held
+        and (held_too or device not in ledger.held)
         and ledger.tasks.get(device, 0) < settings.max_tasks_per_device
         # No delay means no wait, even for a launch stamped after `now` by another scheduler.
         and (

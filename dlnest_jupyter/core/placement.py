@@ -7,9 +7,15 @@ as in DLNest) when placed, so two launches can never pick the same free memory, 
 One pass walks the queue in order and starts every task that fits now:
 - a task that does not fit does not block those behind it (DLNest's strict FIFO did), and CPU
   tasks never wait behind GPU tasks;
-- against starvation: a GPU task that does not fit and has waited `starvation_s` holds the
-  card it will get (the one with most budget; all cards for -mc/-DDP): later tasks stay off it,
-  so it drains until the task fits, while the other cards keep working;
+- backfill by expected end: the first one-card GPU task that does not fit holds the card that
+  will free enough for it soonest, by the expected ends of the tasks running there (their pace,
+  or their job's earlier runs); later tasks may start on that card only if they are expected to
+  end before then, or fit in what it will not need then, so it starts when expected, and the
+  queue behind it does not wait for it;
+- against starvation, where ends are unknown: a GPU task that does not fit and has waited
+  `starvation_s` holds the card it will get (the one with most budget; all cards for
+  -mc/-DDP): later tasks stay off it, so it drains until the task fits, while the other cards
+  keep working;
 - among cards that fit, the one running the fewest tasks wins, then the one with most budget
   (DLNest stacked every queued task on GPU 0).
 
@@ -78,16 +84,31 @@ def placement_pass(
     ledger = _ledger(snapshot, running, others)
     ledger.refresh(settings, now)
     for demand in queue:
-        placement = _place(demand, ledger, settings, now)
+        # The held card first: what may backfill there uses room nothing else could use now.
+        placement = (
+            _backfill(demand, ledger, settings, now) if ledger.shadow_at is not None else None
+        )
+        if placement is None:
+            placement = _place(demand, ledger, settings, now)
         if (
             placement is None
             and not demand.cpu
-            and not ledger.held  # one starving task at a time, the first in the queue
-            and now - demand.queued_at >= settings.starvation_s
+            and not ledger.held  # one held task at a time, the first in the queue
             and fits_when_idle(demand, snapshot, settings)
         ):
-            ledger.hold_for(demand, settings, now)
-            ledger.held_for = demand.task_id
+            shadow = _soonest_card(demand, ledger, settings, now)
+            if shadow is not None:
+                card, starts_at, slack = shadow
+                ledger.held.add(card)
+                ledger.held_for, ledger.shadow_at, ledger.slack_mb = (
+                    demand.task_id,
+                    starts_at,
+                    {card: slack},
+                )
+                ledger.refresh(settings, now)
+            elif now - demand.queued_at >= settings.starvation_s:
+                ledger.hold_for(demand, settings, now)
+                ledger.held_for = demand.task_id
         yield demand, placement, ledger
         if placement is not None:
             ledger.take(placement, settings, now)
@@ -156,16 +177,74 @@ def fits_when_idle(demand: Demand, snapshot: InventorySnapshot, settings: Settin
     return _place(demand, idle, idle_settings, now=float("inf")) is not None
 
 
+def _soonest_card(
+    demand: Demand, ledger: CardLedger, settings: Settings, now: float
+) -> tuple[int, float, int] | None:
+    """(card, when it will have room, what it will have beyond the demand then) for a one-card
+    GPU demand, by the expected ends of the tasks on each card; None where no card's is known."""
+    if demand.cpu or demand.multi_gpu or demand.ddp:
+        return None
+    cards = [
+        card
+        for card in ledger.budget_mb
+        if settings.enabled(card)
+        and card not in ledger.held
+        and (demand.node is None or ledger.node_of.get(card) == demand.node)
+        and estimate_mb(demand, ledger.total_mb[card]) <= ledger.total_mb[card]
+    ]
+    if any(ledger.budget_mb[c] >= estimate_mb(demand, ledger.total_mb[c]) for c in cards):
+        return None  # there is room now: what keeps it waiting is not memory
+    best: tuple[float, int, int] | None = None
+    for card in cards:
+        budget, need = ledger.budget_mb[card], estimate_mb(demand, ledger.total_mb[card])
+        free, at = budget, now
+        for end, mb in sorted(ledger.ends_mb.get(card, ()), key=lambda e: (e[0] is None, e[0])):
+            if free >= need:
+                break
+            if end is None:
+                break  # this one's end is unknown: so is when the card will have room
+            free, at = free + mb, max(at, end)
+        if free >= need and (best is None or (at, -free, card) < (best[0], -best[2], best[1])):
+            best = (at, card, free - need)
+    return None if best is None else (best[1], best[0], best[2])
+
+
+def _backfill(
+    demand: Demand, ledger: CardLedger, settings: Settings, now: float
+) -> Placement | None:
+    """A one-card task on the held card, if it cannot delay the task held for: it is expected
+    to end before that one starts, or fits in what that one will not need."""
+    if demand.cpu or demand.multi_gpu or demand.ddp or ledger.shadow_at is None:
+        return None
+    for card in sorted(ledger.slack_mb):
+        need = estimate_mb(demand, ledger.total_mb[card])
+        if (
+            need > ledger.budget_mb[card]
+            or not eligible(card, ledger, settings, now, held_too=True)
+            or (demand.node is not None and ledger.node_of.get(card) != demand.node)
+        ):
+            continue
+        ends_before = demand.expected_s is not None and now + demand.expected_s <= ledger.shadow_at
+        if ends_before or need <= ledger.slack_mb[card]:
+            if not ends_before:
+                ledger.slack_mb[card] -= need
+            return Placement(demand.task_id, {card: need})
+    return None
+
+
 def _ledger(
     snapshot: InventorySnapshot, running: Sequence[Reservation], others: Sequence[Reservation]
 ) -> CardLedger:
     tasks: dict[int, int] = {}
     last_launch_at: dict[int, float] = {}
+    ends_mb: dict[int, list[tuple[float | None, int]]] = {}
     for reservation in running:
-        for device in reservation.memory_mb_by_device:
+        for device, mb in reservation.memory_mb_by_device.items():
             tasks[device] = tasks.get(device, 0) + 1
             last_launch_at[device] = max(last_launch_at.get(device, 0.0), reservation.started_at)
+            ends_mb.setdefault(device, []).append((reservation.expected_end, mb))
     return CardLedger(
+        ends_mb=ends_mb,
         budget_mb=gpu_budgets_mb(snapshot, [*running, *others]),
         total_mb={g.id: g.memory_total_mb for g in snapshot.gpus},
         tasks=tasks,

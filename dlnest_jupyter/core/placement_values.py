@@ -26,6 +26,7 @@ class Demand:
     ddp: bool = False  # one process per card, each reserving an equal share
     queued_at: float = 0.0
     node: str | None = None  # on a cluster: only this node's cards (analyzers: the server's)
+    expected_s: float | None = None  # how long it should run (its job's earlier runs), if known
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Reservation:
     memory_mb_by_device: Mapping[int, int]  # device id -> MiB; the CPU reserves 0
     started_at: float = 0.0
     pid: int | None = None
+    expected_end: float | None = None  # when it should end (core/durations.py), if known
 
 
 @dataclass(frozen=True)

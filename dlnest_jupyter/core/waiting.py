@@ -134,6 +134,11 @@ class WaitExplainer:
 
     def _drain_note(self, ledger: CardLedger) -> str:
         cards = ", ".join(self._card(c) for c in sorted(ledger.held))
+        if ledger.shadow_at is not None:  # held by expected ends (placement.py's backfill)
+            return (
+                f"{cards} kept for task {ledger.held_for}, expected to have room there "
+                f"{_in_about(ledger.shadow_at - self.now)}"
+            )
         return f"{cards} kept free for task {ledger.held_for}, which has waited longest"
 
     # -- words --------------------------------------------------------------------------------
@@ -157,6 +162,15 @@ class WaitExplainer:
         if self.others_mb.get(card):
             words.append(f"other users hold {self.others_mb[card]:,}")
         return f" ({'; '.join(words)})" if words else ""
+
+
+def _in_about(seconds: float) -> str:
+    """`in about 9 min`: a stored reason, so coarse (only figures change between passes)."""
+    if seconds < 90:
+        return f"in about {max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"in about {round(seconds / 60)} min"
+    return f"in about {seconds / 3600:.1f} h"
 
 
 def _mb(value: int) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..client.views import memory_text
+from ..core import durations
 from ..core.tasks import TaskState
 from .view_model import devices_text, duration, short, state_badge
 
@@ -34,31 +35,15 @@ _CELL = "padding:2px 4px;vertical-align:top;overflow:hidden;text-overflow:ellips
 
 
 def fraction_done(task: Mapping[str, Any]) -> float | None:
-    """How far a training task is, 0 to 1, when its epoch count is known."""
-    progress = task.get("progress") or {}
-    epochs, epoch = progress.get("epochs"), progress.get("epoch")
-    if not isinstance(epochs, int) or not isinstance(epoch, int) or epochs <= 0:
-        return None
-    steps, step = progress.get("steps_per_epoch"), progress.get("iter")
-    within = (
-        (step + 1) / steps if isinstance(steps, int) and steps > 0 and isinstance(step, int) else 0
-    )
-    return min(1.0, max(0.0, (epoch - 1 + min(within, 1.0)) / epochs))
+    """How far a training task is, 0 to 1, when its epoch count is known (core/durations.py)."""
+    return durations.fraction_done(task.get("progress") or {})
 
 
 def eta_s(task: Mapping[str, Any]) -> float | None:
-    """Seconds left for a running task: the epochs left times the mean time of its epochs.
-
-    None until the run has finished one epoch in this launch (`epoch_s`): an estimate from the
-    first seconds, warm-up and all, read 40 s for a 3-second task."""
-    done = fraction_done(task)
-    progress = task.get("progress") or {}
-    epoch_s, epochs = progress.get("epoch_s"), progress.get("epochs")
-    if task.get("state") != TaskState.RUNNING or done is None or not _number(epoch_s):
+    """Seconds left for a running task (core/durations.py: its epochs left at its mean pace)."""
+    if task.get("state") != TaskState.RUNNING:
         return None
-    if not isinstance(epoch_s, int | float) or not isinstance(epochs, int):
-        return None  # (told to mypy: fraction_done and _number checked these)
-    return float(epoch_s) * epochs * (1 - done)
+    return durations.seconds_left(task.get("progress") or {})
 
 
 def progress_bar(fraction: float | None, label: str, colour: str = "#0d6efd") -> str:

@@ -14,31 +14,28 @@ import contextlib
 import functools
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..core import box_ledger, processes
+from ..core import box_ledger
 from ..core.box_ledger import Ledger, OtherReservation
 from ..core.devices import CPU_ID, DeviceSource, InventorySnapshot
-from ..core.errors import EXIT_OUT_OF_MEMORY, LaunchDeferred, LaunchUnknown, TaskStateError
+from ..core.errors import LaunchDeferred, LaunchUnknown, TaskStateError
 from ..core.memory_policy import (
-    by_card,
-    cross_checked,
     launch_marks,
-    retry_after_out_of_memory,
-    revise_reservation,
 )
 from ..core.package import SavePackage
 from ..core.placement import placement_pass
 from ..core.placement_values import Demand, Reservation
 from ..core.store import TaskStore
-from ..core.tasks import FINGERPRINT, RUNNERS, Runner, TaskRecord, TaskState
+from ..core.tasks import RUNNERS, Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
 from .event_log import EventLog
 from .launch.executor import Launch
 from .leadership import Leadership
+from .memory_follower import MemoryFollower, Paces
 from .runners import RunnerRouter
 
 log = logging.getLogger(__name__)
@@ -70,6 +67,7 @@ class Scheduler:
         # Our launches that never answered (LaunchUnknown), and when we gave up waiting.
         self._unsettled: dict[int, float] = {}
         self._recorded: dict[int, dict[str, Any]] = {}  # analyzer progress last stored, by task
+        self.memory = MemoryFollower(store, runners, log)
         # Why each queued task waits, as this scheduler last stored it, and when.
         self._waits: dict[int, tuple[str, float]] = {}
 
@@ -83,8 +81,8 @@ class Scheduler:
             self._waits = {}  # another scheduler writes them now; ours would go stale
             return []
         snapshot = functools.cache(self.devices.snapshot)  # at most one NVML query a pass
-        self._follow_memory(snapshot)
-        started = self._place(now, snapshot)
+        paces = self.memory.follow(snapshot)
+        started = self._place(now, snapshot, paces)
         self._publish()
         return started
 
@@ -157,43 +155,7 @@ class Scheduler:
             self.events.write(
                 f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}")
             )
-            self._remember_peak(task, progress, now)
-            if code == EXIT_OUT_OF_MEMORY:
-                self._retry_with_more(task, progress)
-
-    def _retry_with_more(self, task: TaskRecord, progress: Mapping[str, Any]) -> None:
-        """A run that ran out of GPU memory is queued again, at the front, reserving what it
-        reached plus the margin (core/memory_policy.py), while its retries last."""
-        retry = retry_after_out_of_memory(task.spec, progress, self.store.settings())
-        if retry is None:
-            return
-        again = self.store.submit(
-            task.kind,
-            retry.spec,
-            description=f"{task.description} (retry of task {task.id}: out of GPU memory)".lstrip(),
-            package_path=task.package_path,
-            jump=True,
-        )
-        self.events.write(
-            f"task {task.id} ran out of GPU memory: queued again as task {again.id}, "
-            f"reserving {retry.reserve_mb:,} MiB"
-        )
-
-    def _remember_peak(self, task: TaskRecord, progress: Mapping[str, Any], now: float) -> None:
-        """A run that ended leaves its peak for the next runs of its job (memory_history.py)."""
-        fingerprint = task.spec.get(FINGERPRINT)
-        peaks = {card: mb for card, mb in by_card(progress, "peak_memory_mb").items() if card >= 0}
-        if not isinstance(fingerprint, str) or not peaks:
-            return
-        epoch = progress.get("epoch")
-        self.store.memory.record(
-            fingerprint,
-            task.id,
-            peaks,
-            now - task.started_at if task.started_at else None,
-            epoch if isinstance(epoch, int) else None,
-            now,
-        )
+            self.memory.ended(task, progress, code, now)
 
     def _take_over(self, task: TaskRecord, now: float) -> None:
         """A task whose scheduler died while launching it: adopt what it launched, or queue it
@@ -224,30 +186,12 @@ class Scheduler:
             return None  # an analyzer's kernel died with the server that started it
         return self.runners.executor.adopt(task, claimed_at)
 
-    # -- following what runs use ------------------------------------------------------------
-    def _follow_memory(self, snapshot: Callable[[], InventorySnapshot]) -> None:
-        """Each training run's reservation follows its measured GPU memory (raised at once past
-        it, shrunk after warm-up: core/memory_policy.py), before this pass places anything, so
-        what a run frees goes to queued tasks now."""
-        settings = self.store.settings()
-        revisions = {}
-        for task in self.store.running():
-            if RUNNERS[task.kind] is not Runner.PROCESS:
-                continue  # an analyzer's kernel reports no memory yet
-            progress = self.runners.with_progress(task).progress
-            if task.pid is not None and _lists_processes(snapshot()):
-                pids = {task.pid, *processes.group_members(task.pid)}  # its DDP ranks too
-                progress = cross_checked(progress, pids, snapshot())
-            revision = revise_reservation(
-                task.reserved_mb, progress, task.memory_mb is not None, settings
-            )
-            if revision is not None:
-                revisions[task.id] = revision
-                self.events.write(f"task {task.id}: {revision.note}")
-        self.store.revise_reservations(revisions)
-
-    # -- placing ----------------------------------------------------------------------------
-    def _place(self, now: float, snapshot_now: Callable[[], InventorySnapshot]) -> list[TaskRecord]:
+    def _place(
+        self,
+        now: float,
+        snapshot_now: Callable[[], InventorySnapshot],
+        paces: Paces,
+    ) -> list[TaskRecord]:
         queue = self.store.queued_ids()
         if not queue:
             self._waits = {}
@@ -256,7 +200,7 @@ class Scheduler:
         # cheap however long the queue is.
         known = self._demands
         for task in self.store.get_many(i for i in queue if i not in known):
-            known[task.id] = task.demand()
+            known[task.id] = self.memory.demand(task)
             self._kernels[task.id] = RUNNERS[task.kind] is Runner.KERNEL
         if len(known) != len(queue):  # some left the queue
             self._demands = known = {i: known[i] for i in queue}
@@ -270,7 +214,7 @@ class Scheduler:
             ]
         with self._box_locked() as others:
             holding = self.store.holding()
-            running = [t.reservation() for t in holding]
+            running = [self.memory.reservation(t, paces, now) for t in holding]
             theirs = [o.reservation() for o in others]
             settings = self.store.settings()
             explainer = WaitExplainer(
@@ -376,11 +320,6 @@ class Scheduler:
         """Step down. Our rows stay in the box ledger: the tasks they name keep running (and
         keep their memory) until the next scheduler of this queue re-adopts them."""
         self.leadership.close()
-
-
-def _lists_processes(snapshot: InventorySnapshot) -> bool:
-    """Whether NVML gave per-process figures at all (pretend cards and some drivers do not)."""
-    return any(p.used_memory_mb > 0 for gpu in snapshot.gpus for p in gpu.processes or ())
 
 
 def _words(reason: str) -> str:

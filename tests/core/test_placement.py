@@ -247,3 +247,58 @@ def test_a_starving_multi_card_task_on_a_cluster_drains_one_machine_not_all() ->
     small = Demand(2, memory_mb=1000, queued_at=NOW)
     placed = plan_placements([starving, small], snapshot, busy, Settings(), NOW)
     assert where(placed) == {2: (2,)}  # boxa (cards 0, 1) drains for task 1; boxb keeps working
+
+
+# Backfill by expected end (issue 22, item 5): two cards, each 10,000 MiB busy.
+BUSY_TWO = [
+    Reservation(90, {0: 10000}, expected_end=NOW + 600),  # GPU 0 frees in 10 minutes
+    Reservation(91, {1: 10000}, expected_end=NOW + 60),  # GPU 1 in one
+]
+
+
+def test_a_big_task_holds_the_card_that_frees_soonest_and_only_what_ends_before_it_backfills() -> (
+    None
+):
+    big = Demand(1, memory_mb=12000, queued_at=NOW)  # fits no card now, just queued
+    short = Demand(2, memory_mb=3000, queued_at=NOW, expected_s=30)  # ends before GPU 1 frees
+    long = Demand(3, memory_mb=5000, queued_at=NOW, expected_s=3600)
+    unknown = Demand(4, memory_mb=5000, queued_at=NOW)
+
+    placed = where(plan_placements([big, short, long, unknown], gpus(2), BUSY_TWO, Settings(), NOW))
+
+    # GPU 1 is kept for the big task: of the others only the short one may use it; the long
+    # and the unknown go to GPU 0, where one fits (6,384 free) and the other waits.
+    assert placed == {2: (1,), 3: (0,)}
+
+
+def test_a_task_that_fits_in_what_the_held_task_will_not_need_backfills_whatever_its_length() -> (
+    None
+):
+    big = Demand(1, memory_mb=12000, queued_at=NOW)
+    # At GPU 1's expected end it will have 16,384 free: the big one needs 12,000, 4,384 spare.
+    small = Demand(2, memory_mb=4000, queued_at=NOW)
+    second = Demand(3, memory_mb=2000, queued_at=NOW)  # 384 spare left: no
+    busy = [Reservation(90, {0: 16000}), BUSY_TWO[1]]  # GPU 0: full, its end unknown
+
+    placed = where(plan_placements([big, small, second], gpus(2), busy, Settings(), NOW))
+
+    assert placed == {2: (1,)}
+
+
+def test_the_held_task_starts_when_its_card_frees_as_expected() -> None:
+    big = Demand(1, memory_mb=12000, queued_at=NOW)
+    short = Demand(2, memory_mb=3000, queued_at=NOW, expected_s=30)
+    first = where(plan_placements([big, short], gpus(2), BUSY_TWO, Settings(), NOW))
+    assert first == {2: (1,)}
+
+    # A minute later GPU 1's task and the short one have ended: the big one starts there.
+    later = [BUSY_TWO[0]]
+    assert where(plan_placements([big], gpus(2), later, Settings(), NOW + 60)) == {1: (1,)}
+
+
+def test_with_no_expected_end_known_a_new_big_task_holds_nothing() -> None:
+    busy = [Reservation(90, {0: 10000}), Reservation(91, {1: 10000})]
+    big = Demand(1, memory_mb=12000, queued_at=NOW)  # not starving yet
+    small = Demand(2, memory_mb=5000, queued_at=NOW)
+
+    assert where(plan_placements([big, small], gpus(2), busy, Settings(), NOW)) == {2: (0,)}

@@ -107,3 +107,19 @@ def test_a_multi_card_task_names_the_memory_of_the_cards_together() -> None:
     )
 
     assert said == {1: "needs 20,000 MiB across GPUs; most free together is 12,768 MiB"}
+
+
+def test_a_task_held_by_expected_ends_says_when_its_card_should_have_room() -> None:
+    busy = [
+        Reservation(90, {0: 10000}, expected_end=NOW + 600),
+        Reservation(91, {1: 10000}, expected_end=NOW + 540),
+    ]
+    queue = [Demand(1, memory_mb=12000, queued_at=NOW), Demand(2, memory_mb=8000, queued_at=NOW)]
+
+    said = waits(queue, gpus(count=2), busy)
+
+    assert said[1] == (
+        "needs 12,000 MiB; most free is 6,384 MiB on GPU 0 (task 90 holds 10,000); "
+        "GPU 1 kept for task 1, expected to have room there in about 9 min"
+    )
+    assert said[2].startswith("needs 8,000 MiB; most free is 6,384 MiB on GPU 0")

@@ -169,6 +169,28 @@ def test_with_the_guard_a_run_over_its_share_fails_itself_as_out_of_memory_and_i
     assert len(service.queries.tasks()) == 2  # one retry, no more
 
 
+def test_a_big_task_holds_the_card_by_the_running_tasks_expected_end_and_small_ones_backfill(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"devices": [0]})
+    long = write_project(tmp_path / "long", epochs=100_000)
+    running = service.submit(TaskKind.TRAIN, config_path=long, memory_mb=10000)
+    # Once it has run a whole epoch it knows its pace: its end is hours away.
+    wait_for(service, lambda: service.queries.task(running.id).progress.get("epoch_s") is not None)
+    quick = write_project(tmp_path / "quick", epochs=100_000)
+
+    big = service.submit(TaskKind.TRAIN, config_path=quick, memory_mb=12000)
+    small = service.submit(TaskKind.TRAIN, config_path=quick, memory_mb=3000)
+    another = service.submit(TaskKind.TRAIN, config_path=quick, memory_mb=3000)
+
+    held = service.queries.task(big.id).to_json()["waiting_for"]
+    assert held.startswith("needs 12,000 MiB; most free is 3,384 MiB on GPU 0 (task")
+    assert f"GPU 0 kept for task {big.id}, expected to have room there in about" in held
+    # When GPU 0 frees, the big task needs 12,000 of its 16,384: 4,384 it will not need.
+    assert service.queries.task(small.id).state is TaskState.RUNNING
+    assert service.queries.task(another.id).state is TaskState.QUEUED  # 1,384 spare left
+
+
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:

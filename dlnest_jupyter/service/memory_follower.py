@@ -1,0 +1,129 @@
+"""What the scheduler learns from the runs it follows: their GPU memory, their ends, their jobs.
+
+Each pass, before placing anything, a running training task's reservation follows what it
+measurably uses (core/memory_policy.py: raised at once past it, shrunk after warm-up), its
+figures cross-checked with NVML's per-process ones; and its expected end is worked out from its
+pace, else its job's earlier runs (core/durations.py), for backfill. When a run ends it leaves
+its peak and duration to the next runs of its job (core/memory_history.py), and one that ran out
+of GPU memory is queued again with more. Apart from `scheduler.py`, which places and launches:
+this changes with what is learned about runs, that with how tasks are started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from ..core import processes
+from ..core.devices import InventorySnapshot
+from ..core.durations import expected_end
+from ..core.errors import EXIT_OUT_OF_MEMORY
+from ..core.memory_policy import (
+    by_card,
+    cross_checked,
+    retry_after_out_of_memory,
+    revise_reservation,
+)
+from ..core.placement_values import Demand, Reservation
+from ..core.store import TaskStore
+from ..core.tasks import FINGERPRINT, RUNNERS, Runner, TaskRecord
+from .event_log import EventLog
+from .runners import RunnerRouter
+
+Paces = Mapping[int, Mapping[str, Any]]  # each running training task's progress, by task id
+
+
+class MemoryFollower:
+    def __init__(self, store: TaskStore, runners: RunnerRouter, events: EventLog) -> None:
+        self.store, self.runners, self.events = store, runners, events
+        # How long earlier runs of each job took, read once per job and forgotten when one of
+        # its runs ends: backfill asks it of every task every pass.
+        self._durations: dict[str, float | None] = {}
+
+    def follow(self, snapshot: Callable[[], InventorySnapshot]) -> Paces:
+        """Revise each training run's reservation by what it uses; returns their progress."""
+        settings = self.store.settings()
+        revisions, paces = {}, {}
+        for task in self.store.running():
+            if RUNNERS[task.kind] is not Runner.PROCESS:
+                continue  # an analyzer's kernel reports no memory yet
+            progress = paces[task.id] = self.runners.with_progress(task).progress
+            if task.pid is not None and _lists_processes(snapshot()):
+                pids = {task.pid, *processes.group_members(task.pid)}  # its DDP ranks too
+                progress = cross_checked(progress, pids, snapshot())
+            revision = revise_reservation(
+                task.reserved_mb, progress, task.memory_mb is not None, settings
+            )
+            if revision is not None:
+                revisions[task.id] = revision
+                self.events.write(f"task {task.id}: {revision.note}")
+        self.store.revise_reservations(revisions)
+        return paces
+
+    def reservation(self, task: TaskRecord, paces: Paces, now: float) -> Reservation:
+        """What a holding task holds, and when it should end."""
+        pace = paces.get(task.id)
+        if pace is None:  # starting, or an analyzer: a kernel runs until it is deleted
+            return task.reservation()
+        ends = expected_end(pace, task.started_at, self._duration_s(task), now)
+        return replace(task.reservation(), expected_end=ends)
+
+    def demand(self, task: TaskRecord) -> Demand:
+        """What a queued task needs, and how long its job's runs took."""
+        return replace(task.demand(), expected_s=self._duration_s(task))
+
+    def ended(self, task: TaskRecord, progress: Mapping[str, Any], code: int, now: float) -> None:
+        """A run ended by itself: its job remembers it; out of GPU memory, it runs again."""
+        self._remember_peak(task, progress, now)
+        if code == EXIT_OUT_OF_MEMORY:
+            self._retry_with_more(task, progress)
+
+    def _duration_s(self, task: TaskRecord) -> float | None:
+        fingerprint = task.spec.get(FINGERPRINT)
+        if not isinstance(fingerprint, str):
+            return None
+        if fingerprint not in self._durations:
+            learned = self.store.memory.learned(fingerprint)
+            self._durations[fingerprint] = learned.mean_duration_s if learned else None
+        return self._durations[fingerprint]
+
+    def _retry_with_more(self, task: TaskRecord, progress: Mapping[str, Any]) -> None:
+        """A run that ran out of GPU memory is queued again, at the front, reserving what it
+        reached plus the margin (core/memory_policy.py), while its retries last."""
+        retry = retry_after_out_of_memory(task.spec, progress, self.store.settings())
+        if retry is None:
+            return
+        again = self.store.submit(
+            task.kind,
+            retry.spec,
+            description=f"{task.description} (retry of task {task.id}: out of GPU memory)".lstrip(),
+            package_path=task.package_path,
+            jump=True,
+        )
+        self.events.write(
+            f"task {task.id} ran out of GPU memory: queued again as task {again.id}, "
+            f"reserving {retry.reserve_mb:,} MiB"
+        )
+
+    def _remember_peak(self, task: TaskRecord, progress: Mapping[str, Any], now: float) -> None:
+        """A run that ended leaves its peak for the next runs of its job (memory_history.py)."""
+        fingerprint = task.spec.get(FINGERPRINT)
+        peaks = {card: mb for card, mb in by_card(progress, "peak_memory_mb").items() if card >= 0}
+        if not isinstance(fingerprint, str) or not peaks:
+            return
+        epoch = progress.get("epoch")
+        self._durations.pop(fingerprint, None)  # its job's mean duration changes now
+        self.store.memory.record(
+            fingerprint,
+            task.id,
+            peaks,
+            now - task.started_at if task.started_at else None,
+            epoch if isinstance(epoch, int) else None,
+            now,
+        )
+
+
+def _lists_processes(snapshot: InventorySnapshot) -> bool:
+    """Whether NVML gave per-process figures at all (pretend cards and some drivers do not)."""
+    return any(p.used_memory_mb > 0 for gpu in snapshot.gpus for p in gpu.processes or ())
