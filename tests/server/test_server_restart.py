@@ -51,6 +51,32 @@ def test_a_server_restart_keeps_the_running_task_and_the_queue(tmp_path: Path) -
     assert cancelled["state"] == "cancelled"
 
 
+def test_what_a_run_used_is_learned_over_rest_and_still_known_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    config = write_project(tmp_path / "p", epochs=1, args={"fake_gpu_memory_mb": 2000})
+    flags = [
+        f"--DLNestApp.database_path={tmp_path / 'dlnest.sqlite'}",
+        "--DLNestApp.fake_gpus=1x16384",
+        "--DLNestApp.tick_interval_s=0.2",
+    ]
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    body = {"kind": "train", "config_path": str(config)}
+
+    with HeadlessServer(tmp_path, tmp_path / "server.log", flags, env) as first:
+        taught = first.call("POST", "dlnest/api/tasks", body)["task"]
+        assert taught["memory_source"] == "default"
+        done = wait_until(lambda: _ended(first, taught["id"]), 180, every_s=0.2)
+        assert (done["state"], done["peak_memory_mb"]) == ("succeeded", 2000)
+
+    with HeadlessServer(tmp_path, tmp_path / "server.log", flags, env) as second:
+        learned = second.call("POST", "dlnest/api/tasks", body)["task"]
+
+    assert learned["memory_source"] == "learned"
+    assert (learned["memory_learned_mb"], learned["memory_learned_runs"]) == (2000 + 200 + 256, 1)
+    assert learned["reserved_mb"] == 2456  # placed at once: what its job used, not 90% of the card
+
+
 def test_a_server_restart_reports_its_analyzer_ended_and_frees_the_device(tmp_path: Path) -> None:
     package = trained_package(tmp_path, {"ident": "def experience(self):\n    return 1\n"})
     flags, env = analyzer_server_options(tmp_path, tick_interval_s=0.2)
