@@ -115,6 +115,8 @@ def device_bar_html(device: Mapping[str, Any]) -> str:
         device.get("memory_reserved_by_others_mb") or 0,
         max(0, device.get("memory_free_mb") or 0),
     )
+    measured = device.get("memory_measured_mb")  # what our tasks use of what they reserved
+    used = min(reserved, measured) if isinstance(measured, int) else reserved
     others = max(0, total - reserved - theirs - free)
     users = ", ".join(device.get("other_users") or [])
     in_use = total - free
@@ -123,16 +125,22 @@ def device_bar_html(device: Mapping[str, Any]) -> str:
         for label, mb, colour in (
             ("used by other processes", others, "#fd7e14"),
             (html.escape(f"reserved by other users ({users})"), theirs, "#6f42c1"),
-            ("reserved by our tasks", reserved, "#0d6efd"),
+            (
+                "used by our tasks (measured)" if measured is not None else "reserved by our tasks",
+                used,
+                "#0d6efd",
+            ),
+            ("reserved by our tasks, not used", reserved - used, "#9ec5fe"),
             ("free", free, "#d1e7dd"),
         )
     )
     utilization = device.get("utilization_pct")
     util = f", {utilization}% busy" if utilization is not None else ""
     by_users = f" / {theirs} reserved by {html.escape(users)}" if theirs else ""
+    in_it = f" ({measured} used)" if isinstance(measured, int) else ""
     return (
         f"<div style='font-size:12px'>{name}{enabled}: {others} others{by_users} / {reserved} "
-        f"reserved / {free} free of {total} MiB{util}; tasks: {html.escape(holders)}</div>"
+        f"reserved{in_it} / {free} free of {total} MiB{util}; tasks: {html.escape(holders)}</div>"
         f'<div role="progressbar" aria-label="{name} memory in use, MiB" aria-valuemin="0"'
         f' aria-valuenow="{in_use}" aria-valuemax="{total}"'
         f' style="display:flex;width:360px;height:12px;border:1px solid #ccc">{parts}</div>'

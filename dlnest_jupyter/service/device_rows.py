@@ -19,7 +19,8 @@ def device_rows(
     others: Sequence[OtherReservation] = (),
 ) -> list[dict[str, Any]]:
     """`GET devices`: one row per GPU, then the CPU (id -1). `running`: our tasks that hold
-    devices; `others`: other users' reservations on this box (the box ledger)."""
+    devices, with their live progress (what they measurably use); `others`: other users'
+    reservations on this box (the box ledger)."""
     free_mb = gpu_budgets_mb(
         snapshot, [t.reservation() for t in running] + [o.reservation() for o in others]
     )
@@ -36,6 +37,8 @@ def device_rows(
                 "memory_total_mb": gpu.memory_total_mb,
                 "memory_used_mb": gpu.memory_used_mb,
                 "memory_reserved_mb": sum(t.reserved_mb[gpu.id] for t in holders),
+                # What our tasks there measurably use now (null until one has said).
+                "memory_measured_mb": _measured_mb(holders, gpu.id),
                 "memory_free_mb": free_mb[gpu.id],
                 "utilization_pct": gpu.utilization_pct,
                 "task_ids": [t.id for t in holders],
@@ -55,3 +58,11 @@ def device_rows(
         }
     )  # fmt: skip
     return rows
+
+
+def _measured_mb(holders: Sequence[TaskRecord], card: int) -> int | None:
+    figures = [t.progress.get("memory_mb") for t in holders]
+    used = [
+        f[str(card)] for f in figures if isinstance(f, dict) and isinstance(f.get(str(card)), int)
+    ]
+    return sum(used) if used else None

@@ -97,7 +97,7 @@ class Queries:
         what other users' schedulers reserved on it (with a box ledger)."""
         return device_rows(
             self.device_source.snapshot(),
-            self.store.holding(),
+            [self.runners.with_progress(t) for t in self.store.holding()],
             self.store.settings(),
             self.box.others() if self.box is not None else [],
         )

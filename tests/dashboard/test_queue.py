@@ -13,6 +13,7 @@ from dlnest_jupyter.core.package import SavePackage
 from dlnest_jupyter.core.package_state import Branch, CheckpointInfo, PackageState
 from dlnest_jupyter.dashboard import Dashboard
 from dlnest_jupyter.dashboard import queue_view as qv
+from dlnest_jupyter.dashboard import view_model as vm
 
 from .conftest import HOSTILE, Transport, row_button, seen, submit
 
@@ -243,3 +244,19 @@ def test_the_checkpoint_picker_starts_at_latest_for_another_package() -> None:
     assert panel.checkpoint.value == 4
     panel.set_checkpoints(book, "/saves/b")  # the same ids in another package
     assert panel.checkpoint.value == LATEST
+
+
+def test_a_cards_bar_shows_what_our_tasks_use_of_what_they_reserved() -> None:
+    card = {
+        "id": 0, "kind": "gpu", "name": "Fake GPU 0", "memory_total_mb": 16384,
+        "memory_reserved_mb": 4000, "memory_measured_mb": 1356, "memory_free_mb": 12384,
+        "memory_reserved_by_others_mb": 0, "task_ids": [3], "enabled": True,
+    }  # fmt: skip
+    unmeasured = {**card, "memory_measured_mb": None}
+
+    shown = seen(vm.device_bar_html(card))
+
+    assert "4000 reserved (1356 used) / 12384 free of 16384 MiB" in shown.text
+    assert "used by our tasks (measured): 1356 MiB" in shown.hover
+    assert "reserved by our tasks, not used: 2644 MiB" in shown.hover
+    assert "4000 reserved / 12384 free" in seen(vm.device_bar_html(unmeasured)).text
