@@ -1,8 +1,9 @@
 """What earlier runs of a job used: the queue's memory history, by memory fingerprint.
 
-Each training run that ends by itself leaves a row (`memory_history` in the queue's database,
-`store_schema.py`): its peak GPU memory on its busiest card and over all its cards, how long it
-ran and how many epochs. A submission without `-m` reserves from the highest peak of its
+Each training run leaves a row (`memory_history` in the queue's database, `store_schema.py`):
+its peak GPU memory on its busiest card and over all its cards, how long it ran and how many
+epochs. The row is written once the run has warmed up (its peak is known, its duration not yet:
+the runs of its job queued behind it need not wait for its end to learn) and again when it ends. A submission without `-m` reserves from the highest peak of its
 fingerprint's runs (`core/memory_fingerprint.py`); backfill reads the durations. A user may
 forget a fingerprint's history (`%dlnest forget`). Rows live as long as the queue does, so the
 history survives restarts.
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .store_connection import StoreConnection
+from .tasks import TaskState
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,21 @@ class MemoryHistory:
             (fingerprint,),
         )
         return Learned(runs, card, total, duration) if runs else None
+
+    def teach_queued(self, fingerprint: str, reserve_mb: int, runs: int) -> int:
+        """Queued one-card runs of the job that were submitted without `-m` and before it had a
+        history reserve `reserve_mb` now; returns how many did."""
+        with self.connection._write() as db:
+            return db.execute(
+                "UPDATE tasks SET spec = json_set(spec, '$.learned_mb', ?, '$.learned_runs', ?)"
+                " WHERE state = ? AND memory_mb IS NULL"
+                " AND json_extract(spec, '$.memory_fingerprint') = ?"
+                " AND json_extract(spec, '$.learned_mb') IS NULL"
+                " AND NOT COALESCE(json_extract(spec, '$.cpu'), 0)"
+                " AND NOT COALESCE(json_extract(spec, '$.multi_gpu'), 0)"
+                " AND NOT COALESCE(json_extract(spec, '$.ddp'), 0)",
+                (reserve_mb, runs, TaskState.QUEUED, fingerprint),
+            ).rowcount
 
     def forget(self, fingerprint: str) -> int:
         """Drop the fingerprint's history; returns how many runs it held."""

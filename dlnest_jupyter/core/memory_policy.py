@@ -131,13 +131,14 @@ def retry_after_out_of_memory(
     spec: Mapping[str, Any], progress: Mapping[str, Any], settings: Settings
 ) -> Retry | None:
     """The spec of a failed run's retry, reserving the peak it reached plus the margin (over all
-    its cards for -mc); None once its retries are spent, or when it never said what it reached."""
+    its cards for -mc and -DDP); None once its retries are spent, or when it never said what it reached."""
     retried = spec.get(OOM_RETRIES_USED, 0)
     peaks = by_card(progress, "peak_memory_mb")
     peaks.pop(CPU_ID, None)
     if not isinstance(retried, int) or retried >= settings.oom_retries or not peaks:
         return None
-    reached = sum(peaks.values()) if spec.get("multi_gpu") else max(peaks.values())
+    spread = spec.get("multi_gpu") or spec.get("ddp")  # their figure is over all their cards
+    reached = sum(peaks.values()) if spread else max(peaks.values())
     reserve = with_margin(reached, settings)
     kept = {k: v for k, v in spec.items() if k not in (LEARNED_MB, LEARNED_RUNS, "warnings")}
     return Retry({**kept, LEARNED_MB: reserve, OOM_RETRIES_USED: retried + 1}, reserve)

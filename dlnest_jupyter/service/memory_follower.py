@@ -3,20 +3,22 @@
 Each pass, before placing anything, a running training task's reservation follows what it
 measurably uses (core/memory_policy.py: raised at once past it, shrunk after warm-up), its
 figures cross-checked with NVML's per-process ones; and its expected end is worked out from its
-pace, else its job's earlier runs (core/durations.py), for backfill. When a run ends it leaves
-its peak and duration to the next runs of its job (core/memory_history.py), and one that ran out
-of GPU memory is queued again with more. Apart from `scheduler.py`, which places and launches:
+pace, else its job's earlier runs (core/durations.py), for backfill. Once a run has warmed up,
+and again when it ends, it leaves its peak (and at the end its duration) to the runs of its job
+(core/memory_history.py), those already queued included; one that ran out of GPU memory is
+queued again with more. Apart from `scheduler.py`, which places and launches:
 this changes with what is learned about runs, that with how tasks are started.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from ..core import processes
-from ..core.devices import InventorySnapshot
+from ..core.devices import DeviceSource, InventorySnapshot
 from ..core.durations import expected_end
 from ..core.errors import EXIT_OUT_OF_MEMORY
 from ..core.memory_policy import (
@@ -24,6 +26,8 @@ from ..core.memory_policy import (
     cross_checked,
     retry_after_out_of_memory,
     revise_reservation,
+    warmed_up,
+    with_margin,
 )
 from ..core.placement_values import Demand, Reservation
 from ..core.store import TaskStore
@@ -35,23 +39,34 @@ Paces = Mapping[int, Mapping[str, Any]]  # each running training task's progress
 
 
 class MemoryFollower:
-    def __init__(self, store: TaskStore, runners: RunnerRouter, events: EventLog) -> None:
-        self.store, self.runners, self.events = store, runners, events
+    def __init__(
+        self, store: TaskStore, devices: DeviceSource, runners: RunnerRouter, events: EventLog
+    ) -> None:
+        self.store, self.devices, self.runners, self.events = store, devices, runners, events
         # How long earlier runs of each job took, read once per job and forgotten when one of
         # its runs ends: backfill asks it of every task every pass.
         self._durations: dict[str, float | None] = {}
+        self._warm: set[int] = set()  # running tasks whose peak their job has learned
+        # Whether queued tasks learned a reservation since the scheduler last asked: their
+        # demands, which it keeps from pass to pass, changed.
+        self.taught = False
 
     def follow(self, snapshot: Callable[[], InventorySnapshot]) -> Paces:
         """Revise each training run's reservation by what it uses; returns their progress."""
         settings = self.store.settings()
         revisions, paces = {}, {}
-        for task in self.store.running():
+        running = self.store.running()
+        self._warm &= {task.id for task in running}  # deleted ones never say they ended
+        for task in running:
             if RUNNERS[task.kind] is not Runner.PROCESS:
                 continue  # an analyzer's kernel reports no memory yet
             progress = paces[task.id] = self.runners.with_progress(task).progress
             if task.pid is not None and _lists_processes(snapshot()):
                 pids = {task.pid, *processes.group_members(task.pid)}  # its DDP ranks too
                 progress = cross_checked(progress, pids, snapshot())
+            if task.id not in self._warm and warmed_up(progress, settings):
+                self._warm.add(task.id)
+                self._remember_peak(task, progress, None)  # its peak, its duration to come
             revision = revise_reservation(
                 task.reserved_mb, progress, task.memory_mb is not None, settings
             )
@@ -75,6 +90,7 @@ class MemoryFollower:
 
     def ended(self, task: TaskRecord, progress: Mapping[str, Any], code: int, now: float) -> None:
         """A run ended by itself: its job remembers it; out of GPU memory, it runs again."""
+        self._warm.discard(task.id)
         self._remember_peak(task, progress, now)
         if code == EXIT_OUT_OF_MEMORY:
             self._retry_with_more(task, progress)
@@ -106,8 +122,11 @@ class MemoryFollower:
             f"reserving {retry.reserve_mb:,} MiB"
         )
 
-    def _remember_peak(self, task: TaskRecord, progress: Mapping[str, Any], now: float) -> None:
-        """A run that ended leaves its peak for the next runs of its job (memory_history.py)."""
+    def _remember_peak(
+        self, task: TaskRecord, progress: Mapping[str, Any], ended_at: float | None
+    ) -> None:
+        """The run's peak for the runs of its job (memory_history.py), those queued already
+        included; `ended_at`: None while it runs (its duration is not known yet)."""
         fingerprint = task.spec.get(FINGERPRINT)
         peaks = {card: mb for card, mb in by_card(progress, "peak_memory_mb").items() if card >= 0}
         if not isinstance(fingerprint, str) or not peaks:
@@ -118,10 +137,17 @@ class MemoryFollower:
             fingerprint,
             task.id,
             peaks,
-            now - task.started_at if task.started_at else None,
-            epoch if isinstance(epoch, int) else None,
-            now,
+            ended_at - task.started_at if ended_at is not None and task.started_at else None,
+            epoch if isinstance(epoch, int) and ended_at is not None else None,
+            ended_at if ended_at is not None else time.time(),
         )
+        learned = self.store.memory.learned(fingerprint)
+        if learned is None:
+            return
+        reserve = with_margin(learned.card_peak_mb, self.store.settings())
+        largest = max((g.memory_total_mb for g in self.devices.snapshot().gpus), default=0)
+        if reserve <= largest:  # else learned on bigger cards: the queued keep the default
+            self.taught |= self.store.memory.teach_queued(fingerprint, reserve, learned.runs) > 0
 
 
 def _lists_processes(snapshot: InventorySnapshot) -> bool:

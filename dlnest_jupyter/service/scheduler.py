@@ -67,7 +67,7 @@ class Scheduler:
         # Our launches that never answered (LaunchUnknown), and when we gave up waiting.
         self._unsettled: dict[int, float] = {}
         self._recorded: dict[int, dict[str, Any]] = {}  # analyzer progress last stored, by task
-        self.memory = MemoryFollower(store, runners, log)
+        self.memory = MemoryFollower(store, devices, runners, log)
         # Why each queued task waits, as this scheduler last stored it, and when.
         self._waits: dict[int, tuple[str, float]] = {}
 
@@ -197,7 +197,9 @@ class Scheduler:
             self._waits = {}
             return []
         # Only tasks queued since the last pass are read in full: a submission's pass stays
-        # cheap however long the queue is.
+        # cheap however long the queue is (unless queued tasks learned what to reserve).
+        if self.memory.taught:
+            self._demands, self._kernels, self.memory.taught = {}, {}, False
         known = self._demands
         for task in self.store.get_many(i for i in queue if i not in known):
             known[task.id] = self.memory.demand(task)

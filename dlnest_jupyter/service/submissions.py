@@ -252,7 +252,9 @@ def _learned(
     learned = intake.store.memory.learned(fingerprint)
     if memory_mb is not None or placement["cpu"] or learned is None:
         return keys
-    peak = learned.total_peak_mb if placement["multi_gpu"] else learned.card_peak_mb
+    # A -mc or -DDP task's figure is over all its cards (placement shares it out).
+    spread = placement["multi_gpu"] or placement["ddp"]
+    peak = learned.total_peak_mb if spread else learned.card_peak_mb
     reserve = with_margin(peak, intake.store.settings())
     try:
         _admit(intake, reserve, placement, on_this_machine)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dlnest_jupyter.core.memory_fingerprint import memory_fingerprint, memory_relevant
 from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.tasks import TaskKind
 
 from ..conftest import new_package
 from ..projects import write_project
@@ -71,3 +72,28 @@ def test_packages_of_one_project_are_one_job_whatever_their_folders_seeds_and_no
     assert (first.args()["_seed"], first.args()["_description"]) != (3, "again")
     assert (second.args()["_seed"], second.args()["_description"]) == (3, "again")
     assert memory_fingerprint(first, first.args()) == memory_fingerprint(second, second.args())
+
+
+def test_queued_unsized_one_card_runs_of_a_job_learn_what_it_used_and_no_others(
+    tmp_path: Path,
+) -> None:
+    store = TaskStore(tmp_path / "q.sqlite")
+    job = {"memory_fingerprint": "job"}
+    learns = store.submit(TaskKind.TRAIN, job)
+    untouched = [
+        store.submit(TaskKind.TRAIN, job, memory_mb=900),  # given -m
+        store.submit(TaskKind.TRAIN, {**job, "cpu": True}),
+        store.submit(TaskKind.TRAIN, {**job, "multi_gpu": True}),  # its figure is per task
+        store.submit(TaskKind.TRAIN, {**job, "ddp": True}),
+        store.submit(TaskKind.TRAIN, {"memory_fingerprint": "other"}),
+        store.submit(TaskKind.TRAIN, {**job, "learned_mb": 5000, "learned_runs": 4}),
+    ]
+    running = store.submit(TaskKind.TRAIN, job)
+    store.claim(running.id, {0: 100}, "me", 0, now=1.0)
+
+    assert store.memory.teach_queued("job", 1356, 1) == 1
+
+    assert store.get(learns.id).to_json()["memory_learned_mb"] == 1356
+    assert store.get(learns.id).demand().memory_mb == 1356
+    assert [store.get(t.id).spec for t in untouched] == [t.spec for t in untouched]
+    assert "learned_mb" not in store.get(running.id).spec

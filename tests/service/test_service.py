@@ -93,6 +93,10 @@ def test_a_default_reservation_shrinks_to_the_measured_peak_and_lets_the_next_ru
         "shrunk after warm-up to 1,356 MiB on GPU 0 (its peak + 10% + 256 MiB)"
     )
     assert shrunk["memory_over"] is False and shrunk["peak_memory_mb"] == 1000
+    # The second learned from the first once it had warmed up, not only once it ended.
+    learned = service.queries.task(second.id).to_json()
+    assert (learned["memory_source"], learned["memory_learned_runs"]) == ("learned", 1)
+    assert learned["reserved_mb"] == 1356 and shrunk["state"] == "running"
     # The card shows what both use of what they reserved, once each has said.
     wait_for(service, lambda: service.queries.devices()[0]["memory_measured_mb"] == 2000)
 
