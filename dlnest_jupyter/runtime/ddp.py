@@ -15,8 +15,9 @@ import socket
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ..core.errors import EXIT_OUT_OF_MEMORY
 from ..core.package import PROGRESS_FILE, RANK_PROGRESS, SavePackage
-from .gpu_memory import gpu_memory
+from .gpu_memory import gpu_memory, out_of_memory
 from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
@@ -70,14 +71,21 @@ def _rank_main(rank: int, package_path: str, request: TrainRequest, port: int) -
         loop = TrainingLoop(session, writer)
         # Every rank reports its own card's memory; rank 0 its progress as well.
         name = PROGRESS_FILE if rank == 0 else RANK_PROGRESS.format(rank=rank)
-        memory = gpu_memory(session).figures
-        loop.progress = ProgressFile(package.path, memory=memory, name=name, ranks=world_size)
+        memory = gpu_memory(session)
+        progress = loop.progress = ProgressFile(
+            package.path, memory=memory.figures, name=name, ranks=world_size
+        )
         try:
+            if request.memory_cap_mb:  # the guard: each rank caps its own card
+                memory.guard(request.memory_cap_mb)
             error = loop.run()
+        except BaseException as exc:
+            error = exc
         finally:
+            progress.flush()  # its card's peak, however it ended
             dist.destroy_process_group()
-    if error is not None:
-        raise SystemExit(1)
+    if error is not None:  # out of GPU memory says so by its code (train.py reads it)
+        raise SystemExit(EXIT_OUT_OF_MEMORY if out_of_memory(error) else 1)
 
 
 def _free_port() -> int:

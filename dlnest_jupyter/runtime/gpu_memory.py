@@ -118,3 +118,14 @@ def gpu_memory(session: Session) -> GpuMemory:
     if memory.warning is not None:
         print(memory.warning, file=sys.stderr)
     return memory
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """CUDA's allocator ran out (or the guard's cap was hit), whatever the user code wrapped it in."""
+    while error is not None:
+        import torch
+
+        if isinstance(error, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(error):
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False

@@ -19,15 +19,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import torch
-
 from ..core.checkpoints import TrackLimits
 from ..core.continuation import EPOCHS_KEY, changed_keys
 from ..core.errors import EXIT_DISK_FULL, EXIT_OUT_OF_MEMORY, as_disk_full
 from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter
 from .ddp import launch_ranks
-from .gpu_memory import GpuMemory, gpu_memory
+from .gpu_memory import GpuMemory, gpu_memory, out_of_memory
 from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
@@ -87,7 +85,9 @@ def train(session: Session, request: TrainRequest) -> int:
             error = _run_loop(session, writer, launch, memory, request.memory_cap_mb)
         exit_code = _exit_code(error)
         if exit_code == EXIT_OUT_OF_MEMORY:  # the service reads how much from this last line
-            _say_last(f"dlnest: error: {_out_of_memory_text(memory, request.reserved_mb)}")
+            # A DDP run's ranks left theirs in their progress files, merged by the package.
+            peaks = memory.figures() if memory is not None else package.progress()
+            _say_last(f"dlnest: error: {_out_of_memory_text(peaks, request.reserved_mb)}")
         full = (  # a deletion or Ctrl+C keeps its own code, whatever it interrupted
             as_disk_full(error, package.path, "while training")
             if error is not None and exit_code == EXIT_FAILED
@@ -147,34 +147,25 @@ def _run_loop(
         progress.flush()  # its last figures, its memory's peak too, however it ended
 
 
-def _out_of_memory_text(memory: GpuMemory | None, reserved_mb: Mapping[int, int] | None) -> str:
+def _out_of_memory_text(progress: Mapping[str, Any], reserved_mb: Mapping[int, int] | None) -> str:
     """`out of GPU memory (peak 9,638 MiB, reserved 6,000 MiB)`, over the run's cards."""
-    peaks = (memory.figures().get("peak_memory_mb") or {}) if memory is not None else {}
-    figures = [f"peak {sum(peaks.values()):,} MiB"] if peaks else []
+    peaks = progress.get("peak_memory_mb") or {}
+    said = [f"peak {sum(peaks.values()):,} MiB"] if peaks else []
     if reserved_mb:
-        figures.append(f"reserved {sum(reserved_mb.values()):,} MiB")
-    return "out of GPU memory" + (f" ({', '.join(figures)})" if figures else "")
+        said.append(f"reserved {sum(reserved_mb.values()):,} MiB")
+    return "out of GPU memory" + (f" ({', '.join(said)})" if said else "")
 
 
 def _exit_code(error: BaseException | None) -> int:
     if error is None:
         return EXIT_OK
-    if _out_of_memory(error):
-        return EXIT_OUT_OF_MEMORY
+    if out_of_memory(error) or getattr(error, "exit_code", None) == EXIT_OUT_OF_MEMORY:
+        return EXIT_OUT_OF_MEMORY  # this process's, or a DDP rank's (its exit code says)
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     if isinstance(error, SystemExit) and isinstance(error.code, int) and error.code != 0:
         return error.code
     return EXIT_FAILED
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    """CUDA's allocator ran out (or the guard's cap was hit), whatever the user code wrapped it in."""
-    while error is not None:
-        if isinstance(error, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(error):
-            return True
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    return False
 
 
 def _launch_record(session: Session, request: TrainRequest) -> dict[str, Any]:

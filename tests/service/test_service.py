@@ -197,6 +197,23 @@ def test_a_big_task_holds_the_card_by_the_running_tasks_expected_end_and_small_o
     assert service.queries.task(another.id).state is TaskState.QUEUED  # 1,384 spare left
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="DDP over pretend cards 0 and 1 runs on gloo")
+def test_the_guard_caps_each_ddp_rank_and_a_rank_out_of_memory_fails_the_run_as_such(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"guard_memory": True, "oom_retries": 0})
+    config = write_project(tmp_path / "p", epochs=1, args={"fake_gpu_memory_mb": 12000})
+
+    # 20,000 MiB: more than a card, so 10,000 on each of two, capped at 11,256; each rank
+    # pretends to use 12,000.
+    task = service.submit(TaskKind.TRAIN, config_path=config, memory_mb=20000, ddp=True)
+    wait_for(service, lambda: service.queries.task(task.id).state.terminal)
+
+    failed = service.queries.task(task.id)
+    assert failed.devices == (0, 1)
+    assert failed.error == "out of GPU memory (peak 24,000 MiB, reserved 20,000 MiB)"
+
+
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:
