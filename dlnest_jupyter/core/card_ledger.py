@@ -33,6 +33,7 @@ class CardLedger:
     shadow_at: float | None = None
     slack_mb: dict[int, int] = field(default_factory=dict)
     ends_mb: dict[int, list[tuple[float | None, int]]] = field(default_factory=dict)
+    ends_known: bool = False  # any of them: else backfill has nothing to go by
     node_of: dict[int, str | None] = field(default_factory=dict)  # on a cluster: card -> node
     # Cards that may take a task now, kept up to date by `take` in the time of the cards it
     # changed: a pass over 10,000 tasks and 512 cards must take milliseconds, so a task that

@@ -17,10 +17,12 @@ the change touches what counts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .package import CHECKPOINTS_DIR, SavePackage
@@ -31,13 +33,32 @@ _RUN_KEYS = frozenset({"description", "epochs", "checkpoint_args", "plugins_conf
 
 def memory_fingerprint(package: SavePackage, args: Mapping[str, Any]) -> str:
     """The fingerprint of a run of `package` with config `args` (16 hex digits)."""
+    files = [(relative, package.path / relative) for relative in _code_files(package)]
+    return fingerprint_of(files, args)
+
+
+def fingerprint_of(files: Iterable[tuple[str, Path]], args: Mapping[str, Any]) -> str:
+    """The fingerprint of Python `files` (their path in the package, and where to read them)
+    and config `args`: a submission hashes the project's files it is about to copy, a continue
+    the package's copies, and the two agree."""
     digest = hashlib.sha256()
-    for relative in _code_files(package):
-        digest.update(relative.encode() + b"\0")
-        with open(package.path / relative, "rb") as code:
-            digest.update(code.read() + b"\0")
+    for relative, path in sorted(files):
+        digest.update(os.path.normpath(relative).encode() + b"\0" + _file_digest(path) + b"\0")
     digest.update(json.dumps(memory_relevant(args), sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest_of(path: Path, mtime_ns: int, size: int) -> bytes:
+    """A file's digest, kept while it is unchanged: a sweep submits the same project's files
+    hundreds of times a second."""
+    with open(path, "rb") as code:
+        return hashlib.sha256(code.read()).digest()
+
+
+def _file_digest(path: Path) -> bytes:
+    stat = path.stat()
+    return _digest_of(path, stat.st_mtime_ns, stat.st_size)
 
 
 def memory_relevant(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,13 +76,28 @@ def memory_relevant(args: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def copied_files(copies: Iterable[tuple[Path, PurePosixPath]]) -> list[tuple[str, Path]]:
+    """The Python files a package will hold, from the project (`ProjectLayout.copies`)."""
+    files = []
+    for source, inside in copies:
+        if source.is_dir():
+            files += [(os.path.join(str(inside), rel), path) for rel, path in _python_files(source)]
+        elif source.name.endswith(".py"):
+            files.append((str(inside), source))
+    return files
+
+
 def _code_files(package: SavePackage) -> list[str]:
-    """The package's Python files, relative to it, sorted; checkpoints are not walked."""
-    found = []
-    for folder, subfolders, files in os.walk(package.path):
+    """The package's Python files, relative to it; checkpoints are not walked."""
+    return [relative for relative, _ in _python_files(package.path)]
+
+
+def _python_files(root: Path) -> Iterator[tuple[str, Path]]:
+    for folder, subfolders, files in os.walk(root):
         subfolders[:] = [
             name for name in subfolders if name != CHECKPOINTS_DIR and not name.startswith(".")
         ]
-        relative = os.path.relpath(folder, package.path)
-        found += [os.path.normpath(os.path.join(relative, f)) for f in files if f.endswith(".py")]
-    return sorted(found)
+        for name in files:
+            if name.endswith(".py"):
+                path = Path(folder, name)
+                yield os.path.relpath(path, root), path

@@ -90,13 +90,9 @@ def placement_pass(
         )
         if placement is None:
             placement = _place(demand, ledger, settings, now)
-        if (
-            placement is None
-            and not demand.cpu
-            and not ledger.held  # one held task at a time, the first in the queue
-            and fits_when_idle(demand, snapshot, settings)
-        ):
-            shadow = _soonest_card(demand, ledger, settings, now)
+        if placement is None and not demand.cpu and not ledger.held:  # one held task at a time
+            # Cheap tests first: a pass over 10,000 queued tasks must stay in milliseconds.
+            shadow = _soonest_card(demand, ledger, settings, now) if ledger.ends_known else None
             if shadow is not None:
                 card, starts_at, slack = shadow
                 ledger.held.add(card)
@@ -106,7 +102,9 @@ def placement_pass(
                     {card: slack},
                 )
                 ledger.refresh(settings, now)
-            elif now - demand.queued_at >= settings.starvation_s:
+            elif now - demand.queued_at >= settings.starvation_s and fits_when_idle(
+                demand, snapshot, settings
+            ):
                 ledger.hold_for(demand, settings, now)
                 ledger.held_for = demand.task_id
         yield demand, placement, ledger
@@ -245,6 +243,7 @@ def _ledger(
             ends_mb.setdefault(device, []).append((reservation.expected_end, mb))
     return CardLedger(
         ends_mb=ends_mb,
+        ends_known=any(end is not None for ends in ends_mb.values() for end, _ in ends),
         budget_mb=gpu_budgets_mb(snapshot, [*running, *others]),
         total_mb={g.id: g.memory_total_mb for g in snapshot.gpus},
         tasks=tasks,

@@ -19,7 +19,7 @@ from ..core.config import merge
 from ..core.continuation import plan_continuation
 from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError
-from ..core.memory_fingerprint import memory_fingerprint
+from ..core.memory_fingerprint import copied_files, fingerprint_of, memory_fingerprint
 from ..core.memory_policy import with_margin
 from ..core.package import SavePackage
 from ..core.package_creation import PackageOptions, create_package, discard_new_package
@@ -88,7 +88,9 @@ def submit_train(
         **placement,
     }
     try:
-        spec |= _learned(intake, package, package.args(), memory_mb, placement)
+        # From the project's files as copied (their digests are kept while they are unchanged).
+        files = copied_files(checked.layout.copies())
+        spec |= _learned(intake, fingerprint_of(files, loaded.args), memory_mb, placement)
         return _queue(
             intake,
             TaskKind.TRAIN,
@@ -144,7 +146,7 @@ def submit_continue(
         spec.update(overrides=continuation.overrides, freq_path=freq_path and str(freq_path))
     args = package.args_for(resolved)
     run_args = merge(args, continuation.overrides) if continuation.overrides else args
-    spec |= _learned(intake, package, run_args, memory_mb, placement)
+    spec |= _learned(intake, memory_fingerprint(package, run_args), memory_mb, placement)
     return _queue(
         intake,
         TaskKind.CONTINUE,
@@ -185,7 +187,8 @@ def submit_analyze(
         **placement,
     }
     # The package's training runs used at least what its model needs loaded.
-    spec |= _learned(intake, package, package.args_for(resolved), memory_mb, placement, True)
+    fingerprint = memory_fingerprint(package, package.args_for(resolved))
+    spec |= _learned(intake, fingerprint, memory_mb, placement, on_this_machine=True)
     return _queue(
         intake,
         TaskKind.ANALYZE,
@@ -239,15 +242,13 @@ def forget_memory(intake: Intake, task_id: int) -> dict[str, Any]:
 
 def _learned(
     intake: Intake,
-    package: SavePackage,
-    args: dict[str, Any],
+    fingerprint: str,
     memory_mb: int | None,
     placement: dict[str, Any],
     on_this_machine: bool = False,
 ) -> dict[str, Any]:
     """The spec's memory keys: the run's fingerprint, and without -m what earlier runs of it
     used (their peak, over all cards for -mc, plus the margin), if any ran."""
-    fingerprint = memory_fingerprint(package, args)
     keys: dict[str, Any] = {FINGERPRINT: fingerprint}
     learned = intake.store.memory.learned(fingerprint)
     if memory_mb is not None or placement["cpu"] or learned is None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlnest_jupyter.core.memory_fingerprint import memory_fingerprint, memory_relevant
+from dlnest_jupyter.core.config import load_config
+from dlnest_jupyter.core.memory_fingerprint import (
+    copied_files,
+    fingerprint_of,
+    memory_fingerprint,
+    memory_relevant,
+)
+from dlnest_jupyter.core.package_creation import project_root
+from dlnest_jupyter.core.project import project_layout
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.core.tasks import TaskKind
 
@@ -97,3 +105,16 @@ def test_queued_unsized_one_card_runs_of_a_job_learn_what_it_used_and_no_others(
     assert store.get(learns.id).demand().memory_mb == 1356
     assert [store.get(t.id).spec for t in untouched] == [t.spec for t in untouched]
     assert "learned_mb" not in store.get(running.id).spec
+
+
+def test_a_submission_hashing_the_projects_files_agrees_with_the_package_it_makes(
+    tmp_path: Path,
+) -> None:
+    config = write_project(tmp_path / "p", args={"hidden": 8})
+    loaded = load_config(config)
+    layout = project_layout(loaded.args, project_root(loaded), loaded.source_of)
+    package = new_package(config)
+
+    from_sources = fingerprint_of(copied_files(layout.copies()), loaded.args)
+
+    assert from_sources == memory_fingerprint(package, package.args())
