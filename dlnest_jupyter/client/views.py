@@ -111,6 +111,9 @@ def memory_text(task: Mapping[str, Any]) -> str:
         return used
     if isinstance(asked, int):
         return f"{asked:,}"
+    learned = task.get("memory_learned_mb")
+    if isinstance(learned, int):  # what its job's runs used, or what it reached before a retry
+        return f"{learned:,} learned"
     return DEFAULT_MEMORY if task.get("state") == TaskState.QUEUED else ""
 
 
@@ -120,12 +123,16 @@ def reservation_sentence(task: dict[str, Any]) -> str:
     default = f"the default, {DEFAULT_MEMORY_TEXT}"
     placed = task["state"] != "queued"
     runs = task.get("memory_learned_runs")
-    if task.get("memory_source") == "learned" and isinstance(runs, int):
+    if task.get("memory_source") == "learned":
         learned = reserved if reserved is not None else task.get("memory_learned_mb")
-        earlier = f"{runs} earlier run{'s' if runs != 1 else ''} of this config"
+        earlier = (
+            f"learned from {runs} earlier run{'s' if runs != 1 else ''} of this config"
+            if isinstance(runs, int)
+            else "what it reached before it ran out of GPU memory"  # a retry
+        )
         if placed:
-            return f"reserved {learned:,} MiB, learned from {earlier}"
-        return f"reserves {learned:,} MiB once placed, learned from {earlier}"
+            return f"reserved {learned:,} MiB, {earlier}"
+        return f"reserves {learned:,} MiB once placed, {earlier}"
     if reserved is not None:
         return f"reserved {reserved:,} MiB" + ("" if asked is not None else f" ({default})")
     if asked is not None:

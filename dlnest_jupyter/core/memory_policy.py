@@ -10,7 +10,7 @@ progress). Two rules, card by card:
   saving included, or `memory_warmup_steps` steps, whichever comes first), a reservation above
   its measured peak plus the margin (`memory_margin_pct` + `memory_margin_mb`) shrinks to that:
   what it frees goes to queued tasks in the same pass. A reservation given with `-m` shrinks
-  only with `shrink_given`.
+  only with `shrink_given`, and none shrinks while the guard is on (its cap stays).
 
 A card without a figure (the CPU, a run not yet measured) keeps its reservation.
 
@@ -58,10 +58,16 @@ def revise_reservation(
     memory_given: bool,
     settings: Settings,
 ) -> Revision | None:
-    """The running task's new reservation, or None when it stays as it is."""
+    """The running task's new reservation, or None when it stays as it is. With the guard on,
+    nothing shrinks: a run's allocator is capped at launch, and could grow back to that cap
+    into memory a shrink had given to another."""
     now_by_card = by_card(progress, "memory_mb")
     peak_by_card = by_card(progress, "peak_memory_mb")
-    may_shrink = warmed_up(progress, settings) and (not memory_given or settings.shrink_given)
+    may_shrink = (
+        warmed_up(progress, settings)
+        and (not memory_given or settings.shrink_given)
+        and not settings.guard_memory
+    )
     revised, grew, shrank = dict(reserved_mb), [], []
     for card, held in reserved_mb.items():
         peak = max(peak_by_card.get(card, 0), now_by_card.get(card, 0))
@@ -111,12 +117,13 @@ def cross_checked(
 
 
 def launch_marks(
-    reserved_mb: Mapping[int, int], pretend: bool, settings: Settings
+    reserved_mb: Mapping[int, int], pretend: bool, settings: Settings, cluster: bool = False
 ) -> dict[str, Any]:
-    """What the scheduler tells a run it launches (`TaskRecord.launched_with`)."""
+    """What the scheduler tells a run it launches (`TaskRecord.launched_with`). On a Ray
+    cluster a node runs the task on its own card numbers: no cap is set there (yet)."""
     marks: dict[str, Any] = {PRETEND_GPUS: True} if pretend else {}
     cards = {card: mb for card, mb in reserved_mb.items() if card != CPU_ID}
-    if settings.guard_memory and cards:
+    if settings.guard_memory and cards and not cluster:
         marks[MEMORY_CAP_MB] = {str(card): with_margin(mb, settings) for card, mb in cards.items()}
     return marks
 
@@ -131,14 +138,15 @@ def retry_after_out_of_memory(
     spec: Mapping[str, Any], progress: Mapping[str, Any], settings: Settings
 ) -> Retry | None:
     """The spec of a failed run's retry, reserving the peak it reached plus the margin (over all
-    its cards for -mc and -DDP); None once its retries are spent, or when it never said what it reached."""
+    its cards for -mc; -DDP is not retried); None once its retries are spent, or when it never said what it reached."""
     retried = spec.get(OOM_RETRIES_USED, 0)
     peaks = by_card(progress, "peak_memory_mb")
     peaks.pop(CPU_ID, None)
     if not isinstance(retried, int) or retried >= settings.oom_retries or not peaks:
         return None
-    spread = spec.get("multi_gpu") or spec.get("ddp")  # their figure is over all their cards
-    reached = sum(peaks.values()) if spread else max(peaks.values())
+    if spec.get("ddp"):  # its figure is shared out over however many cards it gets: each
+        return None  # rank needs the same whatever their number, which no figure here says
+    reached = sum(peaks.values()) if spec.get("multi_gpu") else max(peaks.values())
     reserve = with_margin(reached, settings)
     kept = {k: v for k, v in spec.items() if k not in (LEARNED_MB, LEARNED_RUNS, "warnings")}
     return Retry({**kept, LEARNED_MB: reserve, OOM_RETRIES_USED: retried + 1}, reserve)

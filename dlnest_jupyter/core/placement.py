@@ -192,7 +192,7 @@ def _soonest_card(
     ]
     if any(ledger.budget_mb[c] >= estimate_mb(demand, ledger.total_mb[c]) for c in cards):
         return None  # there is room now: what keeps it waiting is not memory
-    best: tuple[float, int, int] | None = None
+    best: tuple[float, int, int] | None = None  # (when, -spare then, card): soonest, then roomiest
     for card in cards:
         budget, need = ledger.budget_mb[card], estimate_mb(demand, ledger.total_mb[card])
         free, at = budget, now
@@ -202,9 +202,9 @@ def _soonest_card(
             if end is None:
                 break  # this one's end is unknown: so is when the card will have room
             free, at = free + mb, max(at, end)
-        if free >= need and (best is None or (at, -free, card) < (best[0], -best[2], best[1])):
-            best = (at, card, free - need)
-    return None if best is None else (best[1], best[0], best[2])
+        if free >= need and (best is None or (at, need - free, card) < best):
+            best = (at, need - free, card)
+    return None if best is None else (best[2], best[0], -best[1])
 
 
 def _backfill(

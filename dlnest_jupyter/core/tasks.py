@@ -208,7 +208,8 @@ class TaskRecord(NamedTuple):
             # What it holds (the default, 90% of a card, included) while it holds anything.
             "reserved_mb": sum(self.reserved_mb.values()) if self.state.holds_devices else None,
             # What the run used at its peak, over every card it ran on (null until measured),
-            # and where its reservation came from: its -m ("given") or 90% of a card ("default").
+            # and where its reservation came from: its -m ("given"), earlier runs of its job
+            # ("learned"), or 90% of a card ("default").
             "peak_memory_mb": self.peak_memory_mb,
             "memory_source": self.memory_source,
             "memory_learned_mb": spec.get(LEARNED_MB),

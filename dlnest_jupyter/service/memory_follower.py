@@ -29,6 +29,7 @@ from ..core.memory_policy import (
     warmed_up,
     with_margin,
 )
+from ..core.placement import admission_error
 from ..core.placement_values import Demand, Reservation
 from ..core.store import TaskStore
 from ..core.tasks import FINGERPRINT, RUNNERS, Runner, TaskRecord
@@ -47,13 +48,17 @@ class MemoryFollower:
         # its runs ends: backfill asks it of every task every pass.
         self._durations: dict[str, float | None] = {}
         self._warm: set[int] = set()  # running tasks whose peak their job has learned
-        # Whether queued tasks learned a reservation since the scheduler last asked: their
-        # demands, which it keeps from pass to pass, changed.
+        # Whether queued tasks learned a reservation or a duration since the scheduler last
+        # asked: their demands, which it keeps from pass to pass, changed.
         self.taught = False
 
     def follow(self, snapshot: Callable[[], InventorySnapshot]) -> Paces:
-        """Revise each training run's reservation by what it uses; returns their progress."""
+        """Revise each training run's reservation by what it uses; returns their progress.
+
+        Not on a Ray cluster: a node reports its cards by its own numbers, and Ray's bookings,
+        made at launch, would not follow the ledger (its runs still teach their jobs)."""
         settings = self.store.settings()
+        revising: bool | None = None  # asked of the snapshot only when a run is running
         revisions, paces = {}, {}
         running = self.store.running()
         self._warm &= {task.id for task in running}  # deleted ones never say they ended
@@ -67,8 +72,12 @@ class MemoryFollower:
             if task.id not in self._warm and warmed_up(progress, settings):
                 self._warm.add(task.id)
                 self._remember_peak(task, progress, None)  # its peak, its duration to come
-            revision = revise_reservation(
-                task.reserved_mb, progress, task.memory_mb is not None, settings
+            if revising is None:
+                revising = snapshot().local_node is None
+            revision = (
+                revise_reservation(task.reserved_mb, progress, task.memory_mb is not None, settings)
+                if revising
+                else None
             )
             if revision is not None:
                 revisions[task.id] = revision
@@ -107,8 +116,15 @@ class MemoryFollower:
     def _retry_with_more(self, task: TaskRecord, progress: Mapping[str, Any]) -> None:
         """A run that ran out of GPU memory is queued again, at the front, reserving what it
         reached plus the margin (core/memory_policy.py), while its retries last."""
-        retry = retry_after_out_of_memory(task.spec, progress, self.store.settings())
+        settings = self.store.settings()
+        retry = retry_after_out_of_memory(task.spec, progress, settings)
         if retry is None:
+            return
+        spec = retry.spec
+        demand = Demand(0, retry.reserve_mb, multi_gpu=bool(spec.get("multi_gpu")))
+        reason = admission_error(demand, self.devices.snapshot(), settings)
+        if reason is not None:  # it would wait at the front of the queue for ever
+            self.events.write(f"task {task.id} ran out of GPU memory; not queued again: {reason}")
             return
         again = self.store.submit(
             task.kind,
@@ -132,7 +148,9 @@ class MemoryFollower:
         if not isinstance(fingerprint, str) or not peaks:
             return
         epoch = progress.get("epoch")
-        self._durations.pop(fingerprint, None)  # its job's mean duration changes now
+        if ended_at is not None:  # its job's mean duration changes now, for queued tasks too
+            self._durations.pop(fingerprint, None)
+            self.taught = True
         self.store.memory.record(
             fingerprint,
             task.id,
@@ -144,9 +162,10 @@ class MemoryFollower:
         learned = self.store.memory.learned(fingerprint)
         if learned is None:
             return
-        reserve = with_margin(learned.card_peak_mb, self.store.settings())
-        largest = max((g.memory_total_mb for g in self.devices.snapshot().gpus), default=0)
-        if reserve <= largest:  # else learned on bigger cards: the queued keep the default
+        settings = self.store.settings()
+        reserve = with_margin(learned.card_peak_mb, settings)
+        # Learned on bigger cards than these: the queued keep the default (as submissions do).
+        if admission_error(Demand(0, reserve), self.devices.snapshot(), settings) is None:
             self.taught |= self.store.memory.teach_queued(fingerprint, reserve, learned.runs) > 0
 
 

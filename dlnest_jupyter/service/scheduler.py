@@ -80,7 +80,8 @@ class Scheduler:
         if not leading:
             self._waits = {}  # another scheduler writes them now; ours would go stale
             return []
-        snapshot = functools.cache(self.devices.snapshot)  # at most one NVML query a pass
+        # One NVML query for following runs and placing (a run's end may ask once more).
+        snapshot = functools.cache(self.devices.snapshot)
         paces = self.memory.follow(snapshot)
         started = self._place(now, snapshot, paces)
         self._publish()
@@ -241,8 +242,13 @@ class Scheduler:
                     task.id, placement.memory_mb_by_device, self.leadership.id, output_start, now
                 )
                 if mine is not None:  # else: deleted, or claimed by another scheduler
+                    if mine.package_path and RUNNERS[mine.kind] is Runner.PROCESS:
+                        # The last run's figures are not this one's: read in the seconds before
+                        # it writes its own, they would shrink it and teach its job wrongly.
+                        SavePackage(Path(mine.package_path)).clear_progress()
                     pretend = snapshot.source == "fake" and mine.devices != (CPU_ID,)
-                    marks = launch_marks(mine.reserved_mb, pretend, settings)
+                    cluster = snapshot.local_node is not None
+                    marks = launch_marks(mine.reserved_mb, pretend, settings, cluster)
                     claimed.append(mine.launched_with(marks))
             if claimed:
                 self._publish()  # before the lock is let go: others must see these at once

@@ -186,9 +186,8 @@ def submit_analyze(
         "scripts_dir": str(scripts.expanduser().resolve()),
         **placement,
     }
-    # The package's training runs used at least what its model needs loaded.
-    fingerprint = memory_fingerprint(package, package.args_for(resolved))
-    spec |= _learned(intake, fingerprint, memory_mb, placement, on_this_machine=True)
+    # No learned figure: a kernel's memory is not followed yet, so an analysis that outgrew
+    # its package's training peak would go unseen; it keeps the default (or its -m).
     return _queue(
         intake,
         TaskKind.ANALYZE,
@@ -245,20 +244,19 @@ def _learned(
     fingerprint: str,
     memory_mb: int | None,
     placement: dict[str, Any],
-    on_this_machine: bool = False,
 ) -> dict[str, Any]:
     """The spec's memory keys: the run's fingerprint, and without -m what earlier runs of it
     used (their peak, over all cards for -mc, plus the margin), if any ran."""
     keys: dict[str, Any] = {FINGERPRINT: fingerprint}
     learned = intake.store.memory.learned(fingerprint)
-    if memory_mb is not None or placement["cpu"] or learned is None:
+    # -DDP's figure is shared out over however many cards it gets, while each rank needs the
+    # same whatever their number: it keeps the default until a figure per rank is kept.
+    if memory_mb is not None or placement["cpu"] or placement["ddp"] or learned is None:
         return keys
-    # A -mc or -DDP task's figure is over all its cards (placement shares it out).
-    spread = placement["multi_gpu"] or placement["ddp"]
-    peak = learned.total_peak_mb if spread else learned.card_peak_mb
+    peak = learned.total_peak_mb if placement["multi_gpu"] else learned.card_peak_mb
     reserve = with_margin(peak, intake.store.settings())
     try:
-        _admit(intake, reserve, placement, on_this_machine)
+        _admit(intake, reserve, placement)
     except TaskError:  # learned on bigger cards than these: their figure does not apply here
         return {
             **keys,

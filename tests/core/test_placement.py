@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dlnest_jupyter.core.devices import CPU_ID, FakeSource, GpuSnapshot, InventorySnapshot
-from dlnest_jupyter.core.placement import admission_error, gpu_budgets_mb, plan_placements
+from dlnest_jupyter.core.placement import (
+    admission_error,
+    gpu_budgets_mb,
+    placement_pass,
+    plan_placements,
+)
 from dlnest_jupyter.core.placement_values import Demand, Reservation
 from dlnest_jupyter.core.settings import Settings
 
@@ -302,3 +307,15 @@ def test_with_no_expected_end_known_a_new_big_task_holds_nothing() -> None:
     small = Demand(2, memory_mb=5000, queued_at=NOW)
 
     assert where(plan_placements([big, small], gpus(2), busy, Settings(), NOW)) == {2: (0,)}
+
+
+def test_of_cards_that_free_at_the_same_time_the_held_task_takes_the_roomier_either_way() -> None:
+    big = Demand(1, memory_mb=10000, queued_at=NOW)
+    ends = NOW + 60
+    roomy = Reservation(90, {0: 12000}, expected_end=ends)  # GPU 0: 16,384 free then
+    tight = Reservation(91, {1: 13000}, expected_end=ends)  # GPU 1: 15,384, as
+    stays = Reservation(92, {1: 1000})  # this one's end is unknown
+
+    for running in ([roomy, tight, stays], [stays, tight, roomy]):
+        [(_, placement, ledger)] = placement_pass([big], gpus(2), running, Settings(), NOW)
+        assert placement is None and ledger.held == {0} and ledger.slack_mb == {0: 6384}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from dlnest_jupyter.core.tasks import TaskKind, TaskState
 from dlnest_jupyter.service import submissions
 from dlnest_jupyter.service.service import DLNestService
 
+from ..conftest import new_package, train_in_process
 from ..projects import failing_dataset, write_project
 from ..recording_executor import RecordingExecutor
 from ..waiting import wait_until
@@ -212,6 +214,40 @@ def test_the_guard_caps_each_ddp_rank_and_a_rank_out_of_memory_fails_the_run_as_
     failed = service.queries.task(task.id)
     assert failed.devices == (0, 1)
     assert failed.error == "out of GPU memory (peak 24,000 MiB, reserved 20,000 MiB)"
+
+
+def test_a_launch_clears_the_last_runs_figures_so_they_are_never_read_as_its_own(
+    tmp_path: Path,
+) -> None:
+    package = new_package(write_project(tmp_path / "p", epochs=1))
+    assert train_in_process(package) == 0
+    old = {"epoch": 2, "epoch_s": 1.0, "steps": 999, "peak_memory_mb": {"0": 10}}
+    (package.path / "_progress.json").write_text(json.dumps(old))
+    quiet = DLNestService(
+        TaskStore(tmp_path / "q.sqlite"), FakeSource((16384,)), RecordingExecutor()
+    )
+
+    task = quiet.submit(TaskKind.CONTINUE, record_path=package.path)
+    quiet.tick()
+
+    assert task.devices == (0,) and not (package.path / "_progress.json").exists()
+    assert quiet.queries.task(task.id).reserved_mb == {0: 14745}  # not shrunk by the old run
+    quiet.stop()
+
+
+def test_a_run_out_of_memory_that_could_never_fit_with_more_is_not_queued_again(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    service.update_settings({"guard_memory": True, "devices": [0]})
+    config = write_project(tmp_path / "p", epochs=1, args={"fake_gpu_memory_mb": 17000})
+    task = service.submit(TaskKind.TRAIN, config_path=config, memory_mb=15000)
+    wait_for(service, lambda: service.queries.task(task.id).state.terminal)
+
+    assert service.queries.task(task.id).error == (
+        "out of GPU memory (peak 17,000 MiB, reserved 15,000 MiB)"
+    )
+    assert [t.id for t in service.queries.tasks()] == [task.id]
+    assert "not queued again: needs 18956 MiB on one GPU" in service.log.read()[1]
 
 
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
