@@ -102,9 +102,10 @@ class ProgressFile:
         return (self._steps - steps) / elapsed if elapsed > 0 else None
 
     def _write(self, epoch: int, iteration: int, now: float) -> None:
+        stepped = self._steps > 0  # else only its memory is news: no "epoch 0 step 0"
         record = {
-            "epoch": epoch,
-            "iter": iteration,
+            "epoch": epoch if stepped else None,
+            "iter": iteration if stepped else None,
             "steps_per_s": self.steps_per_s(now),
             "rate_window_s": RATE_WINDOW_S,
             "epoch_s": self._epoch_s,

@@ -169,6 +169,8 @@ def test_with_the_guard_a_run_over_its_share_fails_itself_as_out_of_memory_and_i
     failed = service.queries.task(task.id)
     assert failed.state is TaskState.FAILED
     assert failed.error == "out of GPU memory (peak 3,000 MiB, reserved 1,000 MiB)"
+    # It took no step: its progress holds what it used, and no "epoch 0 step 0".
+    assert (failed.progress["epoch"], failed.peak_memory_mb) == (None, 3000)
     [retry] = [t for t in service.queries.tasks() if t.id != task.id]
     assert retry.description == f"big (retry of task {task.id}: out of GPU memory)"
     assert retry.to_json()["memory_learned_mb"] == 3000 + 300 + 256
