@@ -182,10 +182,13 @@ class DLNestMagics(AnalyzerCommands, Magics):
 
     def _forget(self, argv: list[str]) -> None:
         task_id = parse("forget", argv).id
-        forgotten = self.client.forget_memory(task_id)
+        runs = self.client.forget_memory(task_id)["forgotten_runs"]
+        if not runs:
+            print(f"dlnest: task {task_id}'s job has no memory to forget")
+            return
         print(
-            f"dlnest: forgot {forgotten['forgotten_runs']} earlier runs of task {task_id}'s job: "
-            "its next runs reserve the default and learn anew"
+            f"dlnest: forgot {runs} earlier run{'s' if runs != 1 else ''} of task {task_id}'s "
+            "job: its next runs reserve the default and learn anew"
         )
 
     def _tasks(self, argv: list[str]) -> None:

@@ -176,7 +176,7 @@ def devices_table(devices: Sequence[dict[str, Any]]) -> Table:
     rows: list[tuple[Any, ...]] = [
         (
             d["id"], d["name"], "yes" if d["enabled"] else "no",
-            f"{d['memory_used_mb']:,} / {d['memory_reserved_mb']:,} / {d['memory_total_mb']:,}" if d["kind"] == "gpu" else "",
+            f"{_used_mb(d):,} / {d['memory_reserved_mb']:,} / {d['memory_total_mb']:,}" if d["kind"] == "gpu" else "",
             ", ".join(map(str, d["task_ids"])),
             _by_other_users(d),
         )
@@ -192,6 +192,14 @@ def devices_table(devices: Sequence[dict[str, Any]]) -> Table:
             (d.get("node") or "this server", *row) for d, row in zip(devices, rows, strict=True)
         ]
     return Table(headers, rows)
+
+
+def _used_mb(device: dict[str, Any]) -> int:
+    """What the driver says is used, or what our tasks measurably use if that is more (pretend
+    cards' driver says nothing; the GPUs tab shows the same figure)."""
+    measured = device.get("memory_measured_mb")
+    used: int = device["memory_used_mb"] or 0
+    return max(used, measured) if isinstance(measured, int) else used
 
 
 def _by_other_users(device: dict[str, Any]) -> str:

@@ -73,7 +73,8 @@ class MemoryHistory:
         history reserve `reserve_mb` now; returns how many did."""
         with self.connection._write() as db:
             return db.execute(
-                "UPDATE tasks SET spec = json_set(spec, '$.learned_mb', ?, '$.learned_runs', ?)"
+                "UPDATE tasks SET spec = json_set(spec, '$.learned_mb', ?, '$.learned_runs', ?),"
+                " memory_note = 'learned while queued, from a run of its job'"
                 " WHERE state = ? AND memory_mb IS NULL"
                 " AND json_extract(spec, '$.memory_fingerprint') = ?"
                 " AND json_extract(spec, '$.learned_mb') IS NULL"

@@ -66,6 +66,9 @@ class DevicesPanel:
             set_value(toggle, bool(device["enabled"]))
             toggle.description = "enabled" if device["enabled"] else "disabled"
             toggle.button_style = "success" if device["enabled"] else ""
+            # A tooltip of its own: ipywidgets shows an unset one as the word "null".
+            name = "the CPU" if device["kind"] != "gpu" else f"GPU {device['id']}"
+            toggle.tooltip = f"click to {'disable' if device['enabled'] else 'enable'} {name}"
 
     def _row(self, device_id: int) -> tuple[widgets.HTML, widgets.ToggleButton]:
         toggle = widgets.ToggleButton(layout=widgets.Layout(width="90px"))
@@ -133,15 +136,18 @@ class SettingsPanel:
         self.delay = widgets.BoundedFloatText(
             min=0, max=86_400, description="launch delay on a card (s)", **labelled()
         )
+        wide = widgets.Layout(width="520px")  # the whole label: it says what the switch does
         self.guard = widgets.Checkbox(
-            description="guard: cap each run at its reservation + margin", indent=False
+            description="guard: cap each run at its reservation + margin", indent=False, layout=wide
         )
         self.shrink_given = widgets.Checkbox(
-            description="shrink -m reservations to what runs use", indent=False
+            description="shrink -m reservations to what runs use", indent=False, layout=wide
         )
         self.retries = widgets.BoundedIntText(
             min=0, max=100, description="retries when out of memory", **labelled()
         )
+        for box in (self.max_tasks, self.delay, self.guard, self.shrink_given, self.retries):
+            box.tooltip = box.description  # ipywidgets shows an unset tooltip as "null"
         self.explained = widgets.HTML(settings_help_html())
         self.apply = widgets.Button(description="Apply", icon="check")
         self.scheduler = widgets.HTML()
@@ -221,6 +227,7 @@ def settings_help_html() -> str:
         "<b>Guard</b>: each training run's CUDA allocator is capped at its reservation plus the "
         "margin, so a run that outgrows its share fails itself (out of GPU memory) instead of "
         "its neighbours; it is then queued again, reserving what it reached, as many times as "
-        "<b>retries</b> says. A run's reservation shrinks to what it measurably uses after its "
-        "first epoch; <b>shrink -m</b> lets that happen to reservations given with -m too.</div>"
+        "<b>retries</b> says. A run's reservation shrinks to what it measurably uses once it has "
+        "warmed up (its first epoch, or 200 steps), except while the guard is on; <b>shrink -m</b> "
+        "lets that happen to reservations given with -m too.</div>"
     )

@@ -121,7 +121,7 @@ def device_bar_html(device: Mapping[str, Any]) -> str:
     users = ", ".join(device.get("other_users") or [])
     in_use = total - free
     parts = "".join(
-        f'<div title="{label}: {mb} MiB" style="width:{100 * mb / total:.2f}%;background:{colour}"></div>'
+        f'<div title="{label}: {mb:,} MiB" style="width:{100 * mb / total:.2f}%;background:{colour}"></div>'
         for label, mb, colour in (
             ("used by other processes", others, "#fd7e14"),
             (html.escape(f"reserved by other users ({users})"), theirs, "#6f42c1"),
@@ -136,11 +136,12 @@ def device_bar_html(device: Mapping[str, Any]) -> str:
     )
     utilization = device.get("utilization_pct")
     util = f", {utilization}% busy" if utilization is not None else ""
-    by_users = f" / {theirs} reserved by {html.escape(users)}" if theirs else ""
-    in_it = f" ({measured} used)" if isinstance(measured, int) else ""
+    by_users = f" / {theirs:,} reserved by {html.escape(users)}" if theirs else ""
+    in_it = f" ({measured:,} used)" if isinstance(measured, int) else ""
     return (
-        f"<div style='font-size:12px'>{name}{enabled}: {others} others{by_users} / {reserved} "
-        f"reserved{in_it} / {free} free of {total} MiB{util}; tasks: {html.escape(holders)}</div>"
+        f"<div style='font-size:12px'>{name}{enabled}: {others:,} others{by_users} / "
+        f"{reserved:,} reserved{in_it} / {free:,} free of {total:,} MiB{util}; tasks: "
+        f"{html.escape(holders)}</div>"
         f'<div role="progressbar" aria-label="{name} memory in use, MiB" aria-valuemin="0"'
         f' aria-valuenow="{in_use}" aria-valuemax="{total}"'
         f' style="display:flex;width:360px;height:12px;border:1px solid #ccc">{parts}</div>'

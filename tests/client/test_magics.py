@@ -74,7 +74,7 @@ def test_the_memory_settings_are_switched_and_a_jobs_memory_forgotten_from_the_m
 
     shell.run_line_magic("dlnest", "forget 1")
 
-    assert "forgot 0 earlier runs of task 1's job" in capsys.readouterr().out
+    assert "task 1's job has no memory to forget" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,7 @@ def test_queued_unsized_one_card_runs_of_a_job_learn_what_it_used_and_no_others(
     assert store.memory.teach_queued("job", 1356, 1) == 1
 
     assert store.get(learns.id).to_json()["memory_learned_mb"] == 1356
+    assert store.get(learns.id).memory_note == "learned while queued, from a run of its job"
     assert store.get(learns.id).demand().memory_mb == 1356
     assert [store.get(t.id).spec for t in untouched] == [t.spec for t in untouched]
     assert "learned_mb" not in store.get(running.id).spec

@@ -74,7 +74,7 @@ def test_gpu_bars_show_ours_and_a_card_is_disabled_from_its_toggle(
     board = Dashboard(client, start=False)
     bar, toggle = board.devices_panel.cards[0]
 
-    assert "0 others / 4000 reserved / 12384 free of 16384 MiB" in bar.value
+    assert "0 others / 4,000 reserved / 12,384 free of 16,384 MiB" in bar.value
     assert f"tasks: {task['id']}" in bar.value and toggle.value is True
     assert "Pretend GPUs" in board.devices_panel.note.value
     board.tabs.selected_index = 1  # GPUs
@@ -310,8 +310,8 @@ def test_gpu_bars_show_other_users_reservations_and_settings_say_who_schedules(
         bar = board.devices_panel.cards[0][0].value
         user = pwd.getpwuid(os.getuid()).pw_name
 
-        assert f"0 others / 6000 reserved by {user} / 4000 reserved / 6384 free" in bar
-        assert f"reserved by other users ({user}): 6000 MiB" in bar
+        assert f"0 others / 6,000 reserved by {user} / 4,000 reserved / 6,384 free" in bar
+        assert f"reserved by other users ({user}): 6,000 MiB" in bar
         assert "This queue is scheduled here, by the in-process scheduler of process" in (
             board.settings_panel.scheduler.value
         )

@@ -256,7 +256,7 @@ def test_a_cards_bar_shows_what_our_tasks_use_of_what_they_reserved() -> None:
 
     shown = seen(vm.device_bar_html(card))
 
-    assert "4000 reserved (1356 used) / 12384 free of 16384 MiB" in shown.text
-    assert "used by our tasks (measured): 1356 MiB" in shown.hover
-    assert "reserved by our tasks, not used: 2644 MiB" in shown.hover
-    assert "4000 reserved / 12384 free" in seen(vm.device_bar_html(unmeasured)).text
+    assert "4,000 reserved (1,356 used) / 12,384 free of 16,384 MiB" in shown.text
+    assert "used by our tasks (measured): 1,356 MiB" in shown.hover
+    assert "reserved by our tasks, not used: 2,644 MiB" in shown.hover
+    assert "4,000 reserved / 12,384 free" in seen(vm.device_bar_html(unmeasured)).text
