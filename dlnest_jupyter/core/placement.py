@@ -182,20 +182,19 @@ def _soonest_card(
     GPU demand, by the expected ends of the tasks on each card; None where no card's is known."""
     if demand.cpu or demand.multi_gpu or demand.ddp:
         return None
-    cards = [
-        card
+    needs = {
+        card: estimate_mb(demand, ledger.total_mb[card])
         for card in ledger.budget_mb
         if settings.enabled(card)
         and card not in ledger.held
         and (demand.node is None or ledger.node_of.get(card) == demand.node)
-        and estimate_mb(demand, ledger.total_mb[card]) <= ledger.total_mb[card]
-    ]
-    if any(ledger.budget_mb[c] >= estimate_mb(demand, ledger.total_mb[c]) for c in cards):
+    }
+    needs = {card: need for card, need in needs.items() if need <= ledger.total_mb[card]}
+    if any(ledger.budget_mb[card] >= need for card, need in needs.items()):
         return None  # there is room now: what keeps it waiting is not memory
     best: tuple[float, int, int] | None = None  # (when, -spare then, card): soonest, then roomiest
-    for card in cards:
-        budget, need = ledger.budget_mb[card], estimate_mb(demand, ledger.total_mb[card])
-        free, at = budget, now
+    for card, need in needs.items():
+        free, at = ledger.budget_mb[card], now
         for end, mb in sorted(ledger.ends_mb.get(card, ()), key=lambda e: (e[0] is None, e[0])):
             if free >= need:
                 break

@@ -180,9 +180,7 @@ class TaskRecord(NamedTuple):
     @property
     def memory_source(self) -> str:
         """Where its reservation comes from: its -m, earlier runs of it, or 90% of a card."""
-        if self.memory_mb is not None:
-            return "given"
-        return "learned" if self.spec.get(LEARNED_MB) is not None else "default"
+        return _memory_source(self.memory_mb, self.spec)
 
     @property
     def peak_memory_mb(self) -> int | None:
@@ -211,7 +209,7 @@ class TaskRecord(NamedTuple):
             # and where its reservation came from: its -m ("given"), earlier runs of its job
             # ("learned"), or 90% of a card ("default").
             "peak_memory_mb": self.peak_memory_mb,
-            "memory_source": self.memory_source,
+            "memory_source": _memory_source(self.memory_mb, spec),  # the spec parsed once
             "memory_learned_mb": spec.get(LEARNED_MB),
             "memory_learned_runs": spec.get(LEARNED_RUNS),
             "memory_note": self.memory_note,
@@ -230,3 +228,9 @@ class TaskRecord(NamedTuple):
                 **self.progress,
             },
         }
+
+
+def _memory_source(memory_mb: int | None, spec: Mapping[str, Any]) -> str:
+    if memory_mb is not None:
+        return "given"
+    return "learned" if spec.get(LEARNED_MB) is not None else "default"

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..core.box_ledger import OtherReservation
 from ..core.devices import CPU_ID, InventorySnapshot
+from ..core.memory_policy import by_card
 from ..core.placement import gpu_budgets_mb
 from ..core.settings import Settings
 from ..core.tasks import TaskRecord
@@ -61,8 +62,5 @@ def device_rows(
 
 
 def _measured_mb(holders: Sequence[TaskRecord], card: int) -> int | None:
-    figures = [t.progress.get("memory_mb") for t in holders]
-    used = [
-        f[str(card)] for f in figures if isinstance(f, dict) and isinstance(f.get(str(card)), int)
-    ]
+    used = [mb for t in holders if (mb := by_card(t.progress, "memory_mb").get(card)) is not None]
     return sum(used) if used else None
