@@ -215,3 +215,16 @@ class TaskStateError(TaskError):
 
 class PackageBusyError(TaskError):
     """Another queued or running task already uses this save package."""
+
+
+class SweepNotFoundError(TaskNotFoundError):
+    def __init__(self, sweep_id: int | str) -> None:
+        shown = sweep_id if isinstance(sweep_id, int) else repr(sweep_id)
+        TaskError.__init__(self, f"no sweep with id {shown}")
+        self.task_id = self.sweep_id = sweep_id
+
+
+class SweepStateError(TaskStateError):
+    def __init__(self, sweep_id: int, state: str, wanted: str) -> None:
+        TaskError.__init__(self, f"sweep {sweep_id} is {state}; it cannot become {wanted}")
+        self.task_id, self.state, self.wanted = sweep_id, state, wanted

@@ -204,19 +204,28 @@ class SavePackage:
         return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
 
     def launches(self) -> list[dict[str, Any]]:
-        path = self.path / TASK_FILE
-        return list(self._read_json(TASK_FILE).get("launches", [])) if path.exists() else []
+        return list(self.task_record().get("launches", []))
+
+    def task_record(self) -> dict[str, Any]:
+        """`_task.json`: its launches, and for a sweep's trial its sweep (`{}` before any)."""
+        return self._read_json(TASK_FILE) if (self.path / TASK_FILE).exists() else {}
 
     def record_launch(self, launch: Mapping[str, Any]) -> int:
         """Append a launch record to `_task.json`; returns its index."""
-        launches = [*self.launches(), dict(launch)]
-        atomic_io.write_json(self.path / TASK_FILE, {"launches": launches})
+        record = self.task_record()
+        launches = [*record.get("launches", []), dict(launch)]
+        atomic_io.write_json(self.path / TASK_FILE, {**record, "launches": launches})
         return len(launches) - 1
 
     def update_launch(self, index: int, **fields: Any) -> None:
-        launches = self.launches()
+        record = self.task_record()
+        launches = list(record.get("launches", []))
         launches[index] = {**launches[index], **fields}
-        atomic_io.write_json(self.path / TASK_FILE, {"launches": launches})
+        atomic_io.write_json(self.path / TASK_FILE, {**record, "launches": launches})
+
+    def record_in_task_file(self, key: str, value: Any) -> None:
+        """Keep `value` under `key` in `_task.json` (a sweep's trial: which sweep, which values)."""
+        atomic_io.write_json(self.path / TASK_FILE, {**self.task_record(), key: value})
 
     def _read_json(self, name: str) -> dict[str, Any]:
         path = self.path / name

@@ -25,6 +25,7 @@ from .settings import Settings
 from .store_connection import StoreConnection
 from .store_rows import COLUMNS, STATES, record
 from .store_schema import migrate
+from .sweep_book import SweepBook, TrialRef, add_trial
 from .tasks import TaskKind, TaskRecord, TaskState, check_transition
 
 
@@ -34,6 +35,7 @@ class TaskStore(StoreConnection):
         with self._write() as db:
             migrate(db, self.path)
         self.memory = MemoryHistory(self)  # what earlier runs used, by memory fingerprint
+        self.sweeps = SweepBook(self)  # the sweeps and their trials (tasks of their own)
 
     # -- tasks ------------------------------------------------------------------------------
     def submit(
@@ -45,8 +47,10 @@ class TaskStore(StoreConnection):
         package_path: str | None = None,
         memory_mb: int | None = None,
         jump: bool = False,
+        trial: TrialRef | None = None,
         now: float | None = None,
     ) -> TaskRecord:
+        """Queue a task; `trial`: it is that sweep trial's, recorded in the same write."""
         now = time.time() if now is None else now
         with self._write() as db:
             if jump:
@@ -76,6 +80,8 @@ class TaskStore(StoreConnection):
                 "INSERT INTO task_events (task_id, at, state) VALUES (?, ?, ?)",
                 (task_id, now, TaskState.QUEUED),
             )
+            if trial is not None:
+                add_trial(db, trial, task_id)
         return self.get(task_id)
 
     def get(self, task_id: int) -> TaskRecord:

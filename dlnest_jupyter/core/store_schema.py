@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import PackageError
 from .tasks import TaskState
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # What each version added to a queue made by the one before it.
 _UPGRADES = {
     2: "ALTER TABLE tasks ADD COLUMN output_start INTEGER NOT NULL DEFAULT 0",
@@ -24,6 +24,7 @@ _UPGRADES = {
         "ALTER TABLE tasks ADD COLUMN memory_note TEXT",
         "ALTER TABLE tasks ADD COLUMN memory_over INTEGER NOT NULL DEFAULT 0",
     ),
+    9: (),  # the sweeps' tables, which the schema below makes where they are missing
 }
 # `json`: the REST TASK object, kept current by the triggers below; `version`: the queue's change
 # counter when the row last changed; `owner`: the id of the service that claimed the task;
@@ -80,6 +81,23 @@ CREATE TABLE IF NOT EXISTS memory_history (
     ended_at REAL NOT NULL,
     PRIMARY KEY (fingerprint, task_id)
 );
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    plan TEXT NOT NULL,
+    state TEXT NOT NULL,
+    note TEXT,
+    created_at REAL NOT NULL,
+    ended_at REAL
+);
+CREATE TABLE IF NOT EXISTS sweep_trials (
+    sweep_id INTEGER NOT NULL REFERENCES sweeps (id),
+    number INTEGER NOT NULL,
+    task_id INTEGER NOT NULL UNIQUE REFERENCES tasks (id),
+    params TEXT NOT NULL,
+    value REAL,
+    told INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sweep_id, number)
+);
 """
 # The REST TASK object (`TaskRecord.to_json`), built by SQLite. Triggers keep it in the `json`
 # column: listing 10,000 tasks then reads text (15 ms here) instead of building it (45 ms), which
@@ -107,6 +125,7 @@ _TASK_JSON = f"""json_object(
     'created_at', created_at, 'started_at', started_at,
     'ended_at', ended_at, 'exit_code', exit_code, 'error', error,
     'kernel_id', kernel_id, 'scripts_dir', json_extract(spec, '$.scripts_dir'),
+    'sweep', json_extract(spec, '$.sweep'),
     'progress', CASE progress WHEN '{{}}' THEN json_object('epoch', NULL, 'iter', NULL) ELSE
         json_patch(json_object('epoch', json_extract(progress, '$.epoch'),
                                'iter', json_extract(progress, '$.iter')), progress) END

@@ -43,6 +43,10 @@ class SweepSpace:
     search: Mapping[str, Distribution] = field(default_factory=dict)
 
     @property
+    def keys(self) -> tuple[str, ...]:
+        return (*self.grid, *self.search)
+
+    @property
     def grid_size(self) -> int:
         return math.prod(len(values) for values in self.grid.values()) if self.grid else 0
 
@@ -51,6 +55,15 @@ class SweepSpace:
         keys = list(self.grid)
         for values in itertools.product(*(self.grid[key] for key in keys)):
             yield dict(zip(keys, values, strict=True))
+
+    def grid_point(self, number: int) -> dict[str, Any]:
+        """The `number`th of `grid_points()`, without walking the ones before it."""
+        point: dict[str, Any] = {}
+        for key in reversed(list(self.grid)):
+            values = self.grid[key]
+            number, index = divmod(number, len(values))
+            point[key] = values[index]
+        return {key: point[key] for key in self.grid}
 
     def to_json(self) -> dict[str, Any]:
         return {

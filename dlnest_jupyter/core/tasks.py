@@ -56,6 +56,8 @@ class TaskState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # A sweep's trial its pruner stopped early (service/sweeps): its checkpoints are kept.
+    PRUNED = "pruned"
 
     @property
     def terminal(self) -> bool:
@@ -87,7 +89,9 @@ class AnalyzerState(enum.StrEnum):
 
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
-_TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+_TERMINAL = frozenset(
+    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.PRUNED}
+)
 _HOLDING = frozenset({TaskState.STARTING, TaskState.RUNNING})
 _ALLOWED = {
     TaskState.QUEUED: frozenset({TaskState.STARTING, TaskState.CANCELLED, TaskState.FAILED}),
@@ -95,7 +99,9 @@ _ALLOWED = {
     TaskState.STARTING: frozenset(
         {TaskState.RUNNING, TaskState.FAILED, TaskState.CANCELLED, TaskState.QUEUED}
     ),
-    TaskState.RUNNING: frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED}),
+    TaskState.RUNNING: frozenset(
+        {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.PRUNED}
+    ),
 }
 
 
@@ -116,6 +122,9 @@ MEMORY_CAP_MB = "memory_cap_mb"
 FINGERPRINT = "memory_fingerprint"
 LEARNED_MB = "learned_mb"
 LEARNED_RUNS = "learned_runs"
+# In a sweep's trial's spec (and its package's `_task.json`): `{"id", "trial", "params"}`, its
+# sweep, its trial number and the values set in its config (service/sweeps).
+SWEEP = "sweep"
 OOM_RETRIES_USED = "oom_retries_used"  # a retry after running out of GPU memory: how many so far
 
 
@@ -222,6 +231,7 @@ class TaskRecord(NamedTuple):
             "error": self.error,
             "kernel_id": self.kernel_id,
             "scripts_dir": spec.get("scripts_dir"),  # only analyzers store one
+            "sweep": spec.get(SWEEP),  # a sweep's trial: {"id", "trial", "params"}
             "progress": {
                 "epoch": self.progress.get("epoch"),
                 "iter": self.progress.get("iter"),

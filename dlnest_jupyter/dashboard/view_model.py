@@ -24,6 +24,7 @@ STATE_COLOURS = {
     TaskState.SUCCEEDED: "#198754",
     TaskState.FAILED: "#dc3545",
     TaskState.CANCELLED: "#adb5bd",
+    TaskState.PRUNED: "#fd7e14",
 }
 ALL_STATES = "all"
 WINDOW_ROWS = 50  # a window of the queue, newest first: 1,000 tasks stay fast

@@ -37,12 +37,15 @@ from .launch.executor import Launch
 from .leadership import Leadership
 from .memory_follower import MemoryFollower, Paces
 from .runners import RunnerRouter
+from .sweeps.driver import SweepDriver
 
 log = logging.getLogger(__name__)
 # A process forked for a task is found by its session and folder, or by the launch record it
 # writes; between the fork and its setsid (microseconds, or an exec on the plain path) it is
 # neither. A task its dead claimant may have been forking is queued again only after this long.
 LAUNCH_GRACE_S = 10.0
+# At most this many rounds of queueing a sweep's trials and placing them in one pass.
+MAX_SWEEP_ROUNDS = 64
 WAIT_FIGURES_S = 10.0  # how stale a waiting task's figures may get (Scheduler._record_waits)
 
 
@@ -55,11 +58,13 @@ class Scheduler:
         leadership: Leadership,
         log: EventLog,
         box: Ledger | None = None,
+        sweeps: SweepDriver | None = None,
     ) -> None:
         """`log`: the service's event log, which users read (`%dlnest log`); `box`: the
-        machine-wide ledger, if the box has one."""
+        machine-wide ledger, if the box has one; `sweeps`: what queues sweeps' trials."""
         self.store, self.devices, self.runners = store, devices, runners
         self.leadership, self.events, self.box = leadership, log, box
+        self.sweeps = sweeps
         # A queued task's demand never changes; parsing every spec on every pass made each
         # submission cost O(queue) JSON parses.
         self._demands: dict[int, Demand] = {}
@@ -79,11 +84,22 @@ class Scheduler:
         self._reap(leading, now)
         if not leading:
             self._waits = {}  # another scheduler writes them now; ours would go stale
+            if self.sweeps is not None:
+                self.sweeps.forget()
             return []
         # One NVML query for following runs and placing (a run's end may ask once more).
         snapshot = functools.cache(self.devices.snapshot)
         paces = self.memory.follow(snapshot)
-        started = self._place(now, snapshot, paces)
+        started: list[TaskRecord] = []
+        # Between ends and placing: a trial queued now is placed in this pass. Without a
+        # `parallel` cap one trial of a sweep waits at a time, so while placing starts the
+        # one that waited, the driver queues the next, until the cards are full.
+        for _ in range(MAX_SWEEP_ROUNDS):
+            queued = self.sweeps.drive() if self.sweeps is not None else 0
+            placed = self._place(now, snapshot, paces)
+            started += placed
+            if not (queued and placed):
+                break
         self._publish()
         return started
 

@@ -9,7 +9,9 @@ reason to change:
 - `loop.py` and `scheduler.py`: the scheduling thread and its pass (notice ends, place, launch),
   run by whichever service on the queue holds its lease (`leadership.py`);
 - `runners.py`: which executor or kernel host runs a task, and its live progress;
-- `kernels/experiment_verbs.py`: the analyzers' experiments.
+- `kernels/experiment_verbs.py`: the analyzers' experiments;
+- `sweeps/`: sweeps (their verbs, and the driver the scheduler runs each pass);
+- `stopping.py`: how a task is stopped (a delete, a pruned trial).
 
 What is left here are the verbs that write and then want a pass at once (submit, delete, new
 settings), and the lifecycle. Nothing here imports torch or user code.
@@ -17,15 +19,14 @@ settings), and the lifecycle. Nothing here imports torch or user code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ..core.box_ledger import Ledger
 from ..core.devices import DeviceSource
-from ..core.errors import TaskStateError
 from ..core.settings import Settings
 from ..core.store import TaskStore
-from ..core.tasks import RUNNERS, AnalyzerState, Runner, TaskKind, TaskRecord, TaskState
+from ..core.tasks import TaskKind, TaskRecord
 from .event_log import EventLog
 from .kernels.experiment_verbs import ExperimentVerbs
 from .kernels.host import AnalyzerHost
@@ -35,7 +36,10 @@ from .loop import SchedulingLoop
 from .queries import Queries
 from .runners import RunnerRouter
 from .scheduler import Scheduler
+from .stopping import Stopper
 from .submissions import DEFAULT_SCRIPTS_DIR, Intake
+from .sweeps.driver import SweepDriver
+from .sweeps.verbs import SweepVerbs
 from .task_kinds import KINDS
 
 
@@ -66,8 +70,11 @@ class DLNestService:
         self.experiments = ExperimentVerbs(store, analyzers)
         self.queries = Queries(store, devices, self.runners, self.leadership, box)
         self.intake = Intake(store, devices, self.runners, self.log, scripts_dir)
-        scheduler = Scheduler(store, devices, self.runners, self.leadership, self.log, box)
+        self.stopper = Stopper(store, self.runners, self.experiments, self.leadership)
+        driver = SweepDriver(self.intake, self.stopper, self.log)
+        scheduler = Scheduler(store, devices, self.runners, self.leadership, self.log, box, driver)
         self.loop = SchedulingLoop(scheduler, store, self.leadership, tick_interval_s)
+        self.sweeps = SweepVerbs(self.intake, self.stopper, self.loop.paused, self.tick, self.log)
 
     def attach_analyzers(self, host: AnalyzerHost) -> None:
         """Where analyze tasks get their kernels (the server's kernel manager, known at start)."""
@@ -89,28 +96,13 @@ class DLNestService:
         return self.runners.with_progress(now)
 
     def delete(self, task_id: int) -> TaskRecord:
-        """Cancel a queued task, or stop a running one and free its devices at once.
-
-        The cancellation is recorded before the process is signalled, so a stopped task always
-        reads `cancelled` (and a queue that cannot be written stops nothing). A task being
-        launched is stopped by its launcher, which finds it cancelled; an analyzer by the
-        service whose kernel it is.
-        """
-        runners = self.runners
+        """Cancel a queued task, or stop a running one and free its devices at once
+        (`stopping.py`); then the freed devices go to the next tasks (DLNest waited for its
+        60 s tick)."""
         with self.loop.paused():  # a pass of ours must not start or finish the task in between
-            task = self.store.get(task_id)
-            if task.state.terminal:
-                raise TaskStateError(task_id, task.state.value, TaskState.CANCELLED.value)
-            if task.state is TaskState.RUNNING:  # how far it got stays on record, as at an end
-                self.store.set_progress(task_id, _ended(task, runners.with_progress(task).progress))
-            cancelled = self.store.finish(
-                task_id, TaskState.CANCELLED, error="deleted", output_tail=runners.tail(task)
-            )
-            if task.state is TaskState.RUNNING and self._may_stop(task):
-                runners.executor_for(task).stop(task)
-            self.experiments.forget(task_id)
+            cancelled = self.stopper.stop(task_id)
         self.log.write(f"task {task_id} deleted")
-        self.tick()  # the freed devices go to the next tasks now (DLNest waited for its 60 s tick)
+        self.tick()
         return cancelled
 
     def update_settings(self, changes: dict[str, Any]) -> Settings:
@@ -130,14 +122,3 @@ class DLNestService:
         """Stop scheduling; running tasks keep running and are re-adopted by the next service."""
         self.loop.stop()
         self.runners.close()
-
-    def _may_stop(self, task: TaskRecord) -> bool:
-        """A process any service of this user may signal; a kernel only its own service."""
-        return RUNNERS[task.kind] is Runner.PROCESS or self.leadership.answers_for(task.owner)
-
-
-def _ended(task: TaskRecord, progress: Mapping[str, Any]) -> dict[str, Any]:
-    """A stopped task's last progress; an analyzer's says its kernel ended (not "ready")."""
-    if RUNNERS[task.kind] is not Runner.KERNEL:
-        return dict(progress)
-    return {**{k: v for k, v in progress.items() if k != "kernel"}, "analyzer": AnalyzerState.ENDED}

@@ -10,6 +10,7 @@ here imports torch or user code: configs are read and code is parsed, never run.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,14 @@ from ..core.placement import admission_error
 from ..core.placement_values import Demand
 from ..core.project_check import ProjectChecks
 from ..core.store import TaskStore
+from ..core.sweep_book import TrialRef
+from ..core.sweep_space import with_params
 from ..core.tasks import (
     FINGERPRINT,
     LEARNED_MB,
     LEARNED_RUNS,
     RUNNERS,
+    SWEEP,
     Runner,
     TaskKind,
     TaskRecord,
@@ -72,13 +76,19 @@ def submit_train(
     no_save: bool = False,
     use_description: bool = False,
     jump: bool = False,
+    trial: TrialRef | None = None,
 ) -> TaskRecord:
-    """Check the config and code, refuse what can never fit, copy the package, queue it."""
+    """Check the config and code, refuse what can never fit, copy the package, queue it.
+
+    `trial`: a sweep's trial (service/sweeps), whose values are set in the package's config
+    and which is recorded beside it in the same write."""
     checked = intake.projects.check(config_path, freq_path)
     loaded = checked.loaded
+    if trial is not None:
+        loaded = dataclasses.replace(loaded, args=with_params(loaded.args, trial.params))
     TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
     placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
-    _admit(intake, memory_mb, placement)
+    admit(intake, memory_mb, placement)
     package = create_package(
         loaded, PackageOptions(description, no_save, use_description), checked.layout
     )
@@ -88,6 +98,9 @@ def submit_train(
         **placement,
     }
     try:
+        if trial is not None:
+            spec[SWEEP] = trial.to_json()
+            package.record_in_task_file(SWEEP, trial.to_json())
         # From the project's files as copied (their digests are kept while they are unchanged).
         files = copied_files(checked.layout.copies())
         spec |= _learned(intake, fingerprint_of(files, loaded.args), memory_mb, placement)
@@ -101,6 +114,7 @@ def submit_train(
             description=description,
             memory_mb=memory_mb,
             jump=jump,
+            trial=trial,
         )
     except BaseException:
         discard_new_package(package)
@@ -136,7 +150,7 @@ def submit_continue(
             f"{package.path}: task {busy[0].id} already uses this package ({busy[0].state.value})"
         )
     placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
-    _admit(intake, memory_mb, placement)
+    admit(intake, memory_mb, placement)
     spec: dict[str, Any] = {
         "record_path": str(package.path),
         "checkpoint_id": resolved,
@@ -179,7 +193,7 @@ def submit_analyze(
     project = package.path.parent.parent  # <project>/Saves/<package>
     scripts = Path(scripts_dir) if scripts_dir else project / intake.scripts_dir
     placement = {"cpu": cpu, "multi_gpu": False, "ddp": False}
-    _admit(intake, memory_mb, placement, on_this_machine=True)
+    admit(intake, memory_mb, placement, on_this_machine=True)
     spec = {
         "record_path": str(package.path),
         "checkpoint_id": resolved,
@@ -212,8 +226,9 @@ def _queue(
     description: str,
     memory_mb: int | None,
     jump: bool,
+    trial: TrialRef | None = None,
 ) -> TaskRecord:
-    """Store the task, and say so in the service's log."""
+    """Store the task (and its sweep trial's row, in the same write); say so in the log."""
     if warnings:  # the submission's reply carries them (api/routes.py submit_task)
         spec["warnings"] = [*spec.get("warnings", []), *warnings]
     task = intake.store.submit(
@@ -223,6 +238,7 @@ def _queue(
         package_path=str(package_path),
         memory_mb=memory_mb,
         jump=jump,
+        trial=trial,
     )
     intake.log.write(f"task {task.id} queued: {what}")
     return task
@@ -256,7 +272,7 @@ def _learned(
     peak = learned.total_peak_mb if placement["multi_gpu"] else learned.card_peak_mb
     reserve = with_margin(peak, intake.store.settings())
     try:
-        _admit(intake, reserve, placement)
+        admit(intake, reserve, placement)
     except TaskError:  # learned on bigger cards than these: their figure does not apply here
         return {
             **keys,
@@ -268,7 +284,7 @@ def _learned(
     return {**keys, LEARNED_MB: reserve, LEARNED_RUNS: learned.runs}
 
 
-def _admit(
+def admit(
     intake: Intake,
     memory_mb: int | None,
     placement: dict[str, Any],

@@ -287,6 +287,7 @@ def test_a_task_renders_as_the_rest_contract_says(store: TaskStore) -> None:
         "error",
         "kernel_id",
         "scripts_dir",
+        "sweep",
         "progress",
     }
     assert rendered["progress"] == {"epoch": 2, "iter": 7, "steps_per_s": 31.5}

@@ -81,7 +81,7 @@ Verb = Callable[[Call], "Reply | Wait"]
 @dataclass(frozen=True)
 class Route:
     method: str
-    pattern: str  # "tasks/{task}/output": {task} and {experiment} are ids
+    pattern: str  # "tasks/{task}/output": {task}, {experiment} and {sweep} are ids
     verb: Verb
     segments: tuple[str, ...] = field(init=False)
 
@@ -102,6 +102,8 @@ class Route:
                 ids["task"] = api_requests.task_id(given)
             elif wanted == "{experiment}":
                 ids["experiment"] = api_requests.experiment_id(ids["task"], given)
+            elif wanted == "{sweep}":
+                ids["sweep"] = api_requests.sweep_id(given)
         return ids
 
 

@@ -19,6 +19,7 @@ from ...core.errors import (
     ExperimentNotFoundError,
     ForbiddenPathError,
     RequestError,
+    SweepNotFoundError,
     TaskNotFoundError,
 )
 from ...core.fields import MAX_INT, shown
@@ -87,6 +88,12 @@ def task_id(raw: str) -> int:
     """A task id in a path (unquoted); anything that cannot be one is an id no task has."""
     if not _DIGITS.fullmatch(raw) or int(raw) > MAX_INT:
         raise TaskNotFoundError(raw[:60])
+    return int(raw)
+
+
+def sweep_id(raw: str) -> int:
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_INT:
+        raise SweepNotFoundError(raw[:60])
     return int(raw)
 
 

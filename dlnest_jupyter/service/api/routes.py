@@ -14,6 +14,7 @@ from ...core.tasks import TaskKind
 from ...core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 from ...core.templates import new_project as create_project
 from .. import submissions
+from ..sweeps.verbs import SWEEP_FIELDS, SWEEP_PATHS
 from ..task_kinds import KINDS, PathRule
 from . import requests as api_requests
 from .call import Call, Reply, Route, Wait, json_reply
@@ -129,6 +130,28 @@ def attach(call: Call) -> Reply:
     return json_reply(200, {"attach": call.service.experiments.attach(call.ids["task"])})
 
 
+def list_sweeps(call: Call) -> Reply:
+    return json_reply(200, {"sweeps": call.service.sweeps.all()})
+
+
+def submit_sweep(call: Call) -> Reply:
+    """A grid or a search over config values, its trials queued as train tasks."""
+    fields = validated(call.body(), SWEEP_FIELDS)
+    for name in SWEEP_PATHS:
+        if fields.get(name) is not None:
+            fields[name] = call.path(name, fields[name])
+    sweep, warnings = call.service.sweeps.submit(**fields)
+    return json_reply(201, {"sweep": sweep, "warnings": warnings})
+
+
+def get_sweep(call: Call) -> Reply:
+    return json_reply(200, {"sweep": call.service.sweeps.get(call.ids["sweep"])})
+
+
+def stop_sweep(call: Call) -> Reply:
+    return json_reply(200, {"sweep": call.service.sweeps.stop(call.ids["sweep"])})
+
+
 def devices(call: Call) -> Reply:
     return json_reply(200, {"devices": call.service.queries.devices()})
 
@@ -178,6 +201,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "tasks/{task}/experiments/{experiment}", get_experiment),
     Route("POST", "tasks/{task}/interrupt", interrupt),
     Route("GET", "tasks/{task}/attach", attach),
+    Route("GET", "sweeps", list_sweeps),
+    Route("POST", "sweeps", submit_sweep),
+    Route("GET", "sweeps/{sweep}", get_sweep),
+    Route("DELETE", "sweeps/{sweep}", stop_sweep),
     Route("GET", "devices", devices),
     Route("GET", "scheduler", scheduler),
     Route("GET", "settings", get_settings),
