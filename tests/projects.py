@@ -218,3 +218,35 @@ def failing_dataset(error: str) -> str:
 
 def read_events(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
+
+
+SCORED_LIFE_CYCLE_EXTRA = """
+def AOneEpoch(self):
+    import time
+    self.runner.scheduler.step()
+    time.sleep(self.args["epoch_sleep_s"])
+"""
+
+
+def scored_project(root: Path, *, epochs: int = 3, epoch_sleep_s: float = 0.0) -> Path:
+    """A project whose validation also logs `score`, the config's `quality` every epoch, so a
+    sweep's outcome is certain: the trial with the highest quality is best, a low one lags."""
+    runner = RUNNER.replace(
+        'return {"loss": [], "val": [], "lr": []}',
+        'return {"loss": [], "val": [], "lr": [], "score": []}',
+    ).replace(
+        'log["val"].append(self.total)',
+        'log["val"].append(self.total)\n        log["score"].append(self.args["quality"])',
+    )
+    assert runner.count("score") == 2
+    return write_project(
+        root,
+        epochs=epochs,
+        runner=runner,
+        life_cycle=life_cycle_source(SCORED_LIFE_CYCLE_EXTRA).replace(
+            '    def AOneEpoch(self):\n        record(self.args, "AOneEpoch")\n        self.runner.scheduler.step()\n',
+            "",
+            1,
+        ),
+        args={"quality": 0.5, "epoch_sleep_s": epoch_sleep_s},
+    )

@@ -121,6 +121,66 @@ def analyze_parser() -> ArgumentParser:
     return _placement(parser, cards=False)
 
 
+def sweep_parser() -> ArgumentParser:
+    parser = ArgumentParser("sweep", "Run a project many times with config values changed: every "
+                            "point of a grid, or an Optuna search; each trial is a run of its own.")  # fmt: skip
+    parser.add_argument("-c", required=True, metavar="ROOT", help="root config (root_config.json)")
+    parser.add_argument("-f", metavar="FREQ", help="a config laid over the root config first")
+    parser.add_argument("-d", metavar="DESC", help="description, shown with each trial")
+    parser.add_argument(
+        "-m", type=int, metavar="MB", help=f"GPU memory each trial reserves ({_DEFAULT_MEMORY})"
+    )
+    parser.add_argument("-CPU", action="store_true", help="run the trials on the CPU")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="every combination of these values (dotted config keys; values as JSON, else text)",
+    )
+    parser.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        metavar="KEY=DIST",
+        help="search KEY: uniform:LO:HI, loguniform:LO:HI, int:LO:HI or choice:A,B,C",
+    )
+    parser.add_argument("--trials", type=int, metavar="N", help="trials in all (a search needs it)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        metavar="N",
+        help="at most N trials queued or running at once (default: as many as the cards hold)",
+    )
+    parser.add_argument("--metric", metavar="KEY", help="the _metrics.jsonl value to judge by")
+    parser.add_argument(
+        "--direction",
+        choices=("maximize", "minimize"),
+        help="default: minimize for a loss or error, else maximize",
+    )
+    parser.add_argument(
+        "--objective",
+        choices=("best", "last"),
+        default="best",
+        help="a trial's value: its best epoch (default) or its last",
+    )
+    parser.add_argument(
+        "--prune",
+        choices=("none", "median", "hyperband"),
+        default="none",
+        help="stop trials whose metric lags the others' (needs --metric)",
+    )
+    parser.add_argument("--seed", type=int, metavar="S", help="the search's random seed")
+    return parser
+
+
+def del_parser() -> ArgumentParser:
+    parser = ArgumentParser("del", "Cancel a queued task, stop a running one, or end an analyzer; "
+                            "`del sweep ID` stops a sweep's trials and queues no more.")  # fmt: skip
+    parser.add_argument("words", nargs="+", metavar="ID | sweep ID", help="what to stop")
+    return parser
+
+
 def run_exp_parser() -> ArgumentParser:
     parser = ArgumentParser("runExp", "Run DIR/NAME.py's experience(self) in an analyzer; "
                             "interrupting the cell interrupts it, the model stays loaded.")  # fmt: skip
@@ -246,7 +306,13 @@ PARSERS: dict[str, Callable[[], ArgumentParser]] = {
         "How to open an analyzer's kernel from JupyterLab or a console.",
         "the analyzer's task id (default: as runExp's)",
     ),
-    "del": _one_id("del", "Cancel a queued task, stop a running one, or end an analyzer."),
+    "del": del_parser,
+    "sweep": sweep_parser,
+    "sweeps": _optional_id(
+        "sweeps",
+        "The sweeps; with an id, that sweep's trials, best first.",
+        "the sweep's id (default: every sweep)",
+    ),
     "checkpoints": _optional_id(
         "checkpoints",
         "A task's package's checkpoints by branch: what `continue -c` and `analyze -c` take.",

@@ -127,6 +127,20 @@ class Client:
     def delete(self, task_id: int) -> dict[str, Any]:
         return self._get("DELETE", f"tasks/{task_id}", "task")
 
+    def submit_sweep(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The new sweep (its first trials queued), and what its request was warned of."""
+        reply = self.call("POST", "sweeps", body)
+        return cast(dict[str, Any], reply["sweep"]), list(reply.get("warnings") or [])
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        return self._list("sweeps", "sweeps")
+
+    def sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._get("GET", f"sweeps/{sweep_id}", "sweep")
+
+    def stop_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._get("DELETE", f"sweeps/{sweep_id}", "sweep")
+
     def output(self, task_id: int, offset: int = 0) -> dict[str, Any]:
         return self.call("GET", f"tasks/{task_id}/output?offset={offset}")
 

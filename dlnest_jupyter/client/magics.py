@@ -8,6 +8,15 @@
     %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
     %dlnest dashboard           the queue, GPUs, output, analyzers and metric curves, live
 
+Sweeps (each trial an ordinary run, placed like any other):
+
+    %dlnest sweep -c ROOT [-f FREQ] [-d DESC] [-m MB] [-CPU] [--grid KEY=V1,V2,...]...
+        [--search KEY=uniform:LO:HI|loguniform:LO:HI|int:LO:HI|choice:A,B,C]... [--trials N]
+        [--parallel N] [--metric KEY] [--direction maximize|minimize] [--objective best|last]
+        [--prune none|median|hyperband] [--seed S]
+    %dlnest sweeps [ID]         every sweep, or one sweep's trials best first
+    %dlnest del sweep ID        stop a sweep's trials and queue no more
+
 Analyzers (a kernel that keeps a trained model loaded):
 
     %dlnest analyze -r PKG [-c ID] [-s SCRIPTS_DIR] [-d DESC] [-m MB] [-CPU] [-j]
@@ -44,6 +53,7 @@ from .analyzer_commands import AnalyzerCommands
 from .arguments import HelpShown, absolute_path, parse
 from .client import Client, scheduled_by
 from .discovery import find_client
+from .sweep_commands import SweepCommands
 from .views import (
     Table,
     TaskRef,
@@ -60,7 +70,7 @@ _WATCH_POLL_S = 0.5
 
 
 @magics_class
-class DLNestMagics(AnalyzerCommands, Magics):
+class DLNestMagics(AnalyzerCommands, SweepCommands, Magics):
     def __init__(
         self,
         shell: Any,
@@ -168,9 +178,13 @@ class DLNestMagics(AnalyzerCommands, Magics):
         print("; ".join([*parts, f"package {task['package_path']}"]))
         return task
 
-    def _del(self, argv: list[str]) -> TaskRef:
-        task_id = parse("del", argv).id
-        task = TaskRef(self.client.delete(task_id))
+    def _del(self, argv: list[str]) -> Any:
+        words = parse("del", argv).words
+        if words[0] == "sweep":
+            return self._del_sweep(words[1:])
+        if len(words) != 1 or not words[0].isdecimal():
+            raise DLNestError("del takes a task's id (del 3), or a sweep's (del sweep 2)")
+        task = TaskRef(self.client.delete(int(words[0])))
         print(f"dlnest: task {task.id} {task['state']}")
         return task
 
@@ -324,6 +338,8 @@ _COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], Any]] = {
     "runExp": DLNestMagics._run_exp,
     "attach": DLNestMagics._attach,
     "del": DLNestMagics._del,
+    "sweep": DLNestMagics._sweep,
+    "sweeps": DLNestMagics._sweeps,
     "release": DLNestMagics._del,
     "checkpoints": DLNestMagics._checkpoints,
     "forget": DLNestMagics._forget,

@@ -20,10 +20,11 @@ from ...core.errors import DLNestError
 from ...core.sweep_space import Distribution
 from ...core.sweeps import SweepPlan, TrialState
 
-# Pruning starts once two trials have a value at an epoch, and never at a trial's first epoch:
-# Optuna's median default (5 startup trials) would prune nothing in most sweeps people run here.
+# Pruning starts once two trials have ended, and never at a trial's first epoch (DLNest counts
+# epochs from 1; Optuna prunes from step `n_warmup_steps` on): Optuna's median default of 5
+# startup trials would prune nothing in most sweeps people run here.
 MEDIAN_STARTUP_TRIALS = 2
-MEDIAN_WARMUP_EPOCHS = 1
+MEDIAN_WARMUP_EPOCHS = 2
 OPTUNA_MISSING = (
     "a search or pruning needs Optuna, which is not installed: "
     "pip install 'dlnest-jupyter[sweeps]' (a grid alone, without --prune, does not)"
@@ -101,9 +102,8 @@ class OptunaEngine:
         }
         # constant_liar: trials running side by side are not given the same values; its
         # default changed between Optuna 4.9 and 5.0, so it is set here. A grid that prunes
-        # sets each trial's point itself (`ask`), in the grid's order, as `GridEngine` does.
+        # enqueues each trial's point itself (`ask`), in the grid's order, as `GridEngine` does.
         sampler = optuna.samplers.TPESampler(seed=plan.seed, constant_liar=True)
-        self._sampler = sampler
         self.study = optuna.create_study(
             study_name=study_name,
             storage=JournalStorage(JournalFileBackend(str(journal))),
@@ -117,9 +117,10 @@ class OptunaEngine:
 
     def ask(self, number: int) -> tuple[int, dict[str, Any]]:
         if not self.plan.searched:  # trial n is the grid's point n, as without Optuna
-            point = self.plan.space.grid_point(len(self.study.get_trials(deepcopy=False)))
-            fixed = {key: _encoded(value) for key, value in point.items()}
-            self.study.sampler = self._optuna.samplers.PartialFixedSampler(fixed, self._sampler)
+            trials = self.study.get_trials(deepcopy=False)
+            if not any(t.state == self._state("WAITING") for t in trials):  # else: its turn now
+                point = self.plan.space.grid_point(len(trials))
+                self.study.enqueue_trial({key: _encoded(value) for key, value in point.items()})
         trial = self.study.ask(self._distributions)
         self._live[trial.number] = trial
         self._reported[trial.number] = set()

@@ -1,0 +1,104 @@
+"""What the sweep commands show: the sweeps as a table, one sweep's trials best first, and the
+value a `sweep = %dlnest sweep ...` cell gets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..core.sweeps import TrialState, TrialView, best_first
+from .views import Table
+
+
+class SweepRef(dict[str, Any]):
+    """A sweep as the server replied (its REST SWEEP); `.id` is its id."""
+
+    @property
+    def id(self) -> int:
+        return int(self["id"])
+
+    def __repr__(self) -> str:
+        return f"<dlnest sweep {self['id']}: {self['state']}, {_done(self)}>"
+
+
+def sweep_sentence(sweep: Mapping[str, Any]) -> str:
+    """One line: what it varies, how many trials, how they are judged, and how far it is."""
+    keys = [*sweep["grid"], *sweep["search"]]
+    how = "search" if sweep["search"] else "grid"
+    judged = (
+        f"judged by {sweep['metric']} ({sweep['direction']}, {sweep['objective']} epoch"
+        + (f", {sweep['prune']} pruning" if sweep["prune"] != "none" else "")
+        + ")"
+        if sweep["metric"]
+        else "not judged (no --metric)"
+    )
+    line = (
+        f"sweep {sweep['id']} {sweep['state']}: a {how} over {', '.join(keys)}, "
+        f"{_done(sweep)}, {judged}"
+    )
+    best = sweep.get("best")
+    if best:
+        line += f"; best so far: trial {best['number']} (task {best['task_id']}), {_value(best['value'])}"
+    if sweep.get("note"):
+        line += f"; {sweep['note']}"
+    return line
+
+
+def sweeps_table(sweeps: Sequence[Mapping[str, Any]]) -> Table:
+    rows = []
+    for sweep in sweeps:
+        best = sweep.get("best") or {}
+        rows.append(
+            [
+                sweep["id"],
+                sweep["state"],
+                sweep.get("description") or "",
+                _done(sweep),
+                sweep.get("metric") or "",
+                _value(best.get("value")),
+                _params(best.get("params") or {}),
+                sweep.get("note") or "",
+            ]
+        )
+    return Table(
+        ["id", "state", "description", "trials", "metric", "best", "best values", "note"], rows
+    )
+
+
+def trials_table(sweep: Mapping[str, Any]) -> Table:
+    """The sweep's trials best first, a column per varied key; the best is marked."""
+    keys = [*sweep["grid"], *sweep["search"]]
+    trials = [
+        TrialView(t["number"], t["task_id"], t["params"], TrialState(t["state"]), t["value"])
+        for t in sweep["trials"]
+    ]
+    best = (sweep.get("best") or {}).get("number")
+    rows = [
+        [
+            f"{t.number} (best)" if t.number == best else t.number,
+            t.task_id,
+            t.state.value,
+            _value(t.value),
+            *(_shown(t.params.get(key)) for key in keys),
+        ]
+        for t in best_first(trials, sweep["direction"])
+    ]
+    return Table(["trial", "task", "state", sweep.get("metric") or "value", *keys], rows)
+
+
+def _done(sweep: Mapping[str, Any]) -> str:
+    ended = sum(1 for t in sweep["trials"] if t["state"] not in ("queued", "running"))
+    return f"{ended} of {sweep['trials_total']} trials done"
+
+
+def _value(value: Any) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={_shown(value)}" for key, value in params.items())
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

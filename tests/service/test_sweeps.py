@@ -1,0 +1,295 @@
+"""Sweeps on a real service: real training processes on the CPU and on pretend cards."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlnest_jupyter.core import processes
+from dlnest_jupyter.core.devices import FakeSource
+from dlnest_jupyter.core.errors import RequestError, SweepStateError
+from dlnest_jupyter.core.package import SavePackage
+from dlnest_jupyter.core.store import TaskStore
+from dlnest_jupyter.core.tasks import TaskState
+from dlnest_jupyter.service.launch.executor import LocalExecutor
+from dlnest_jupyter.service.service import DLNestService
+
+from ..projects import scored_project
+from ..waiting import wait_until
+from .conftest import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _ended(service: DLNestService, sweep_id: int) -> dict[str, Any] | None:
+    sweep = service.sweeps.get(sweep_id)
+    return sweep if sweep["state"] != "running" else None
+
+
+def test_a_grid_runs_every_point_as_a_package_of_its_own_and_names_the_best(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = scored_project(tmp_path / "p", epochs=2)
+
+    sweep, warnings = service.sweeps.submit(
+        str(config),
+        grid={"quality": [0.2, 0.9], "batch_size": [8, 16]},
+        metric="score",
+        cpu=True,
+        description="quality",
+    )
+    wait_for(service, lambda: _ended(service, sweep["id"]))
+
+    done = service.sweeps.get(sweep["id"])
+    assert warnings == []
+    assert done["state"] == "finished"
+    assert [t["params"] for t in done["trials"]] == [
+        {"quality": 0.2, "batch_size": 8},
+        {"quality": 0.2, "batch_size": 16},
+        {"quality": 0.9, "batch_size": 8},
+        {"quality": 0.9, "batch_size": 16},
+    ]
+    assert all(t["state"] == "succeeded" for t in done["trials"])
+    for trial in done["trials"]:
+        task = service.store.get(trial["task_id"])
+        package = SavePackage(Path(task.package_path or ""))
+        assert {k: package.args()[k] for k in trial["params"]} == trial["params"]
+        recorded = {"id": sweep["id"], "trial": trial["number"], "params": trial["params"]}
+        assert package.task_record()["sweep"] == recorded
+        assert task.to_json()["sweep"] == recorded
+        assert trial["value"] == trial["params"]["quality"]
+    assert done["best"]["number"] == 2  # 0.9, the first of the two equal bests
+    assert done["best"]["value"] == 0.9
+    assert done["direction"] == "maximize"
+
+
+def test_a_search_keeps_at_most_parallel_trials_queued_or_running_and_runs_exactly_trials(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = scored_project(tmp_path / "p", epochs=1)
+    sweep, _ = service.sweeps.submit(
+        str(config),
+        search={"quality": {"distribution": "uniform", "low": 0.0, "high": 1.0}},
+        grid={"batch_size": [8, 16]},
+        trials=5,
+        parallel=2,
+        metric="score",
+        seed=3,
+        cpu=True,
+    )
+    most = 0
+
+    def ended() -> bool:
+        nonlocal most
+        now = service.sweeps.get(sweep["id"])
+        most = max(most, sum(t["state"] in ("queued", "running") for t in now["trials"]))
+        return now["state"] != "running"
+
+    wait_for(service, ended)
+
+    done = service.sweeps.get(sweep["id"])
+    assert done["state"] == "finished"
+    assert most == 2
+    assert len(done["trials"]) == 5
+    assert [t["number"] for t in done["trials"]] == [0, 1, 2, 3, 4]
+    assert all(0.0 <= t["params"]["quality"] <= 1.0 for t in done["trials"])
+    assert {t["params"]["batch_size"] for t in done["trials"]} <= {8, 16}
+    best = max(done["trials"], key=lambda t: t["value"])
+    assert done["best"]["number"] == best["number"]
+    assert Path(done["journal"]).is_file()
+
+
+def test_median_pruning_stops_the_trial_whose_metric_lags_and_keeps_its_package(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = scored_project(tmp_path / "p", epochs=8, epoch_sleep_s=0.5)
+    sweep, _ = service.sweeps.submit(
+        str(config),
+        grid={"quality": [0.9, 0.8, 0.1]},
+        metric="score",
+        prune="median",
+        parallel=1,
+        cpu=True,
+    )
+    wait_for(service, lambda: _ended(service, sweep["id"]))
+
+    done = service.sweeps.get(sweep["id"])
+    states = [t["state"] for t in done["trials"]]
+    assert states == ["succeeded", "succeeded", "pruned"]
+    lagging = service.store.get(done["trials"][2]["task_id"])
+    assert lagging.state is TaskState.PRUNED
+    assert lagging.error is not None
+    assert lagging.error.startswith("pruned by the median rule at epoch ")
+    assert "score 0.1 < median 0.85" in lagging.error
+    package = SavePackage(Path(lagging.package_path or ""))  # kept, with what it wrote
+    assert [row["score"] for row in package.read_metrics()][:2] == [0.1, 0.1]
+    assert done["best"]["number"] == 0
+
+
+def test_del_sweep_stops_its_trials_and_leaves_no_process(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = scored_project(tmp_path / "p", epochs=50, epoch_sleep_s=1.0)
+    sweep, _ = service.sweeps.submit(
+        str(config), grid={"quality": [0.1, 0.2, 0.3, 0.4]}, parallel=2, cpu=True
+    )
+    wait_for(
+        service,
+        lambda: (
+            sum(t["state"] == "running" for t in service.sweeps.get(sweep["id"])["trials"]) == 2
+        ),
+    )
+    running = [service.store.get(t["task_id"]) for t in service.sweeps.get(sweep["id"])["trials"]]
+
+    stopped = service.sweeps.stop(sweep["id"])
+
+    assert stopped["state"] == "stopped"
+    assert [t["state"] for t in stopped["trials"]] == ["cancelled", "cancelled"]
+    for task in running:
+        assert task.pid is not None
+        wait_until(lambda task=task: not processes.group_members(task.pid), 30, "the group to end")
+    service.tick()
+    assert len(service.sweeps.get(sweep["id"])["trials"]) == 2  # no more were queued
+    with pytest.raises(SweepStateError, match="is stopped"):
+        service.sweeps.stop(sweep["id"])
+
+
+def test_a_metric_no_trial_reports_fails_the_sweep_naming_what_is_reported(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = scored_project(tmp_path / "p", epochs=1)
+    sweep, _ = service.sweeps.submit(
+        str(config), grid={"quality": [0.1, 0.2, 0.3]}, metric="accuracy", parallel=1, cpu=True
+    )
+    wait_for(service, lambda: _ended(service, sweep["id"]))
+
+    done = service.sweeps.get(sweep["id"])
+    assert done["state"] == "failed"
+    assert "metric 'accuracy' is not among what trial 0" in done["note"]
+    assert "loss, lr, score, val" in done["note"]
+    assert len(done["trials"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"grid": {"model.lr": [1, 2]}}, "sweep key 'model.lr' names nothing in the merged config"),
+        ({"grid": {"quality": []}}, "grid key 'quality': give a non-empty list"),
+        (
+            {
+                "search": {"quality": {"distribution": "uniform", "low": 1, "high": 1}},
+                "trials": 2,
+                "metric": "score",
+            },
+            "LO must be below HI",
+        ),  # fmt: skip
+        (
+            {
+                "search": {"quality": {"distribution": "loguniform", "low": 0, "high": 1}},
+                "trials": 2,
+                "metric": "score",
+            },
+            "loguniform needs LO above 0",
+        ),  # fmt: skip
+        (
+            {
+                "search": {"quality": {"distribution": "normal", "low": 0, "high": 1}},
+                "trials": 2,
+                "metric": "score",
+            },
+            "'distribution' must be uniform",
+        ),  # fmt: skip
+        (
+            {"search": {"quality": {"choices": []}}, "trials": 2, "metric": "score"},
+            "give at least one choice",
+        ),  # fmt: skip
+        (
+            {"grid": {"quality": list(range(101)), "batch_size": list(range(100))}},
+            "the grid has 10,100 points, more than 10,000",
+        ),  # fmt: skip
+        (
+            {
+                "search": {"quality": {"distribution": "uniform", "low": 0, "high": 1}},
+                "metric": "score",
+            },
+            "a search needs --trials N",
+        ),  # fmt: skip
+        ({"grid": {"quality": [1, 2]}, "prune": "median"}, "pruning needs --metric KEY"),
+        ({}, "a sweep varies something"),
+    ],
+)
+def test_a_bad_sweep_is_refused_before_anything_is_stored(
+    service: DLNestService, tmp_path: Path, fields: dict[str, Any], words: str
+) -> None:
+    config = scored_project(tmp_path / "p")
+    with pytest.raises(RequestError, match=words.replace("(", r"\(")):
+        service.sweeps.submit(str(config), cpu=True, **fields)
+    assert service.sweeps.all() == []
+    assert service.store.list_tasks() == []
+
+
+def test_a_grid_alone_runs_without_optuna(
+    service: DLNestService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [m for m in sys.modules if m == "optuna" or m.startswith("optuna.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    config = scored_project(tmp_path / "p", epochs=1)
+
+    with pytest.raises(RequestError, match="needs Optuna, which is not installed"):
+        service.sweeps.submit(
+            str(config), grid={"quality": [0.1, 0.2]}, metric="score", prune="median"
+        )
+    sweep, _ = service.sweeps.submit(
+        str(config), grid={"quality": [0.1, 0.2]}, metric="score", cpu=True
+    )
+    wait_for(service, lambda: _ended(service, sweep["id"]))
+
+    assert service.sweeps.get(sweep["id"])["best"]["params"] == {"quality": 0.2}
+
+
+def test_a_sweep_whose_scheduler_was_killed_is_carried_on_by_the_next_with_no_trial_twice(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "dlnest.sqlite"
+    config = scored_project(tmp_path / "p", epochs=4, epoch_sleep_s=0.3)
+    with subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("sweep_process.py")),
+            str(database),
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as first:
+        assert first.stdout is not None
+        sweep_id = json.loads(first.stdout.readline())
+        first.send_signal(signal.SIGKILL)
+
+    store = TaskStore(database)
+    second = DLNestService(store, FakeSource((16384, 16384)), LocalExecutor(stop_grace_s=5))
+    wait_for(second, lambda: _ended(second, sweep_id), timeout_s=400)
+
+    done = second.sweeps.get(sweep_id)
+    assert done["state"] == "finished"
+    assert [t["number"] for t in done["trials"]] == list(range(6))
+    assert all(t["state"] in ("succeeded", "pruned") for t in done["trials"])
+    task_ids = [t["task_id"] for t in done["trials"]]
+    assert sorted(t.id for t in store.list_tasks()) == sorted(task_ids)  # no task beside them
+    for task_id in task_ids:  # each trial's package was launched once
+        package = SavePackage(Path(store.get(task_id).package_path or ""))
+        assert len(package.launches()) == 1
+    told = Counter(
+        op["trial_id"]
+        for op in map(json.loads, Path(done["journal"]).read_text().splitlines())
+        if op["op_code"] == 6 and op["state"] != 0  # SET_TRIAL_STATE_VALUES, not to RUNNING
+    )
+    assert sorted(told.values()) == [1] * 6  # each trial told once
