@@ -189,7 +189,7 @@ def test_a_metric_no_trial_reports_fails_the_sweep_naming_what_is_reported(
                 "metric": "score",
             },
             "LO must be below HI",
-        ),  # fmt: skip
+        ),
         (
             {
                 "search": {"quality": {"distribution": "loguniform", "low": 0, "high": 1}},
@@ -197,7 +197,7 @@ def test_a_metric_no_trial_reports_fails_the_sweep_naming_what_is_reported(
                 "metric": "score",
             },
             "loguniform needs LO above 0",
-        ),  # fmt: skip
+        ),
         (
             {
                 "search": {"quality": {"distribution": "normal", "low": 0, "high": 1}},
@@ -205,22 +205,22 @@ def test_a_metric_no_trial_reports_fails_the_sweep_naming_what_is_reported(
                 "metric": "score",
             },
             "'distribution' must be uniform",
-        ),  # fmt: skip
+        ),
         (
             {"search": {"quality": {"choices": []}}, "trials": 2, "metric": "score"},
             "give at least one choice",
-        ),  # fmt: skip
+        ),
         (
             {"grid": {"quality": list(range(101)), "batch_size": list(range(100))}},
             "the grid has 10,100 points, more than 10,000",
-        ),  # fmt: skip
+        ),
         (
             {
                 "search": {"quality": {"distribution": "uniform", "low": 0, "high": 1}},
                 "metric": "score",
             },
             "a search needs --trials N",
-        ),  # fmt: skip
+        ),
         ({"grid": {"quality": [1, 2]}, "prune": "median"}, "pruning needs --metric KEY"),
         ({}, "a sweep varies something"),
     ],
