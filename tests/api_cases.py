@@ -15,6 +15,14 @@ from .projects import write_project
 
 Case = tuple[str, str, str, Any, int, str]
 TRAIN = {"kind": "train", "config_path": "proj/root_config.json"}
+SWEEP = {"config_path": "proj/root_config.json", "grid": {"batch_size": [8, 16]}, "cpu": True}
+SEARCH = {
+    "config_path": "proj/root_config.json",
+    "search": {"batch_size": {"distribution": "int", "low": 4, "high": 32}},
+    "trials": 3,
+    "metric": "loss",
+    "cpu": True,
+}
 
 CASES: list[Case] = [
     # (id, method, target under /dlnest/api/, body (bytes: sent as they are), status, message)
@@ -287,6 +295,39 @@ CASES: list[Case] = [
     ("scripts folder a file", "POST", "tasks",
      {"kind": "analyze", "record_path": "proj", "scripts_dir": "proj/root_config.json"}, 400,
      "root_config.json is not a folder"),
+    # Sweeps: checked whole before anything is stored (core/sweep_space.py, core/sweeps.py).
+    ("sweep key naming nothing", "POST", "sweeps", {**SWEEP, "grid": {"model.lr": [1, 2]}}, 400,
+     "sweep key 'model.lr' names nothing in the merged config: the config has "),
+    ("sweep grid empty", "POST", "sweeps", {**SWEEP, "grid": {"batch_size": []}}, 400,
+     "grid key 'batch_size': give a non-empty list of values"),
+    ("sweep grid a list", "POST", "sweeps", {**SWEEP, "grid": [8, 16]}, 400,
+     "field 'grid' must be an object"),
+    ("sweep LO not below HI", "POST", "sweeps", {**SEARCH, "search": {"batch_size": {
+     "distribution": "uniform", "low": 2, "high": 2}}}, 400, "LO must be below HI (got 2 and 2)"),
+    ("sweep loguniform from 0", "POST", "sweeps", {**SEARCH, "search": {"batch_size": {
+     "distribution": "loguniform", "low": 0, "high": 2}}}, 400, "loguniform needs LO above 0"),
+    ("sweep no distribution", "POST", "sweeps", {**SEARCH, "search": {"batch_size": {}}}, 400,
+     "'distribution' must be uniform, loguniform or int"),
+    ("sweep no choices", "POST", "sweeps", {**SEARCH, "search": {"batch_size": {"choices": []}}},
+     400, "give at least one choice"),
+    ("sweep grid too big", "POST", "sweeps", {**SWEEP, "grid": {"batch_size": list(range(101)),
+     "samples": list(range(100))}}, 400, "the grid has 10,100 points, more than 10,000"),
+    ("sweep search without trials", "POST", "sweeps", {**SEARCH, "trials": None}, 400,
+     "a search needs --trials N"),
+    ("sweep unknown field", "POST", "sweeps", {**SWEEP, "colour": "red"}, 400,
+     "unknown field 'colour'"),
+    ("sweep bad direction", "POST", "sweeps", {**SEARCH, "direction": "up"}, 400,
+     "field 'direction' must be one of"),
+    ("sweep bad pruner", "POST", "sweeps", {**SEARCH, "prune": "mean"}, 400,
+     "field 'prune' must be one of"),
+    ("sweep zero parallel", "POST", "sweeps", {**SWEEP, "parallel": 0}, 400,
+     "field 'parallel' must be an integer >= 1"),
+    ("sweep config outside", "POST", "sweeps", {**SWEEP, "config_path": "/etc/passwd"}, 403,
+     "outside the folders"),
+    ("unknown sweep", "GET", "sweeps/999", None, 404, "no sweep with id 999"),
+    ("stop unknown sweep", "DELETE", "sweeps/999", None, 404, "no sweep with id 999"),
+    ("sweep id not a number", "GET", "sweeps/best", None, 404, "no sweep with id 'best'"),
+    ("sweeps wrong method", "PUT", "sweeps", {}, 405, "/dlnest/api/sweeps takes GET, POST, not PUT"),
 ]  # fmt: skip
 
 

@@ -225,6 +225,9 @@ class SweepNotFoundError(TaskNotFoundError):
 
 
 class SweepStateError(TaskStateError):
-    def __init__(self, sweep_id: int, state: str, wanted: str) -> None:
-        TaskError.__init__(self, f"sweep {sweep_id} is {state}; it cannot become {wanted}")
+    """A sweep is not running: it cannot end again, nor queue trials (409, as for a task)."""
+
+    def __init__(self, sweep_id: int, state: str, wanted: str, refused: str | None = None) -> None:
+        refused = refused or f"it cannot become {wanted}"
+        TaskError.__init__(self, f"sweep {sweep_id} is {state}; {refused}")
         self.task_id, self.state, self.wanted = sweep_id, state, wanted

@@ -152,7 +152,7 @@ def add_trial(db: sqlite3.Connection, trial: TrialRef, task_id: int) -> None:
     if row is None:
         raise SweepNotFoundError(trial.sweep_id)
     if row[0] != SweepState.RUNNING:  # stopped meanwhile (by another server): queue nothing
-        raise SweepStateError(trial.sweep_id, row[0], "given a trial")
+        raise SweepStateError(trial.sweep_id, row[0], "running", "it queues no more trials")
     db.execute(
         "INSERT INTO sweep_trials (sweep_id, number, task_id, params) VALUES (?, ?, ?, ?)",
         (trial.sweep_id, trial.number, task_id, json.dumps(dict(trial.params))),

@@ -14,7 +14,7 @@ from dlnest_jupyter.client.client import HttpTransport
 from dlnest_jupyter.client.discovery import find_client
 from dlnest_jupyter.core.package import SavePackage
 
-from ..projects import write_project
+from ..projects import scored_project, write_project
 from ..waiting import wait_until
 
 
@@ -82,7 +82,18 @@ def test_the_memory_settings_are_switched_and_a_jobs_memory_forgotten_from_the_m
     [
         ("del 999", "dlnest: no task with id 999"),
         ("del", "dlnest: del: the following arguments are required: ID"),
-        ("del x", "dlnest: del: argument ID: invalid int value: 'x'"),
+        ("del x", "dlnest: del takes a task's id (del 3), or a sweep's (del sweep 2)"),
+        ("del sweep", "dlnest: del sweep takes a sweep's id, e.g. %dlnest del sweep 2"),
+        ("del sweep 9", "dlnest: no sweep with id 9"),
+        ("sweeps 9", "dlnest: no sweep with id 9"),
+        ("sweep -c r.json --grid lr", "--grid 'lr': expected KEY=V1,V2,..."),
+        (
+            "sweep -c r.json --search lr=normal:0:1",
+            "--search 'lr=normal:0:1': expected KEY=uniform",
+        ),
+        ("sweep -c r.json --search lr=uniform:1:x", "uniform takes LO:HI, two numbers"),
+        ("sweep -c r.json --search lr=loguniform:0:1", "loguniform needs LO above 0"),
+        ("sweep -c r.json", "a sweep varies something"),
         ("fly", "dlnest: unknown command 'fly'"),
         ("run -CPU", "dlnest: run: the following arguments are required: -c"),
         ("run -c /nowhere/root.json -CPU", "config file does not exist"),
@@ -145,6 +156,34 @@ def test_every_command_explains_every_flag_and_help_ends_quietly(
     assert captured.out.startswith(f"usage: %dlnest {command}")
     assert "SystemExit" not in captured.out + captured.err
     assert "To exit" not in captured.out + captured.err
+
+
+@pytest.mark.slow
+def test_a_sweep_from_the_magic_runs_its_grid_and_lists_its_trials_best_first(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = scored_project(tmp_path / "proj", epochs=1)
+
+    sweep = shell.run_line_magic(
+        "dlnest", f"sweep -c {config} --grid quality=0.3,0.7 --metric score -CPU -d q"
+    )
+    made = capsys.readouterr().out
+    client = discovery.embedded_client()
+    wait_until(lambda: client.sweep(sweep.id)["state"] == "finished", 120, "the sweep to finish")
+    shell.run_line_magic("dlnest", f"sweeps {sweep.id}")
+    trials = capsys.readouterr().out
+    shell.run_line_magic("dlnest", "sweeps")
+    listed = capsys.readouterr().out
+
+    assert repr(sweep) == "<dlnest sweep 1: running, 0 of 2 trials done>"
+    assert "sweep 1 running: a grid over quality, 0 of 2 trials done, judged by score" in made
+    assert "sweep 1 finished" in trials and "best so far: trial 1 (task 2), 0.7" in trials
+    rows = [line.split() for line in trials.splitlines() if line[:1].isdigit()]
+    assert [row[:4] for row in rows] == [
+        ["1", "(best)", "2", "succeeded"],
+        ["0", "1", "succeeded", "0.3"],
+    ]
+    assert "quality=0.7" in listed and "2 of 2 trials done" in listed
 
 
 def test_run_dry_run_shows_the_merged_config_and_queues_nothing(

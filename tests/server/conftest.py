@@ -68,7 +68,7 @@ async def wait_for_state(
         _, body = await call("GET", "tasks", str(task_id))
         task: dict[str, Any] = body["task"]
         seen.update(task)  # for the message if it never ends
-        return task if task["state"] in ("succeeded", "failed", "cancelled") else None
+        return task if task["state"] in ("succeeded", "failed", "cancelled", "pruned") else None
 
     return await wait_until_async(ended, timeout_s, lambda: seen, every_s=0.2)
 

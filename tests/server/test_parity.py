@@ -15,7 +15,7 @@ import pytest
 
 from dlnest_jupyter.client.client import Client, ClientError, HttpTransport, InProcessTransport
 
-from ..api_cases import CASES, TRAIN, write_case_project
+from ..api_cases import CASES, SWEEP, TRAIN, write_case_project
 
 # Requests that succeed, compared whole; a submission and a delete are compared below.
 GOOD: list[tuple[str, str, Any]] = [
@@ -28,6 +28,7 @@ GOOD: list[tuple[str, str, Any]] = [
     ("GET", "tasks/1", None),
     ("GET", "tasks/1/output?offset=0", None),
     ("GET", "tasks/1/output", None),
+    ("GET", "sweeps", None),
 ]
 # What differs between two tasks submitted alike (the second gets the other, emptier card).
 VOLATILE = ("id", "created_at", "started_at", "ended_at", "package_path", "devices")
@@ -104,10 +105,28 @@ async def test_the_client_gives_the_same_answers_and_errors_in_both_modes(
         await asyncio.to_thread(c.delete, t["id"]) for c, t in zip(clients, submitted, strict=True)
     ]
 
+    sweeps = [await asyncio.to_thread(c.submit_sweep, {**SWEEP, "metric": "loss"}) for c in clients]
+    stopped = [
+        await asyncio.to_thread(c.stop_sweep, s["id"])
+        for c, (s, _) in zip(clients, sweeps, strict=True)
+    ]
+
     for pair in (submitted, deleted):
         masked = [{k: v for k, v in task.items() if k not in VOLATILE} for task in pair]
         assert masked[0] == masked[1]
+    for sweep_pair in ([s for s, _ in sweeps], stopped):
+        masked = [_sweep_masked(sweep) for sweep in sweep_pair]
+        assert masked[0] == masked[1]
+    assert [s["state"] for s in stopped] == ["stopped", "stopped"]
+    assert {t["state"] for t in stopped[0]["trials"]} == {"cancelled"}
     assert [t["state"] for t in deleted] == ["cancelled", "cancelled"]
     # A freq key the config lacks: warned of alike in both modes, and the task still queued.
     assert warned[0][1] == warned[1][1] and len(warned[0][1]) == 1
     assert "'epoch' in " in warned[0][1][0] and "the nearest key is 'epochs'" in warned[0][1][0]
+
+
+def _sweep_masked(sweep: dict[str, Any]) -> dict[str, Any]:
+    """A sweep less what differs between two made alike: ids, times, its trials' tasks."""
+    trials = [{k: v for k, v in t.items() if k != "task_id"} for t in sweep["trials"]]
+    volatile = ("id", "created_at", "ended_at", "trials")
+    return {**{k: v for k, v in sweep.items() if k not in volatile}, "trials": trials}

@@ -3,7 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..projects import write_project
+from ..projects import scored_project, write_project
+from ..waiting import wait_until_async
 from .conftest import wait_for_state
 
 
@@ -93,3 +94,43 @@ async def test_deleting_a_queued_task_cancels_it(dlnest: Any, jp_root_dir: Path)
     status, deleted = await dlnest("DELETE", "tasks", str(created["task"]["id"]))
 
     assert status == 200 and deleted["task"]["state"] == "cancelled"
+
+
+async def test_a_sweep_over_rest_runs_its_trials_on_pretend_cards_and_names_the_best(
+    dlnest: Any, jp_root_dir: Path
+) -> None:
+    scored_project(jp_root_dir / "proj", epochs=2)
+
+    status, made = await dlnest(
+        "POST",
+        "sweeps",
+        body={
+            "config_path": "proj/root_config.json",
+            "search": {"quality": {"choices": [0.2, 0.6]}},
+            "trials": 3,
+            "parallel": 2,
+            "metric": "score",
+            "prune": "median",
+            "memory_mb": 2000,
+            "seed": 0,
+        },
+    )
+    assert status == 201, made
+    sweep_id = made["sweep"]["id"]
+
+    async def finished() -> dict[str, Any] | None:
+        _, body = await dlnest("GET", "sweeps", str(sweep_id))
+        return body["sweep"] if body["sweep"]["state"] != "running" else None
+
+    done = await wait_until_async(finished, 180, "the sweep to finish", every_s=0.3)
+    assert done["state"] == "finished" and len(done["trials"]) == 3
+    assert done["best"]["value"] == max(t["value"] for t in done["trials"] if t["value"])
+    status, task = await dlnest("GET", "tasks", str(done["best"]["task_id"]))
+    assert task["task"]["sweep"] == {
+        "id": sweep_id,
+        "trial": done["best"]["number"],
+        "params": done["best"]["params"],
+    }
+    assert task["task"]["devices"] in ([0], [1])  # a pretend card, like any run
+    status, listed = await dlnest("GET", "sweeps")
+    assert status == 200 and [s["id"] for s in listed["sweeps"]] == [sweep_id]
