@@ -115,7 +115,7 @@ class SweepBook:
             )
         return self.get(sweep_id)
 
-    def set_note(self, sweep_id: int, note: str) -> None:
+    def set_note(self, sweep_id: int, note: str | None) -> None:
         with self.connection._write() as db:
             db.execute("UPDATE sweeps SET note = ? WHERE id = ?", (note, sweep_id))
 

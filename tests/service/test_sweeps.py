@@ -164,13 +164,21 @@ def test_del_sweep_stops_its_trials_and_leaves_no_process(
 def test_a_metric_no_trial_reports_fails_the_sweep_naming_what_is_reported(
     service: DLNestService, tmp_path: Path
 ) -> None:
-    config = scored_project(tmp_path / "p", epochs=1)
+    config = scored_project(tmp_path / "p", epochs=3, epoch_sleep_s=0.5)
     sweep, _ = service.sweeps.submit(
         str(config), grid={"quality": [0.1, 0.2, 0.3]}, metric="accuracy", parallel=1, cpu=True
     )
+    wait_for(service, lambda: service.sweeps.get(sweep["id"])["note"])
+    said_early = service.sweeps.get(sweep["id"])  # at its first epoch's row, while it runs
     wait_for(service, lambda: _ended(service, sweep["id"]))
 
     done = service.sweeps.get(sweep["id"])
+    assert said_early["state"] == "running"
+    assert said_early["trials"][0]["state"] == "running"
+    assert said_early["note"] == (
+        "not seen yet: metric 'accuracy' is not among what trial 0 reported so far: "
+        "loss, lr, score, val"
+    )
     assert done["state"] == "failed"
     assert "metric 'accuracy' is not among what trial 0" in done["note"]
     assert "loss, lr, score, val" in done["note"]

@@ -45,6 +45,7 @@ from .engines import Engine, engine_for
 
 log = logging.getLogger(__name__)
 _ACTIVE = (TaskState.QUEUED, TaskState.STARTING, TaskState.RUNNING)
+_UNSEEN = "not seen yet: metric"
 
 
 @dataclass
@@ -121,6 +122,10 @@ class SweepDriver:
         plan, state = sweep.plan, trial.task_state
         followed = self._read(trial, plan.metric)
         value = objective_of(followed.values, plan)
+        if followed.keys and not followed.values and sweep.note is None:
+            self._metric_unseen(sweep, trial, followed)
+        elif followed.values and (sweep.note or "").startswith(_UNSEEN):
+            self.book.set_note(sweep.id, None)  # it came after all
         if state is TaskState.RUNNING and plan.metric is not None:
             for epoch, reached in zip(followed.epochs, followed.values, strict=True):
                 why = engine.report(trial.number, epoch, reached)
@@ -160,6 +165,16 @@ class SweepDriver:
             return TaskState.RUNNING
         self.events.write(f"task {trial.task_id} {why}")
         return TaskState.PRUNED
+
+    def _metric_unseen(self, sweep: SweepRow, trial: TrialRow, followed: _Followed) -> None:
+        """Said as soon as a trial's first metric rows lack the metric (it may come later: a
+        validation every few epochs); the sweep fails if the trial ends without it."""
+        note = (
+            f"{_UNSEEN} {sweep.plan.metric!r} is not among what trial {trial.number} reported "
+            f"so far: {', '.join(sorted(followed.keys))}"
+        )
+        self.book.set_note(sweep.id, note)
+        self.events.write(f"sweep {sweep.id}: {note}")
 
     def _metric_missing(self, sweep: SweepRow, trial: TrialRow, followed: _Followed) -> None:
         """A trial ran to its end without the sweep's metric: every other will too."""
