@@ -30,7 +30,7 @@ from ..core.package import SavePackage
 from ..core.placement import placement_pass
 from ..core.placement_values import Demand, Reservation
 from ..core.store import TaskStore
-from ..core.tasks import RUNNERS, Runner, TaskRecord, TaskState
+from ..core.tasks import RUNNERS, SWEEP, Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
 from .event_log import EventLog
 from .launch.executor import Launch
@@ -92,13 +92,15 @@ class Scheduler:
         paces = self.memory.follow(snapshot)
         started: list[TaskRecord] = []
         # Between ends and placing: a trial queued now is placed in this pass. Without a
-        # `parallel` cap one trial of a sweep waits at a time, so while placing starts the
+        # `parallel` cap one trial of a sweep waits at a time, so each time placing starts the
         # one that waited, the driver queues the next, until the cards are full.
         for _ in range(MAX_SWEEP_ROUNDS):
             queued = self.sweeps.drive() if self.sweeps is not None else 0
             placed = self._place(now, snapshot, paces)
             started += placed
-            if not (queued and placed):
+            # A placed trial leaves its sweep none waiting: the driver may queue the next now
+            # rather than a pass (tick_interval_s) later, while a card stands idle.
+            if not placed or not (queued or any(t.spec.get(SWEEP) for t in placed)):
                 break
         self._publish()
         return started
