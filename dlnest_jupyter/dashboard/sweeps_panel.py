@@ -69,10 +69,12 @@ class SweepsPanel:
             return widgets.HTML(), None
         scales = {"x": bqplot.LinearScale(), "y": bqplot.LinearScale()}
         tooltip = bqplot.Tooltip(fields=["name", "y"], labels=["", "objective"])
-        points = bqplot.Scatter(scales=scales, default_size=48, tooltip=tooltip)
+        points = bqplot.Scatter(
+            scales=scales, default_size=48, tooltip=tooltip, display_names=False
+        )
         best = bqplot.Scatter(
             scales=scales, marker="circle", default_size=200, fill=False,
-            stroke="black", stroke_width=2.5, colors=["black"],
+            stroke="black", stroke_width=2.5, colors=["black"], display_names=False,
         )  # fmt: skip
         figure = bqplot.Figure(
             marks=[points, best],
@@ -145,7 +147,10 @@ class SweepsPanel:
                 best.y = [points.ys[i] for i in picked]
             x_axis, y_axis = chart.axes
             x_axis.label = points.x_label
+            x_axis.tick_values = sv.whole_ticks(points.xs) if points.whole_x else None
             y_axis.label = str((sweep or {}).get("metric") or "objective")
+            for scale, values in ((mark.scales["x"], points.xs), (mark.scales["y"], points.ys)):
+                scale.min, scale.max = sv.padded_range(values) or (None, None)
 
     def points_drawn(self, chart: widgets.Widget) -> tuple[list[float], list[float], int | None]:
         """(xs, ys, the best point's index) as `chart` holds them: what a reader sees."""

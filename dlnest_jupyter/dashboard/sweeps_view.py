@@ -147,6 +147,7 @@ class Points:
     colours: list[str]  # each point's trial state's colour
     labels: list[str]  # what hovering a point says
     best: int | None  # the index of the best trial's point
+    whole_x: bool = False  # x is a count or an index: ticks at whole numbers only
 
 
 def objective_points(sweep: Mapping[str, Any], key: str | None = None) -> Points:
@@ -157,6 +158,7 @@ def objective_points(sweep: Mapping[str, Any], key: str | None = None) -> Points
         xs, x_label = [float(t["number"]) for t in trials], NUMBER_AXIS
     else:
         xs, x_label = _placed([t["params"].get(key) for t in trials], key, sweep)
+    whole = key is None or x_label.startswith(f"{key} (")  # the number, or a choice's index
     kept = [(x, t) for x, t in zip(xs, trials, strict=True) if math.isfinite(x)]
     return Points(
         x_label=x_label,
@@ -165,7 +167,27 @@ def objective_points(sweep: Mapping[str, Any], key: str | None = None) -> Points
         colours=[STATE_COLOURS.get(t["state"], "#6c757d") for _, t in kept],
         labels=[_point_label(t) for _, t in kept],
         best=next((i for i, (_, t) in enumerate(kept) if t["number"] == best), None),
+        whole_x=whole,
     )
+
+
+def padded_range(values: Sequence[float], share: float = 0.08) -> tuple[float, float] | None:
+    """The axis range around `values` with a margin, so a point at either end is drawn whole
+    rather than cut in half by the axis; None when there are none."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    margin = (high - low) * share or max(abs(low) * share, 0.5)
+    return low - margin, high + margin
+
+
+def whole_ticks(values: Sequence[float], most: int = 10) -> list[int]:
+    """Ticks at whole numbers over `values`, at most about `most` of them."""
+    if not values:
+        return []
+    low, high = math.floor(min(values)), math.ceil(max(values))
+    step = max(1, math.ceil((high - low) / most))
+    return list(range(low, high + 1, step))
 
 
 def _placed(values: Sequence[Any], key: str, sweep: Mapping[str, Any]) -> tuple[list[float], str]:
