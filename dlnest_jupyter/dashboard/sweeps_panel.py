@@ -55,6 +55,8 @@ class SweepsPanel:
         self._drawn: str | None = None  # what the charts and table show, to skip a redraw
         self.stop.on_click(lambda _: submit(self._stop))
         self.overlay.on_click(lambda _: submit(self._overlay))
+        # Another sweep or key chosen shows at once, drawn by the refresher (the only writer).
+        self.sweep.observe(lambda _: submit(self._redraw), names="value")
         self.against.observe(lambda _: submit(self._redraw), names="value")
 
     def _make_chart(self) -> tuple[widgets.Widget, tuple[Any, Any] | None]:
