@@ -1,5 +1,5 @@
-"""ipywidgets panels (queue, GPUs, output, analyzers, metric curves, settings); reads through the
-client only. `Dashboard()` builds one; `%dlnest dashboard` shows one."""
+"""ipywidgets panels (queue, GPUs, output, analyzers, metric curves, settings, sweeps); reads
+through the client only. `Dashboard()` builds one; `%dlnest dashboard` shows one."""
 
 from __future__ import annotations
 

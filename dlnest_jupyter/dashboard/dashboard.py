@@ -1,4 +1,5 @@
-"""`Dashboard()`: the queue, GPUs, output, analyzers, metric curves and settings of a scheduler.
+"""`Dashboard()`: the queue, GPUs, output, analyzers, metric curves, settings and sweeps of a
+scheduler.
 
 Built and displayed once on the main thread; then one daemon thread refreshes it about once a
 second, only by setting traits (never printing, never `with output:`: ipywidgets #2358, #4020),
@@ -17,7 +18,7 @@ import html
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import ipywidgets as widgets
@@ -30,13 +31,15 @@ from .analyzer_panel import AnalyzerPanel
 from .metrics_panel import MetricsPanel
 from .panels import MAX_OUTPUT_CHARS, Action, DevicesPanel, OutputPanel, SettingsPanel
 from .queue_panel import QueuePanel
+from .sweeps_panel import SweepsPanel
 from .widgets_util import set_value
 
 T = TypeVar("T")
 REFRESH_S = 1.0
 MAX_BACKOFF_S = 30.0
 SCRIPTS_EVERY_S = 5.0  # the script picker re-reads the scripts folder while in view
-TAB_TITLES = ("Queue", "GPUs", "Output", "Analyzers", "Metrics", "Settings")
+# Sweeps came last: notebooks pick a tab by its index (Metrics is 4), so a new tab goes at the end.
+TAB_TITLES = ("Queue", "GPUs", "Output", "Analyzers", "Metrics", "Settings", "Sweeps")
 
 
 class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
@@ -61,6 +64,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         self.analyzer_panel = AnalyzerPanel(self._submit, client)
         self.metrics_panel = MetricsPanel(self._submit)
         self.settings_panel = SettingsPanel(self._submit, client)
+        self.sweeps_panel = SweepsPanel(self._submit, client, self._show_curves)
         self.tabs = widgets.Tab(
             children=[
                 self.queue_panel.widget,
@@ -69,6 +73,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
                 self.analyzer_panel.widget,
                 self.metrics_panel.widget,
                 self.settings_panel.widget,
+                self.sweeps_panel.widget,
             ]
         )
         self.tabs.titles = TAB_TITLES
@@ -145,6 +150,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             self._refresh_metrics()
         if self.showing("Settings"):
             self.settings_panel.show_scheduler(self.client.scheduler())
+        if self.showing("Sweeps"):
+            self.sweeps_panel.update(self.client.sweeps())
         self._refreshed = True
         if not self.settings_panel.loaded:  # the user's own form after that
             self.settings_panel.update(self.client.settings())
@@ -288,6 +295,19 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         """The Output tab, on the queue's task even if its own picker had chosen another."""
         self.output_panel.follow(self.queue_panel.task_id)
         self.tabs.selected_index = TAB_TITLES.index("Output")
+
+    def _show_curves(self, task_ids: Sequence[int], metric: str | None) -> str:
+        """The Metrics tab, overlaying these tasks' curves of `metric` (a sweep's trials)."""
+        missed = self.metrics_panel.show(task_ids, metric)
+        self.tabs.selected_index = TAB_TITLES.index("Metrics")
+        shown = [t for t in task_ids if t not in missed]
+        said = f"Metrics: the curves of tasks {', '.join(map(str, shown))}" if shown else ""
+        if metric and shown:
+            said += f" ({metric})"
+        if missed:
+            listed = ", ".join(map(str, missed))
+            said += f"{'; ' if said else ''}not offered in the Metrics tab: tasks {listed}"
+        return said
 
     def _attach(self, task_id: int) -> dict[str, Any] | None:
         try:

@@ -76,6 +76,8 @@ class MetricsPanel:
         self.step_rows: dict[int, list[dict[str, Any]]] = {}  # task id -> its _steps.jsonl rows
         self.step_offsets: dict[int, int] = {}
         self.branches: dict[int, tuple[int, list[dict[str, Any]]]] = {}  # task -> (count, forks)
+        # A metric asked for before its runs' rows offer it (a sweep's), and for which runs.
+        self._wanted_key: tuple[str, tuple[int, ...]] | None = None
         self.folder = folder
         self._chart, self._figure, self._scales = self._make_chart()
         self._drawn: tuple[Any, ...] | None = None
@@ -146,6 +148,16 @@ class MetricsPanel:
         with contextlib.suppress(traitlets.TraitError):  # not offered: keep the choice
             self.runs.value = (run,)
 
+    def show(self, task_ids: Sequence[int], key: str | None = None) -> list[int]:
+        """Overlay these tasks' runs (a sweep's trials), `key` chosen once their rows offer it;
+        returns the tasks not offered (not training runs, or older than the runs listed)."""
+        runs = [self._run_of[t] for t in task_ids if t in self._run_of]
+        chosen = tuple(dict.fromkeys(runs))[:MAX_RUNS]
+        if chosen:
+            self.runs.value = chosen
+        self._wanted_key = (key, chosen) if key and chosen else None
+        return [t for t in task_ids if t not in self._run_of]
+
     def add_rows(self, task_id: int, reply: Mapping[str, Any]) -> bool:
         """Fold a `metrics` reply in; True when it brought rows."""
         self.offsets[task_id] = reply["offset"]
@@ -209,6 +221,7 @@ class MetricsPanel:
         selected = self.shown_runs()
         shown_rows = [row for task_id in selected for row in self.rows.get(task_id, [])]
         set_options(self.key, mv.numeric_keys(shown_rows))
+        self._choose_wanted_key()
         key = str(self.key.value or "")
         step_run = self.step_run()
         steps_seen = len(self.step_rows.get(step_run, [])) if step_run is not None else -1
@@ -235,6 +248,17 @@ class MetricsPanel:
             set_value(self._chart, mv.svg_chart(shown))
             return
         self._draw_bqplot(drawn, key)
+
+    def _choose_wanted_key(self) -> None:
+        """The metric `show` asked for, once offered; forgotten when other runs are chosen."""
+        if self._wanted_key is None:
+            return
+        key, runs = self._wanted_key
+        if self.selected != runs:
+            self._wanted_key = None
+        elif key in self.key.options:
+            self.key.value = key
+            self._wanted_key = None
 
     def _shown(self, line: mv.Line) -> mv.Line:
         ys = mv.smoothed(line.ys, float(self.smoothing.value))

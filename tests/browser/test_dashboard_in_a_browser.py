@@ -3,6 +3,8 @@
 A notebook queues two tasks with `%dlnest run` and shows `%dlnest dashboard`; without running any
 cell again, the queue follows the first task to `succeeded`, the GPU panel shows the fake cards,
 a row's button picks its task, and Stop, confirmed, ends the second (a task that would hang).
+A small `%dlnest sweep` queued beside them shows in the Sweeps tab, whose one click overlays its
+trials' curves in the Metrics tab.
 """
 
 from __future__ import annotations
@@ -14,12 +16,23 @@ from typing import Any
 import pytest
 
 from ..conftest import REPO
-from ..projects import life_cycle_source, write_project
+from ..projects import life_cycle_source, scored_project, write_project
 from ..service.conftest import hanging_project
 from .conftest import artifacts, keep, open_and_run, start_server, write_notebook
 
 SLOW_EPOCHS = "def BOneEpoch(self):\n    import time\n    time.sleep(1.0)\n"
 TIMEOUT_MS = 120_000
+
+
+def charts_drawn(charts: int, part: str, each: int) -> str:
+    """A page function: `charts` bqplot charts in view, laid out (a chart made in a hidden tab
+    has no size until it is shown) and holding `each` or more of `part` (`.dot`, `.line`)."""
+    return f"""() => [...document.querySelectorAll('.widget-tab .bqplot')].filter(chart => {{
+        const area = chart.querySelector('rect.plotarea_background');
+        return chart.getBoundingClientRect().width > 0 && area
+            && Number(area.getAttribute('width')) > 0
+            && chart.querySelectorAll('{part}').length >= {each};
+    }}).length >= {charts}"""
 
 
 def row_state(page: Any, task_id: int) -> str | None:
@@ -47,12 +60,15 @@ def test_the_dashboard_follows_tasks_and_stops_one_in_a_real_browser(
 ) -> None:
     write_project(tmp_path / "quick", epochs=8, life_cycle=life_cycle_source(SLOW_EPOCHS))
     hanging_project(tmp_path / "hangs")
+    scored_project(tmp_path / "scored", epochs=2)
     write_notebook(
         tmp_path / "dashboard.ipynb",
         [
             "%load_ext dlnest_jupyter",
             "%dlnest run -c quick/root_config.json -m 3000 -d 'quick <b>run</b>'",
             "%dlnest run -c hangs/root_config.json -CPU -d hangs",
+            "%dlnest sweep -c scored/root_config.json -CPU --grid quality=0.2,0.9,0.5"
+            " --metric score -d quality",
             "%dlnest dashboard",
         ],
     )
@@ -77,12 +93,27 @@ def test_the_dashboard_follows_tasks_and_stops_one_in_a_real_browser(
         for task_id in (1, 2):  # a row's button picks its task: the button turns blue
             page.locator(f"button[title='select task {task_id}']").click()
             page.wait_for_selector(f"button.mod-info[title='select task {task_id}']")
-        page.locator("button.widget-button", has_text="Stop").click()
+        page.locator("button.widget-button[title='Stop']").click()  # not "Stop sweep"
         page.locator("button.widget-button", has_text="Confirm: stop 2").click()  # asked once
         assert wait_for_state(page, 2, ("cancelled",)) == "cancelled"
         bars = page.locator("button[title^='select task'] + .widget-html [role=progressbar]")
         assert bars.count() >= 1 and bars.first.get_attribute("aria-valuemax") == "100"
         page.screenshot(path=str(artifacts() / f"dashboard-{kind}-stopped.png"), full_page=True)
+
+        page.get_by_role("tab", name="Sweeps").click()  # the sweep ends: its best row is marked
+        best = page.locator(".widget-html-content td", has_text="(best)")
+        best.wait_for(timeout=TIMEOUT_MS)
+        assert best.inner_text() == "1 (best)"
+        page.wait_for_function(charts_drawn(2, ".dot", 3), timeout=TIMEOUT_MS)  # 3 trials each
+        sweeps_tab = page.locator(".widget-tab", has=best).first
+        sweeps_tab.screenshot(path=str(artifacts() / f"dashboard-{kind}-sweeps.png"))
+        page.locator("button.widget-button", has_text="Curves in Metrics").click()
+        legend = page.locator(".widget-html-content caption", has_text="score")  # Metrics shown
+        legend.wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_function(charts_drawn(1, ".line", 3), timeout=TIMEOUT_MS)
+        page.screenshot(
+            path=str(artifacts() / f"dashboard-{kind}-sweep-curves.png"), full_page=True
+        )
 
         assert "Error displaying widget" not in page.content()
         assert page.locator(".jupyter-widgets-disconnected").count() == 0
