@@ -314,6 +314,8 @@ CASES: list[Case] = [
      "samples": list(range(100))}}, 400, "the grid has 10,100 points, more than 10,000"),
     ("sweep search without trials", "POST", "sweeps", {**SEARCH, "trials": None}, 400,
      "a search needs --trials N"),
+    ("sweep a secret", "POST", "sweeps", {**SWEEP, "grid": {"plugins_config.MailsNote.password":
+     ["a", "b"]}}, 400, "sweep key 'plugins_config.MailsNote.password' would vary a secret"),
     ("sweep unknown field", "POST", "sweeps", {**SWEEP, "colour": "red"}, 400,
      "unknown field 'colour'"),
     ("sweep bad direction", "POST", "sweeps", {**SEARCH, "direction": "up"}, 400,
