@@ -32,6 +32,8 @@ from typing import Any
 
 from .errors import PluginConfigError
 
+PLUGINS_KEY = "plugins"  # the config key listing the plugins a run uses, in order
+PLUGINS_CONFIG_KEY = "plugins_config"  # the config key holding {plugin name: its config}
 PLUGIN_CLASS = "DLNestPlugin"
 # DLNest's base class, by the name it is imported as (any alias): it defines `_config = {}` and
 # `_defaultKeys = []`, so a plugin that sets neither has an empty config.

@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .plugin_configs import PLUGINS_CONFIG_KEY
+
 SECRET_MARKERS = ("password", "token", "secret")
 REDACTED = "***"
-PLUGINS_CONFIG_KEY = "plugins_config"
 # A secret shorter than this is not scrubbed from free text: replacing every "42" in a run's
 # output would garble it and tell the secret anyway. Structured places redact any length.
 MIN_SCRUBBED_CHARS = 4
