@@ -3,7 +3,8 @@
     dlnest run -c ROOT [-f FREQ] [-d DESC] [-ns] [-sd] [-CPU] [-devices ID ...] [-DDP] [-m MB] [--dry-run]
     dlnest continue -r PKG [-c ID] [-f FREQ] [--epochs N] [-CPU] [-devices ID ...] [-DDP]
     dlnest analyze -r PKG -s SCRIPT.py [-c ID] [-CPU] [-devices ID ...]
-    dlnest new -d DIR [-t clean|digits] [-MNIST]
+    dlnest new -d DIR [-t clean|digits] [-MNIST] [-p PLUGIN ...]
+    dlnest addP -d DIR -p PLUGIN ... [-F]
     dlnest ray-node [--address HEAD:PORT] [--node NAME] [--dry-run] [-- RAY_START_FLAG ...]
 
 Exit codes: 0 done, 1 the run aborted, 2 bad input (nothing was created), 130 interrupted.
@@ -24,6 +25,7 @@ from .core.dry_run import checked_config, dry_run
 from .core.errors import DLNestError
 from .core.package import SavePackage
 from .core.package_creation import PackageOptions, create_package, discard_new_package
+from .core.project_plugins import FULL_HELP, PLUGINS_HELP, add_plugins, plugins_added_lines
 from .core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES, new_project
 
 if TYPE_CHECKING:  # importing runtime imports torch: only the commands that train load it
@@ -135,9 +137,17 @@ def _analyze(options: argparse.Namespace) -> int:
 
 def _new(options: argparse.Namespace) -> int:
     template = "digits" if options.MNIST else options.t
-    folder = new_project(options.d, template)
+    folder, added = new_project(options.d, template, options.p or ())
     print(f"dlnest: new {template} project in {folder}")
+    if added is not None:
+        print("\n".join(f"dlnest: {line}" for line in plugins_added_lines(added.to_json())))
     print(f"dlnest: train it with: dlnest run -c {folder / 'root_config.json'}")
+    return 0
+
+
+def _add_plugins(options: argparse.Namespace) -> int:
+    added = add_plugins(options.d, options.p, options.F)
+    print("\n".join(f"dlnest: {line}" for line in plugins_added_lines(added.to_json())))
     return 0
 
 
@@ -218,7 +228,14 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("-d", required=True, metavar="DIR", help="folder to create")
     new.add_argument("-t", choices=TEMPLATE_NAMES, default=DEFAULT_TEMPLATE, help="template")
     new.add_argument("-MNIST", action="store_true", help="DLNest's flag: the digits template")
+    new.add_argument("-p", nargs="+", metavar="PLUGIN", help=PLUGINS_HELP)
     new.set_defaults(handler=_new)
+
+    add_p = commands.add_parser("addP", help="add plugins and their configs to a project")
+    add_p.add_argument("-d", required=True, metavar="DIR", help="the project's folder")
+    add_p.add_argument("-p", nargs="+", required=True, metavar="PLUGIN", help=PLUGINS_HELP)
+    add_p.add_argument("-F", action="store_true", help=FULL_HELP)
+    add_p.set_defaults(handler=_add_plugins)
 
     node = commands.add_parser(
         "ray-node",

@@ -220,6 +220,36 @@ CASES: list[Case] = [
     ),
     ("project exists", "POST", "projects", {"path": "proj"}, 400, "already exists"),
     ("project no path", "POST", "projects", {}, 400, "missing field 'path'"),
+    # new -p and addP (core/project_plugins.py): every -p arrives, none is refused, names checked.
+    ("project no plugins", "POST", "projects", {"path": "p2", "plugins": []}, 400,
+     "field 'plugins' must be a list that names at least one plugin"),
+    ("project plugins a string", "POST", "projects", {"path": "p2", "plugins": "LogInit"}, 400,
+     "field 'plugins' must be a list"),
+    ("project unknown plugin", "POST", "projects", {"path": "p2", "plugins": ["LogInit", "Mails"]},
+     400, "unknown plugin 'Mails': the shipped plugins are LogInit, SimpleCMDVisualize, "
+     "AutoTensorboardScalar, MailsNote"),
+    ("addP no plugins", "POST", "projects/plugins", {"path": "proj", "plugins": []}, 400,
+     "field 'plugins' must be a list that names at least one plugin"),
+    ("addP plugins missing", "POST", "projects/plugins", {"path": "proj"}, 400,
+     "missing field 'plugins'"),
+    ("addP a plugin not a string", "POST", "projects/plugins", {"path": "proj", "plugins": [7]},
+     400, "field 'plugins' must be a list of plugin names"),
+    ("addP unknown plugin", "POST", "projects/plugins", {"path": "proj", "plugins": ["LogInit",
+     "Nope"]}, 400, "unknown plugin 'Nope'"),
+    ("addP project outside", "POST", "projects/plugins", {"path": "/tmp", "plugins": ["LogInit"]},
+     403, "field 'path': '/tmp' resolves to /tmp, outside the folders"),
+    ("addP plugin file outside", "POST", "projects/plugins", {"path": "proj", "plugins":
+     ["/etc/plugin.py"]}, 403, "field 'plugins': '/etc/plugin.py' resolves to"),
+    ("addP plugin file missing", "POST", "projects/plugins", {"path": "proj", "plugins":
+     ["proj/nope.py"]}, 400, "nope.py: cannot read plugin file"),
+    ("addP missing folder", "POST", "projects/plugins", {"path": "nope", "plugins": ["LogInit"]},
+     400, "nope does not exist"),
+    ("addP not a project", "POST", "projects/plugins", {"path": "proj/code", "plugins":
+     ["LogInit"]}, 400, "holds neither plugins_config.json nor root_config.json"),
+    ("addP full as text", "POST", "projects/plugins", {"path": "proj", "plugins": ["LogInit"],
+     "full": "yes"}, 400, "field 'full' must be true or false"),
+    ("addP wrong method", "GET", "projects/plugins", None, 405,
+     "/dlnest/api/projects/plugins takes POST, not GET"),
     (
         "oversized body",
         "POST",
@@ -314,6 +344,8 @@ CASES: list[Case] = [
      "samples": list(range(100))}}, 400, "the grid has 10,100 points, more than 10,000"),
     ("sweep search without trials", "POST", "sweeps", {**SEARCH, "trials": None}, 400,
      "a search needs --trials N"),
+    ("sweep a secret", "POST", "sweeps", {**SWEEP, "grid": {"plugins_config.MailsNote.password":
+     ["a", "b"]}}, 400, "sweep key 'plugins_config.MailsNote.password' would vary a secret"),
     ("sweep unknown field", "POST", "sweeps", {**SWEEP, "colour": "red"}, 400,
      "unknown field 'colour'"),
     ("sweep bad direction", "POST", "sweeps", {**SEARCH, "direction": "up"}, 400,

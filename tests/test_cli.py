@@ -88,6 +88,30 @@ def test_dry_run_shows_each_key_with_the_file_that_set_it(tmp_path: Path, run_cl
     assert packages_in(tmp_path / "p") == []
 
 
+def test_new_with_plugins_then_add_plugins_then_a_dry_run_that_hides_the_password(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    project = tmp_path / "digits"
+    config = project / "root_config.json"
+
+    made = run_cli("new", "-d", project, "-t", "digits", "-p", "LogInit", "MailsNote")
+    added = run_cli("addP", "-d", project, "-p", "SimpleCMDVisualize", "MailsNote", "-F")
+    refused = run_cli("addP", "-d", project, "-p", "Nope")
+    written = json.loads(config.read_text())
+    written["plugins_config"]["MailsNote"]["password"] = "hunter2-in-a-file"
+    config.write_text(json.dumps(written))
+    shown = run_cli("run", "-c", config, "--dry-run")
+
+    assert made.returncode == added.returncode == shown.returncode == 0, made.stderr
+    assert f"dlnest: added LogInit, MailsNote to {config}" in made.stdout
+    assert f"dlnest: added SimpleCMDVisualize to {config}" in added.stdout
+    assert f"dlnest: MailsNote was already listed in {config}: left as is" in added.stdout
+    assert refused.returncode == 2 and "unknown plugin 'Nope'" in refused.stderr
+    assert written["plugins"] == ["LogInit", "MailsNote", "SimpleCMDVisualize"]
+    assert "plugins_config.MailsNote.password = '***'" in shown.stdout
+    assert "hunter2" not in shown.stdout + shown.stderr
+
+
 @pytest.mark.parametrize(
     ("change", "pattern"),
     [

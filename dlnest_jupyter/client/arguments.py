@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 from ..core.errors import DLNestError
 from ..core.placement_values import DEFAULT_MEMORY_TEXT
+from ..core.plugin_configs import is_plugin_file
+from ..core.project_plugins import FULL_HELP, PLUGINS_HELP
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 
 
@@ -288,6 +290,16 @@ def new_parser() -> ArgumentParser:
         help=f"template (default: {DEFAULT_TEMPLATE})",
     )
     parser.add_argument("-MNIST", action="store_true", help="DLNest's flag: the digits template")
+    parser.add_argument("-p", nargs="+", metavar="PLUGIN", help=PLUGINS_HELP)
+    return parser
+
+
+def add_plugins_parser() -> ArgumentParser:
+    parser = ArgumentParser("addP", "Add plugins and their configs to a project's config "
+                            "(plugins_config.json, else root_config.json).")  # fmt: skip
+    parser.add_argument("-d", required=True, metavar="DIR", help="the project's folder")
+    parser.add_argument("-p", nargs="+", required=True, metavar="PLUGIN", help=PLUGINS_HELP)
+    parser.add_argument("-F", action="store_true", help=FULL_HELP)
     return parser
 
 
@@ -327,6 +339,7 @@ PARSERS: dict[str, Callable[[], ArgumentParser]] = {
     "changeDevices": change_devices_parser,
     "settings": settings_parser,
     "new": new_parser,
+    "addP": add_plugins_parser,
     "watch": _optional_id(
         "watch",
         "Follow a task's output until it ends (a queued one: why it waits).",
@@ -346,3 +359,8 @@ def parse(command: str, argv: Sequence[str]) -> argparse.Namespace:
 def absolute_path(path: str) -> str:
     # The server resolves relative paths against its root; the user means the kernel's cwd.
     return str(Path(path).expanduser().resolve())
+
+
+def plugin_entries(plugins: Sequence[str] | None) -> list[str]:
+    """-p's names as sent: shipped names as they are, plugin files as absolute paths."""
+    return [absolute_path(p) if is_plugin_file(p) else p for p in plugins or ()]

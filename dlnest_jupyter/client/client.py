@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..core.errors import DLNestError
@@ -179,8 +180,17 @@ class Client:
     def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         return self.call("PUT", "settings", changes)
 
-    def new_project(self, path: str, template: str) -> dict[str, Any]:
-        return self.call("POST", "projects", {"path": path, "template": template})
+    def new_project(self, path: str, template: str, plugins: Sequence[str] = ()) -> dict[str, Any]:
+        """`{"path", "plugins"}`; `plugins`: what `new -p` added (null without plugins)."""
+        body: dict[str, Any] = {"path": path, "template": template}
+        if plugins:  # left out, not [], which the server refuses as naming no plugin
+            body["plugins"] = list(plugins)
+        return self.call("POST", "projects", body)
+
+    def add_plugins(self, path: str, plugins: Sequence[str], full: bool = False) -> dict[str, Any]:
+        """addP: `{"path", "plugins": {"file", "added", "already"}}`."""
+        body = {"path": path, "plugins": list(plugins), "full": full}
+        return self.call("POST", "projects/plugins", body)
 
     def log(self, offset: int = 0) -> dict[str, Any]:
         return self.call("GET", f"log?offset={offset}")

@@ -5,7 +5,9 @@
     %dlnest del ID | tasks | devices | changeDevices -d ID ... | settings [--max N] [--delay S] [--warmup-steps N] [--margin-pct P] [--margin-mb MB] [--shrink-given on|off] [--guard on|off] [--oom-retries N]
     %dlnest checkpoints [ID]    a task's package's checkpoints by branch (what continue -c takes)
     %dlnest forget ID           forget what earlier runs of a task's job used (learned memory)
-    %dlnest new -d DIR [-t clean|digits] [-MNIST] | watch [ID] | log | clear | help
+    %dlnest new -d DIR [-t clean|digits] [-MNIST] [-p PLUGIN ...] | watch [ID] | log | clear | help
+    %dlnest addP -d DIR -p PLUGIN ... [-F]    add plugins (LogInit, SimpleCMDVisualize,
+                                AutoTensorboardScalar, MailsNote, or a .py) to a project's config
     %dlnest dashboard           the queue, GPUs, output, analyzers and metric curves, live
 
 Sweeps (each trial an ordinary run, placed like any other):
@@ -48,9 +50,10 @@ from IPython.display import DisplayHandle, Pretty, display
 
 from ..core.dry_run import dry_run
 from ..core.errors import DLNestError
+from ..core.project_plugins import plugins_added_lines
 from ..core.tasks import TaskState, runs_in_kernel
 from .analyzer_commands import AnalyzerCommands
-from .arguments import HelpShown, absolute_path, parse
+from .arguments import HelpShown, absolute_path, parse, plugin_entries
 from .client import Client, scheduled_by
 from .discovery import find_client
 from .sweep_commands import SweepCommands
@@ -231,11 +234,22 @@ class DLNestMagics(AnalyzerCommands, SweepCommands, Magics):
     def _new(self, argv: list[str]) -> None:
         options = parse("new", argv)
         created = self.client.new_project(
-            absolute_path(options.d), "digits" if options.MNIST else options.t
+            absolute_path(options.d),
+            "digits" if options.MNIST else options.t,
+            plugin_entries(options.p),
         )
+        if created.get("plugins"):
+            _say_plugins_added(created["plugins"])
         print(
             f"dlnest: new project in {created['path']}; train it with %dlnest run -c {created['path']}/root_config.json"
         )
+
+    def _add_plugins(self, argv: list[str]) -> None:
+        options = parse("addP", argv)
+        reply = self.client.add_plugins(
+            absolute_path(options.d), plugin_entries(options.p), options.F
+        )
+        _say_plugins_added(reply["plugins"])
 
     def _watch(self, argv: list[str]) -> None:
         task_id = parse("watch", argv).id
@@ -301,6 +315,11 @@ class DLNestMagics(AnalyzerCommands, SweepCommands, Magics):
         print(__doc__)
 
 
+def _say_plugins_added(reply: dict[str, Any]) -> None:
+    for line in plugins_added_lines(reply):
+        print(f"dlnest: {line}")
+
+
 class _WaitingLine:
     """While a watched task is queued, one line saying why, replaced when the reason changes."""
 
@@ -350,6 +369,7 @@ _COMMANDS: dict[str, Callable[[DLNestMagics, list[str]], Any]] = {
     "changeDevices": DLNestMagics._change_devices,
     "settings": DLNestMagics._settings,
     "new": DLNestMagics._new,
+    "addP": DLNestMagics._add_plugins,
     "watch": DLNestMagics._watch,
     "log": DLNestMagics._log,
     "showDL": DLNestMagics._log,

@@ -1,5 +1,7 @@
 """What `run --dry-run` shows, for the `dlnest` command and the `%dlnest` magic alike: the merged
 config, which file set each key, and the warnings a submission would give. Nothing is created.
+Plugin secrets (an SMTP password) show as "***" (core/secrets.py): a dry run's lines end up in
+notebooks that are shared.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 from .checkpoints import TrackLimits
 from .config import LoadedConfig, load_config
+from .secrets import redacted
 
 
 def checked_config(root_path: Path | str, freq_path: Path | str | None = None) -> LoadedConfig:
@@ -22,14 +25,17 @@ def checked_config(root_path: Path | str, freq_path: Path | str | None = None) -
 def dry_run(root_path: Path | str, freq_path: Path | str | None = None) -> list[str]:
     """The report's lines: files in load order, each key with its value and file, warnings."""
     loaded = checked_config(root_path, freq_path)
+    shown = redacted(loaded.args)
     lines = [f"# files, in load order: {', '.join(str(f) for f in loaded.files)}"]
     for key in sorted(loaded.provenance):
-        lines.append(f"{key} = {_lookup(loaded.args, key)!r}    # {loaded.provenance[key]}")
+        lines.append(f"{key} = {_lookup(shown, key)!r}    # {loaded.provenance[key]}")
     return lines + [f"# warning: {warning}" for warning in loaded.warnings]
 
 
 def _lookup(args: Mapping[str, Any], dotted: str) -> Any:
     value: Any = args
     for part in dotted.split("."):
+        if not isinstance(value, Mapping):  # a redacted secret that was itself a dict
+            return value
         value = value[part]
     return value

@@ -2,7 +2,8 @@
 
     DLNestError                    anything we raise on purpose; the message names the culprit
     ├── ConfigError                a config file, key or user code file is wrong (bad input)
-    │   └── UserCodeError          a user class is missing, or not a subclass of our base
+    │   ├── UserCodeError          a user class is missing, or not a subclass of our base
+    │   └── PluginConfigError      a plugin name is unknown, or a plugin file's config unreadable
     ├── PackageError               a save package is missing, incomplete or unreadable
     │   └── CheckpointNotFoundError    a checkpoint id the package does not hold
     ├── DiskFullError              no space left (or quota exceeded) where something was written
@@ -63,6 +64,11 @@ class ConfigError(DLNestError):
 
 class UserCodeError(ConfigError):
     """A user class cannot be found or does not derive from the expected base."""
+
+
+class PluginConfigError(ConfigError):
+    """A plugin name is unknown, or a plugin file's `_NAME`, `_config` or `_defaultKeys` cannot
+    be read without running it (core/plugin_configs.py)."""
 
 
 class PackageError(DLNestError):

@@ -23,6 +23,7 @@ from typing import Any
 
 from .checkpoints import SavePlan, TrackLimits, Tracks, plan_save
 from .config import merge
+from .secrets import redacted
 
 DEFAULT_PREFIX = "state_"
 PACKAGE_FORMAT = 2  # 2: tracks per branch
@@ -234,7 +235,8 @@ def checkpoints_json(state: PackageState) -> dict[str, Any]:
                 "head": branch.head,
                 "fork_checkpoint": branch.fork_checkpoint,
                 "fork_epoch": epoch(branch.fork_checkpoint),
-                "overrides": dict(branch.overrides),  # its config's changes over args.json
+                # its config's changes over args.json, a continue -f's plugin password hidden
+                "overrides": redacted(branch.overrides),
             }
             for number, branch in sorted(state.branches.items())
         ],

@@ -4,9 +4,10 @@
 [0.1, 0.01]}, "search": {"model.width": {"distribution": "int", "low": 32, "high": 256}}}` both
 become one `SweepSpace`, checked here once: a key must name something in the merged config
 (`check_keys`), a distribution must be well formed (`LO < HI`, `loguniform` above 0, choices
-not empty), and a grid holds at most `MAX_GRID_POINTS` points. A trial's config is the merged
-config with its values set at their dotted keys (`with_params`). Pure: values in, values out;
-Optuna, which samples the searched keys, is the sweep driver's.
+not empty), a grid holds at most `MAX_GRID_POINTS` points, and no secret is varied
+(`core/secrets.py`). A trial's config is the merged config with its values set at their dotted
+keys (`with_params`). Pure: values in, values out; Optuna, which samples the searched keys, is
+the sweep driver's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import RequestError
+from .secrets import sweep_secret
 
 MAX_GRID_POINTS = 10_000
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -100,6 +102,16 @@ def checked_space(
 ) -> SweepSpace:
     for key in (*grid, *search):
         _check_key_text(key)
+    for key in (*grid, *search):
+        values = grid[key] if key in grid else search[key].choices
+        if sweep_secret(key, values):
+            # A trial's values are shown in every reply about it (its task, the sweep, the
+            # log): a secret varied by a sweep could not stay out of them (core/secrets.py).
+            raise RequestError(
+                f"sweep key {key!r} would vary a secret (a plugin config key named like "
+                "password, token or secret), which sweeps show in every reply: set it in the "
+                "config instead"
+            )
     both = sorted(set(grid) & set(search))
     if both:
         raise RequestError(f"{both[0]!r} is both a grid key and a searched key: give it once")

@@ -7,14 +7,17 @@ the runners (a running task's progress is its runner's, `runners.py`).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 from ..core.box_ledger import Ledger
 from ..core.devices import DeviceSource
-from ..core.package import METRICS_FILE, SavePackage
+from ..core.errors import PackageError
+from ..core.package import ARGS_FILE, METRICS_FILE, PACKAGE_FILE, SavePackage
 from ..core.package_state import checkpoints_json
+from ..core.secrets import scrubbed, secret_values
 from ..core.settings import Settings
 from ..core.store import TaskStore
 from ..core.tasks import TaskRecord, TaskState
@@ -69,7 +72,11 @@ class Queries:
         # An analyzer's package output is its training's; each experiment has an output of its own.
         if task.package_path is None or task.started_at is None or not writes_output(task):
             return max(offset, task.output_start), ""
-        return SavePackage(Path(task.package_path)).read_output(max(offset, task.output_start))
+        package = Path(task.package_path)
+        end, text = SavePackage(package).read_output(max(offset, task.output_start))
+        # User code may print its args (DLNest's projects often do): plugin secrets are hidden.
+        secrets = package_secrets(package) | secret_values(task.spec.get("overrides") or {})
+        return end, scrubbed(text, secrets)
 
     def metrics(self, task_id: int, offset: int = 0, name: str = METRICS_FILE) -> dict[str, Any]:
         """The task's package's metric rows (`_metrics.jsonl`, or `name`: `_steps.jsonl` holds
@@ -108,3 +115,28 @@ class Queries:
     def scheduler(self) -> dict[str, Any]:
         """Which service schedules this queue (REST `GET scheduler`)."""
         return self.leadership.describe()
+
+
+def package_secrets(path: Path) -> frozenset[str]:
+    """The plugin secrets a package's configs hold (`args.json` and every branch's overrides),
+    read again only when either file changes: output is polled twice a second."""
+    stamps = []
+    for name in (ARGS_FILE, PACKAGE_FILE):
+        try:
+            stamps.append((path / name).stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return _secrets_of(path, tuple(stamps))
+
+
+@functools.lru_cache(maxsize=256)
+def _secrets_of(path: Path, stamps: tuple[int, ...]) -> frozenset[str]:
+    package = SavePackage(path)
+    found: set[str] = set()
+    try:
+        found |= secret_values(package.args())
+        for branch in package.state().branches.values():
+            found |= secret_values(branch.overrides)
+    except PackageError:  # a package still being made has no config to hide yet
+        pass
+    return frozenset(found)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,9 @@ def test_the_memory_settings_are_switched_and_a_jobs_memory_forgotten_from_the_m
         ("settings --max 0", "field 'max_tasks_per_device' must be an integer >= 1"),
         ("watch", "watch takes a task id"),
         ('run -c "unclosed', "No closing quotation"),
+        ("addP -d proj", "addP: the following arguments are required: -p"),
+        ("new -d proj -p", "new: argument -p: expected at least one argument"),
+        ("new -d nowhere -p Mails", "unknown plugin 'Mails': the shipped plugins are LogInit"),
     ],
 )
 def test_errors_raise_a_one_line_usage_error(
@@ -201,6 +205,38 @@ def test_run_dry_run_shows_the_merged_config_and_queues_nothing(
     assert f"epochs = 4    # {freq}" in out and f"batch_size = 16    # {config}" in out
     assert "# warning: 'epoch' in" in out and "the nearest key is 'epochs'" in out
     assert "(none)" in capsys.readouterr().out
+
+
+def test_new_with_plugins_and_add_plugins_from_the_magic(
+    shell: InteractiveShell,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a plugin file is named relative to the kernel's folder
+    (tmp_path / "mine.py").write_text(
+        "class DLNestPlugin:\n    _NAME = 'Mine'\n    _config = {}\n    _defaultKeys = []\n"
+    )
+    project = tmp_path / "digits"
+    config = project / "root_config.json"
+
+    shell.run_line_magic("dlnest", f"new -d {project} -t digits -p LogInit MailsNote")
+    made = capsys.readouterr().out
+    shell.run_line_magic("dlnest", f"addP -d {project} -p SimpleCMDVisualize LogInit mine.py -F")
+    added = capsys.readouterr().out
+    shell.run_line_magic("dlnest", f"run -c {config} --dry-run")
+    shown = capsys.readouterr().out
+
+    assert f"dlnest: added LogInit, MailsNote to {config}" in made
+    assert f"dlnest: added SimpleCMDVisualize, {tmp_path / 'mine.py'} to {config}" in added
+    assert f"dlnest: LogInit was already listed in {config}: left as is" in added
+    assert json.loads(config.read_text())["plugins"] == [
+        "LogInit",
+        "MailsNote",
+        "SimpleCMDVisualize",
+        str(tmp_path / "mine.py"),
+    ]
+    assert "plugins_config.MailsNote.host = 'localhost'" in shown
 
 
 def test_discovery_prefers_the_exported_server_then_the_parent_server() -> None:

@@ -81,6 +81,12 @@ async def test_devices_settings_and_projects(dlnest: Any, jp_root_dir: Path) -> 
     assert status == 201 and project["path"] == str(jp_root_dir / "newproj")
     assert (jp_root_dir / "newproj" / "root_config.json").is_file()
 
+    # Over HTTP every -p arrives (DLNest's server kept only the last).
+    status, added = await dlnest(
+        "POST", "projects/plugins", body={"path": "newproj", "plugins": ["LogInit", "MailsNote"]}
+    )
+    assert (status, added["plugins"]["added"]) == (200, ["LogInit", "MailsNote"])
+
 
 async def test_deleting_a_queued_task_cancels_it(dlnest: Any, jp_root_dir: Path) -> None:
     write_project(jp_root_dir / "proj", epochs=1)

@@ -158,6 +158,60 @@ def test_relative_paths_resolve_against_the_callers_root(api: Api) -> None:
     assert (api.root_dir / "fresh" / "root_config.json").is_file()
 
 
+def test_new_with_plugins_and_add_plugins_say_what_they_added(api: Api) -> None:
+    root = api.root_dir
+    (root / "mine.py").write_text(
+        "class DLNestPlugin:\n    _NAME = 'Mine'\n    _config = {'k': 1}\n    _defaultKeys = ['k']\n"
+    )
+    body = {"path": "fresh", "template": "digits", "plugins": ["LogInit", "SimpleCMDVisualize"]}
+
+    status, created = call(api, "POST", "projects", body)
+
+    config = root / "fresh" / "root_config.json"
+    assert (status, created) == (
+        201,
+        {
+            "path": str(root / "fresh"),
+            "plugins": {"file": str(config), "added": body["plugins"], "already": []},
+        },
+    )
+    status, added = call(
+        api,
+        "POST",
+        "projects/plugins",
+        {"path": "fresh", "plugins": ["MailsNote", "LogInit", "mine.py"], "full": True},
+    )
+    assert (status, added["plugins"]) == (
+        200,
+        {
+            "file": str(config),
+            "added": ["MailsNote", str(root / "mine.py")],
+            "already": ["LogInit"],
+        },
+    )
+    written = json.loads(config.read_text())
+    assert written["plugins"] == [
+        "LogInit",
+        "SimpleCMDVisualize",
+        "MailsNote",
+        str(root / "mine.py"),
+    ]
+    assert written["plugins_config"]["MailsNote"]["timeout_s"] == 10  # -F: the full config
+    assert written["plugins_config"]["Mine"] == {"k": 1}
+    assert call(api, "POST", "projects", {"path": "plain"})[1]["plugins"] is None
+
+
+def test_a_refused_plugin_request_changes_nothing(api: Api) -> None:
+    config = api.root_dir / "proj" / "root_config.json"
+    before = config.read_text()
+
+    refused = call(api, "POST", "projects/plugins", {"path": "proj", "plugins": ["LogInit", "X"]})
+    also = call(api, "POST", "projects", {"path": "p2", "plugins": ["LogInit", "X"]})
+
+    assert refused[0] == also[0] == 400
+    assert config.read_text() == before and not (api.root_dir / "p2").exists()
+
+
 def test_a_verb_that_breaks_answers_a_json_500_naming_the_exception(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,8 +8,11 @@ paths it names, calls the service, and shapes the reply. Paths are relative to `
 from __future__ import annotations
 
 from ...core.errors import RequestError
-from ...core.fields import FieldSpec, one_of, path, text, validated
+from ...core.fields import FieldSpec, boolean, one_of, path, text, validated
 from ...core.package import STEPS_FILE
+from ...core.plugin_configs import is_plugin_file
+from ...core.project_plugins import add_plugins as add_project_plugins
+from ...core.project_plugins import plugin_names
 from ...core.tasks import TaskKind
 from ...core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 from ...core.templates import new_project as create_project
@@ -27,6 +30,12 @@ EXPERIMENT_FIELDS = {
 PROJECT_FIELDS = {
     "path": FieldSpec(path, required=True),
     "template": FieldSpec(one_of(*TEMPLATE_NAMES)),
+    "plugins": FieldSpec(plugin_names),  # DLNest's new -p; a list, so every -p arrives
+}
+PLUGINS_FIELDS = {
+    "path": FieldSpec(path, required=True),  # the project folder
+    "plugins": FieldSpec(plugin_names, required=True),
+    "full": FieldSpec(boolean),  # addP -F: each plugin's whole config, not its default keys
 }
 
 
@@ -172,8 +181,26 @@ def put_settings(call: Call) -> Reply:
 def new_project(call: Call) -> Reply:
     fields = validated(call.body(), PROJECT_FIELDS)
     where = call.path("path", fields["path"])
-    created = create_project(where, fields.get("template", DEFAULT_TEMPLATE))
-    return json_reply(201, {"path": str(created)})
+    plugins = _confined_plugins(call, fields.get("plugins", []))
+    created, added = create_project(where, fields.get("template", DEFAULT_TEMPLATE), plugins)
+    return json_reply(
+        201, {"path": str(created), "plugins": added.to_json() if added is not None else None}
+    )
+
+
+def add_plugins(call: Call) -> Reply:
+    """DLNest's addP: plugins and their configs added to an existing project's config."""
+    fields = validated(call.body(), PLUGINS_FIELDS)
+    where = call.path("path", fields["path"], folder=True)
+    plugins = _confined_plugins(call, fields["plugins"])
+    added = add_project_plugins(where, plugins, fields.get("full", False))
+    return json_reply(200, {"path": str(where), "plugins": added.to_json()})
+
+
+def _confined_plugins(call: Call, entries: list[str]) -> list[str]:
+    """Plugin files named by path lie under the served folders, like every path a request
+    names (the server reads them, and training processes will run them)."""
+    return [str(call.path("plugins", e)) if is_plugin_file(e) else e for e in entries]
 
 
 def read_log(call: Call) -> Reply:
@@ -210,6 +237,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "settings", get_settings),
     Route("PUT", "settings", put_settings),
     Route("POST", "projects", new_project),
+    Route("POST", "projects/plugins", add_plugins),
     Route("GET", "log", read_log),
     Route("DELETE", "log", clear_log),
 )
