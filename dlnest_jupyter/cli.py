@@ -228,12 +228,14 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("-d", required=True, metavar="DIR", help="folder to create")
     new.add_argument("-t", choices=TEMPLATE_NAMES, default=DEFAULT_TEMPLATE, help="template")
     new.add_argument("-MNIST", action="store_true", help="DLNest's flag: the digits template")
-    new.add_argument("-p", nargs="+", metavar="PLUGIN", help=PLUGINS_HELP)
+    new.add_argument("-p", nargs="+", action="extend", metavar="PLUGIN", help=PLUGINS_HELP)
     new.set_defaults(handler=_new)
 
     add_p = commands.add_parser("addP", help="add plugins and their configs to a project")
     add_p.add_argument("-d", required=True, metavar="DIR", help="the project's folder")
-    add_p.add_argument("-p", nargs="+", required=True, metavar="PLUGIN", help=PLUGINS_HELP)
+    add_p.add_argument(
+        "-p", nargs="+", action="extend", required=True, metavar="PLUGIN", help=PLUGINS_HELP
+    )
     add_p.add_argument("-F", action="store_true", help=FULL_HELP)
     add_p.set_defaults(handler=_add_plugins)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (once) and install dlnest-jupyter into it, with JupyterLab 4, Notebook 7 and the
 # dashboard's chart library (the lab extra), Ray (the ray extra, for several machines), Optuna
-# (the sweeps extra, for searches and pruning) and what the tests need (the test extra).
+# (the sweeps extra, for searches and pruning), TensorBoard (for DLNest's AutoTensorboardScalar
+# plugin) and what the tests need (the test extra).
 # Where no NVIDIA GPU is present, torch 2.13.0's CPU wheel goes in first, so pip does not pull a
 # multi-GB CUDA build to satisfy the package's torch range.
 set -euo pipefail
@@ -22,5 +23,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
         pip_install "torch==2.13.0"
     fi
 fi
-pip_install -e ".[test,lab,ray,sweeps]"
+pip_install -e ".[test,lab,ray,sweeps,tensorboard]"
 .venv/bin/python -c "import dlnest_jupyter, torch; print(f'dlnest-jupyter {dlnest_jupyter.__version__} with torch {torch.__version__} ready in .venv')"

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from dlnest_jupyter.core.config import load_config
 from dlnest_jupyter.core.package import SavePackage
 from dlnest_jupyter.core.package_creation import PackageOptions, create_package
 
+from .mail_servers import Mailbox
 from .projects import write_project
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -24,6 +25,14 @@ REPO = Path(__file__).resolve().parent.parent
 def project(tmp_path: Path) -> Path:
     """A toy project's root config, with every hook recorded into events.txt beside it."""
     return write_project(tmp_path / "proj", args={"record_file": str(tmp_path / "events.txt")})
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """An SMTP server on this machine that takes mail from `mail_servers.USER` only."""
+    box = Mailbox()
+    yield box
+    box.controller.stop()
 
 
 @pytest.fixture

@@ -61,15 +61,16 @@ def test_digits_template_trains_continues_and_analyses_to_high_accuracy(
     assert accuracy > 0.9
 
 
-def test_unsupported_plugins_are_named_once_in_the_output(tmp_path: Path, run_cli: RunCli) -> None:
-    config = write_project(tmp_path / "p", epochs=1, args={"plugins": ["MailsNote"]})
+def test_a_plugin_that_is_neither_shipped_nor_a_file_is_named_and_nothing_runs(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    config = write_project(tmp_path / "p", epochs=1, args={"plugins": ["MailNotes"]})
 
     result = run_cli("run", "-c", config, "-CPU")
 
-    assert result.returncode == 0
-    [package] = packages_in(tmp_path / "p")
-    for text in (result.stdout, (package / "_output.txt").read_text()):
-        assert text.count("plugins are not supported and are ignored: ['MailsNote']") == 1
+    assert result.returncode != 0
+    said = "unknown plugin 'MailNotes': the shipped plugins are LogInit, SimpleCMDVisualize"
+    assert said in result.stdout + result.stderr
 
 
 def test_dry_run_shows_each_key_with_the_file_that_set_it(tmp_path: Path, run_cli: RunCli) -> None:

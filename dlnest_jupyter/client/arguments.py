@@ -290,7 +290,7 @@ def new_parser() -> ArgumentParser:
         help=f"template (default: {DEFAULT_TEMPLATE})",
     )
     parser.add_argument("-MNIST", action="store_true", help="DLNest's flag: the digits template")
-    parser.add_argument("-p", nargs="+", metavar="PLUGIN", help=PLUGINS_HELP)
+    parser.add_argument("-p", nargs="+", action="extend", metavar="PLUGIN", help=PLUGINS_HELP)
     return parser
 
 
@@ -298,7 +298,9 @@ def add_plugins_parser() -> ArgumentParser:
     parser = ArgumentParser("addP", "Add plugins and their configs to a project's config "
                             "(plugins_config.json, else root_config.json).")  # fmt: skip
     parser.add_argument("-d", required=True, metavar="DIR", help="the project's folder")
-    parser.add_argument("-p", nargs="+", required=True, metavar="PLUGIN", help=PLUGINS_HELP)
+    parser.add_argument(
+        "-p", nargs="+", action="extend", required=True, metavar="PLUGIN", help=PLUGINS_HELP
+    )
     parser.add_argument("-F", action="store_true", help=FULL_HELP)
     return parser
 

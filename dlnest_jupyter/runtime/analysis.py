@@ -55,7 +55,9 @@ def load_for_analysis(
     """Build dataset and runner from the package's code and load a checkpoint (default: head)."""
     package = SavePackage.open(record_path)
     ids = list(device_ids) if device_ids is not None else default_device_ids(cpu)
-    session = open_session(package, ids, -1 if checkpoint_id is None else checkpoint_id)
+    session = open_session(
+        package, ids, -1 if checkpoint_id is None else checkpoint_id, plugins=False
+    )
     print_warnings(session)
     build_dataset(session)
     build_runner(session, restore_rng=False)

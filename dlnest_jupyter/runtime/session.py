@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from ..core.checkpoints import CHECKPOINT_ARGS_KEY, TrackLimits
@@ -19,6 +20,14 @@ from .checkpoint_io import CheckpointWriter, load_checkpoint
 from .dataset import DatasetBase
 from .devices import DevicePlan, plan_devices
 from .lifecycle import LifeCycleBase
+from .plugin_hooks import (
+    DATASET_HOOKS,
+    LIFE_CYCLE_HOOKS,
+    MERGED,
+    RUNNER_HOOKS,
+    Plugins,
+    load_plugins,
+)
 from .rng import restore_rng_state, seed_everything
 from .runner import RunnerBase
 from .status import DDP, RunningStatus
@@ -43,9 +52,16 @@ class Session:
     log: dict[str, Any] = field(default_factory=dict)
     finished_epoch: int = 0
     warnings: list[str] = field(default_factory=list)  # for the run's output, printed once
+    plugins: Plugins = field(default_factory=Plugins)  # a training run's (analyses run none)
 
     def __post_init__(self) -> None:
-        self.life_cycle = self.classes["life_cycle"](status=self.status, args=self.args)
+        life_cycle = self.classes["life_cycle"](
+            status=self.status, args=self.args, plugins=list(self.plugins.loaded)
+        )
+        if life_cycle.taskProcess is None:  # what DLNest's LogInit and getArgs read
+            life_cycle.taskProcess = SimpleNamespace(task=SimpleNamespace(args=self.args))
+        self.plugins.attach(life_cycle, LIFE_CYCLE_HOOKS)
+        self.life_cycle = life_cycle
 
 
 def open_session(
@@ -56,11 +72,14 @@ def open_session(
     rank: int = 0,
     args: dict[str, Any] | None = None,
     pretend_gpus: bool = False,
+    plugins: bool = True,
 ) -> Session:
     """Import the package's classes, pick the device, load the checkpoint, seed the RNGs.
 
-    Bad input (a class that is missing or has the wrong base, an unknown checkpoint id) raises
-    a DLNestError here, before any user object is built.
+    Bad input (a class that is missing or has the wrong base, an unknown checkpoint id, a plugin
+    that is neither shipped nor a file) raises a DLNestError here, before any user object is
+    built. `plugins`: run `args["plugins"]` (training does; an analysis does not, so an
+    analyzer neither mails nor writes TensorBoard files).
     """
     if args is None:  # else given: a continue's new config (run_args)
         args = package.args_for(
@@ -80,13 +99,12 @@ def open_session(
         weights_only = bool(args.get(CHECKPOINT_ARGS_KEY, {}).get("weights_only", True))
         checkpoint = load_checkpoint(package, checkpoint_id, devices.device, weights_only)
     seed_everything(int(args.get("_seed", 0)))
-    session = Session(package, args, classes, devices, status, checkpoint_id, checkpoint)
+    loaded = load_plugins(args) if plugins else Plugins()
+    session = Session(
+        package, args, classes, devices, status, checkpoint_id, checkpoint, plugins=loaded
+    )
     if devices.warning:
         session.warnings.append(devices.warning)
-    if args.get("plugins"):
-        session.warnings.append(
-            f"dlnest: warning: plugins are not supported and are ignored: {args['plugins']}"
-        )
     return session
 
 
@@ -115,7 +133,10 @@ def open_writer(session: Session, overrides: Mapping[str, Any] | None = None) ->
 
 
 def build_dataset(session: Session) -> None:
-    dataset = session.classes["dataset"](session.args, plugins=[], status=session.status)
+    dataset = session.classes["dataset"](
+        session.args, plugins=list(session.plugins.loaded), status=session.status
+    )
+    session.plugins.attach(dataset, DATASET_HOOKS, MERGED)
     result = dataset.init(session.args)
     if not isinstance(result, tuple) or len(result) != 3:
         raise DLNestError(
@@ -131,7 +152,10 @@ def build_dataset(session: Session) -> None:
 
 
 def build_runner(session: Session, restore_rng: bool) -> None:
-    runner = session.classes["runner"](session.args, plugins=[], status=session.status)
+    runner = session.classes["runner"](
+        session.args, plugins=list(session.plugins.loaded), status=session.status
+    )
+    session.plugins.attach(runner, RUNNER_HOOKS, MERGED)
     runner.init(session.args, session.dataset_info)
     if session.status.env == DDP:
         runner.DDPOperation(session.status.rank)

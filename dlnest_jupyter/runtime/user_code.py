@@ -10,6 +10,7 @@ from types import ModuleType
 
 from ..core.errors import UserCodeError
 from ..core.project import ProjectLayout, UserClassRef
+from . import dlnest_names
 from .dataset import DatasetBase
 from .lifecycle import LifeCycleBase
 from .runner import RunnerBase
@@ -25,8 +26,11 @@ def load_user_classes(layout: ProjectLayout) -> dict[str, type]:
     """Return {role: class} for the runner, dataset and life cycle, each checked against its base.
 
     The package root and the folder of every code file go first on sys.path, so helpers named in
-    `other_file_paths` import from the package copy rather than from the live project.
+    `other_file_paths` import from the package copy rather than from the live project. A DLNest
+    0.3 project's `from DLNest.Common.RunnerBaseTorch import ...` resolves to ours
+    (`dlnest_names.py`).
     """
+    dlnest_names.install()
     _put_on_sys_path(layout)
     return {ref.role: _load_class(ref) for ref in layout.classes}
 
