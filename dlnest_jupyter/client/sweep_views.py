@@ -3,11 +3,10 @@ value a `sweep = %dlnest sweep ...` cell gets."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..core.sweeps import TrialState, TrialView, best_first
+from ..core.sweeps import TrialState, TrialView, best_first, param_text, params_text, value_text
 from .views import Table
 
 
@@ -39,7 +38,11 @@ def sweep_sentence(sweep: Mapping[str, Any]) -> str:
     )
     best = sweep.get("best")
     if best:
-        line += f"; best so far: trial {best['number']} (task {best['task_id']}), {_value(best['value'])}"
+        so_far = " so far" if sweep["state"] == "running" else ""
+        line += (
+            f"; best{so_far}: trial {best['number']} (task {best['task_id']}), "
+            f"{value_text(best['value'])}"
+        )
     if sweep.get("note"):
         line += f"; {sweep['note']}"
     return line
@@ -56,8 +59,8 @@ def sweeps_table(sweeps: Sequence[Mapping[str, Any]]) -> Table:
                 sweep.get("description") or "",
                 _done(sweep),
                 sweep.get("metric") or "",
-                _value(best.get("value")),
-                _params(best.get("params") or {}),
+                value_text(best.get("value")),
+                params_text(best.get("params") or {}),
                 sweep.get("note") or "",
             ]
         )
@@ -79,8 +82,8 @@ def trials_table(sweep: Mapping[str, Any]) -> Table:
             f"{t.number} (best)" if t.number == best else t.number,
             t.task_id,
             t.state.value,
-            _value(t.value),
-            *(_shown(t.params.get(key)) for key in keys),
+            value_text(t.value),
+            *(param_text(t.params.get(key)) for key in keys),
         ]
         for t in best_first(trials, sweep["direction"])
     ]
@@ -90,15 +93,3 @@ def trials_table(sweep: Mapping[str, Any]) -> Table:
 def _done(sweep: Mapping[str, Any]) -> str:
     ended = sum(1 for t in sweep["trials"] if t["state"] not in ("queued", "running"))
     return f"{ended} of {sweep['trials_total']} trials done"
-
-
-def _value(value: Any) -> str:
-    return "" if value is None else f"{value:.4g}"
-
-
-def _params(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key}={_shown(value)}" for key, value in params.items())
-
-
-def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)

@@ -11,6 +11,7 @@ itself (grid points, distributions, dotted keys) is `sweep_space.py`.
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -232,3 +233,23 @@ def best_first(trials: Iterable[TrialView], direction: str) -> list[TrialView]:
         trials,
         key=lambda t: (t.value is None, sign * t.value if t.value is not None else 0.0, t.number),
     )
+
+
+def value_text(value: Any) -> str:
+    """An objective as shown (4 significant digits; nothing for no value)."""
+    finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return f"{value:.4g}" if finite else ""
+
+
+def param_text(value: Any) -> str:
+    """A trial's value of one key as shown: text as it is, a float to 4 significant digits (a
+    searched learning rate is 0.01137, not 0.011367330868956235), anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return json.dumps(value)
+
+
+def params_text(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={param_text(value)}" for key, value in params.items())

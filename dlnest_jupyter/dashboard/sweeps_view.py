@@ -11,13 +11,19 @@ log10 of its values, as a loguniform search is. Every key, value and note passes
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.sweeps import TrialState, TrialView, best_first
+from ..core.sweeps import (
+    TrialState,
+    TrialView,
+    best_first,
+    param_text,
+    params_text,
+    value_text,
+)
 from .view_model import STATE_COLOURS, short, state_badge
 
 BEST_SHADE = "#d1e7dd"
@@ -205,7 +211,7 @@ def _placed(values: Sequence[Any], key: str, sweep: Mapping[str, Any]) -> tuple[
 
 
 def _point_label(trial: Mapping[str, Any]) -> str:
-    params = ", ".join(f"{k}={param_text(v)}" for k, v in trial["params"].items())
+    params = params_text(trial["params"])
     return f"trial {trial['number']} (task {trial['task_id']}, {trial['state']}): {params}"
 
 
@@ -237,14 +243,6 @@ def overlay_task_ids(sweep: Mapping[str, Any], limit: int) -> list[int]:
     """The trials whose curves the Metrics tab overlays: the best `limit` (it draws no more),
     best first, so that a long sweep shows its leaders rather than its first trials."""
     return [row.task_id for row in trial_rows(sweep)][:limit]
-
-
-def value_text(value: Any) -> str:
-    return f"{value:.4g}" if _finite(value) else ""
-
-
-def param_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _finite(value: Any) -> bool:

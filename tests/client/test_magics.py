@@ -181,7 +181,7 @@ def test_a_sweep_from_the_magic_runs_its_grid_and_lists_its_trials_best_first(
 
     assert repr(sweep) == "<dlnest sweep 1: running, 0 of 2 trials done>"
     assert "sweep 1 running: a grid over quality, 0 of 2 trials done, judged by score" in made
-    assert "sweep 1 finished" in trials and "best so far: trial 1 (task 2), 0.7" in trials
+    assert "sweep 1 finished" in trials and "; best: trial 1 (task 2), 0.7" in trials
     rows = [line.split() for line in trials.splitlines() if line[:1].isdigit()]
     assert [row[:4] for row in rows] == [
         ["1", "(best)", "2", "succeeded"],

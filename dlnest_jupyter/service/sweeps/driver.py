@@ -34,6 +34,7 @@ from ...core.sweeps import (
     TrialState,
     metric_value,
     objective_of,
+    params_text,
     trial_state,
     trials_to_ask,
 )
@@ -252,5 +253,4 @@ class SweepDriver:
 def trial_description(
     sweep_id: int, plan: SweepPlan, number: int, params: dict[str, object]
 ) -> str:
-    values = ", ".join(f"{key}={value}" for key, value in params.items())
-    return f"{plan.description or f'sweep {sweep_id}'} #{number}: {values}"
+    return f"{plan.description or f'sweep {sweep_id}'} #{number}: {params_text(params)}"
