@@ -13,6 +13,7 @@ from typing import Any
 from IPython.display import display
 
 from ..core.devices import CPU_ID
+from ..core.durations import progress_label
 from ..core.placement_values import DEFAULT_MEMORY_TEXT
 from ..core.tasks import TaskState
 
@@ -141,13 +142,12 @@ def reservation_sentence(task: dict[str, Any]) -> str:
 
 
 def progress_text(task: dict[str, Any]) -> str:
+    """Where it is, and while it runs its steps per second (an ended run's last rate is no
+    rate at all)."""
     progress = task.get("progress") or {}
-    if progress.get("epoch") is None:
-        return ""
-    rate = progress.get("steps_per_s")
-    return f"epoch {progress['epoch']} step {progress.get('iter')}" + (
-        f" ({rate:.0f}/s)" if rate else ""
-    )
+    label = progress_label(progress)
+    rate = progress.get("steps_per_s") if task.get("state") == TaskState.RUNNING else None
+    return label + (f" ({rate:.0f}/s)" if label and isinstance(rate, int | float) and rate else "")
 
 
 def tasks_table(tasks: Sequence[dict[str, Any]]) -> Table:

@@ -23,6 +23,19 @@ def fraction_done(progress: Mapping[str, Any]) -> float | None:
     return min(1.0, max(0.0, (epoch - 1 + min(within, 1.0)) / epochs))
 
 
+def progress_label(progress: Mapping[str, Any]) -> str:
+    """'epoch 2 step 5/23': where a run is, as the magics and the dashboard say it. The step is
+    counted from 1 (a run reports its 0-based `iter`: a finished epoch of 23 read 'step 22'), out
+    of the epoch's steps when its loader has a length."""
+    epoch, step = progress.get("epoch"), progress.get("iter")
+    if epoch is None:
+        return ""
+    if not _whole(step):
+        return f"epoch {epoch}"
+    steps = progress.get("steps_per_epoch")
+    return f"epoch {epoch} step {step + 1}" + (f"/{steps}" if _whole(steps) and steps > 0 else "")
+
+
 def seconds_left(progress: Mapping[str, Any]) -> float | None:
     """The epochs left times the mean time of its epochs; None until one epoch has ended in
     this launch (an estimate from the first seconds, warm-up and all, read 40 s for a 3-second

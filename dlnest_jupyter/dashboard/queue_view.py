@@ -114,8 +114,7 @@ def queue_rows(
 def _row(task: Mapping[str, Any], now: float, selected: bool) -> QueueRow:
     progress = task.get("progress") or {}
     state = str(task["state"])
-    epoch, step = progress.get("epoch"), progress.get("iter")
-    label = f"epoch {epoch} step {step}" if epoch is not None else ""
+    label = durations.progress_label(progress)
     if progress.get("analyzer"):
         label = f"analyzer {progress['analyzer']}, {progress.get('experiments', 0)} experiments"
     rate, hint = _rate(progress) if state == TaskState.RUNNING else ("", "")

@@ -62,7 +62,7 @@ def test_a_running_task_shows_progress_rate_and_eta_from_its_package(
 
     [row] = board.queue_panel.shown_rows
     assert row.progress == 0.375  # 1 epoch and 5 of 10 of 4 epochs
-    assert (row.progress_label, row.rate) == ("epoch 2 step 4", "12.5/s")
+    assert (row.progress_label, row.rate) == ("epoch 2 step 5/10", "12.5/s")
     assert seen(rows_html(board)).roles["progressbar"]["aria-valuenow"] == "38"
     board.close()
 
@@ -110,7 +110,7 @@ def test_stop_asks_once_for_a_running_task_which_then_reads_cancelled_with_its_p
     assert board.message.value == f"task {task['id']} cancelled"
     assert panel.stop.disabled and panel.stop.description == "Stop"
     [row] = panel.shown_rows
-    assert (row.state, row.progress_label, row.progress) == ("cancelled", "epoch 3 step 1", 0.75)
+    assert (row.state, row.progress_label, row.progress) == ("cancelled", "epoch 3 step 2/2", 0.75)
     assert row.error == "" and "deleted" not in rows_html(board)  # the state says it
     panel.stop.click()  # a second, late press (sent before the button was disabled)
     board.refresh()

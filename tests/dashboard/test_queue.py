@@ -212,11 +212,11 @@ def test_the_eta_shows_only_once_an_epoch_has_ended_and_bars_are_readable() -> N
     assert qv.eta_s(running) == 30.0 * 2.5  # 2.5 epochs left, 30 s each
 
     [row] = qv.queue_rows([{**running, "started_at": 10.0}], 100.0)
-    assert (row.progress, row.progress_label) == (0.375, "epoch 2 step 4")
+    assert (row.progress, row.progress_label) == (0.375, "epoch 2 step 5/10")
     assert (row.elapsed, row.eta) == ("1m30s", "1m15s")
     bar = seen(qv.queue_row_html(row)).roles["progressbar"]
     assert (bar["aria-valuenow"], bar["aria-valuemin"], bar["aria-valuemax"]) == ("38", "0", "100")
-    assert bar["aria-label"] == "epoch 2 step 4"
+    assert bar["aria-label"] == "epoch 2 step 5/10"
     assert "1m15s" in seen(qv.queue_row_html(row)).text
 
 
