@@ -236,7 +236,7 @@ def scored_project(root: Path, *, epochs: int = 3, epoch_sleep_s: float = 0.0) -
         'return {"loss": [], "val": [], "lr": [], "score": []}',
     ).replace(
         'log["val"].append(self.total)',
-        'log["val"].append(self.total)\n        log["score"].append(self.args["quality"])',
+        'log["val"].append(self.total)\n        log["score"].append(float(self.args["quality"]))',
     )
     assert runner.count("score") == 2
     return write_project(

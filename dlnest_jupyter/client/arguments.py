@@ -15,6 +15,7 @@ from ..core.errors import DLNestError
 from ..core.placement_values import DEFAULT_MEMORY_TEXT
 from ..core.plugin_configs import is_plugin_file
 from ..core.project_plugins import FULL_HELP, PLUGINS_HELP
+from ..core.sweeps import DEFAULT_OBJECTIVE, DEFAULT_PRUNE, DIRECTIONS, OBJECTIVES, PRUNE_RULES
 from ..core.templates import DEFAULT_TEMPLATE, TEMPLATE_NAMES
 
 
@@ -157,19 +158,19 @@ def sweep_parser() -> ArgumentParser:
     parser.add_argument("--metric", metavar="KEY", help="the _metrics.jsonl value to judge by")
     parser.add_argument(
         "--direction",
-        choices=("maximize", "minimize"),
+        choices=DIRECTIONS,
         help="default: minimize for a loss or error, else maximize",
     )
     parser.add_argument(
         "--objective",
-        choices=("best", "last"),
-        default="best",
+        choices=OBJECTIVES,
+        default=DEFAULT_OBJECTIVE,
         help="a trial's value: its best epoch (default) or its last",
     )
     parser.add_argument(
         "--prune",
-        choices=("none", "median", "hyperband"),
-        default="none",
+        choices=PRUNE_RULES,
+        default=DEFAULT_PRUNE,
         help="stop trials whose metric lags the others' (needs --metric)",
     )
     parser.add_argument("--seed", type=int, metavar="S", help="the search's random seed")

@@ -6,7 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..core.sweeps import TrialState, TrialView, best_first, param_text, params_text, value_text
+from ..core.sweeps import (
+    DEFAULT_PRUNE,
+    SweepState,
+    TrialState,
+    TrialView,
+    best_first,
+    param_text,
+    params_text,
+    trials_active,
+    value_text,
+)
 from .views import Table
 
 
@@ -27,7 +37,7 @@ def sweep_sentence(sweep: Mapping[str, Any]) -> str:
     how = "search" if sweep["search"] else "grid"
     judged = (
         f"judged by {sweep['metric']} ({sweep['direction']}, {sweep['objective']} epoch"
-        + (f", {sweep['prune']} pruning" if sweep["prune"] != "none" else "")
+        + (f", {sweep['prune']} pruning" if sweep["prune"] != DEFAULT_PRUNE else "")
         + ")"
         if sweep["metric"]
         else "not judged (no --metric)"
@@ -38,7 +48,7 @@ def sweep_sentence(sweep: Mapping[str, Any]) -> str:
     )
     best = sweep.get("best")
     if best:
-        so_far = " so far" if sweep["state"] == "running" else ""
+        so_far = " so far" if sweep["state"] == SweepState.RUNNING else ""
         line += (
             f"; best{so_far}: trial {best['number']} (task {best['task_id']}), "
             f"{value_text(best['value'])}"
@@ -91,5 +101,5 @@ def trials_table(sweep: Mapping[str, Any]) -> Table:
 
 
 def _done(sweep: Mapping[str, Any]) -> str:
-    ended = sum(1 for t in sweep["trials"] if t["state"] not in ("queued", "running"))
+    ended = len(sweep["trials"]) - trials_active(sweep["trials"])
     return f"{ended} of {sweep['trials_total']} trials done"

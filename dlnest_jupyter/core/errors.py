@@ -223,17 +223,16 @@ class PackageBusyError(TaskError):
     """Another queued or running task already uses this save package."""
 
 
-class SweepNotFoundError(TaskNotFoundError):
+class SweepNotFoundError(TaskError):
     def __init__(self, sweep_id: int | str) -> None:
+        self.sweep_id = sweep_id  # a str: what a request gave where an id belongs
         shown = sweep_id if isinstance(sweep_id, int) else repr(sweep_id)
-        TaskError.__init__(self, f"no sweep with id {shown}")
-        self.task_id = self.sweep_id = sweep_id
+        super().__init__(f"no sweep with id {shown}")
 
 
-class SweepStateError(TaskStateError):
-    """A sweep is not running: it cannot end again, nor queue trials (409, as for a task)."""
+class SweepStateError(TaskError):
+    """A sweep is not running: it cannot end again, nor queue trials."""
 
     def __init__(self, sweep_id: int, state: str, wanted: str, refused: str | None = None) -> None:
-        refused = refused or f"it cannot become {wanted}"
-        TaskError.__init__(self, f"sweep {sweep_id} is {state}; {refused}")
-        self.task_id, self.state, self.wanted = sweep_id, state, wanted
+        self.sweep_id, self.state, self.wanted = sweep_id, state, wanted
+        super().__init__(f"sweep {sweep_id} is {state}; {refused or f'it cannot become {wanted}'}")

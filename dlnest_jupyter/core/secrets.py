@@ -14,6 +14,7 @@ that shows `password = ''` tells that no login will be tried.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,15 +22,19 @@ from .plugin_configs import PLUGINS_CONFIG_KEY
 
 SECRET_MARKERS = ("password", "token", "secret")
 REDACTED = "***"
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")  # snake, kebab and camelCase words
 # A secret shorter than this is not scrubbed from free text: replacing every "42" in a run's
 # output would garble it and tell the secret anyway. Structured places redact any length.
 MIN_SCRUBBED_CHARS = 4
 
 
 def is_secret_name(key: str) -> bool:
-    """A key named like a secret: it holds `password`, `token` or `secret`, in any case."""
-    lowered = key.lower()
-    return any(marker in lowered for marker in SECRET_MARKERS)
+    """A key named like a secret: one of its words is `password`, `token` or `secret`, in any
+    case, or its plural (`password`, `api_token`, `clientSecret`, `tokens`). Words, not
+    substrings: `tokenizer` is no secret; and a key ending in `_env` names the environment
+    variable that holds a secret (MailsNote's `password_env`), which is no secret itself."""
+    words = [word.lower().removesuffix("s") for word in _WORDS.findall(key)]
+    return bool(words) and words[-1] != "env" and any(w in SECRET_MARKERS for w in words)
 
 
 def is_secret_key(dotted: str) -> bool:

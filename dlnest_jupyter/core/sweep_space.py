@@ -159,7 +159,7 @@ def _grid_flag(flag: str) -> tuple[str, tuple[Any, ...]]:
     key, sep, raw = flag.partition("=")
     if not sep or not raw:
         raise RequestError(f"--grid {flag!r}: expected KEY=V1,V2,...")
-    return key, tuple(_value(text) for text in raw.split(","))
+    return key, tuple(_value(text) for text in _top_level_items(raw))
 
 
 def _search_flag(flag: str) -> tuple[str, Distribution]:
@@ -171,7 +171,9 @@ def _search_flag(flag: str) -> tuple[str, Distribution]:
             "choice:A,B,C"
         )
     if kind == "choice":
-        return key, _checked(key, Distribution(kind, choices=tuple(map(_value, rest.split(",")))))
+        return key, _checked(
+            key, Distribution(kind, choices=tuple(map(_value, _top_level_items(rest))))
+        )
     low, sep, high = rest.partition(":")
     try:
         bounds = (float(low), float(high)) if sep else None
@@ -221,6 +223,23 @@ def _checked(key: str, distribution: Distribution) -> Distribution:
 def _check_key_text(key: Any) -> None:
     if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
         raise RequestError(f"sweep key {key!r}: expected a dotted config key such as model.lr")
+
+
+def _top_level_items(raw: str) -> list[str]:
+    """`raw` split at the commas outside brackets and quotes: `[1,2],[3,4]` is two lists."""
+    items, depth, quoted, start = [], 0, False, 0
+    for index, char in enumerate(raw):
+        if char == '"' and (index == 0 or raw[index - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and char in "[{":
+            depth += 1
+        elif not quoted and char in "]}":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0 and not quoted:
+            items.append(raw[start:index])
+            start = index + 1
+    items.append(raw[start:])
+    return items
 
 
 def _value(text: str) -> Any:

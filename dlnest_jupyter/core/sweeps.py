@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,11 @@ from .tasks import TaskState
 DIRECTIONS = ("maximize", "minimize")
 OBJECTIVES = ("best", "last")  # a trial's objective: the best of its epochs, or its last epoch
 PRUNE_RULES = ("none", "median", "hyperband")
+DEFAULT_OBJECTIVE, DEFAULT_PRUNE = OBJECTIVES[0], PRUNE_RULES[0]
 # Metric names that are better low, for the default direction; anything else is maximised.
-_LOWER_IS_BETTER = ("loss", "err", "perplexity", "ppl", "mse", "mae", "rmse", "nll", "wer", "cer")
+_LOWER_IS_BETTER = frozenset(
+    {"loss", "err", "error", "perplexity", "ppl", "mse", "mae", "rmse", "nll", "wer", "cer"}
+)
 
 
 class SweepState(enum.StrEnum):
@@ -63,10 +67,19 @@ def trial_state(task_state: TaskState) -> TrialState:
     return _TRIAL_STATES[task_state]
 
 
+ACTIVE_TRIAL_STATES = frozenset({TrialState.QUEUED, TrialState.RUNNING})
+
+
+def trials_active(trials: Iterable[Mapping[str, Any]]) -> int:
+    """How many of REST's trial objects are queued or running."""
+    return sum(1 for trial in trials if trial["state"] in ACTIVE_TRIAL_STATES)
+
+
 def default_direction(metric: str) -> str:
-    """`minimize` for a metric named like a loss or an error, else `maximize`."""
-    name = metric.lower()
-    return "minimize" if any(word in name for word in _LOWER_IS_BETTER) else "maximize"
+    """`minimize` for a metric named like a loss or an error (one of its words: `val_loss`,
+    `top1_err`; not `answer_acc`), else `maximize`."""
+    words = re.split(r"[^a-z0-9]+", metric.lower())
+    return "minimize" if any(word in _LOWER_IS_BETTER for word in words) else "maximize"
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,8 @@ class SweepPlan:
     parallel: int | None = None
     metric: str | None = None
     direction: str = "maximize"
-    objective: str = "best"
-    prune: str = "none"
+    objective: str = DEFAULT_OBJECTIVE
+    prune: str = DEFAULT_PRUNE
     seed: int | None = None
     memory_mb: int | None = None
     cpu: bool = False
@@ -101,7 +114,7 @@ class SweepPlan:
     @property
     def needs_optuna(self) -> bool:
         """A search or a pruner needs Optuna; a grid alone is walked point by point without it."""
-        return self.searched or self.prune != "none"
+        return self.searched or self.prune != DEFAULT_PRUNE
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,13 +155,13 @@ def planned(
     trials: int | None = None,
     metric: str | None = None,
     direction: str | None = None,
-    prune: str = "none",
+    prune: str = DEFAULT_PRUNE,
     **rest: Any,
 ) -> SweepPlan:
     """A plan from a request's checked fields, refusing what cannot make a sweep."""
     if space.search and trials is None:
         raise RequestError("a search needs --trials N (REST: 'trials'): how many to run in all")
-    if metric is None and (space.search or prune != "none"):
+    if metric is None and (space.search or prune != DEFAULT_PRUNE):
         what = "a search" if space.search else "pruning"
         raise RequestError(f"{what} needs --metric KEY: the value of _metrics.jsonl to judge by")
     if trials is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..core.sweeps import SweepState, trials_active
 from . import sweeps_view as sv
 from .metrics_panel import MAX_RUNS
 from .panels import Submit
@@ -102,7 +103,7 @@ class SweepsPanel:
         if self._confirming is not None and self._confirming != self.sweep_id:
             self._confirm(None)  # another sweep chosen: a Stop press starts over
         sweep = self.chosen
-        self.stop.disabled = sweep is None or sweep["state"] != "running"
+        self.stop.disabled = sweep is None or sweep["state"] != SweepState.RUNNING
         self.overlay.disabled = sweep is None or not sweep["trials"]
         self._redraw()
 
@@ -176,12 +177,12 @@ class SweepsPanel:
         if sweep_id is None:
             return "select a sweep first"
         sweep = self._client.sweep(sweep_id)
-        if sweep["state"] != "running":
+        if sweep["state"] != SweepState.RUNNING:
             self._confirm(None)
             return f"sweep {sweep_id} is {sweep['state']}: nothing to stop"
         if self._confirming != sweep_id:  # its running trials lose their epoch: ask once
             self._confirm(sweep_id)
-            active = sum(1 for t in sweep["trials"] if t["state"] in ("queued", "running"))
+            active = trials_active(sweep["trials"])
             return (
                 f'sweep {sweep_id} has {active} trials queued or running: press "Confirm: stop'
                 f' sweep {sweep_id}" to stop them and queue no more (their packages stay)'

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.sweeps import (
+    DEFAULT_PRUNE,
     TrialState,
     TrialView,
     best_first,
     param_text,
     params_text,
+    trials_active,
     value_text,
 )
 from .view_model import STATE_COLOURS, short, state_badge
@@ -37,7 +39,7 @@ def searched_keys(sweep: Mapping[str, Any]) -> list[str]:
 
 
 def trials_done(sweep: Mapping[str, Any]) -> int:
-    return sum(1 for t in sweep["trials"] if t["state"] not in ("queued", "running"))
+    return len(sweep["trials"]) - trials_active(sweep["trials"])
 
 
 def sweep_options(sweeps: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
@@ -55,7 +57,9 @@ def sweep_summary_html(sweep: Mapping[str, Any]) -> str:
     how = "search" if sweep.get("search") else "grid"
     keys = ", ".join(searched_keys(sweep))
     if sweep.get("metric"):
-        prune = f", {sweep['prune']} pruning" if sweep.get("prune") not in (None, "none") else ""
+        prune = (
+            f", {sweep['prune']} pruning" if sweep.get("prune") not in (None, DEFAULT_PRUNE) else ""
+        )
         judged = (
             f"judged by {sweep['metric']} ({sweep['direction']}, {sweep['objective']} epoch{prune})"
         )

@@ -35,8 +35,9 @@ _CLASSES = {
         ("DLNestPluginBase",),
     ),
 }
-# A shipped plugin is our module itself, so `DLNest.Plugins.MailsNote.DLNestPlugin` (which a
-# life cycle calls `giveResultValues` on) is the very class the run's plugin list holds.
+# A shipped plugin's DLNest module holds our module's names, so
+# `DLNest.Plugins.MailsNote.DLNestPlugin` (which a life cycle calls `giveResultValues` on) is
+# the very class the run's plugin list holds.
 PLUGIN_MODULES = {
     "LogInit": "dlnest_jupyter.runtime.plugins.log_init",
     "SimpleCMDVisualize": "dlnest_jupyter.runtime.plugins.simple_cmd_visualize",
@@ -61,15 +62,18 @@ class _DLNestFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         )
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        plugin = _plugin_name(spec.name)
-        if plugin is not None:  # the module itself, not a copy (see PLUGIN_MODULES)
-            return importlib.import_module(PLUGIN_MODULES[plugin])
-        return None
+        return None  # a module of its own, filled by exec_module
 
     def exec_module(self, module: ModuleType) -> None:
-        if module.__name__ in _CLASSES:
-            ours, names = _CLASSES[module.__name__]
-            source = importlib.import_module(ours)
+        plugin = _plugin_name(module.__name__)
+        if plugin is not None:  # every public name of ours, the same objects
+            ours = importlib.import_module(PLUGIN_MODULES[plugin])
+            module.__dict__.update(
+                {name: value for name, value in vars(ours).items() if not name.startswith("__")}
+            )
+        elif module.__name__ in _CLASSES:
+            ours_name, names = _CLASSES[module.__name__]
+            source = importlib.import_module(ours_name)
             for name in names:
                 setattr(module, name, getattr(source, name))
         elif module.__name__ in _PACKAGES:

@@ -137,7 +137,8 @@ def load_plugins(args: Mapping[str, Any]) -> Plugins:
     listed = args.get(PLUGINS_KEY) or []
     if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
         raise ConfigError("'plugins' must be a list of plugin names or .py paths", key=PLUGINS_KEY)
-    return Plugins([Plugin(name, _plugin_class(name, args)) for name in listed])
+    # Listed twice is meant once: DLNest ran such a plugin twice (two mails at every end).
+    return Plugins([Plugin(name, _plugin_class(name, args)) for name in dict.fromkeys(listed)])
 
 
 def _plugin_class(name: str, args: Mapping[str, Any]) -> type:

@@ -72,11 +72,9 @@ class Queries:
         # An analyzer's package output is its training's; each experiment has an output of its own.
         if task.package_path is None or task.started_at is None or not writes_output(task):
             return max(offset, task.output_start), ""
-        package = Path(task.package_path)
-        end, text = SavePackage(package).read_output(max(offset, task.output_start))
+        end, text = SavePackage(Path(task.package_path)).read_output(max(offset, task.output_start))
         # User code may print its args (DLNest's projects often do): plugin secrets are hidden.
-        secrets = package_secrets(package) | secret_values(task.spec.get("overrides") or {})
-        return end, scrubbed(text, secrets)
+        return end, scrubbed(text, task_secrets(task))
 
     def metrics(self, task_id: int, offset: int = 0, name: str = METRICS_FILE) -> dict[str, Any]:
         """The task's package's metric rows (`_metrics.jsonl`, or `name`: `_steps.jsonl` holds
@@ -115,6 +113,15 @@ class Queries:
     def scheduler(self) -> dict[str, Any]:
         """Which service schedules this queue (REST `GET scheduler`)."""
         return self.leadership.describe()
+
+
+def task_secrets(task: TaskRecord) -> frozenset[str]:
+    """The plugin secrets a task's run may print: its package's, and its continue's overrides'.
+    Its output, its `error` (an exception's last line) and what the log says of it hide them."""
+    if task.package_path is None:
+        return frozenset()
+    overrides = secret_values(task.spec.get("overrides") or {})
+    return package_secrets(Path(task.package_path)) | overrides
 
 
 def package_secrets(path: Path) -> frozenset[str]:

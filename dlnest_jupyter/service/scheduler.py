@@ -29,6 +29,7 @@ from ..core.memory_policy import (
 from ..core.package import SavePackage
 from ..core.placement import placement_pass
 from ..core.placement_values import Demand, Reservation
+from ..core.secrets import scrubbed
 from ..core.store import TaskStore
 from ..core.tasks import RUNNERS, SWEEP, Runner, TaskRecord, TaskState
 from ..core.waiting import WaitExplainer
@@ -36,6 +37,7 @@ from .event_log import EventLog
 from .launch.executor import Launch
 from .leadership import Leadership
 from .memory_follower import MemoryFollower, Paces
+from .queries import task_secrets
 from .runners import RunnerRouter
 from .sweeps.driver import SweepDriver
 
@@ -159,7 +161,9 @@ class Scheduler:
         code = executor.exit_code(task)
         if code is None:
             return
-        error = None if code == 0 else executor.end_reason(task, code)
+        # Its last line may be an exception that printed its args: no plugin secret in `error`.
+        secrets, tail = task_secrets(task), runners.tail(task)
+        error = None if code == 0 else scrubbed(executor.end_reason(task, code), secrets)
         with contextlib.suppress(TaskStateError):  # deleted meanwhile: the delete said so
             # The last progress the task reported stays on record.
             progress = runners.with_progress(task).progress
@@ -169,7 +173,7 @@ class Scheduler:
                 TaskState.SUCCEEDED if code == 0 else TaskState.FAILED,
                 exit_code=code,
                 error=error,
-                output_tail=runners.tail(task),
+                output_tail=None if tail is None else scrubbed(tail, secrets),
             )
             self.events.write(
                 f"task {task.id} " + ("succeeded" if code == 0 else f"failed: {error}")

@@ -108,3 +108,12 @@ def test_sweeps_may_vary_what_is_not_secret() -> None:
     assert space.grid_size == 2
     with pytest.raises(RequestError, match="would vary a secret"):
         space_from_flags([], ["plugins_config.X.token=choice:a,b"])
+
+
+def test_a_secret_is_named_by_a_word_not_a_substring_and_an_env_name_is_none() -> None:
+    from dlnest_jupyter.core.secrets import is_secret_name
+
+    named = ["password", "api_token", "clientSecret", "tokens", "SMTP_PASSWORD"]
+    not_named = ["tokenizer", "password_env", "passage", "secretary_name"]
+    assert [is_secret_name(k) for k in named] == [True] * len(named)
+    assert [is_secret_name(k) for k in not_named] == [False] * len(not_named)

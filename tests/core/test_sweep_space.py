@@ -101,3 +101,8 @@ def test_malformed_json_is_refused_saying_what_is_wrong(
 ) -> None:
     with pytest.raises(RequestError, match=message):
         space_from_json(grid, search)
+
+
+def test_a_grid_flag_splits_at_the_commas_outside_brackets_and_quotes() -> None:
+    space = space_from_flags(["m.layers=[1,2],[3,4]", 'name=x,"y,z",{"a":1,"b":2}'], [])
+    assert space.grid == {"m.layers": ([1, 2], [3, 4]), "name": ("x", "y,z", {"a": 1, "b": 2})}

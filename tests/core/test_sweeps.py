@@ -54,12 +54,8 @@ def test_a_trial_is_judged_by_its_best_or_its_last_epoch_in_the_sweeps_direction
 
 
 def test_the_direction_defaults_to_minimize_for_losses_and_errors_only() -> None:
-    assert [default_direction(m) for m in ("val_loss", "top1_err", "acc", "score")] == [
-        "minimize",
-        "minimize",
-        "maximize",
-        "maximize",
-    ]
+    metrics = ("val_loss", "top1-err", "acc", "score", "answer_acc", "power", "cancer_auc")
+    assert [default_direction(m) for m in metrics] == ["minimize"] * 2 + ["maximize"] * 5
 
 
 def test_the_best_trial_is_a_succeeded_one_and_the_rest_follow_best_first() -> None:

@@ -114,3 +114,30 @@ def test_every_shipped_plugin_has_a_module_under_dlnests_name() -> None:
     from dlnest_jupyter.runtime.dlnest_names import PLUGIN_MODULES
 
     assert set(PLUGIN_MODULES) == set(SHIPPED)
+
+
+def test_dlnest_names_stay_ours_when_installed_again_and_a_listed_twice_plugin_runs_once() -> None:
+    from dlnest_jupyter.runtime import dlnest_names
+
+    dlnest_names.install()
+    from DLNest.Plugins.MailsNote import DLNestPlugin as first  # type: ignore[import-not-found]
+
+    dlnest_names.install()
+    from DLNest.Plugins.MailsNote import DLNestPlugin as second  # type: ignore[import-not-found]
+
+    assert first is second is MailsNote
+    assert MailsNote.__module__ == "dlnest_jupyter.runtime.plugins.mails_note"
+    assert len(load_plugins({"plugins": ["MailsNote", "MailsNote"]}).loaded) == 1
+
+
+def test_a_run_stopped_on_purpose_mails_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlnest_jupyter.runtime.plugins import mails_note
+
+    sent: list[str] = []
+    monkeypatch.setattr(mails_note, "send", lambda settings, subject, text: sent.append(subject))
+    host = Recording({"plugins_config": {"MailsNote": {"username": "me"}}})
+
+    MailsNote.trainAborting(host, SystemExit(143))  # a del, or a sweep's pruner
+    MailsNote.trainAborting(host, RuntimeError("diverged"))
+
+    assert sent == ["Train Aborted!"]

@@ -96,3 +96,31 @@ def test_no_reply_carries_a_plugin_password(api: Api, tmp_path: Path) -> None:
     # The package's own files keep what the user wrote.
     assert FIRST in (package / "args.json").read_text()
     assert FIRST in (package / "_output.txt").read_text()
+
+
+RAISES_WITH_ITS_ARGS = """
+def BTrain(self):
+    raise RuntimeError("cannot train with " + repr(self.args["plugins_config"]))
+"""
+
+
+def test_a_failed_run_whose_error_holds_a_password_says_it_without(
+    api: Api, tmp_path: Path
+) -> None:
+    mail = {"username": "me", "password": FIRST, "host": "localhost"}
+    config = write_project(
+        tmp_path / "p",
+        epochs=1,
+        args={"plugins_config": {"MailsNote": mail}},
+        life_cycle=life_cycle_source(RAISES_WITH_ITS_ARGS),
+    )
+    _, made = call(api, "POST", "tasks", {"kind": "train", "config_path": str(config), "cpu": True})
+    task_id = json.loads(made)["task"]["id"]
+    wait_for(api.service, lambda: api.service.store.get(task_id).state.terminal)
+
+    replies = [call(api, "GET", f"tasks/{task_id}")[1], call(api, "GET", "log")[1]]
+
+    task = json.loads(replies[0])["task"]
+    assert task["state"] == "failed" and "cannot train with" in task["error"]
+    assert all(FIRST not in reply for reply in replies)
+    assert "***" in task["error"]

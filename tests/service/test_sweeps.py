@@ -185,6 +185,21 @@ def test_a_metric_no_trial_reports_fails_the_sweep_naming_what_is_reported(
     assert len(done["trials"]) == 1
 
 
+def test_a_trial_whose_metric_is_nan_fails_alone_and_the_sweep_goes_on(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = scored_project(tmp_path / "p", epochs=1)
+    sweep, _ = service.sweeps.submit(
+        str(config), grid={"quality": [0.9, "nan", 0.5]}, metric="score", parallel=1, cpu=True
+    )
+    wait_for(service, lambda: _ended(service, sweep["id"]))
+
+    done = service.sweeps.get(sweep["id"])
+    assert done["state"] == "finished" and done["note"] is None
+    assert [t["value"] for t in done["trials"]] == [0.9, None, 0.5]
+    assert done["best"]["number"] == 0
+
+
 @pytest.mark.parametrize(
     ("fields", "words"),
     [
@@ -290,6 +305,7 @@ def test_a_sweep_whose_scheduler_was_killed_is_carried_on_by_the_next_with_no_tr
     assert done["state"] == "finished"
     assert [t["number"] for t in done["trials"]] == list(range(6))
     assert all(t["state"] in ("succeeded", "pruned") for t in done["trials"])
+    assert len({t["params"]["quality"] for t in done["trials"]}) == 6  # none suggested again
     task_ids = [t["task_id"] for t in done["trials"]]
     assert sorted(t.id for t in store.list_tasks()) == sorted(task_ids)  # no task beside them
     for task_id in task_ids:  # each trial's package was launched once

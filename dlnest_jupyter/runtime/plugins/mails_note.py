@@ -21,6 +21,10 @@ class DLNestPlugin(DPB):
     _result_values: ClassVar[dict[str, Any]] = {}
 
     def trainAborting(self: Any, exception: BaseException) -> None:
+        # A run stopped on purpose (`del`, a sweep's pruner: SIGTERM becomes SystemExit) did
+        # not abort: DLNest's `del` killed it, and no mail went either.
+        if isinstance(exception, SystemExit | KeyboardInterrupt):
+            return
         if _enabled(self, "Aborting"):
             where = self.getArgs().get("root_file_path", "")
             text = "".join(traceback.format_exception(exception))

@@ -31,6 +31,8 @@ from ...core.errors import (
     MethodNotAllowedError,
     PackageBusyError,
     RouteNotFoundError,
+    SweepNotFoundError,
+    SweepStateError,
     TaskNotFoundError,
     TaskStateError,
 )
@@ -51,8 +53,10 @@ ERROR_STATUS: tuple[tuple[type[DLNestError], int], ...] = (
     (MethodNotAllowedError, 405),
     (RouteNotFoundError, 404),
     (TaskNotFoundError, 404),
+    (SweepNotFoundError, 404),
     (CheckpointNotFoundError, 404),
     (TaskStateError, 409),
+    (SweepStateError, 409),
     (PackageBusyError, 409),
     (DLNestError, 400),
 )

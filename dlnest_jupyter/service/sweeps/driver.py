@@ -59,13 +59,15 @@ class _Followed:
     keys: set[str] = field(default_factory=set)  # every metric its rows hold
 
 
-def journal_path(database: Path, sweep_id: int) -> Path:
-    """A sweep's Optuna journal, beside the queue's database (optuna-dashboard opens it)."""
-    return database.with_name(f"{database.stem}.sweep-{sweep_id}.journal")
+def journal_path(database: Path, sweep: SweepRow) -> Path:
+    """A sweep's Optuna journal, beside the queue's database (optuna-dashboard opens it). Named
+    by its creation time too: a queue made afresh numbers its sweeps from 1 again, and must not
+    carry on an old queue's study left beside it."""
+    return database.with_name(f"{database.stem}.{study_name(sweep)}.journal")
 
 
-def study_name(sweep_id: int) -> str:
-    return f"dlnest-sweep-{sweep_id}"
+def study_name(sweep: SweepRow) -> str:
+    return f"sweep-{sweep.id}-{int(sweep.created_at)}"
 
 
 class SweepDriver:
@@ -114,15 +116,14 @@ class SweepDriver:
         if sweep.id not in self._engines:
             database = self.intake.store.path
             self._engines[sweep.id] = engine_for(
-                sweep.plan, journal_path(database, sweep.id), study_name(sweep.id)
+                sweep.plan, journal_path(database, sweep), study_name(sweep)
             )
         return self._engines[sweep.id]
 
     def _follow(self, sweep: SweepRow, engine: Engine, trial: TrialRow) -> None:
         """Read the trial's new metric rows, prune it if its engine says so, and tell its end."""
         plan, state = sweep.plan, trial.task_state
-        followed = self._read(trial, plan.metric)
-        value = objective_of(followed.values, plan)
+        followed = self._read(trial, plan.metric, whole=state.terminal)
         if followed.keys and not followed.values and sweep.note is None:
             self._metric_unseen(sweep, trial, followed)
         elif followed.values and (sweep.note or "").startswith(_UNSEEN):
@@ -133,31 +134,42 @@ class SweepDriver:
                 if why is not None:
                     state = self._prune(trial, why)
                     break
+        if state is TaskState.PRUNED:  # all it wrote before it stopped counts
+            followed = self._read(trial, plan.metric, whole=True)
+        value = objective_of(followed.values, plan)
         if not state.terminal:
             if value != trial.value:
                 self.book.set_value(sweep.id, trial.number, value)
             return
         ended = trial_state(state)
         if ended is TrialState.SUCCEEDED and plan.metric is not None and value is None:
-            self._metric_missing(sweep, trial, followed)
+            if plan.metric not in followed.keys:
+                self._metric_missing(sweep, trial, followed)
+            ended = TrialState.FAILED  # NaN, or not a number: nothing the engine can learn from
         engine.tell(trial.number, ended, value)
         self.book.mark_told(sweep.id, trial.number, value)
         self._followed.pop(trial.task_id, None)
 
-    def _read(self, trial: TrialRow, metric: str | None) -> _Followed:
+    def _read(self, trial: TrialRow, metric: str | None, whole: bool = False) -> _Followed:
+        """The trial's metric rows not read yet; `whole`: to the end of the file (an ended
+        trial's objective must not come from the first chunk of a long file)."""
         followed = self._followed.setdefault(trial.task_id, _Followed())
         if trial.package_path is None or metric is None:
             return followed
-        read = SavePackage(Path(trial.package_path)).read_metrics_from(followed.offset)
-        followed.offset = read.offset
-        for row in read.rows:
-            followed.keys.update(key for key in row if not key.startswith("_") and key != "epoch")
-            value = metric_value(row, metric)
-            epoch = row.get("epoch")
-            if value is not None and isinstance(epoch, int):
-                followed.values.append(value)
-                followed.epochs.append(epoch)
-        return followed
+        package = SavePackage(Path(trial.package_path))
+        while True:
+            read = package.read_metrics_from(followed.offset)
+            advanced = read.offset != followed.offset
+            followed.offset = read.offset
+            for row in read.rows:
+                followed.keys.update(k for k in row if not k.startswith("_") and k != "epoch")
+                value = metric_value(row, metric)
+                epoch = row.get("epoch")
+                if value is not None and isinstance(epoch, int):
+                    followed.values.append(value)
+                    followed.epochs.append(epoch)
+            if not (whole and advanced):
+                return followed
 
     def _prune(self, trial: TrialRow, why: str) -> TaskState:
         try:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ...core.errors import DLNestError
 from ...core.sweep_space import Distribution
-from ...core.sweeps import SweepPlan, TrialState
+from ...core.sweeps import DEFAULT_PRUNE, SweepPlan, TrialState
 
 # Pruning starts once two trials have ended, and never at a trial's first epoch (DLNest counts
 # epochs from 1; Optuna prunes from step `n_warmup_steps` on): Optuna's median default of 5
@@ -103,10 +103,15 @@ class OptunaEngine:
         # constant_liar: trials running side by side are not given the same values; its
         # default changed between Optuna 4.9 and 5.0, so it is set here. A grid that prunes
         # enqueues each trial's point itself (`ask`), in the grid's order, as `GridEngine` does.
-        sampler = optuna.samplers.TPESampler(seed=plan.seed, constant_liar=True)
+        # The seed goes on from the trials already asked: a driver that takes over with the
+        # sampler seeded afresh would suggest the first trials' values again.
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        asked = _trials_in(storage, study_name)
+        seed = None if plan.seed is None else plan.seed + asked
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
         self.study = optuna.create_study(
             study_name=study_name,
-            storage=JournalStorage(JournalFileBackend(str(journal))),
+            storage=storage,
             direction=plan.direction,  # type: ignore[arg-type]  # checked: DIRECTIONS
             sampler=sampler,
             pruner=self._pruner(),
@@ -131,7 +136,7 @@ class OptunaEngine:
         return [(t.number, self._decoded(t.params)) for t in running if t.number not in known]
 
     def report(self, number: int, epoch: int, value: float) -> str | None:
-        if self.plan.prune == "none":
+        if self.plan.prune == DEFAULT_PRUNE:
             return None
         trial = self._trial(number)
         if trial is None or epoch in self._reported[number]:
@@ -169,19 +174,24 @@ class OptunaEngine:
         return trial
 
     def _why_pruned(self, number: int, epoch: int, value: float) -> str:
-        metric = self.plan.metric
+        """The rule's words: the median rule compares the trial's best so far with the median
+        of the completed trials at that epoch, as Optuna's MedianPruner does."""
+        metric, trials = self.plan.metric, self.study.get_trials(deepcopy=False)
+        reached = next(t for t in trials if t.number == number).intermediate_values.values()
+        best = (
+            max(reached, default=value)
+            if self.plan.direction == "maximize"
+            else min(reached, default=value)
+        )
         if self.plan.prune == "hyperband":
-            return f"pruned by the hyperband rule at epoch {epoch}: {metric} {value:.4g}"
-        others = [
-            t.intermediate_values[epoch]
-            for t in self.study.get_trials(deepcopy=False)
-            if t.number != number and epoch in t.intermediate_values
-        ]
+            return f"pruned by the hyperband rule at epoch {epoch}: {metric} {best:.4g}"
+        complete = self.study.get_trials(deepcopy=False, states=(self._state("COMPLETE"),))
+        others = [t.intermediate_values[epoch] for t in complete if epoch in t.intermediate_values]
         if not others:
-            return f"pruned by the median rule at epoch {epoch}: {metric} {value:.4g}"
+            return f"pruned by the median rule at epoch {epoch}: {metric} {best:.4g}"
         worse = "<" if self.plan.direction == "maximize" else ">"
         return (
-            f"pruned by the median rule at epoch {epoch}: {metric} {value:.4g} {worse} "
+            f"pruned by the median rule at epoch {epoch}: {metric} {best:.4g} {worse} "
             f"median {statistics.median(others):.4g}"
         )
 
@@ -209,8 +219,8 @@ class OptunaEngine:
         return d.FloatDistribution(low, high, log=distribution.kind == "loguniform")
 
     def _categorical(self, key: str, values: list[Any]) -> Any:
-        """Optuna's choices are None, bools, numbers and strings: a list or an object is
-        passed as its JSON text, and given back as itself."""
+        """Each choice goes to Optuna as its JSON text and comes back as itself: Optuna takes
+        only None, bools, numbers and strings, and as dict keys 1, 1.0 and True are one."""
         encoded = {_encoded(value): value for value in values}
         self._choices[key] = encoded
         return self._optuna.distributions.CategoricalDistribution(list(encoded))
@@ -222,7 +232,14 @@ class OptunaEngine:
         }
 
 
-def _encoded(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
+def _encoded(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def _trials_in(storage: Any, study_name: str) -> int:
+    """How many trials the study holds already (0 for a new one)."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))

@@ -9,16 +9,19 @@ search or a pruner needs Optuna. Its trials are queued by the scheduling server'
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 from ...core.checkpoints import TrackLimits
-from ...core.errors import RequestError
+from ...core.errors import RequestError, TaskStateError
 from ...core.fields import FieldSpec, boolean, integer, one_of, optional, path, text
 from ...core.sweep_book import SweepRow
 from ...core.sweep_space import MAX_GRID_POINTS, check_keys, space_from_json
 from ...core.sweeps import (
+    DEFAULT_OBJECTIVE,
     DIRECTIONS,
     OBJECTIVES,
     PRUNE_RULES,
@@ -80,7 +83,7 @@ class SweepVerbs:
         search: Any = None,
         freq_path: str | None = None,
         metric: str | None = None,
-        objective: str = "best",
+        objective: str = DEFAULT_OBJECTIVE,
         memory_mb: int | None = None,
         cpu: bool = False,
         **rest: Any,
@@ -94,6 +97,10 @@ class SweepVerbs:
         TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
         if metric is not None and not metric.strip():
             raise RequestError("field 'metric' must name a metric, not be blank")
+        if cpu and rest.get("parallel") is None:
+            # The CPU "holds" any number of tasks: without a cap every trial would start at
+            # once on the same cores; half of them run side by side instead.
+            rest["parallel"] = max(1, (os.cpu_count() or 2) // 2)
         plan = planned(
             str(config_path),
             space,
@@ -126,9 +133,10 @@ class SweepVerbs:
             sweep = self.book.end(sweep_id, SweepState.STOPPED, "stopped")
             for trial in self.book.trials(sweep_id):
                 if not trial.task_state.terminal:
-                    self.stopper.stop(
-                        trial.task_id, TaskState.CANCELLED, f"sweep {sweep_id} stopped"
-                    )
+                    with contextlib.suppress(TaskStateError):  # it ended meanwhile
+                        self.stopper.stop(
+                            trial.task_id, TaskState.CANCELLED, f"sweep {sweep_id} stopped"
+                        )
         self.events.write(f"sweep {sweep_id} stopped")
         self._tick()
         return self._json(sweep)
@@ -138,7 +146,7 @@ class SweepVerbs:
         plan = sweep.plan
         trials = [t.view() for t in self.book.trials(sweep.id)]
         best = best_trial(trials, plan.direction)
-        journal = journal_path(self.intake.store.path, sweep.id)
+        journal = journal_path(self.intake.store.path, sweep)
         return {
             "id": sweep.id,
             "state": sweep.state.value,
