@@ -360,6 +360,10 @@ CASES: list[Case] = [
     ("stop unknown sweep", "DELETE", "sweeps/999", None, 404, "no sweep with id 999"),
     ("sweep id not a number", "GET", "sweeps/best", None, 404, "no sweep with id 'best'"),
     ("sweeps wrong method", "PUT", "sweeps", {}, 405, "/dlnest/api/sweeps takes GET, POST, not PUT"),
+    ("a plugin that is not there", "POST", "tasks", {**TRAIN, "config_path":
+     "proj/bad_plugin.json"}, 400, "unknown plugin 'MailNotes': the shipped plugins are LogInit"),
+    ("a sweep of a plugin that is not there", "POST", "sweeps", {**SWEEP, "config_path":
+     "proj/bad_plugin.json"}, 400, "unknown plugin 'MailNotes'"),
 ]  # fmt: skip
 
 
@@ -370,6 +374,7 @@ def write_case_project(root: Path, outside: Path) -> Path:
     (config.parent / "typo_freq.json").write_text(json.dumps({"epoch": 2}))  # "epochs" meant
     args = json.loads(config.read_text())
     (config.parent / "bad_class.json").write_text(json.dumps({**args, "runner_name": "Missing"}))
+    (config.parent / "bad_plugin.json").write_text(json.dumps({**args, "plugins": ["MailNotes"]}))
     write_project(outside)
     os.symlink(outside, root / "escape")
     return config

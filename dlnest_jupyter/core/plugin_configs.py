@@ -30,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .errors import PluginConfigError
+from .errors import ConfigError, PluginConfigError
 
 PLUGINS_KEY = "plugins"  # the config key listing the plugins a run uses, in order
 PLUGINS_CONFIG_KEY = "plugins_config"  # the config key holding {plugin name: its config}
@@ -261,3 +261,35 @@ def _checked(found: Mapping[str, Any], path: Path) -> PluginDefaults:
             key=_DEFAULT_KEYS_ATTR,
         )
     return PluginDefaults(name, MappingProxyType(config), tuple(default_keys))
+
+
+def listed_plugins(args: Mapping[str, Any]) -> list[str]:
+    """`args["plugins"]`: the plugins a run loads, in order, each once (DLNest ran a plugin
+    listed twice twice: two mails at every end)."""
+    listed = args.get(PLUGINS_KEY) or []
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise ConfigError("'plugins' must be a list of plugin names or .py paths", key=PLUGINS_KEY)
+    return list(dict.fromkeys(listed))
+
+
+def plugin_file(entry: str, base: Path) -> Path:
+    """Where a listed plugin file is: as given if absolute, else under `base`."""
+    path = Path(entry).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def check_listed_plugins(args: Mapping[str, Any], base: Path, source: Path | None) -> None:
+    """Refuse, before a run is queued, a `plugins` entry that is neither a shipped plugin nor
+    an existing `.py` file (relative ones under `base`, the project's root): otherwise every
+    trial of a sweep would be queued, made and started only to fail at its first line."""
+    for entry in listed_plugins(args):
+        if entry in SHIPPED:
+            continue
+        if not is_plugin_file(entry):
+            raise ConfigError(unknown_plugin_message(entry), file=source, key=PLUGINS_KEY)
+        if not plugin_file(entry, base).is_file():
+            raise ConfigError(
+                f"plugin file {plugin_file(entry, base)} does not exist",
+                file=source,
+                key=PLUGINS_KEY,
+            )

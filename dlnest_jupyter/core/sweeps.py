@@ -184,6 +184,17 @@ def planned(
     )
 
 
+FAILURES_BEFORE_GIVING_UP = 3
+
+
+def hopeless(states: Iterable[TrialState]) -> bool:
+    """The first trials all failed (a typo in the project, a crash at import): each further
+    trial would only fail the same way, so the sweep stops queueing them."""
+    states = list(states)
+    succeeded = any(state in (TrialState.SUCCEEDED, TrialState.PRUNED) for state in states)
+    return not succeeded and states.count(TrialState.FAILED) >= FAILURES_BEFORE_GIVING_UP
+
+
 def trials_to_ask(plan: SweepPlan, asked: int, active: int, waiting: int) -> int:
     """How many trials to queue now: `asked` so far, `active` of them queued or running,
     `waiting` of those queued. Without `parallel`, one waits in the queue at a time: the

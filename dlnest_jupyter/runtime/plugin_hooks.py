@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, UserCodeError
-from ..core.plugin_configs import PLUGIN_CLASS, PLUGINS_KEY, is_plugin_file, unknown_plugin_message
+from ..core.plugin_configs import (
+    PLUGIN_CLASS,
+    PLUGINS_KEY,
+    is_plugin_file,
+    listed_plugins,
+    plugin_file,
+    unknown_plugin_message,
+)
 from .dlnest_names import PLUGIN_MODULES
 from .lifecycle import LifeCycleBase
 from .user_code import import_file
@@ -134,11 +141,7 @@ class Plugins:
 def load_plugins(args: Mapping[str, Any]) -> Plugins:
     """`args["plugins"]`: shipped plugins by name, others as paths to a `.py` file defining
     `DLNestPlugin` (absolute, or relative to the save package)."""
-    listed = args.get(PLUGINS_KEY) or []
-    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
-        raise ConfigError("'plugins' must be a list of plugin names or .py paths", key=PLUGINS_KEY)
-    # Listed twice is meant once: DLNest ran such a plugin twice (two mails at every end).
-    return Plugins([Plugin(name, _plugin_class(name, args)) for name in dict.fromkeys(listed)])
+    return Plugins([Plugin(name, _plugin_class(name, args)) for name in listed_plugins(args)])
 
 
 def _plugin_class(name: str, args: Mapping[str, Any]) -> type:
@@ -146,9 +149,7 @@ def _plugin_class(name: str, args: Mapping[str, Any]) -> type:
         return importlib.import_module(PLUGIN_MODULES[name]).DLNestPlugin  # type: ignore[no-any-return]
     if not is_plugin_file(name):
         raise ConfigError(unknown_plugin_message(name), key=PLUGINS_KEY)
-    path = Path(name).expanduser()
-    if not path.is_absolute():
-        path = Path(str(args.get("root_file_path") or ".")) / path
+    path = plugin_file(name, Path(str(args.get("root_file_path") or ".")))
     if not path.is_file():
         raise ConfigError(f"plugin file {path} does not exist", key=PLUGINS_KEY)
     plugin = getattr(import_file(path), PLUGIN_CLASS, None)

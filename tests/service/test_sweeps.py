@@ -21,7 +21,7 @@ from dlnest_jupyter.core.tasks import TaskState
 from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
-from ..projects import scored_project
+from ..projects import failing_dataset, scored_project, write_project
 from ..waiting import wait_until
 from .conftest import wait_for
 
@@ -317,3 +317,47 @@ def test_a_sweep_whose_scheduler_was_killed_is_carried_on_by_the_next_with_no_tr
         if op["op_code"] == 6 and op["state"] != 0  # SET_TRIAL_STATE_VALUES, not to RUNNING
     )
     assert sorted(told.values()) == [1] * 6  # each trial told once
+
+
+def test_a_trial_asked_for_but_never_queued_is_queued_by_the_next_driver(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    """The scheduling server died between asking Optuna and queueing the task: the trial is in
+    the journal, running, with no task. The next pass queues it, with its values, once."""
+    from dlnest_jupyter.core.sweep_space import space_from_json
+    from dlnest_jupyter.core.sweeps import planned
+    from dlnest_jupyter.service.sweeps.driver import journal_path, study_name
+    from dlnest_jupyter.service.sweeps.engines import OptunaEngine
+
+    config = scored_project(tmp_path / "p", epochs=1)
+    space = space_from_json(None, {"quality": {"distribution": "uniform", "low": 0, "high": 1}})
+    plan = planned(str(config), space, trials=2, parallel=1, metric="score", cpu=True)
+    sweep = service.store.sweeps.create(plan)  # stored, no pass yet
+    dead = OptunaEngine(plan, journal_path(service.store.path, sweep), study_name(sweep))
+    number, params = dead.ask(0)
+
+    wait_for(service, lambda: _ended(service, sweep.id))
+
+    done = service.sweeps.get(sweep.id)
+    assert done["state"] == "finished"
+    assert [t["number"] for t in done["trials"]] == [0, 1]
+    assert done["trials"][number]["params"] == params  # the values the dead driver was given
+    assert "trial 0 was asked for, never queued" in service.log.read(0)[1]
+
+
+def test_a_sweep_whose_first_trials_all_fail_stops_queueing_more(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = write_project(tmp_path / "p", epochs=1, dataset=failing_dataset("RuntimeError('no data here')"))
+    sweep, _ = service.sweeps.submit(
+        str(config), grid={"batch_size": [1, 2, 3, 4, 5, 6]}, parallel=1, cpu=True
+    )
+    wait_for(service, lambda: _ended(service, sweep["id"]))
+
+    done = service.sweeps.get(sweep["id"])
+    assert done["state"] == "failed"
+    assert [t["state"] for t in done["trials"]] == ["failed"] * 3
+    assert done["note"].startswith(
+        f"its first 3 trials failed; task {done['trials'][0]['task_id']}: "
+    )
+    assert "no data here" in done["note"]

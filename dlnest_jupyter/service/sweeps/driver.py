@@ -29,9 +29,11 @@ from ...core.errors import DLNestError, SweepStateError, TaskStateError
 from ...core.package import SavePackage
 from ...core.sweep_book import SweepRow, TrialRef, TrialRow
 from ...core.sweeps import (
+    FAILURES_BEFORE_GIVING_UP,
     SweepPlan,
     SweepState,
     TrialState,
+    hopeless,
     metric_value,
     objective_of,
     params_text,
@@ -76,6 +78,7 @@ class SweepDriver:
         self.book = intake.store.sweeps
         self._engines: dict[int, Engine] = {}
         self._followed: dict[int, _Followed] = {}  # task id -> what was read of its metrics
+        self._troubles: dict[int, str] = {}  # sweep id -> the last unexpected error, logged once
 
     def drive(self) -> int:
         """One pass over the sweeps; returns how many trials it queued."""
@@ -85,8 +88,13 @@ class SweepDriver:
                 queued += self._drive(sweep)
             except DLNestError as error:  # the sweep cannot go on (Optuna missing, a bad config)
                 self._fail(sweep, str(error))
-            except Exception:  # one sweep's trouble must not stop the pass for the others
-                log.exception("sweep %s: could not drive it", sweep.id)
+            except Exception as error:  # one sweep's trouble must not stop the pass for the others
+                said = f"{type(error).__name__}: {error}"
+                if self._troubles.get(sweep.id) != said:  # once, not every pass
+                    log.exception("sweep %s: could not drive it", sweep.id)
+                    self._troubles[sweep.id] = said
+            else:
+                self._troubles.pop(sweep.id, None)
         return queued
 
     def forget(self) -> None:
@@ -104,6 +112,11 @@ class SweepDriver:
         if queued:
             trials = self.book.trials(sweep.id)
         sweep = self.book.get(sweep.id)
+        if sweep.state is SweepState.RUNNING and hopeless(t.view().state for t in trials):
+            first = next(t for t in trials if t.task_state is TaskState.FAILED)
+            why = f"its first {FAILURES_BEFORE_GIVING_UP} trials failed; task {first.task_id}: "
+            self._fail(sweep, why + (first.error or "no error said"))
+            sweep = self.book.get(sweep.id)
         if sweep.state is SweepState.RUNNING:
             queued += self._queue_next(sweep, engine, self.book.trials(sweep.id))
         else:
