@@ -28,6 +28,7 @@ from .package import (
     SavePackage,
 )
 from .package_state import PackageState
+from .plugin_configs import PLUGINS_KEY
 from .project import OTHER_FILES_KEY, ROLES, ProjectLayout, project_layout
 
 _COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
@@ -208,6 +209,9 @@ def _package_args(
         rewritten[ref.file_key] = _relative(ref.package_path)
     if OTHER_FILES_KEY in rewritten:
         rewritten[OTHER_FILES_KEY] = [_relative(inside) for _, inside in layout.other_files]
+    if layout.plugin_files:  # the package's copies, relative to it, where the run loads them
+        copied = {entry: _relative(inside) for entry, _, inside in layout.plugin_files}
+        rewritten[PLUGINS_KEY] = [copied.get(entry, entry) for entry in rewritten[PLUGINS_KEY]]
     seed = options.seed if options.seed is not None else args.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         seed = secrets.randbelow(2**31)

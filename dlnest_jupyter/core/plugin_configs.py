@@ -270,26 +270,3 @@ def listed_plugins(args: Mapping[str, Any]) -> list[str]:
     if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
         raise ConfigError("'plugins' must be a list of plugin names or .py paths", key=PLUGINS_KEY)
     return list(dict.fromkeys(listed))
-
-
-def plugin_file(entry: str, base: Path) -> Path:
-    """Where a listed plugin file is: as given if absolute, else under `base`."""
-    path = Path(entry).expanduser()
-    return path if path.is_absolute() else base / path
-
-
-def check_listed_plugins(args: Mapping[str, Any], base: Path, source: Path | None) -> None:
-    """Refuse, before a run is queued, a `plugins` entry that is neither a shipped plugin nor
-    an existing `.py` file (relative ones under `base`, the project's root): otherwise every
-    trial of a sweep would be queued, made and started only to fail at its first line."""
-    for entry in listed_plugins(args):
-        if entry in SHIPPED:
-            continue
-        if not is_plugin_file(entry):
-            raise ConfigError(unknown_plugin_message(entry), file=source, key=PLUGINS_KEY)
-        if not plugin_file(entry, base).is_file():
-            raise ConfigError(
-                f"plugin file {plugin_file(entry, base)} does not exist",
-                file=source,
-                key=PLUGINS_KEY,
-            )

@@ -18,6 +18,13 @@ from stat import S_ISREG
 from typing import Any
 
 from .errors import ConfigError, UserCodeError
+from .plugin_configs import (
+    PLUGINS_KEY,
+    SHIPPED,
+    is_plugin_file,
+    listed_plugins,
+    unknown_plugin_message,
+)
 
 
 @dataclass(frozen=True)
@@ -60,12 +67,17 @@ class ProjectLayout:
     root_dir: Path
     classes: tuple[UserClassRef, ...]
     other_files: tuple[tuple[Path, PurePosixPath], ...]  # (absolute source, package path)
+    # Plugin files named in `plugins` (not the shipped plugins): copied like the code, so a
+    # package, and a continue of it, runs the plugin as it was (entry, source, package path).
+    plugin_files: tuple[tuple[str, Path, PurePosixPath], ...] = ()
 
     def by_role(self, role: str) -> UserClassRef:
         return next(ref for ref in self.classes if ref.role == role)
 
     def copies(self) -> list[tuple[Path, PurePosixPath]]:
-        return [(ref.source, ref.package_path) for ref in self.classes] + list(self.other_files)
+        classes = [(ref.source, ref.package_path) for ref in self.classes]
+        plugins = [(source, inside) for _, source, inside in self.plugin_files]
+        return classes + list(self.other_files) + plugins
 
 
 SourceOf = Callable[[str], "Path | None"]
@@ -79,7 +91,8 @@ def project_layout(
     root_dir = Path(os.path.realpath(root_dir))  # once: a sweep lays out the same project often
     classes = tuple(_class_ref(args, role, root_dir, blame) for role in ROLES)
     other_files = tuple(_other_files(args, root_dir, blame))
-    layout = ProjectLayout(root_dir=root_dir, classes=classes, other_files=other_files)
+    plugin_files = tuple(_plugin_files(args, root_dir, blame))
+    layout = ProjectLayout(root_dir, classes, other_files, plugin_files)
     _check_no_collisions(layout, blame)
     return layout
 
@@ -175,6 +188,31 @@ def _other_files(
                 key=OTHER_FILES_KEY,
             )
         files.append((source, inside))
+    return files
+
+
+def _plugin_files(
+    args: Mapping[str, Any], root_dir: Path, blame: SourceOf
+) -> list[tuple[str, Path, PurePosixPath]]:
+    """The plugin files `plugins` names. A name that is neither a shipped plugin nor an
+    existing `.py` file is refused here, before a run is queued: otherwise every trial of a
+    sweep would be made and started only to fail at its first line."""
+    files = []
+    for entry in listed_plugins(args):
+        if entry in SHIPPED:
+            continue
+        if not is_plugin_file(entry):
+            raise ConfigError(
+                unknown_plugin_message(entry), file=blame(PLUGINS_KEY), key=PLUGINS_KEY
+            )
+        source, inside = package_relative(os.path.expanduser(entry), root_dir)
+        if not source.is_file():
+            raise ConfigError(
+                f"{PLUGINS_KEY} names {source}, which does not exist",
+                file=blame(PLUGINS_KEY),
+                key=PLUGINS_KEY,
+            )
+        files.append((entry, source, inside))
     return files
 
 

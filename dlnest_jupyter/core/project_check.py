@@ -20,7 +20,6 @@ from pathlib import Path
 
 from .config import LoadedConfig, load_config, merge
 from .package_creation import project_root
-from .plugin_configs import PLUGINS_KEY, check_listed_plugins
 from .project import OTHER_FILES_KEY, ProjectLayout, project_layout
 
 _Fingerprint = tuple[tuple[str, int, int, int, int], ...]
@@ -56,7 +55,6 @@ class ProjectChecks:
         settled_ns = time.time_ns() - SETTLE_NS
         loaded = load_config(config_path, freq_path)
         layout = project_layout(loaded.args, project_root(loaded), loaded.source_of)
-        check_listed_plugins(loaded.args, layout.root_dir, loaded.source_of(PLUGINS_KEY))
         fingerprint = _fingerprint([*map(str, loaded.files), *_code_paths_as_named(loaded, layout)])
         if any(mtime_ns > settled_ns for *_, mtime_ns in fingerprint):
             # Possibly written while we read it: the stamp may be newer than what we read, and

@@ -27,7 +27,6 @@ from ..core.plugin_configs import (
     PLUGINS_KEY,
     is_plugin_file,
     listed_plugins,
-    plugin_file,
     unknown_plugin_message,
 )
 from .dlnest_names import PLUGIN_MODULES
@@ -149,7 +148,9 @@ def _plugin_class(name: str, args: Mapping[str, Any]) -> type:
         return importlib.import_module(PLUGIN_MODULES[name]).DLNestPlugin  # type: ignore[no-any-return]
     if not is_plugin_file(name):
         raise ConfigError(unknown_plugin_message(name), key=PLUGINS_KEY)
-    path = plugin_file(name, Path(str(args.get("root_file_path") or ".")))
+    path = Path(name).expanduser()
+    if not path.is_absolute():  # the package's own copy (core/package_creation.py)
+        path = Path(str(args.get("root_file_path") or ".")) / path
     if not path.is_file():
         raise ConfigError(f"plugin file {path} does not exist", key=PLUGINS_KEY)
     plugin = getattr(import_file(path), PLUGIN_CLASS, None)

@@ -348,7 +348,9 @@ def test_a_trial_asked_for_but_never_queued_is_queued_by_the_next_driver(
 def test_a_sweep_whose_first_trials_all_fail_stops_queueing_more(
     service: DLNestService, tmp_path: Path
 ) -> None:
-    config = write_project(tmp_path / "p", epochs=1, dataset=failing_dataset("RuntimeError('no data here')"))
+    config = write_project(
+        tmp_path / "p", epochs=1, dataset=failing_dataset("RuntimeError('no data here')")
+    )
     sweep, _ = service.sweeps.submit(
         str(config), grid={"batch_size": [1, 2, 3, 4, 5, 6]}, parallel=1, cpu=True
     )
