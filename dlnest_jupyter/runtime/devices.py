@@ -50,9 +50,12 @@ def plan_devices(
         indices = {card: card for card in gpu_ids}
     own = (gpu_ids[rank],) if ddp else gpu_ids
     if not torch.cuda.is_available():
-        warning = (
-            f"dlnest: warning: placed on GPU {', '.join(map(str, gpu_ids))} but CUDA is not "
-            "available in this process; running on the CPU"
+        cards = ", ".join(map(str, gpu_ids))
+        warning = (  # pretend cards are meant to be so: that is a note, not a warning
+            f"dlnest: on pretend GPU {cards} (DLNEST_FAKE_GPUS): training on the CPU"
+            if pretend
+            else f"dlnest: warning: placed on GPU {cards} but CUDA is not available in this "
+            "process; running on the CPU"
         )
         unreachable: dict[int, int | None] = dict.fromkeys(own)
         return DevicePlan(cpu_env, torch.device("cpu"), (), warning, unreachable)

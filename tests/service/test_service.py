@@ -53,7 +53,9 @@ def test_a_training_task_on_a_fake_gpu_runs_to_succeeded(
     package = SavePackage.open(done.package_path)  # type: ignore[arg-type]
     assert package.state().head == 1
     # Fake GPU 0: with no CUDA the task says so and runs on the CPU; with CUDA it runs there.
-    warned = "placed on GPU 0 but CUDA is not available" in package.output_path().read_text()
+    warned = "on pretend GPU 0 (DLNEST_FAKE_GPUS): training on the CPU" in (
+        package.output_path().read_text()
+    )
     assert warned is not torch.cuda.is_available()
     assert service.queries.devices()[0]["memory_reserved_mb"] == 0
 
