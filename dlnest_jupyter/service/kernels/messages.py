@@ -61,8 +61,8 @@ def route_message(
     elif kind in ("display_data", "update_display_data"):
         book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
     elif kind == "execute_result":
-        book.set_result(experiment, content["data"].get("text/plain"))
-        book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
+        bundle = {"data": content["data"], "metadata": content["metadata"]}
+        book.set_result(experiment, content["data"].get("text/plain"), bundle)
     elif kind == "error":
         book.finish(experiment, error_state(content), plain("\n".join(content["traceback"])))
     elif kind == "execute_reply" and content.get("status") != "ok":
