@@ -10,8 +10,10 @@
   (no server, no sockets between client and dispatcher), against its own kernel's bare round trip;
 - reload: a one-shot `dlnest analyze -r PKG -s trivial.py -CPU`, which starts Python, imports
   torch and loads the package every time (DLNest's only way without a loaded analyzer).
-Goal: over REST at most 3 times the bare round trip and at most 5 ms median; in process at most
-2 times its bare round trip.
+Goal (issue 25): over REST at most 1.15 times the bare round trip; in process no slower than over
+REST, compared as ratios (in-process ratio <= REST ratio): the two run minutes apart, and this VM's
+speed drifts too much for their milliseconds to compare, while each ratio has its own baseline
+measured alongside. (The old absolute 5 ms sat under this machine's bare round trip.)
 
     .venv/bin/python benchmarks/runexp_latency.py [--runs N] [--reloads N]
 """
@@ -179,9 +181,9 @@ def main() -> None:
                 "in_process_baseline_ms": round(local_bare_s * 1e3, 2),
                 "in_process_ratio": round(local_ratio, 2),
                 "reload_ms": round(reload_s * 1e3, 1),
-                "goal": "over REST <= 3x a bare kernel round trip and <= 5 ms median;"
-                " in process <= 2x",
-                "met": ratio <= 3 and rest_s <= 0.005 and local_ratio <= 2,
+                "goal": "over REST <= 1.15x a bare kernel round trip;"
+                " in process no slower than over REST (its ratio <= REST's)",
+                "met": ratio <= 1.15 and local_ratio <= ratio,
             }
         )
     )
