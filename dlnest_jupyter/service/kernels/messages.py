@@ -44,6 +44,8 @@ async def _listen_to(book: ExperimentBook, analyzer: Listened, channel: str) -> 
             _, frames = client.session.feed_identities(await socket.recv_multipart())
             message = client.session.deserialize(frames)
         except Exception:  # a closed channel when shutting down; a message failing its signature
+            if socket.closed:  # nothing more will come; without a wait, this would spin the loop
+                return
             continue
         if message.get("msg_type") == "status":
             analyzer.execution_state = message["content"].get("execution_state", "idle")
