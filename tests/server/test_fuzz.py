@@ -42,6 +42,16 @@ TEMPLATES: tuple[dict[str, Any], ...] = (
     {"code": "print(1)"},
     {"devices": [0, -1], "max_tasks_per_device": 2, "launch_delay_s": 0, "starvation_s": 60},
     {"path": "fresh", "template": "clean"},
+    {"config_path": "proj/root_config.json", "grid": {"batch_size": [8, 16]}, "cpu": True},
+    {
+        "config_path": "proj/root_config.json",
+        "search": {"batch_size": {"choices": [8]}},
+        "trials": 2,
+        "metric": "loss",
+        "prune": "median",
+        "cpu": True,
+    },
+    {"path": "proj", "plugins": ["LogInit"], "full": True},
 )
 FIELDS = sorted({name for template in TEMPLATES for name in template} | {"colour", "memory_mb"})
 RAW_BODIES = (
@@ -55,9 +65,9 @@ def requests(rng: random.Random, count: int) -> Iterator[tuple[str, str, bytes |
     for _ in range(count):
         route = rng.choice(ROUTES)
         method = route.method if rng.random() < 0.8 else rng.choice(METHODS)
-        target = route.pattern.replace("{task}", rng.choice(IDS)).replace(
-            "{experiment}", rng.choice(IDS)
-        )
+        target = route.pattern
+        for part in ("{task}", "{experiment}", "{sweep}"):
+            target = target.replace(part, rng.choice(IDS))
         if rng.random() < 0.5:
             names = rng.sample(("offset", "display_offset", "wait_s", "x"), rng.randint(1, 3))
             target += "?" + "&".join(f"{n}={rng.choice(QUERY_VALUES)}" for n in names)
