@@ -11,10 +11,9 @@ goes on.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
-from ...core.plugin_configs import SHIPPED
-from .base import DLNestPluginBase as DPB
+from .base import ShippedPlugin
 
 NAME = "AutoTensorboardScalar"
 MISSING = (
@@ -24,10 +23,8 @@ MISSING = (
 _WRITER = "_dlnest_tensorboard_writer"
 
 
-class DLNestPlugin(DPB):
+class DLNestPlugin(ShippedPlugin):
     _NAME = NAME
-    _config: ClassVar[dict[str, Any]] = dict(SHIPPED[NAME].full)
-    _defaultKeys: ClassVar[list[str]] = list(SHIPPED[NAME].default_keys)
 
     def runnerInit(
         self: Any, args: dict[str, Any], datasetInfo: dict[str, Any] | None = None

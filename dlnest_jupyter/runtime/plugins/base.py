@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ...core.plugin_configs import SHIPPED
+
 
 class DLNestPluginBase:
     _NAME: ClassVar[str] = "DLNestPluginBase"
@@ -35,3 +37,22 @@ class DLNestPluginBase:
         if not isinstance(config, dict) or not isinstance(config.get(pluginName), dict):
             return default
         return config[pluginName].get(name, default)
+
+
+class ShippedPlugin(DLNestPluginBase):
+    """Base of the four plugins we ship: their `_config` and `_defaultKeys` come from the one
+    table of shipped configs (core/plugin_configs.py), which `addP` writes from too, and
+    `setting` reads a host's config value with that table's default."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        defaults = SHIPPED[cls._NAME]
+        cls._config = defaults.config(full=True)
+        cls._defaultKeys = list(defaults.default_keys)
+
+    @classmethod
+    def setting(cls, host: Any, key: str, default: Any = None) -> Any:
+        """`plugins_config[<this plugin>][key]` of `host`, else the shipped default (else
+        `default`, for a key the table does not hold)."""
+        fallback = SHIPPED[cls._NAME].value(key) if key in cls._config else default
+        return cls.getArgs(host, cls._NAME, key, fallback)

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any
 
-from ...core.plugin_configs import SHIPPED
-from .base import DLNestPluginBase as DPB
+from .base import ShippedPlugin
 
 NAME = "LogInit"
 
 
-class DLNestPlugin(DPB):
+class DLNestPlugin(ShippedPlugin):
     _NAME = NAME
-    _config: ClassVar[dict[str, Any]] = dict(SHIPPED[NAME].full)
-    _defaultKeys: ClassVar[list[str]] = list(SHIPPED[NAME].default_keys)
 
     def BAll(self: Any) -> None:
         root = logging.getLogger()
         for handler in list(root.handlers):
             root.removeHandler(handler)
         logging.basicConfig(
-            level=DPB.getArgs(self, NAME, "level", DLNestPlugin._config["level"]),
-            format=DPB.getArgs(self, NAME, "format", DLNestPlugin._config["format"]),
-            datefmt=DPB.getArgs(self, NAME, "datefmt", DLNestPlugin._config["datefmt"]),
+            level=DLNestPlugin.setting(self, "level"),
+            format=DLNestPlugin.setting(self, "format"),
+            datefmt=DLNestPlugin.setting(self, "datefmt"),
         )

@@ -7,17 +7,14 @@ from __future__ import annotations
 import traceback
 from typing import Any, ClassVar
 
-from ...core.plugin_configs import SHIPPED
-from .base import DLNestPluginBase as DPB
+from .base import ShippedPlugin
 from .mail import MailSettings, send
 
 NAME = "MailsNote"
 
 
-class DLNestPlugin(DPB):
+class DLNestPlugin(ShippedPlugin):
     _NAME = NAME
-    _config: ClassVar[dict[str, Any]] = dict(SHIPPED[NAME].full)
-    _defaultKeys: ClassVar[list[str]] = list(SHIPPED[NAME].default_keys)
     _result_values: ClassVar[dict[str, Any]] = {}
 
     def trainAborting(self: Any, exception: BaseException) -> None:
@@ -65,14 +62,13 @@ class DLNestPlugin(DPB):
 def _enabled(host: Any, event: str) -> bool:
     if host._status.rank not in (-1, 0):  # one mail per run, from its first rank
         return False
-    return event in DPB.getArgs(host, NAME, "enable_list", DLNestPlugin._config["enable_list"])
+    return event in DLNestPlugin.setting(host, "enable_list")
 
 
 def _mail(host: Any, subject: str, text: str) -> None:
-    def get(key: str, default: Any) -> Any:
-        return DPB.getArgs(host, NAME, key, DLNestPlugin._config.get(key, default))
-
-    settings = MailSettings.from_config(get)
+    settings = MailSettings.from_config(
+        lambda key, default: DLNestPlugin.setting(host, key, default)
+    )
     failed = send(settings, subject, text)
     if failed is None:
         print(f"dlnest: MailsNote sent {subject!r} to {settings.to}", flush=True)

@@ -7,27 +7,24 @@ INFO, and the line was lost. A key whose format does not fit its value is shown 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from ...core.plugin_configs import SHIPPED
-from .base import DLNestPluginBase as DPB
+from .base import ShippedPlugin
 
 NAME = "SimpleCMDVisualize"
 _PLAIN = "\t| {}: {}"
 
 
-class DLNestPlugin(DPB):
+class DLNestPlugin(ShippedPlugin):
     _NAME = NAME
-    _config: ClassVar[dict[str, Any]] = dict(SHIPPED[NAME].full)
-    _defaultKeys: ClassVar[list[str]] = list(SHIPPED[NAME].default_keys)
 
     def runnerInit(
         self: Any, args: dict[str, Any], datasetInfo: dict[str, Any] | None = None
     ) -> None:
-        self._visualStride = max(1, int(DPB.getArgs(self, NAME, "stride", 1)))
-        self._visualKeys = list(DPB.getArgs(self, NAME, "keys", []))
+        self._visualStride = max(1, int(DLNestPlugin.setting(self, "stride")))
+        self._visualKeys = list(DLNestPlugin.setting(self, "keys"))
         self._visualFormat = {key: _PLAIN for key in self._visualKeys}
-        self._visualFormat.update(DPB.getArgs(self, NAME, "format", {}))
+        self._visualFormat.update(DLNestPlugin.setting(self, "format"))
 
     def visualize(self: Any, epoch: int, iter: int, log: dict[str, Any]) -> None:
         if iter % self._visualStride != 0:
