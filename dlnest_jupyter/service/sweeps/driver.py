@@ -109,19 +109,19 @@ class SweepDriver:
         for trial in trials:
             if not trial.told:
                 self._follow(sweep, engine, trial)
-        if queued:
-            trials = self.book.trials(sweep.id)
-        sweep = self.book.get(sweep.id)
+        # Once more, after following: what it told, pruned and queued (and the sweep's state,
+        # which following may have ended).
+        trials, sweep = self.book.trials(sweep.id), self.book.get(sweep.id)
         if sweep.state is SweepState.RUNNING and hopeless(t.view().state for t in trials):
             first = next(t for t in trials if t.task_state is TaskState.FAILED)
             why = f"its first {FAILURES_BEFORE_GIVING_UP} trials failed; task {first.task_id}: "
             self._fail(sweep, why + (first.error or "no error said"))
             sweep = self.book.get(sweep.id)
         if sweep.state is SweepState.RUNNING:
-            queued += self._queue_next(sweep, engine, self.book.trials(sweep.id))
+            queued += self._queue_next(sweep, engine, trials)
         else:
             self._stop_stragglers(sweep, trials)
-        if all(t.told for t in self.book.trials(sweep.id)):
+        if not queued and all(t.told for t in trials):  # a trial just queued is not told
             self._engines.pop(sweep.id, None)
         return queued
 
