@@ -109,8 +109,9 @@ WARM_UP_FRACTION = 0.05  # a run's first epoch, as a share of its run time
 
 def simulate_learning(runs: list[Run], gpus: int, mode: str) -> tuple[float, bool]:
     """Replay `runs` (all queued at 0, none sized) under `mode`: "learning" (what the scheduler
-    does now), "before" (90% of a card to the end) or "dlnest"; returns (makespan, whether a
-    task was ever placed where its true peak did not fit)."""
+    does now), "before" (90% of a card to the end), "dlnest", or "oracle" (our placement told
+    every run's true peak and duration before it starts: what learning could at best reach);
+    returns (makespan, whether a task was ever placed where its true peak did not fit)."""
     settings = Settings()
     snapshot = FakeSource((LEARNING_CARD_MB,) * gpus).snapshot()
     by_id = {run.task_id: run for run in runs}
@@ -133,6 +134,8 @@ def simulate_learning(runs: list[Run], gpus: int, mode: str) -> tuple[float, boo
                     ),
                     expected_end=started + run.duration_s,  # its pace tells, once warm
                 )
+            elif mode == "oracle":
+                reservation = replace(reservation, expected_end=started + run.duration_s)
             elif mode == "learning" and run.job in learned and learned[run.job][1]:
                 history = learned[run.job][1]
                 reservation = replace(
@@ -178,6 +181,13 @@ def simulate_learning(runs: list[Run], gpus: int, mode: str) -> tuple[float, boo
 def _demand(
     run: Run, learned: dict[int, tuple[int, list[float]]], mode: str, settings: Settings
 ) -> Demand:
+    if mode == "oracle":  # every run's peak and duration known before it starts
+        return Demand(
+            run.task_id,
+            memory_mb=with_margin(run.peak_mb, settings),
+            queued_at=0.0,
+            expected_s=run.duration_s,
+        )
     if mode != "learning" or run.job not in learned:
         return Demand(run.task_id, queued_at=0.0)  # no -m: 90% of a card
     peak, durations = learned[run.job]
@@ -200,10 +210,12 @@ def learning_rows(tasks: int, gpus: int, seeds: int) -> dict[str, object]:
         learning, over = simulate_learning(runs, gpus, "learning")
         before, _ = simulate_learning(runs, gpus, "before")
         dlnest_s, _ = simulate_learning(runs, gpus, "dlnest")
-        rows.append((bound, learning, before, dlnest_s, over, margin_bound))
+        oracle_s, _ = simulate_learning(runs, gpus, "oracle")
+        rows.append((bound, learning, before, dlnest_s, over, margin_bound, oracle_s))
         print(
             f"learning trace {seed}: bound {bound / 3600:.2f} h, learned {learning / 3600:.2f} h, "
-            f"before {before / 3600:.2f} h, DLNest's policy {dlnest_s / 3600:.2f} h"
+            f"before {before / 3600:.2f} h, DLNest's policy {dlnest_s / 3600:.2f} h, "
+            f"every peak and duration known beforehand {oracle_s / 3600:.2f} h"
         )
     ratio = statistics.median(r[1] / r[2] for r in rows)
     to_bound = statistics.median(r[1] / r[0] for r in rows)
@@ -219,6 +231,11 @@ def learning_rows(tasks: int, gpus: int, seeds: int) -> dict[str, object]:
         "ratio_to_lower_bound": round(to_bound, 4),
         # The same bound with each run's peak plus the margin it must reserve (10% + 256 MiB).
         "ratio_to_bound_with_margin": round(statistics.median(r[1] / r[5] for r in rows), 4),
+        # Our placement told every run's true peak and duration before it starts: the part of
+        # the gap to the bound that is packing (whole tasks on cards), not learning.
+        "perfect_knowledge_ratio_to_lower_bound": round(
+            statistics.median(r[6] / r[0] for r in rows), 4
+        ),
         "before_ratio_to_lower_bound": round(statistics.median(r[2] / r[0] for r in rows), 4),
         "dlnest_ratio_to_lower_bound": round(statistics.median(r[3] / r[0] for r in rows), 4),
         "never_placed_over_a_true_peak": never_over,
