@@ -81,7 +81,7 @@ class SavePackage:
     def layout(self) -> ProjectLayout:
         # Code is always taken from this folder, whatever root_file_path says: a package that
         # was moved or copied elsewhere still runs its own code.
-        return project_layout(self.args(), self.path)
+        return project_layout(self.args(), self.path, check_names=False)
 
     def state(self) -> PackageState:
         return PackageState.from_json(self._read_json(PACKAGE_FILE), self.ids_on_disk())
@@ -211,10 +211,14 @@ class SavePackage:
         return self._read_json(TASK_FILE) if (self.path / TASK_FILE).exists() else {}
 
     def record_launch(self, launch: Mapping[str, Any]) -> int:
-        """Append a launch record to `_task.json`; returns its index."""
+        """Append a launch record to `_task.json`; returns its index.
+
+        Not fsynced (still never torn): it sits between a launch and its first step, and what
+        would lose it, a power cut, ends the run too; processes on this machine read it from
+        the page cache all the same. How the run ended (`update_launch`) is fsynced."""
         record = self.task_record()
         launches = [*record.get("launches", []), dict(launch)]
-        atomic_io.write_json(self.path / TASK_FILE, {**record, "launches": launches})
+        atomic_io.write_json(self.path / TASK_FILE, {**record, "launches": launches}, durable=False)
         return len(launches) - 1
 
     def update_launch(self, index: int, **fields: Any) -> None:

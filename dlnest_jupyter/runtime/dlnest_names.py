@@ -93,6 +93,10 @@ def install() -> None:
     """Make `DLNest.*` resolve to ours in this process (idempotent)."""
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
+    # A submodule is never imported without its package: no ROOT, nothing stale (a training
+    # process holds over a thousand modules; scanning them all on every launch costs).
+    if ROOT not in sys.modules:
+        return
     stale = [name for name in sys.modules if name == ROOT or name.startswith(ROOT + ".")]
     for name in stale:  # a real DLNest imported earlier in this process: ours answers now
         if getattr(sys.modules[name], "__loader__", None) is not _FINDER:

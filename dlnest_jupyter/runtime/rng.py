@@ -15,7 +15,11 @@ except ImportError:  # numpy is optional for torch; seed it only when present
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    torch.manual_seed(seed)
+    # torch.manual_seed, less its queueing of a lazy CUDA seeding (which captures a stack
+    # trace, milliseconds in a task just forked) where this torch has no CUDA to seed.
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
     if np is not None:
         np.random.seed(seed % 2**32)
 

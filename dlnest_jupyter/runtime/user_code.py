@@ -48,12 +48,17 @@ def import_file(path: Path) -> ModuleType:
         raise UserCodeError("cannot be imported as a Python module", file=path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # No __pycache__ written into a save package (nor the helpers it imports): a package is a
+    # record of the code, and creating those files costs milliseconds at every launch.
+    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         spec.loader.exec_module(module)
     except BaseException as exc:
         del sys.modules[name]
         detail = "".join(traceback.format_exception_only(exc)).strip()
         raise UserCodeError(f"importing it failed: {detail}", file=path) from exc
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
     return module
 
 

@@ -5,6 +5,11 @@ optimizer step another ~1.8 s of lazy initialisation, in every task. The zygote 
 it imports torch and the runtime, runs one tiny warm-up step with one thread, and then forks
 per launch request (measured facts: ../shared/reference/fast-launch.md).
 
+Forking a process that holds torch costs about 8 ms here (its page tables are copied), so the
+zygote forks ahead: a spare child waits on a pipe of its own, a request goes down that pipe,
+and the next spare is forked once no request has come for `_SPARE_AFTER_S` (a burst of
+launches forks each at once rather than queue behind a spare's fork).
+
 Limits, on purpose:
 - the zygote never touches CUDA (a forked CUDA context is unusable); each child sets
   CUDA_VISIBLE_DEVICES before anything initialises CUDA;
@@ -26,6 +31,7 @@ import os
 import select
 import signal
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,22 +41,39 @@ from . import task_entry
 from .output import line_buffered_stream
 
 _REAP_INTERVAL_S = 0.2
+_SPARE_AFTER_S = 0.05
+
+
+@dataclass
+class _Spare:
+    """A forked child waiting for its request on `pipe_fd` (the zygote's writing end)."""
+
+    pid: int
+    pipe_fd: int
 
 
 def main() -> None:
     threads = torch.get_num_threads()
     _warm_up()
     _send({"ready": True})
+    spare: _Spare | None = None
     while True:
-        readable, _, _ = select.select([sys.stdin], [], [], _REAP_INTERVAL_S)
+        wait_s = _REAP_INTERVAL_S if spare is not None else _SPARE_AFTER_S
+        readable, _, _ = select.select([sys.stdin], [], [], wait_s)
         if readable:
             line = sys.stdin.readline()
             if not line:
                 break  # the service went away: stop taking requests; children live on
-            _send(_launch(json.loads(line), threads))
-        _reap()
-    while _reap(block=True):
-        pass
+            message = json.loads(line)
+            reply, spare = _hand_to(spare, message), None
+            _send(reply or _launch(message, threads))
+        elif spare is None:
+            spare = _fork_spare(threads)
+        if _reap(spare.pid if spare is not None else None):
+            spare = None  # it died waiting (killed by someone): the next one is forked anew
+    if spare is not None:
+        os.close(spare.pipe_fd)  # it reads end of file and leaves quietly
+    _wait_for_children()
 
 
 def _warm_up() -> None:
@@ -60,6 +83,38 @@ def _warm_up() -> None:
     loss = torch.nn.functional.mse_loss(model(torch.randn(4, 8)), torch.zeros(4, 1))
     loss.backward()  # type: ignore[no-untyped-call]
     optimizer.step()
+
+
+def _fork_spare(threads: int) -> _Spare:
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:  # the spare: wait for a request, then become its task
+        code = 0
+        try:
+            os.close(write_fd)
+            with os.fdopen(read_fd, "r", encoding="utf-8") as pipe:
+                line = pipe.readline()
+            if line:  # else the zygote is closing: leave without a task
+                code = 1
+                code = _become_task(json.loads(line), threads)
+        finally:
+            os._exit(code)
+    os.close(read_fd)
+    return _Spare(pid, write_fd)
+
+
+def _hand_to(spare: _Spare | None, message: dict[str, Any]) -> dict[str, Any] | None:
+    """Give `message` to the waiting spare: the launch's reply, or None if there is no spare
+    or it cannot take it (it has died)."""
+    if spare is None:
+        return None
+    try:
+        with os.fdopen(spare.pipe_fd, "w", encoding="utf-8") as pipe:
+            pipe.write(json.dumps(message) + "\n")
+    except OSError:  # BrokenPipeError: it died; it is reaped like any child
+        return None
+    return {"id": message.get("id"), "pid": spare.pid, "started": start_time(spare.pid)}
 
 
 def _launch(message: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -94,21 +149,34 @@ def _become_task(message: dict[str, Any], threads: int) -> int:
     return code
 
 
-def _reap(block: bool = False) -> bool:
-    """Report ended children; returns whether any child was reaped or remains (when blocking)."""
-    reaped = False
+def _reap(spare_pid: int | None) -> bool:
+    """Report ended children, but for the spare (it never was a task); whether it ended."""
+    spare_ended = False
     while True:
         try:
-            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return reaped
+            return spare_ended
         if pid == 0:
-            return reaped
-        code = os.waitstatus_to_exitcode(status)
-        _send({"exited": pid, "code": 128 - code if code < 0 else code})
-        reaped = True
-        if block:
-            return True
+            return spare_ended
+        if pid == spare_pid:
+            spare_ended = True
+        else:
+            _report_exit(pid, status)
+
+
+def _wait_for_children() -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+        _report_exit(pid, status)
+
+
+def _report_exit(pid: int, status: int) -> None:
+    code = os.waitstatus_to_exitcode(status)
+    _send({"exited": pid, "code": 128 - code if code < 0 else code})
 
 
 def _send(message: dict[str, Any]) -> None:

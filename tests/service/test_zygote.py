@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,14 +15,22 @@ from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
 
 from ..projects import failing_dataset, write_project
+from ..waiting import wait_until
 from .conftest import hanging_project, wait_for, wait_until_group_is_gone
 
 
 @pytest.fixture
-def zygote_service(tmp_path: Path) -> Iterator[DLNestService]:
+def zygote_executor() -> LocalExecutor:
     executor = LocalExecutor(zygote=True, stop_grace_s=5)
     assert executor.zygote is not None and executor.zygote.wait_ready(120)
-    service = DLNestService(TaskStore(tmp_path / "dlnest.sqlite"), FakeSource((16384,)), executor)
+    return executor
+
+
+@pytest.fixture
+def zygote_service(tmp_path: Path, zygote_executor: LocalExecutor) -> Iterator[DLNestService]:
+    service = DLNestService(
+        TaskStore(tmp_path / "dlnest.sqlite"), FakeSource((16384,)), zygote_executor
+    )
     yield service
     for task in service.store.list_tasks([TaskState.RUNNING]):
         service.delete(task.id)
@@ -70,3 +79,48 @@ def test_delete_reaches_every_process_of_a_forked_task(
     zygote_service.delete(task.id)
 
     wait_until_group_is_gone(pid)
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid]
+
+
+def _ppid(entry: Path) -> int | None:
+    try:
+        stat = (entry / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def test_a_spare_that_dies_waiting_is_replaced_and_tasks_still_start(
+    zygote_executor: LocalExecutor, zygote_service: DLNestService, tmp_path: Path
+) -> None:
+    assert zygote_executor.zygote is not None
+    zygote_pid = zygote_executor.zygote.pid
+    assert zygote_pid is not None
+    # The zygote forks a spare child once idle; killing it must not lose the next launch.
+    [spare] = wait_until(lambda: children_of(zygote_pid), what="the zygote's spare child")
+    os.kill(spare, signal.SIGKILL)
+
+    task = zygote_service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), cpu=True
+    )
+
+    wait_for(zygote_service, lambda: zygote_service.queries.task(task.id).state.terminal)
+    assert zygote_service.queries.task(task.id).state is TaskState.SUCCEEDED
+    assert task.pid != spare
+    # The spare's death was no task's: the zygote carries on and forks another.
+    assert wait_until(lambda: [p for p in children_of(zygote_pid) if p != spare])
+
+
+def test_a_closed_zygote_leaves_no_spare_behind(tmp_path: Path) -> None:
+    executor = LocalExecutor(zygote=True)
+    assert executor.zygote is not None and executor.zygote.wait_ready(120)
+    zygote_pid = executor.zygote.pid
+    assert zygote_pid is not None
+    wait_until(lambda: children_of(zygote_pid), what="the zygote's spare child")
+
+    executor.close()
+
+    wait_until(lambda: not Path(f"/proc/{zygote_pid}").exists(), what="the zygote's exit")

@@ -55,6 +55,12 @@ class ZygoteClient:
         process = self._process
         return process is not None and process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The zygote's process id, while it runs."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
     def wait_ready(self, timeout_s: float) -> bool:
         return self._ready.wait(timeout_s)
 
