@@ -10,6 +10,10 @@ a writer thread then makes it durable in this order:
 A kill at any instant therefore leaves the previous head loadable. One write is in flight at
 most: a second `save` waits for the first, which bounds memory to one staged copy. `close`
 waits for the last write and re-raises a failure of the writer thread.
+
+A staged copy of up to `REUSE_LIMIT_BYTES` is kept once written and copied into at the next
+save: memory fresh from the allocator costs a page fault per page on first touch, about ten
+times the copy itself here (92 MB: 115 ms against 10 ms), and that is time training waits.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ..core.package import SavePackage
 from ..core.package_state import PackageState, continue_from, record_save
 
 _IMMUTABLE = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
+# Held between saves, so bounded: a bigger state is staged afresh each time, as before.
+REUSE_LIMIT_BYTES = 2 * 2**30
 
 
 class CheckpointWriter:
@@ -40,6 +46,7 @@ class CheckpointWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._failed: tuple[Path, int | None] | None = None  # the write that failed, last head
+        self._reusable: Any = None  # the last staged copy, written: the next save copies into it
         package.checkpoints_dir.mkdir(exist_ok=True)
         _sweep_leftovers(package, self._state)
 
@@ -58,7 +65,8 @@ class CheckpointWriter:
         self.wait()
         new_id = self._state.next_id
         new_state, plan = record_save(self._state, self.limits, new_id, epoch, hold)
-        staged = stage_to_cpu({**payload, "checkpoint_id": new_id}) if plan.write else None
+        reuse, self._reusable = self._reusable, None
+        staged = stage_to_cpu({**payload, "checkpoint_id": new_id}, reuse) if plan.write else None
         doomed = [self.package.checkpoint_path(i, self._state) for i in plan.delete]
         target = self.package.checkpoint_path(new_id, self._state)
         self._failed = (target, self._state.head)  # what a failure of this write will name
@@ -94,7 +102,12 @@ class CheckpointWriter:
                 f"writing a checkpoint failed: {error}", path=self.package.path
             ) from error
 
-    close = wait
+    def close(self) -> None:
+        """Wait for the last write (re-raising its failure) and let the staged copy go."""
+        try:
+            self.wait()
+        finally:
+            self._reusable = None
 
     def _write_guarded(
         self, staged: Any, target: Path, state: PackageState, doomed: list[Path]
@@ -103,6 +116,9 @@ class CheckpointWriter:
             self._write(staged, target, state, doomed)
         except BaseException as exc:
             self._error = exc
+            return
+        if staged is not None and _tensor_bytes(staged) <= REUSE_LIMIT_BYTES:
+            self._reusable = staged  # read by the next save, after it joined this thread
 
     def _write(self, staged: Any, target: Path, state: PackageState, doomed: list[Path]) -> None:
         if staged is not None:
@@ -132,19 +148,49 @@ def load_checkpoint(
     return loaded
 
 
-def stage_to_cpu(value: Any) -> Any:
-    """A private copy of `value` with every tensor copied to CPU memory, safe to write later."""
+def stage_to_cpu(value: Any, reuse: Any = None) -> Any:
+    """A private copy of `value` with every tensor copied to CPU memory, safe to write later.
+
+    `reuse`: an earlier staged copy nobody reads any more; a tensor at the same place with the
+    same shape, dtype and strides is copied into instead of allocated anew.
+    """
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
+        source = value.detach()
+        if _fits(reuse, source):
+            return reuse.copy_(source)
+        return source.to("cpu", copy=True)
     if isinstance(value, Mapping):
-        return {k: stage_to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [stage_to_cpu(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(stage_to_cpu(v) for v in value)
+        old = reuse if isinstance(reuse, dict) else {}
+        return {k: stage_to_cpu(v, old.get(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        same = type(reuse) is type(value) and len(reuse) == len(value)
+        olds = reuse if same else (None,) * len(value)
+        staged = [stage_to_cpu(v, old) for v, old in zip(value, olds, strict=True)]
+        return staged if isinstance(value, list) else tuple(staged)
     if isinstance(value, _IMMUTABLE):
         return value
     return copy.deepcopy(value)
+
+
+def _fits(buffer: Any, source: torch.Tensor) -> bool:
+    return (
+        isinstance(buffer, torch.Tensor)
+        and buffer.layout == source.layout == torch.strided
+        and not source.is_quantized
+        and buffer.dtype == source.dtype
+        and buffer.shape == source.shape
+        and buffer.stride() == source.stride()
+    )
+
+
+def _tensor_bytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
 
 
 def _sweep_leftovers(package: SavePackage, state: PackageState) -> None:
