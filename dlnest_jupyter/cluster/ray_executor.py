@@ -44,6 +44,8 @@ class RayExecutor(Executor):
     """GPU tasks on their node through its agent, each holding a placement group for its cards;
     CPU tasks on this machine."""
 
+    answers_before_launch = True
+
     def __init__(self, cluster: RayCluster, local: LocalExecutor) -> None:
         self.cluster, self.local = cluster, local
         self._lost: dict[int, str] = {}  # task id -> why it ended with its node

@@ -2,8 +2,9 @@
 and a delete exclusive.
 
 A pass runs every `tick_interval_s`, at once when another service writes to the queue (a
-submission to another server, a delete of our analyzer: SQLite's data version moves), and at
-once when this service takes the queue's lease from a scheduler that died.
+submission to another server, a delete of our analyzer: SQLite's data version moves), at once
+when this service takes the queue's lease from a scheduler that died, and at once when woken
+(`wake`: a submission whose reply does not wait for its launch).
 """
 
 from __future__ import annotations
@@ -36,7 +37,16 @@ class SchedulingLoop:
         self.tick_interval_s = tick_interval_s
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._woken = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def wake(self) -> None:
+        """Make the thread run a pass now, rather than at its next poll or interval."""
+        self._woken.set()
 
     def tick(self, now: float | None = None) -> list[TaskRecord]:
         """Notice ended tasks, then start every queued task that fits (if this service holds
@@ -60,6 +70,7 @@ class SchedulingLoop:
     def stop(self) -> None:
         """Stop the thread and step down from the queue's lease."""
         self._stop.set()
+        self._woken.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -73,10 +84,14 @@ class SchedulingLoop:
                 version = self.store.data_version()
                 # A leader's death frees the lease: a follower tries for it on every poll.
                 took_over = not self.leadership.leading and self.leadership.lead()
-                if version != seen or time.monotonic() >= next_tick or took_over:
+                # Cleared only when seen set: a wake after this check is seen next time round.
+                woken = self._woken.is_set()
+                if woken:
+                    self._woken.clear()
+                if version != seen or time.monotonic() >= next_tick or took_over or woken:
                     seen, next_tick = version, time.monotonic() + self.tick_interval_s
                     self.tick()
             except Exception:  # the scheduler thread must outlive any one bad tick
                 log.exception("dlnest scheduler tick failed")
                 next_tick = time.monotonic() + self.tick_interval_s
-            self._stop.wait(POLL_INTERVAL_S)
+            self._woken.wait(POLL_INTERVAL_S)

@@ -74,7 +74,9 @@ class DLNestService:
         driver = SweepDriver(self.intake, self.stopper, self.log)
         scheduler = Scheduler(store, devices, self.runners, self.leadership, self.log, box, driver)
         self.loop = SchedulingLoop(scheduler, store, self.leadership, tick_interval_s)
-        self.sweeps = SweepVerbs(self.intake, self.stopper, self.loop.paused, self.tick, self.log)
+        self.sweeps = SweepVerbs(
+            self.intake, self.stopper, self.loop.paused, self._place_freed, self.log
+        )
 
     def attach_analyzers(self, host: AnalyzerHost) -> None:
         """Where analyze tasks get their kernels (the server's kernel manager, known at start)."""
@@ -86,9 +88,13 @@ class DLNestService:
 
         A whole pass, reaping included: a task submitted the moment the last one ended gets its
         card now, not a pass later. A service that does not schedule the queue leaves it to the
-        leader, which sees the write within a poll.
+        leader, which sees the write within a poll. Where launches take seconds (a cluster), the
+        reply says `queued` once the task is stored and the scheduler's thread launches it.
         """
         task = KINDS[kind].submit(self.intake, **fields)
+        if self._launches_after_reply:
+            self.loop.wake()
+            return self.runners.with_progress(self.store.get(task.id))
         started = self.tick()
         # As GET would show it now, live progress included (an analyzer's reply says it is
         # loading), even when the scheduler thread's own pass launched it first.
@@ -102,13 +108,26 @@ class DLNestService:
         with self.loop.paused():  # a pass of ours must not start or finish the task in between
             cancelled = self.stopper.stop(task_id)
         self.log.write(f"task {task_id} deleted")
-        self.tick()
+        self._place_freed()
         return cancelled
 
     def update_settings(self, changes: dict[str, Any]) -> Settings:
         settings = self.store.update_settings(changes)
-        self.tick()  # a raised cap or a newly enabled card may let tasks start now
+        self._place_freed()  # a raised cap or a newly enabled card may let tasks start now
         return settings
+
+    @property
+    def _launches_after_reply(self) -> bool:
+        """Whether a verb answers before the launches it makes possible (they take seconds
+        here, and the scheduler's thread is there to make them)."""
+        return self.runners.executor.answers_before_launch and self.loop.running
+
+    def _place_freed(self) -> None:
+        """Start what a verb made room for: now, or on the scheduler's thread at once."""
+        if self._launches_after_reply:
+            self.loop.wake()
+        else:
+            self.tick()
 
     def tick(self, now: float | None = None) -> list[TaskRecord]:
         """One scheduler pass now (`loop.SchedulingLoop.tick`); returns the tasks started."""

@@ -5,6 +5,7 @@ OSError, the cluster link's failures included, fails it."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from dlnest_jupyter.core.tasks import TaskKind, TaskRecord, TaskState
 from dlnest_jupyter.service.launch.executor import Launch
 from dlnest_jupyter.service.service import DLNestService
 
+from ..projects import write_project
 from ..recording_executor import RecordingExecutor
+from ..waiting import wait_until
 
 
 class RaisingExecutor(RecordingExecutor):
@@ -80,3 +83,45 @@ def test_a_launch_whose_node_cannot_be_asked_is_asked_again_later(
     assert service.store.get(task.id).state is TaskState.STARTING
     assert executor.asked_to_adopt >= 2
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # expected, not a fault
+
+
+class SlowStartExecutor(RecordingExecutor):
+    """A cluster's launches, as far as a reply is concerned: each waits until released."""
+
+    answers_before_launch = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
+        assert self.release.wait(60), "the test never released the launch"
+        return super().start(task, device_ids)
+
+
+def test_where_launches_take_seconds_a_submission_answers_before_its_launch(
+    tmp_path: Path,
+) -> None:
+    executor = SlowStartExecutor()
+    service = DLNestService(TaskStore(tmp_path / "q.sqlite"), FakeSource((16384,)), executor)
+    service.start()
+    try:
+        replies: list[TaskRecord] = []
+        submitting = threading.Thread(
+            target=lambda: replies.append(
+                service.submit(TaskKind.TRAIN, config_path=write_project(tmp_path / "p"))
+            )
+        )
+        submitting.start()
+        submitting.join(30)
+
+        # Answered while the scheduler's thread still waits on the launch: queued, or claimed.
+        assert replies, "the submission waited for its launch"
+        assert replies[0].state in (TaskState.QUEUED, TaskState.STARTING)
+        assert executor.launches == []
+        executor.release.set()
+        wait_until(lambda: service.store.get(replies[0].id).state is TaskState.RUNNING)
+        assert [task_id for task_id, _ in executor.launches] == [replies[0].id]
+    finally:
+        executor.release.set()
+        service.stop()

@@ -45,6 +45,12 @@ class Executor(abc.ABC):
     tasks run (this machine's processes, a kernel manager's kernels, a Ray cluster's nodes).
     A backend of one's own subclasses it (`DLNestApp.executor_class`, or a `Backend`)."""
 
+    # True where a launch may take seconds (a cluster: a placement group, a node agent's first
+    # start): a submission then answers once its task is stored, and the scheduler's thread
+    # places and launches it. Where launches take milliseconds, the reply waits for the launch
+    # and says where the task runs.
+    answers_before_launch: bool = False
+
     @abc.abstractmethod
     def start(self, task: TaskRecord, device_ids: tuple[int, ...]) -> Launch:
         """Start `task` on `device_ids`. LaunchDeferred: nothing started, queue it again;

@@ -70,7 +70,8 @@ class SweepVerbs:
         tick: Callable[[], object],
         events: EventLog,
     ) -> None:
-        """`paused`: the scheduling loop's lock (no pass in between); `tick`: a pass now."""
+        """`paused`: the scheduling loop's lock (no pass in between); `tick`: a pass, now or
+        (where launches take seconds) at once on the scheduler's thread."""
         self.intake, self.stopper, self.events = intake, stopper, events
         self._paused, self._tick = paused, tick
         self.book = intake.store.sweeps
