@@ -61,3 +61,29 @@ def test_a_load_that_raises_fails_its_analyzer_and_the_experiments_waiting_on_it
     assert (host.state(7), host.end_reason(task, 1)) == (AnalyzerState.FAILED, why)
     assert (waiting.state, waiting.error) == (ExperimentState.FAILED, why)
     assert host.exit_code(task) == 1  # its task ends, saying why
+
+
+class ClosedClient:
+    """A kernel client whose channels a shutdown closed."""
+
+    def execute(self, code: str, **options: object) -> str:
+        raise RuntimeError("the shell channel is closed")
+
+
+def test_an_experiment_that_cannot_be_sent_fails_saying_why(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    host = AnalyzerHost(NoKernels(), loop)
+    analyzer = AnalyzerRecord(task_id=7, kernel_id="k-7", pid=0)
+    analyzer.state, analyzer.client = AnalyzerState.READY, ClosedClient()
+    host._analyzers[7] = analyzer
+
+    experiment = host.run(7, "getAcc", "experience(self)")  # returns before the loop sends it
+    assert host.change(experiment, 0, 0).result(10) is None
+
+    assert experiment.state is ExperimentState.FAILED
+    assert experiment.error == (
+        "could not send it to the analyzer's kernel k-7:"
+        " RuntimeError('the shell channel is closed')"
+    )
+    assert analyzer.pending == {}

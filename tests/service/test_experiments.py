@@ -95,3 +95,41 @@ def test_a_queued_experiment_is_waited_for_until_it_begins_and_ends() -> None:
     assert waiting.done() and queued.state is ExperimentState.RUNNING
     book.finish(queued, ExperimentState.SUCCEEDED)
     assert book.unfinished(4) == [] and book.change(queued, 0, 0).done()
+
+
+def test_a_result_is_shown_and_announced_with_the_end_not_alone() -> None:
+    book = ExperimentBook()
+    experiment = book.open(1, "getAcc")
+    waiting = book.change(experiment, 0, 0)
+    result = {"data": {"text/plain": "0.93"}, "metadata": {}}
+
+    book.set_result(experiment, "0.93", result)
+    assert not waiting.done() and not book.change(experiment, 0, 0).done()
+    assert experiment.to_json()["displays"] == []  # only the reply and idle status follow it
+    book.finish(experiment, ExperimentState.SUCCEEDED)
+
+    ended = experiment.to_json()
+    assert waiting.done()
+    assert (ended["state"], ended["result"], ended["displays"]) == ("succeeded", "0.93", [result])
+
+
+def test_output_after_a_result_shows_the_result_first() -> None:
+    book = ExperimentBook()
+    experiment = book.open(1, "plots after")
+    waiting = book.change(experiment, 0, 0)
+    book.set_result(experiment, "1", {"data": {"text/plain": "1"}, "metadata": {}})
+    book.add_display(experiment, {"data": {"image/png": "png"}, "metadata": {}})
+
+    assert waiting.done()
+    shown = [d["data"] for d in experiment.to_json()["displays"]]
+    assert shown == [{"text/plain": "1"}, {"image/png": "png"}]
+
+
+def test_a_result_after_the_end_is_shown_at_once() -> None:
+    book = ExperimentBook()
+    experiment = book.open(1, "failed")
+    book.finish(experiment, ExperimentState.FAILED, "Traceback ...")
+    waiting = book.change(experiment, 0, 0)  # an ended experiment answers at once
+    book.set_result(experiment, "2", {"data": {"text/plain": "2"}, "metadata": {}})
+
+    assert waiting.done() and experiment.to_json()["displays"][0]["data"] == {"text/plain": "2"}

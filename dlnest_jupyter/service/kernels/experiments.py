@@ -35,6 +35,8 @@ class Experiment:
     display_sizes: list[int] = field(default_factory=list)  # bytes of each kept display
     display_bytes: int = 0  # their sum
     result: str | None = None  # the text form of the value an experiment returned
+    # The returned value's display until the next change shows it (ExperimentBook.set_result).
+    held_result: dict[str, Any] | None = None
     waiters: list[Future[None]] = field(default_factory=list)
 
     def to_json(self, offset: int = 0, display_offset: int = 0) -> dict[str, Any]:
@@ -100,6 +102,7 @@ class ExperimentBook:
     # -- changes (from the host's loop) -----------------------------------------------------
     def append_text(self, experiment: Experiment, text: str) -> None:
         with self._lock:
+            _release_result(experiment)
             experiment.output += text
             overflow = len(experiment.output) - MAX_OUTPUT_CHARS
             if overflow > 0:
@@ -108,20 +111,27 @@ class ExperimentBook:
         self._notify(experiment)
 
     def add_display(self, experiment: Experiment, bundle: dict[str, Any]) -> None:
-        size = _display_bytes(bundle)
         with self._lock:
-            experiment.displays.append(bundle)
-            experiment.display_sizes.append(size)
-            experiment.display_bytes += size
-            while len(experiment.displays) > 1 and experiment.display_bytes > MAX_DISPLAY_BYTES:
-                experiment.displays.pop(0)
-                experiment.display_bytes -= experiment.display_sizes.pop(0)
-                experiment.displays_start += 1
+            _release_result(experiment)
+            _add_display(experiment, bundle)
         self._notify(experiment)
 
-    def set_result(self, experiment: Experiment, text: str | None) -> None:
+    def set_result(self, experiment: Experiment, text: str | None, bundle: dict[str, Any]) -> None:
+        """The value the experiment returned (its execute_result), shown as its last display.
+
+        Only the kernel's reply and idle status follow a result, a fraction of a millisecond
+        later, so the result is shown and announced with the end (or with any output that still
+        comes): announced alone, it wakes a long-polling reader who then comes back at once for
+        the end, one more request per experiment (over REST, an HTTP round trip: the profile's
+        largest cost of a runExp beyond the kernel's own)."""
         with self._lock:
             experiment.result = text
+            _release_result(experiment)  # a second result (the display hook called again)
+            if not experiment.state.terminal:
+                experiment.held_result = bundle
+                return
+            _add_display(experiment, bundle)  # after an error or interrupt: nothing more comes
+        self._notify(experiment)
 
     def begin(self, experiment: Experiment) -> None:
         """A queued experiment was sent to its loaded kernel."""
@@ -142,6 +152,7 @@ class ExperimentBook:
             if experiment.state.terminal:
                 return
             experiment.state, experiment.error = state, error
+            _release_result(experiment)
             if result is not None:
                 experiment.result = result
         self._notify(experiment)
@@ -166,6 +177,24 @@ class ExperimentBook:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def _release_result(experiment: Experiment) -> None:
+    """Show a held result (under the book's lock), before the change that releases it."""
+    if experiment.held_result is not None:
+        _add_display(experiment, experiment.held_result)
+        experiment.held_result = None
+
+
+def _add_display(experiment: Experiment, bundle: dict[str, Any]) -> None:
+    size = _display_bytes(bundle)
+    experiment.displays.append(bundle)
+    experiment.display_sizes.append(size)
+    experiment.display_bytes += size
+    while len(experiment.displays) > 1 and experiment.display_bytes > MAX_DISPLAY_BYTES:
+        experiment.displays.pop(0)
+        experiment.display_bytes -= experiment.display_sizes.pop(0)
+        experiment.displays_start += 1
 
 
 def _display_bytes(bundle: dict[str, Any]) -> int:

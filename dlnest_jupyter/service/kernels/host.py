@@ -167,7 +167,11 @@ class AnalyzerHost(Executor):
                 analyzer.waiting.append((experiment, code))
                 return experiment
         experiment = self.experiments.open(task_id, name)
-        self._run(self._execute(analyzer, experiment, code), START_TIMEOUT_S)
+        # Sent by the loop (the kernel client's sockets are its own) without waiting for it: the
+        # experiment is on its way, and what goes wrong sending it lands in its record. Waiting
+        # cost each runExp a wake-up of this thread by the loop's, in process the largest cost
+        # the profile found outside the kernel; callbacks run in order, so experiments still do.
+        self.loop.call_soon_threadsafe(self._send, analyzer, experiment, code)
         return experiment
 
     def interrupt(self, task_id: int) -> None:
@@ -230,7 +234,7 @@ class AnalyzerHost(Executor):
         # Sent in the order they came, before anything sent from now on (no await until then).
         for experiment, code in waiting:
             self.experiments.begin(experiment)
-            await self._execute(analyzer, experiment, code)
+            self._send(analyzer, experiment, code)
         analyzer.listener = asyncio.ensure_future(listen(self.experiments, analyzer))
         if task is not None and self.session_manager is not None:
             analyzer.session_id = await name_session(self.session_manager, analyzer.kernel_id, task)
@@ -250,12 +254,23 @@ class AnalyzerHost(Executor):
             )
         await self._load(analyzer)
 
-    async def _execute(self, analyzer: AnalyzerRecord, experiment: Experiment, code: str) -> None:
-        # stop_on_error=False: by default a kernel aborts the requests queued behind one that
-        # failed (or was interrupted); an experiment sent just after another's error ran nothing.
-        message_id = analyzer.client.execute(
-            code, store_history=False, allow_stdin=False, stop_on_error=False
-        )
+    def _send(self, analyzer: AnalyzerRecord, experiment: Experiment, code: str) -> None:
+        """Send an experiment to its kernel (on the loop); one that cannot be sent fails."""
+        try:
+            # stop_on_error=False: by default a kernel aborts the requests queued behind one that
+            # failed (or was interrupted); an experiment sent just after another's error ran
+            # nothing.
+            message_id = analyzer.client.execute(
+                code, store_history=False, allow_stdin=False, stop_on_error=False
+            )
+        except Exception as error:  # its kernel's channels closed under it (a shutdown)
+            log.exception("analyzer %s: experiment %s not sent", analyzer.task_id, experiment.id)
+            self.experiments.finish(
+                experiment,
+                ExperimentState.FAILED,
+                f"could not send it to the analyzer's kernel {analyzer.kernel_id}: {error!r}",
+            )
+            return
         analyzer.pending[message_id] = experiment
 
     async def _shut_down(self, analyzer: AnalyzerRecord, farewell: str | None = None) -> None:

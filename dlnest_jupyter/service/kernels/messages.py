@@ -33,12 +33,19 @@ async def listen(book: ExperimentBook, analyzer: Listened) -> None:
 
 
 async def _listen_to(book: ExperimentBook, analyzer: Listened, channel: str) -> None:
+    """Ends when cancelled: every change of the analyzer's state away from READY cancels it."""
     pending, client = analyzer.pending, analyzer.client
-    receive = client.get_iopub_msg if channel == "iopub" else client.get_shell_msg
+    socket = (client.iopub_channel if channel == "iopub" else client.shell_channel).socket
     while analyzer.state is AnalyzerState.READY:
         try:
-            message = await receive(timeout=1.0)
-        except Exception:  # queue.Empty on a timeout; a closed channel when shutting down
+            # What get_iopub_msg / get_shell_msg do, less their poll for a timeout: that poll
+            # (a poller, its future and a timer per message) was a third of this listener's
+            # time on the server's loop, which every runExp's messages and HTTP requests share.
+            _, frames = client.session.feed_identities(await socket.recv_multipart())
+            message = client.session.deserialize(frames)
+        except Exception:  # a closed channel when shutting down; a message failing its signature
+            if socket.closed:  # nothing more will come; without a wait, this would spin the loop
+                return
             continue
         if message.get("msg_type") == "status":
             analyzer.execution_state = message["content"].get("execution_state", "idle")
@@ -61,8 +68,8 @@ def route_message(
     elif kind in ("display_data", "update_display_data"):
         book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
     elif kind == "execute_result":
-        book.set_result(experiment, content["data"].get("text/plain"))
-        book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
+        bundle = {"data": content["data"], "metadata": content["metadata"]}
+        book.set_result(experiment, content["data"].get("text/plain"), bundle)
     elif kind == "error":
         book.finish(experiment, error_state(content), plain("\n".join(content["traceback"])))
     elif kind == "execute_reply" and content.get("status") != "ok":
