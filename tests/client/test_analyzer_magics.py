@@ -25,6 +25,7 @@ SCRIPTS = {
     "spin": """
         import time
         def experience(self):
+            print("spinning", flush=True)
             while True:
                 time.sleep(0.01)
     """,
@@ -116,7 +117,10 @@ def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(
 
     def interrupt_until_it_ends() -> None:  # what Ctrl-C in the cell does, from the outside
         while not ended.wait(0.5):
-            if client.experiment(1, 2, 0, 0, 0)["state"] == "running":
+            # Once the user's code runs: a SIGINT as a request begins ends it without a
+            # traceback (messages.py, NO_REPLY), and this test reads the traceback.
+            experiment = client.experiment(1, 2, 0, 0, 0)
+            if experiment["state"] == "running" and "spinning" in experiment["output"]:
                 client.interrupt(1)
 
     interrupter = threading.Thread(target=interrupt_until_it_ends)

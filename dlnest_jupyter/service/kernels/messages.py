@@ -5,6 +5,12 @@ is one of its experiments to `route_message`. An experiment succeeds only on an 
 execute_reply (shell) and the idle status after its output (IOPub), both: the idle status alone
 also comes when a kernel is interrupted or restarted mid-run, and the reply alone may overtake the
 last output.
+
+One idle status never gets its reply: ipykernel sends none for a request whose handler a SIGINT
+hit before the user's code ran ("KeyboardInterrupt caught in kernel": 5 in 40 interrupts sent
+within 4 ms of the request, here). The kernel sends a reply before its idle status, so an
+experiment whose reply has not come `REPLY_GRACE_S` after its idle status ends interrupted,
+rather than running for ever with its reader waiting.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from typing import Any, Protocol
 
 from ...core.tasks import AnalyzerState, ExperimentState
 from .experiments import Experiment, ExperimentBook
+
+_AFTER_ERROR_S = 0.01
+REPLY_GRACE_S = 2.0
+NO_REPLY = "interrupted as it began: the kernel went idle without replying to it"
 
 
 class Listened(Protocol):
@@ -44,8 +54,11 @@ async def _listen_to(book: ExperimentBook, analyzer: Listened, channel: str) -> 
             _, frames = client.session.feed_identities(await socket.recv_multipart())
             message = client.session.deserialize(frames)
         except Exception:  # a closed channel when shutting down; a message failing its signature
-            if socket.closed:  # nothing more will come; without a wait, this would spin the loop
+            if socket.closed:  # nothing more will come
                 return
+            # An error that repeats at once (a context terminated under an open socket) must
+            # not spin the loop every analyzer and (in the server) every request shares.
+            await asyncio.sleep(_AFTER_ERROR_S)
             continue
         if message.get("msg_type") == "status":
             analyzer.execution_state = message["content"].get("execution_state", "idle")
@@ -83,6 +96,21 @@ def route_message(
             analyzer.pending.pop(parent, None)
             analyzer.ends.pop(parent, None)
             book.finish(experiment, ExperimentState.SUCCEEDED)
+        elif kind == "status":
+            asyncio.get_running_loop().call_later(
+                REPLY_GRACE_S, _end_unreplied, book, analyzer, experiment, parent
+            )
+
+
+def _end_unreplied(
+    book: ExperimentBook, analyzer: Listened, experiment: Experiment, parent: str
+) -> None:
+    if analyzer.pending.get(parent) is experiment and "execute_reply" not in analyzer.ends.get(
+        parent, set()
+    ):
+        analyzer.pending.pop(parent, None)
+        analyzer.ends.pop(parent, None)
+        book.finish(experiment, ExperimentState.INTERRUPTED, NO_REPLY)
 
 
 def error_state(content: dict[str, Any]) -> ExperimentState:
