@@ -57,14 +57,17 @@ def revise_reservation(
     progress: Mapping[str, Any],
     memory_given: bool,
     settings: Settings,
+    shrinks: bool = True,
 ) -> Revision | None:
     """The running task's new reservation, or None when it stays as it is. With the guard on,
     nothing shrinks: a run's allocator is capped at launch, and could grow back to that cap
-    into memory a shrink had given to another."""
+    into memory a shrink had given to another. `shrinks=False`: only raised (an analyzer's
+    kernel, which has no warm-up and whose next experiment may need what the last freed)."""
     now_by_card = by_card(progress, "memory_mb")
     peak_by_card = by_card(progress, "peak_memory_mb")
     may_shrink = (
-        warmed_up(progress, settings)
+        shrinks
+        and warmed_up(progress, settings)
         and (not memory_given or settings.shrink_given)
         and not settings.guard_memory
     )

@@ -42,6 +42,8 @@ TASK_FILE = "_task.json"
 PROGRESS_FILE = "_progress.json"
 # DDP rank r > 0 reports its card's memory here; rank 0's progress names how many ranks there are.
 RANK_PROGRESS = "_progress.rank{rank}.json"
+# An analyzer kernel's GPU memory, now and at its peak (MiB over its card), for its task's ledger.
+ANALYZER_MEMORY = "_analyzer{task}.memory.json"
 _MEMORY_KEYS = ("memory_mb", "peak_memory_mb")
 CHECKPOINTS_DIR = "Checkpoints"
 NOSAVE_NAME = "NOSAVE"
@@ -163,6 +165,14 @@ class SavePackage:
                     if isinstance(other.get(key), dict):
                         value[key] = {**value.get(key, {}), **other[key]}
         return value
+
+    def analyzer_memory_path(self, task_id: int | str) -> Path:
+        return self.path / ANALYZER_MEMORY.format(task=task_id)
+
+    def analyzer_memory(self, task_id: int) -> dict[str, Any]:
+        """`{"memory_mb", "peak_memory_mb"}` as analyzer `task_id`'s kernel last reported them
+        (`{}` before it has, or on the CPU)."""
+        return _json_object(self.analyzer_memory_path(task_id))
 
     def clear_progress(self) -> None:
         """Remove the last run's progress files: a new run must not show their figures."""

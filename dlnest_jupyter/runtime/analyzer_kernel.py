@@ -72,6 +72,24 @@ def bootstrap() -> None:
     namespace[RUN_NAME] = functools.partial(_run_experiment, context, scripts_dir)
     namespace[STATUS_NAME] = {"ok": True, "checkpoint_id": context.checkpoint_id}
     _guard_exit(shell, os.environ.get(TASK_ENV, "?"))
+    _report_memory(context, os.environ.get(TASK_ENV))
+
+
+def _report_memory(context: Any, task_id: str | None) -> None:
+    """What the model and the experiments hold on the card, for the scheduler's ledger
+    (service/kernels/host.py reads it into the task's progress)."""
+    if not task_id:
+        return
+    from .devices import DevicePlan
+    from .gpu_memory import gpu_memory, report_in_background
+
+    plan = context.session.devices
+    if not plan.own_cards and os.environ.get(CPU_ENV) == "0":
+        # Placed on a card, with no CUDA here: a pretend card (DLNEST_FAKE_GPUS), whose
+        # memory is the config's fake_gpu_memory_mb, as a training run's on one.
+        plan = DevicePlan(plan.env, plan.device, (), own_cards={0: None})
+    memory = gpu_memory(context.session, plan)
+    report_in_background(memory, context.package.analyzer_memory_path(task_id))
 
 
 def _run_experiment(context: Any, scripts_dir: Path, name: str) -> Any:

@@ -14,11 +14,16 @@ learning and guarding memory run end to end without a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from ..core import atomic_io
 from .devices import DevicePlan
 from .session import Session
 
@@ -112,12 +117,34 @@ def _nvml_used_mb(card: int) -> int | None:
     return None
 
 
-def gpu_memory(session: Session) -> GpuMemory:
-    """The session's cards' memory, its config's mistake (if any) said once in its output."""
-    memory = GpuMemory(session.devices, session.args)
+def gpu_memory(session: Session, plan: DevicePlan | None = None) -> GpuMemory:
+    """The memory of the session's cards (or `plan`'s), its config's mistake (if any) said
+    once in its output."""
+    memory = GpuMemory(plan or session.devices, session.args)
     if memory.warning is not None:
         print(memory.warning, file=sys.stderr)
     return memory
+
+
+def report_in_background(memory: GpuMemory, path: Path, interval_s: float = 1.0) -> None:
+    """Keep `path` holding this process's memory over its cards, now and at its peak, from a
+    daemon thread: an analyzer kernel's, whose memory grows with each experiment and which
+    writes no progress. Rewritten (by rename, no fsync) when the figures change."""
+    if not memory.cards:
+        return
+
+    def report() -> None:
+        last: dict[str, int] | None = None
+        while True:
+            with contextlib.suppress(Exception):  # a figure or a write failing must not end it
+                figures = memory.figures()
+                totals = {key: sum(by_card.values()) for key, by_card in figures.items()}
+                if totals != last:
+                    atomic_io.write_json(path, totals, durable=False)
+                    last = totals
+            time.sleep(interval_s)
+
+    threading.Thread(target=report, name="dlnest-memory-report", daemon=True).start()
 
 
 def out_of_memory(error: BaseException) -> bool:

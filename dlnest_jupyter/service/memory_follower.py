@@ -2,7 +2,8 @@
 
 Each pass, before placing anything, a running training task's reservation follows what it
 measurably uses (core/memory_policy.py: raised at once past it, shrunk after warm-up), its
-figures cross-checked with NVML's per-process ones; and its expected end is worked out from its
+figures cross-checked with NVML's per-process ones (an analyzer's is raised, never shrunk: its
+kernel reports no warm-up, and its next experiment may need what the last one freed); and its expected end is worked out from its
 pace, else its job's earlier runs (core/durations.py), for backfill. Once a run has warmed up,
 and again when it ends, it leaves its peak (and at the end its duration) to the runs of its job
 (core/memory_history.py), those already queued included; one that ran out of GPU memory is
@@ -63,19 +64,22 @@ class MemoryFollower:
         running = self.store.running()
         self._warm &= {task.id for task in running}  # deleted ones never say they ended
         for task in running:
-            if RUNNERS[task.kind] is not Runner.PROCESS:
-                continue  # an analyzer's kernel reports no memory yet
-            progress = paces[task.id] = self.runners.with_progress(task).progress
+            training = RUNNERS[task.kind] is Runner.PROCESS
+            progress = self.runners.with_progress(task).progress
+            if training:  # an analyzer has no pace: its kernel runs until it is deleted
+                paces[task.id] = progress
             if task.pid is not None and _lists_processes(snapshot()):
                 pids = {task.pid, *processes.group_members(task.pid)}  # its DDP ranks too
                 progress = cross_checked(progress, pids, snapshot())
-            if task.id not in self._warm and warmed_up(progress, settings):
+            if training and task.id not in self._warm and warmed_up(progress, settings):
                 self._warm.add(task.id)
                 self._remember_peak(task, progress, None)  # its peak, its duration to come
             if revising is None:
                 revising = snapshot().local_node is None
             revision = (
-                revise_reservation(task.reserved_mb, progress, task.memory_mb is not None, settings)
+                revise_reservation(
+                    task.reserved_mb, progress, task.memory_mb is not None, settings, training
+                )
                 if revising
                 else None
             )
@@ -100,6 +104,8 @@ class MemoryFollower:
     def ended(self, task: TaskRecord, progress: Mapping[str, Any], code: int, now: float) -> None:
         """A run ended by itself: its job remembers it; out of GPU memory, it runs again."""
         self._warm.discard(task.id)
+        if RUNNERS[task.kind] is not Runner.PROCESS:  # an analysis teaches no training job
+            return
         self._remember_peak(task, progress, now)
         if code == EXIT_OUT_OF_MEMORY:
             self._retry_with_more(task, progress)

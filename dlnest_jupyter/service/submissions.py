@@ -200,8 +200,12 @@ def submit_analyze(
         "scripts_dir": str(scripts.expanduser().resolve()),
         **placement,
     }
-    # No learned figure: a kernel's memory is not followed yet, so an analysis that outgrew
-    # its package's training peak would go unseen; it keeps the default (or its -m).
+    # Without -m it starts from what training the package used (an analysis holds the model
+    # without optimizer state or gradients, mostly less); its kernel's memory is followed, and
+    # the ledger raised at once if its experiments need more.
+    spec |= _learned(
+        intake, memory_fingerprint(package, package.args_for(resolved)), memory_mb, placement
+    )
     return _queue(
         intake,
         TaskKind.ANALYZE,

@@ -409,3 +409,50 @@ async def test_an_experiment_sent_right_behind_a_failing_one_still_runs(
     assert failed["experiment"]["state"] == "failed", failed
     assert (second["state"], second["result"]) == ("succeeded", "42"), second
     await dlnest("DELETE", "tasks", str(task_id))
+
+
+async def test_an_analyzer_starts_from_its_packages_measured_peak_and_is_raised_if_it_uses_more(
+    jp_root_dir: Path, dlnest: Any
+) -> None:
+    # A run on a pretend card that used 1,500 MiB teaches its package's analyzers.
+    config = write_project(jp_root_dir / "p", epochs=1, args={"fake_gpu_memory_mb": 1500})
+    (jp_root_dir / "p" / "AnalyzeScripts").mkdir()
+    (jp_root_dir / "p" / "AnalyzeScripts" / "ident.py").write_text(IDENT)
+    _, body = await dlnest("POST", "tasks", body={"kind": "train", "config_path": str(config)})
+    trained = await wait_for_state(dlnest, body["task"]["id"])
+    assert (trained["state"], trained["peak_memory_mb"]) == ("succeeded", 1500)
+    package = trained["package_path"]
+
+    _, body = await dlnest("POST", "tasks", body={"kind": "analyze", "record_path": package})
+    learned = body["task"]
+    assert (learned["memory_source"], learned["memory_learned_mb"]) == ("learned", 1906)
+    assert learned["reserved_mb"] == 1906  # 1,500 + 10% + 256 MiB, not 90% of the card
+    await wait_for_analyzer(dlnest, learned["id"])
+    experiment = await run_experiment(dlnest, learned["id"], name="ident")
+    assert experiment["state"] == "succeeded"
+
+    # Given too little, its kernel's figure raises the ledger at once, and says so.
+    _, body = await dlnest(
+        "POST", "tasks", body={"kind": "analyze", "record_path": package, "memory_mb": 1000}
+    )
+    small = body["task"]
+
+    async def raised() -> dict[str, Any] | None:
+        _, reply = await dlnest("GET", "tasks", str(small["id"]))
+        return reply["task"] if reply["task"]["memory_over"] else None
+
+    over = await wait_until_async(raised, 180, "the analyzer's reservation raised", every_s=0.2)
+    assert (over["reserved_mb"], over["peak_memory_mb"]) == (1500, 1500)
+    card = over["devices"][0]
+    assert f"uses 1,500 MiB on GPU {card}, reserved 1,000" in over["memory_note"]
+    _, still = await dlnest("GET", "tasks", str(learned["id"]))
+    assert still["task"]["reserved_mb"] == 1906  # an analyzer's reservation never shrinks
+    for task_id in (learned["id"], small["id"]):
+        await dlnest("DELETE", "tasks", str(task_id))
+    await wait_until_async(  # its figures go with its kernel
+        lambda: _nothing_left(Path(package)), 60, "the analyzers' memory files removed"
+    )
+
+
+async def _nothing_left(package: Path) -> bool:
+    return not list(package.glob("_analyzer*.memory.json"))

@@ -20,6 +20,8 @@ class AnalyzerRecord:
     task_id: int
     kernel_id: str
     pid: int  # the kernel's process at the last load: a new one means the kernel restarted
+    card: int | None = None  # the GPU it was placed on (None: the CPU)
+    package_path: str | None = None  # where its kernel reports its GPU memory
     session_id: str | None = None
     client: Any = None  # an AsyncKernelClient once the kernel is ready
     state: AnalyzerState = AnalyzerState.LOADING

@@ -16,10 +16,13 @@ import logging
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ...core import processes
 from ...core.analyzer_protocol import STATUS_EXPRESSION
+from ...core.devices import CPU_ID
+from ...core.package import SavePackage
 from ...core.tasks import AnalyzerState, ExperimentState, TaskRecord
 from ..launch.executor import Executor, Launch
 from .analyzer_record import AnalyzerRecord
@@ -71,7 +74,14 @@ class AnalyzerHost(Executor):
             start_kernel(self.kernel_manager, self.kernel_name, task, device_ids), START_TIMEOUT_S
         )
         pid = kernel_pid(self.kernel_manager, kernel_id) or 0
-        analyzer = AnalyzerRecord(task.id, kernel_id, pid)
+        cards = [d for d in device_ids if d != CPU_ID]  # one at most: analyzers take one card
+        analyzer = AnalyzerRecord(
+            task.id,
+            kernel_id,
+            pid,
+            card=cards[0] if cards else None,
+            package_path=task.package_path,
+        )
         with self._lock:
             self._analyzers[task.id] = analyzer
         self._spawn(self._load(analyzer, task), analyzer, "load")
@@ -138,6 +148,11 @@ class AnalyzerHost(Executor):
         }
         if analyzer.state is AnalyzerState.READY:
             progress["kernel"] = analyzer.execution_state
+        if analyzer.card is not None and analyzer.package_path is not None:
+            reported = SavePackage(Path(analyzer.package_path)).analyzer_memory(task_id)
+            for key in ("memory_mb", "peak_memory_mb"):  # by card, as a training run's
+                if isinstance(reported.get(key), int):
+                    progress[key] = {str(analyzer.card): reported[key]}
         return progress
 
     def connection_file(self, task_id: int) -> str | None:
@@ -303,6 +318,9 @@ class AnalyzerHost(Executor):
                 await self.session_manager.delete_session(analyzer.session_id)
             elif analyzer.kernel_id in kernel_ids(self.kernel_manager):
                 await self.kernel_manager.shutdown_kernel(analyzer.kernel_id, now=True)
+        if analyzer.package_path is not None:  # its figures end with it (its kernel is gone)
+            package = SavePackage(Path(analyzer.package_path))
+            package.analyzer_memory_path(analyzer.task_id).unlink(missing_ok=True)
 
     def _spawn(
         self, coroutine: Coroutine[Any, Any, None], analyzer: AnalyzerRecord, what: str
