@@ -127,7 +127,9 @@ class QueuePanel:
         # The task the row showed when clicked: rows shift as tasks arrive before the pick runs.
         button.on_click(lambda b: self._submit(functools.partial(self._pick, b.description)))
         cells = widgets.HTML(layout=_growing())
-        return button, cells, widgets.HBox([button, cells])
+        # Never shrunk to fit the list's height (it scrolls instead): 14 rows of a sweep's
+        # trials squashed the ended ones to slivers, their text drawn over each other.
+        return button, cells, widgets.HBox([button, cells], layout=widgets.Layout(flex="0 0 auto"))
 
     def _pick(self, task_id: str) -> str | None:
         with contextlib.suppress(traitlets.TraitError):  # filtered away since the click

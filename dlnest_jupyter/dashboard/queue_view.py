@@ -173,19 +173,20 @@ def queue_row_html(row: QueueRow) -> str:
 
 
 def _description_html(row: QueueRow) -> str:
-    text = row.description
-    lines = [f"<span title='{html.escape(text)}'>{html.escape(short(text, 60))}</span>"]
+    """The description, then why it waits or how it failed: a line each, cut to the column's
+    width (whole on hover), so a sweep trial's long description keeps its row one line high."""
+    lines = [_line(row.description, "inherit")]
     if row.waiting_for:
-        lines.append(_note(f"waiting: {row.waiting_for}", "#6c757d"))
+        lines.append(_line(f"waiting: {row.waiting_for}", "#6c757d"))
     if row.error:
-        lines.append(_note(row.error, "#dc3545"))
-    return "<br>".join(lines)
+        lines.append(_line(row.error, "#dc3545"))
+    return "".join(lines)
 
 
-def _note(text: str, colour: str) -> str:
+def _line(text: str, colour: str) -> str:
     return (
-        f"<span title='{html.escape(text)}' style='color:{colour}'>"
-        f"{html.escape(short(text, 120))}</span>"
+        f"<div title='{html.escape(text)}' style='color:{colour};white-space:nowrap;"
+        f"overflow:hidden;text-overflow:ellipsis'>{html.escape(short(text, 120))}</div>"
     )
 
 

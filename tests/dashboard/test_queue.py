@@ -14,6 +14,7 @@ from dlnest_jupyter.core.package_state import Branch, CheckpointInfo, PackageSta
 from dlnest_jupyter.dashboard import Dashboard
 from dlnest_jupyter.dashboard import queue_view as qv
 from dlnest_jupyter.dashboard import view_model as vm
+from dlnest_jupyter.dashboard.queue_panel import QueuePanel
 
 from .conftest import HOSTILE, Transport, row_button, seen, submit
 
@@ -75,6 +76,26 @@ def test_a_long_description_shows_whole_on_hover() -> None:
     shown = seen(qv.queue_row_html(row))
     assert text in shown.hover
     assert "lr sweep lr sweep" in shown.text and "…" in shown.text and text not in shown.text
+
+
+def test_a_long_queue_scrolls_with_every_row_one_line_high_rather_than_squashed() -> None:
+    # Twenty of a sweep's trials (long descriptions, each waiting), more than the list's fixed
+    # height holds: the rows keep their height and the list scrolls.
+    tasks = [
+        queued(
+            id=i,
+            description=f"lr x hidden #{i}: model_config.lr=0.003, hidden=32 " * 2,
+            waiting_for="next in line",
+        )
+        for i in range(20)
+    ]
+    panel = QueuePanel(lambda _: None, client=None)
+    panel.update(tasks, now=0.0)
+
+    assert panel.rows.layout.overflow == "auto" and len(panel.rows.children) == 20
+    assert all(row.layout.flex == "0 0 auto" for row in panel.rows.children)  # none shrinks
+    shown = qv.queue_row_html(panel.shown_rows[0])
+    assert shown.count("white-space:nowrap") == 2  # the description, and why it waits
 
 
 def test_clicking_a_rows_button_selects_its_task(client: Client, config: Path) -> None:
