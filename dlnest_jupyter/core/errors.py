@@ -214,9 +214,14 @@ class NotAnAnalyzerError(TaskError):
 
 
 class TaskStateError(TaskError):
-    def __init__(self, task_id: int, state: str, wanted: str) -> None:
+    def __init__(self, task_id: int, state: str, wanted: str, ended: bool = False) -> None:
+        """`ended`: `state` is an end (a second `del`, a stop of a finished run)."""
         self.task_id, self.state, self.wanted = task_id, state, wanted
-        super().__init__(f"task {task_id} is {state}; it cannot become {wanted}")
+        super().__init__(
+            f"task {task_id} has already ended ({state}); nothing to stop"
+            if ended
+            else f"task {task_id} is {state}; it cannot become {wanted}"
+        )
 
 
 class PackageBusyError(TaskError):
@@ -235,4 +240,7 @@ class SweepStateError(TaskError):
 
     def __init__(self, sweep_id: int, state: str, wanted: str, refused: str | None = None) -> None:
         self.sweep_id, self.state, self.wanted = sweep_id, state, wanted
-        super().__init__(f"sweep {sweep_id} is {state}; {refused or f'it cannot become {wanted}'}")
+        # A sweep is running or has ended: refused, it has ended.
+        super().__init__(
+            f"sweep {sweep_id} has already ended ({state}); {refused or 'nothing to stop'}"
+        )

@@ -39,7 +39,7 @@ class Stopper:
         runners = self.runners
         task = self.store.get(task_id)
         if task.state.terminal:
-            raise TaskStateError(task_id, task.state.value, state.value)
+            raise TaskStateError(task_id, task.state.value, state.value, ended=True)
         if task.state is TaskState.RUNNING:  # how far it got stays on record, as at an end
             self.store.set_progress(task_id, _ended(task, runners.with_progress(task).progress))
         stopped = self.store.finish(task_id, state, error=error, output_tail=runners.tail(task))

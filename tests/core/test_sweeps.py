@@ -93,7 +93,9 @@ def test_a_trial_is_stored_with_its_task_and_not_once_its_sweep_has_ended(tmp_pa
         TrialState.QUEUED,
     )
     store.sweeps.end(sweep.id, SweepState.STOPPED, "stopped")
-    with pytest.raises(SweepStateError, match="sweep 1 is stopped; it queues no more trials"):
+    with pytest.raises(
+        SweepStateError, match=r"sweep 1 has already ended \(stopped\); it queues no more trials"
+    ):
         store.submit(TaskKind.TRAIN, {}, trial=TrialRef(sweep.id, 1, {"a": 1, "b": "y"}))
     assert [t.id for t in store.list_tasks()] == [task.id]  # the task went with its trial
     with pytest.raises(SweepNotFoundError, match="no sweep with id 7"):

@@ -114,7 +114,7 @@ def test_stop_asks_once_for_a_running_task_which_then_reads_cancelled_with_its_p
     assert row.error == "" and "deleted" not in rows_html(board)  # the state says it
     panel.stop.click()  # a second, late press (sent before the button was disabled)
     board.refresh()
-    assert "cannot become cancelled" in board.message.value
+    assert "has already ended (cancelled); nothing to stop" in board.message.value
     board.close()
 
 

@@ -157,7 +157,7 @@ def test_del_sweep_stops_its_trials_and_leaves_no_process(
         wait_until(lambda task=task: not processes.group_members(task.pid), 30, "the group to end")
     service.tick()
     assert len(service.sweeps.get(sweep["id"])["trials"]) == 2  # no more were queued
-    with pytest.raises(SweepStateError, match="is stopped"):
+    with pytest.raises(SweepStateError, match=r"has already ended \(stopped\); nothing to stop"):
         service.sweeps.stop(sweep["id"])
 
 
@@ -183,6 +183,23 @@ def test_a_metric_no_trial_reports_fails_the_sweep_naming_what_is_reported(
     assert "metric 'accuracy' is not among what trial 0" in done["note"]
     assert "loss, lr, score, val" in done["note"]
     assert len(done["trials"]) == 1
+
+
+def test_the_trials_a_failed_sweep_stops_say_that_it_failed(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = scored_project(tmp_path / "p", epochs=3, epoch_sleep_s=0.5)
+    sweep, _ = service.sweeps.submit(  # the first trial's end fails it; the second runs on
+        str(config), grid={"epochs": [1, 40]}, metric="accuracy", parallel=2, cpu=True
+    )
+    wait_for(service, lambda: _ended(service, sweep["id"]))
+
+    done = service.sweeps.get(sweep["id"])
+    stopped = [
+        service.queries.task(t["task_id"]) for t in done["trials"] if t["state"] == "cancelled"
+    ]
+    assert done["state"] == "failed" and stopped, done["trials"]  # the second trial
+    assert {t.error for t in stopped} == {f"sweep {sweep['id']} failed"}
 
 
 def test_a_trial_whose_metric_is_nan_fails_alone_and_the_sweep_goes_on(

@@ -268,11 +268,12 @@ class SweepDriver:
 
     def _fail(self, sweep: SweepRow, why: str) -> None:
         try:
-            self.book.end(sweep.id, SweepState.FAILED, why)
+            failed = self.book.end(sweep.id, SweepState.FAILED, why)
         except SweepStateError:
             return
         self.events.write(f"sweep {sweep.id} failed: {why}")
-        self._stop_stragglers(sweep, self.book.trials(sweep.id))
+        # Its trials say why they stopped: "sweep 2 failed", not the state it was read in.
+        self._stop_stragglers(failed, self.book.trials(sweep.id))
 
 
 def trial_description(
