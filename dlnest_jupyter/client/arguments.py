@@ -36,6 +36,26 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse would exit the kernel
         raise DLNestError(f"{self.command}: {message}")
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        for token in args or ():
+            self._refuse_glued(str(token))
+        return super().parse_args(args, namespace)
+
+    def _refuse_glued(self, token: str) -> None:
+        """argparse reads `-devices` as `-d evices` (a value glued to a one-letter option): a
+        DLNest flag or a typo would silently become a description. Refused by name instead."""
+        known = self._option_string_actions
+        if token in known or token.startswith("--") or token[:2] not in known or len(token) < 3:
+            return
+        if token.lstrip("-").replace(".", "", 1).isdigit():
+            return  # a negative number, as a value
+        if token == "-devices":
+            self.error(
+                "-devices is the dlnest command's: in the queue the scheduler picks the card "
+                "(use -m MB, or changeDevices to choose which cards it may use)"
+            )
+        self.error(f"unknown option {token} (for {token[:2]} with a value, leave a space)")
+
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         # Only -h gets here (errors go through error()): its help is printed; end quietly.
         if message:
@@ -356,7 +376,8 @@ PARSERS: dict[str, Callable[[], ArgumentParser]] = {
 
 def parse(command: str, argv: Sequence[str]) -> argparse.Namespace:
     """`argv` parsed by the command's parser; HelpShown after `-h`, DLNestError if bad."""
-    return PARSERS[command]().parse_args(list(argv))
+    parsed: argparse.Namespace = PARSERS[command]().parse_args(list(argv))
+    return parsed
 
 
 def absolute_path(path: str) -> str:

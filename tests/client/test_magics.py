@@ -105,6 +105,9 @@ def test_the_memory_settings_are_switched_and_a_jobs_memory_forgotten_from_the_m
         ("addP -d proj", "addP: the following arguments are required: -p"),
         ("new -d proj -p", "new: argument -p: expected at least one argument"),
         ("new -d nowhere -p Mails", "unknown plugin 'Mails': the shipped plugins are LogInit"),
+        # argparse alone would queue these with the descriptions "evices" and "esc".
+        ("run -c proj/root.json -devices 0", "-devices is the dlnest command's"),
+        ("run -c proj/root.json -desc x", "unknown option -desc (for -d with a value"),
     ],
 )
 def test_errors_raise_a_one_line_usage_error(
