@@ -97,6 +97,10 @@ class QueuePanel:
         if self._confirming is not None and self._confirming != self.task_id:
             self._confirm(None)  # another task chosen: a Stop press starts over
         self.stop.disabled = task is None or TaskState(task["state"]).terminal
+        # Red only when it can stop something: a faded red Stop still read as active.
+        style = "" if self.stop.disabled else "danger"
+        if self.stop.button_style != style:
+            self.stop.button_style = style
         self.continue_.disabled = self.analyze.disabled = (
             task is None or task.get("package_path") is None
         )

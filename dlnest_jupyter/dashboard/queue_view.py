@@ -76,7 +76,8 @@ def queue_header_html() -> str:
 
 
 def queue_count_html(shown: int, total: int) -> str:
-    text = f"{shown} of {total} tasks" if total > shown else f"{total} tasks"
+    noun = "task" if total == 1 else "tasks"
+    text = f"{shown} of {total} {noun}" if total > shown else f"{total} {noun}"
     return f"<div style='font-size:12px;color:#555'>{text}</div>"
 
 

@@ -103,12 +103,14 @@ def test_stop_asks_once_for_a_running_task_which_then_reads_cancelled_with_its_p
     assert client.task(task["id"])["state"] == "running"  # asked, not stopped
     assert panel.stop.description == f"Confirm: stop {task['id']}"
     assert "is running: press" in board.message.value
+    assert panel.stop.button_style == "danger"
     panel.stop.click()
     board.refresh()
 
     assert client.task(task["id"])["state"] == "cancelled"
     assert board.message.value == f"task {task['id']} cancelled"
     assert panel.stop.disabled and panel.stop.description == "Stop"
+    assert panel.stop.button_style == ""  # not drawn red when it can stop nothing
     [row] = panel.shown_rows
     assert (row.state, row.progress_label, row.progress) == ("cancelled", "epoch 3 step 2/2", 0.75)
     assert row.error == "" and "deleted" not in rows_html(board)  # the state says it

@@ -96,6 +96,7 @@ def test_a_long_queue_scrolls_with_every_row_one_line_high_rather_than_squashed(
     assert all(row.layout.flex == "0 0 auto" for row in panel.rows.children)  # none shrinks
     shown = qv.queue_row_html(panel.shown_rows[0])
     assert shown.count("white-space:nowrap") == 2  # the description, and why it waits
+    assert ">20 tasks<" in qv.queue_count_html(20, 20) and ">1 task<" in qv.queue_count_html(1, 1)
 
 
 def test_clicking_a_rows_button_selects_its_task(client: Client, config: Path) -> None:
