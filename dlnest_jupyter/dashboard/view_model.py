@@ -193,9 +193,12 @@ def node_heading_html(node: str, devices: Sequence[Mapping[str, Any]]) -> str:
 
 
 def output_html(text: str) -> str:
+    """A task's output, showing its newest lines: a column laid out bottom up starts scrolled
+    to its end, and each update (a new element) does so again, as `%dlnest watch` follows."""
     return (
-        "<pre style='max-height:260px;overflow:auto;font-size:11px;background:#f8f9fa;"
-        f"margin:0;padding:4px'>{html.escape(text)}</pre>"
+        "<div style='display:flex;flex-direction:column-reverse;max-height:260px;overflow:auto;"
+        "background:#f8f9fa'><pre style='font-size:11px;margin:0;padding:4px'>"
+        f"{html.escape(text)}</pre></div>"
     )
 
 
