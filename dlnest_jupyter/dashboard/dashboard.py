@@ -38,6 +38,9 @@ T = TypeVar("T")
 REFRESH_S = 1.0
 MAX_BACKOFF_S = 30.0
 SCRIPTS_EVERY_S = 5.0  # the script picker re-reads the scripts folder while in view
+# How long the message line keeps what an action said: left there, "analyzer 27 running: it
+# loads ..." still read so 17 minutes later, under every tab.
+MESSAGE_KEEP_S = 60.0
 # Sweeps came last: notebooks pick a tab by its index (Metrics is 4), so a new tab goes at the end.
 TAB_TITLES = ("Queue", "GPUs", "Output", "Analyzers", "Metrics", "Settings", "Sweeps")
 
@@ -87,6 +90,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         self.scripts_every_s = SCRIPTS_EVERY_S
         self._scripts_read_at = float("-inf")
         self._refreshed = False
+        self._said_at = 0.0  # when the message line was last written (time.monotonic)
         self._thread: threading.Thread | None = None
         self.failures = 0
         self.refresh()  # the first picture comes with the cell, not a second later
@@ -101,6 +105,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
     def refresh(self) -> None:
         """Run queued actions, then read what changed and show it. Never raises."""
         try:
+            if self.message.value and time.monotonic() - self._said_at > MESSAGE_KEEP_S:
+                self.message.value = ""
             self._run_actions()
             with self.hold_sync():
                 self._refresh()
@@ -115,10 +121,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             )
             set_value(self.status, self._status("#dc3545", said))
         except Exception as error:  # a bug of ours must not kill the refresher thread
-            set_value(
-                self.message,
-                f"<span style='color:#dc3545'>dashboard: {html.escape(repr(error))}</span>",
-            )
+            self._say(f"<span style='color:#dc3545'>dashboard: {html.escape(repr(error))}</span>")
 
     def _status(self, colour: str, said: str) -> str:
         # Written again at every refresh, so its "stopped" twin shows only when the refreshes
@@ -280,9 +283,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
         except ClientError as error:
             if error.status is None or error.status >= 500:
                 raise
-            set_value(
-                self.message,
-                f"<span style='color:#dc3545'>{html.escape(what)}: {html.escape(str(error))}</span>",
+            self._say(
+                f"<span style='color:#dc3545'>{html.escape(what)}: {html.escape(str(error))}</span>"
             )
             return None
 
@@ -329,7 +331,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
                 if said is None:  # nothing to tell (a row picked): the last message stays
                     continue
                 said = html.escape(said)
-            set_value(self.message, said)
+            self._say(said)
+
+    def _say(self, said_html: str) -> None:
+        """The message line: what the last action did or why it was refused, for a while."""
+        set_value(self.message, said_html)
+        self._said_at = time.monotonic()
 
     # -- the refresher ----------------------------------------------------------------------
     def backoff_s(self) -> float:

@@ -19,6 +19,7 @@ from dlnest_jupyter.core.box_ledger import BoxLedger
 from dlnest_jupyter.core.devices import FakeSource, GpuSnapshot, InventorySnapshot
 from dlnest_jupyter.core.store import TaskStore
 from dlnest_jupyter.dashboard import Dashboard
+from dlnest_jupyter.dashboard import dashboard as dashboard_module
 from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.service import DLNestService
 
@@ -378,4 +379,21 @@ def test_a_task_whose_package_was_deleted_is_said_once_and_the_rest_keeps_updati
     assert "disconnected" not in board.status.value and board.failures == 0
     assert f"task {task['id']}:" in board.message.value  # the refusal, said
     assert board.queue_panel.row_ids == [later["id"], task["id"]]  # the queue goes on
+    board.close()
+
+
+def test_what_an_action_said_goes_from_the_message_line_after_a_while(
+    client: Client, config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard_module, "MESSAGE_KEEP_S", 0.0)
+    task = submit(client, config, cpu=True)
+    board = Dashboard(client, start=False)
+    board.queue_panel.selected.value = task["id"]
+    board.queue_panel.stop.click()  # asks for a confirmation, in the message line
+
+    board.refresh()
+    assert "is running: press" in board.message.value
+    board.refresh()  # later: it no longer stands under every tab
+    assert board.message.value == ""
+    client.delete(task["id"])
     board.close()
