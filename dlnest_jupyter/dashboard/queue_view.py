@@ -31,7 +31,9 @@ COLUMNS_PCT = (
     ("elapsed", 7),
     ("ETA", 7),
 )
-_CELL = "padding:2px 4px;vertical-align:top;overflow:hidden;text-overflow:ellipsis"
+_CELL = (  # 18 px lines: the widget's own 28 px made a two-line row 60 px high
+    "padding:2px 4px;vertical-align:top;overflow:hidden;text-overflow:ellipsis;line-height:18px"
+)
 
 
 def fraction_done(task: Mapping[str, Any]) -> float | None:
