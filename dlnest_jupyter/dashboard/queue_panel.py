@@ -21,7 +21,7 @@ from ..core.tasks import TaskState
 from . import queue_view as qv
 from . import view_model as vm
 from .panels import Submit
-from .widgets_util import set_options, set_value
+from .widgets_util import set_options, set_stoppable, set_value
 
 LATEST = -1  # DLNest's "the latest checkpoint" (None would read as no choice in a Dropdown)
 ROW_BUTTON_WIDTH = "48px"
@@ -96,11 +96,7 @@ class QueuePanel:
         task = next((t for t in tasks if t["id"] == self.task_id), None)
         if self._confirming is not None and self._confirming != self.task_id:
             self._confirm(None)  # another task chosen: a Stop press starts over
-        self.stop.disabled = task is None or TaskState(task["state"]).terminal
-        # Red only when it can stop something: a faded red Stop still read as active.
-        style = "" if self.stop.disabled else "danger"
-        if self.stop.button_style != style:
-            self.stop.button_style = style
+        set_stoppable(self.stop, task is not None and not TaskState(task["state"]).terminal)
         self.continue_.disabled = self.analyze.disabled = (
             task is None or task.get("package_path") is None
         )

@@ -18,7 +18,7 @@ from ..core.sweeps import SweepState, trials_active
 from . import sweeps_view as sv
 from .metrics_panel import MAX_RUNS
 from .panels import Submit
-from .widgets_util import set_options, set_value
+from .widgets_util import set_options, set_stoppable, set_value
 
 # Shows task ids' curves of a metric in the Metrics tab; returns what to tell the user.
 ShowCurves = Callable[[Sequence[int], str | None], str]
@@ -40,13 +40,17 @@ class SweepsPanel:
         self.note = widgets.HTML()
         self.by_number, self._number_marks = self._make_chart()
         self.by_key, self._key_marks = self._make_chart()
+        # Hidden until there is a sweep: two empty 0-1 charts said nothing.
+        self.charts = widgets.VBox(
+            [self.against, widgets.HBox([self.by_number, self.by_key])],
+            layout=widgets.Layout(display="none"),
+        )
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.sweep, self.stop, self.overlay]),
                 self.summary,
                 self.table,
-                self.against,
-                widgets.HBox([self.by_number, self.by_key]),
+                self.charts,
                 self.note,
             ]
         )
@@ -103,7 +107,7 @@ class SweepsPanel:
         if self._confirming is not None and self._confirming != self.sweep_id:
             self._confirm(None)  # another sweep chosen: a Stop press starts over
         sweep = self.chosen
-        self.stop.disabled = sweep is None or sweep["state"] != SweepState.RUNNING
+        set_stoppable(self.stop, sweep is not None and sweep["state"] == SweepState.RUNNING)
         self.overlay.disabled = sweep is None or not sweep["trials"]
         self._redraw()
 
@@ -114,6 +118,9 @@ class SweepsPanel:
         if drawn == self._drawn:
             return None
         self._drawn = drawn
+        shown = "none" if sweep is None else ""
+        if self.charts.layout.display != shown:
+            self.charts.layout.display = shown
         if sweep is None:
             set_value(self.summary, "<i>no sweeps yet: %dlnest sweep starts one</i>")
             set_value(self.table, "")

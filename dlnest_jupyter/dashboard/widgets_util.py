@@ -31,3 +31,13 @@ def set_value(widget: Any, value: Any) -> None:
     """Assign only on change: an unchanged trait would still go over the wire."""
     if widget.value != value:
         widget.value = value
+
+
+def set_stoppable(button: widgets.Button, stoppable: bool) -> None:
+    """A Stop button: enabled and red only when there is something to stop (a disabled button
+    still drawn red, only faded, read as active)."""
+    style = "danger" if stoppable else ""
+    if button.disabled == stoppable:
+        button.disabled = not stoppable
+    if button.button_style != style:
+        button.button_style = style

@@ -163,10 +163,15 @@ def test_the_tab_shows_the_sweep_its_best_trial_and_both_charts(
     service: DLNestService, executor: RecordingExecutor, client: Client, tmp_path: Path
 ) -> None:
     assert TAB_TITLES[SWEEPS_TAB] == "Sweeps" and TAB_TITLES[METRICS_TAB] == "Metrics"
+    before = sweeps_board(client)
+    assert before.sweeps_panel.charts.layout.display == "none"  # no sweep, no empty charts
+    assert "no sweeps yet" in before.sweeps_panel.summary.value
+    before.close()
     sweep = end_trials(service, executor, grid_sweep(service, tmp_path, description=HOSTILE))
 
     board = sweeps_board(client)
     panel = board.sweeps_panel
+    assert panel.charts.layout.display == ""
 
     assert panel.sweep_id == sweep["id"]
     assert HOSTILE in panel.sweep.options[0][0]
