@@ -76,9 +76,17 @@ class QueuePanel:
         self._confirming: int | None = None  # the running task a first Stop press asked about
         self._head: int | None = None  # the package's head when the checkpoints were read
         self._checkpoints_of: str | None = None  # the package they were read from
+        # Until the user picks a task (a row's button, the picker), the newest is chosen, so
+        # a run just submitted is the one the Output and Metrics tabs show.
+        self._picked, self._choosing = False, False
         self.stop.on_click(lambda _: submit(self._stop))
         self.continue_.on_click(lambda _: submit(self._continue))
         self.analyze.on_click(lambda _: submit(self._analyze))
+        self.selected.observe(self._on_selected, names="value")
+
+    def _on_selected(self, _: Any) -> None:
+        if not self._choosing:
+            self._picked = True
 
     @property
     def task_id(self) -> int | None:
@@ -88,9 +96,18 @@ class QueuePanel:
     def update(self, tasks: Sequence[Mapping[str, Any]], now: float | None = None) -> None:
         now = time.time() if now is None else now
         shown, total = vm.visible(tasks, str(self.state.value), self.text.value)
-        set_options(
-            self.selected, [(f"{t['id']} {t['kind']} {t['state']}", t["id"]) for t in shown]
-        )
+        ids = [t["id"] for t in shown]
+        if self.task_id not in ids:
+            self._picked = False  # the pick is gone (filtered out, forgotten): follow again
+        self._choosing = True
+        try:
+            set_options(
+                self.selected, [(f"{t['id']} {t['kind']} {t['state']}", t["id"]) for t in shown]
+            )
+            if not self._picked and ids and self.selected.value != ids[0]:
+                self.selected.value = ids[0]  # the newest
+        finally:
+            self._choosing = False
         set_value(self.count, qv.queue_count_html(len(shown), total))
         self._fill_rows(qv.queue_rows(shown, now, self.task_id))
         task = next((t for t in tasks if t["id"] == self.task_id), None)

@@ -115,6 +115,26 @@ def test_clicking_a_rows_button_selects_its_task(client: Client, config: Path) -
     board.close()
 
 
+def test_until_a_task_is_picked_the_newest_is_chosen_and_the_output_tab_shows_it(
+    client: Client, config: Path
+) -> None:
+    first = submit(client, config, memory_mb=100)
+    board = Dashboard(client, start=False)
+    panel = board.queue_panel
+    assert panel.task_id == first["id"]
+
+    second = submit(client, config, memory_mb=100)  # a run just submitted: the one to watch
+    board.refresh()
+    assert panel.task_id == second["id"] and board.output_panel.task_id == second["id"]
+
+    row_button(board, first["id"]).click()  # picked: kept, whatever comes next
+    board.refresh()
+    submit(client, config, memory_mb=100)
+    board.refresh()
+    assert panel.task_id == first["id"]
+    board.close()
+
+
 def test_the_output_and_metrics_tabs_follow_the_queue_and_keep_their_own_pick(
     client: Client, config: Path
 ) -> None:
