@@ -26,7 +26,7 @@ from .store_connection import StoreConnection
 from .store_rows import COLUMNS, STATES, record
 from .store_schema import migrate
 from .sweep_book import SweepBook, TrialRef, add_trial
-from .tasks import TaskKind, TaskRecord, TaskState, check_transition
+from .tasks import RUNNERS, Runner, TaskKind, TaskRecord, TaskState, check_transition
 
 
 class TaskStore(StoreConnection):
@@ -144,6 +144,20 @@ class TaskStore(StoreConnection):
 
     def running(self) -> list[TaskRecord]:
         return self.list_tasks([TaskState.RUNNING])
+
+    def next_output_start(self, task: TaskRecord) -> int | None:
+        """Where the next run of `task`'s package began writing its `_output.txt` (a continue
+        of it, queued after it): where `task`'s own output ends. None while no later run has
+        started. Analyzers write none there (their kernels keep theirs), so they do not count."""
+        writers = [kind.value for kind, runner in RUNNERS.items() if runner is Runner.PROCESS]
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(output_start) FROM tasks WHERE package_path = ? AND id > ?"
+                " AND output_start >= ? AND started_at IS NOT NULL"
+                f" AND kind IN ({','.join('?' * len(writers))})",
+                (task.package_path, task.id, task.output_start, *writers),
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def holding(self) -> list[TaskRecord]:
         """The tasks that hold devices: starting (claimed, being launched) and running ones."""

@@ -15,7 +15,7 @@ from typing import Any
 from ..core.box_ledger import Ledger
 from ..core.devices import DeviceSource
 from ..core.errors import PackageError
-from ..core.package import ARGS_FILE, METRICS_FILE, PACKAGE_FILE, SavePackage
+from ..core.package import ARGS_FILE, METRICS_FILE, OUTPUT_CHUNK_BYTES, PACKAGE_FILE, SavePackage
 from ..core.package_state import checkpoints_json
 from ..core.secrets import scrubbed, secret_values
 from ..core.settings import Settings
@@ -66,13 +66,23 @@ class Queries:
 
         Offsets are the file's, so they stay valid for every task of a package; an offset before
         the task's own start (0 included) reads from that start, so a continued run's watcher does
-        not replay the runs before it. Long output comes in parts: follow the returned offset.
+        not replay the runs before it, and an ended run's output stops where the next run of its
+        package (a continue) began. Long output comes in parts: follow the returned offset.
         """
         task = self.store.get(task_id)
         # An analyzer's package output is its training's; each experiment has an output of its own.
         if task.package_path is None or task.started_at is None or not writes_output(task):
             return max(offset, task.output_start), ""
-        end, text = SavePackage(Path(task.package_path)).read_output(max(offset, task.output_start))
+        start = max(offset, task.output_start)
+        stop = self.store.next_output_start(task) if task.state.terminal else None
+        if stop is not None and start >= stop:
+            return start, ""
+        package = SavePackage(Path(task.package_path))
+        end, text = (
+            package.read_output(start, min(stop - start, OUTPUT_CHUNK_BYTES))
+            if stop is not None
+            else package.read_output(start)
+        )
         # User code may print its args (DLNest's projects often do): plugin secrets are hidden.
         return end, scrubbed(text, task_secrets(task))
 

@@ -254,6 +254,24 @@ def test_a_run_out_of_memory_that_could_never_fit_with_more_is_not_queued_again(
     assert "not queued again: needs 18956 MiB on one GPU" in service.log.read()[1]
 
 
+def test_each_run_of_a_package_reads_its_own_output_not_the_continue_after_it(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    first = service.submit(
+        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=2), cpu=True
+    )
+    wait_for(service, lambda: service.queries.task(first.id).state.terminal)
+    assert first.package_path is not None
+    then = service.submit(TaskKind.CONTINUE, record_path=first.package_path, epochs=4, cpu=True)
+    wait_for(service, lambda: service.queries.task(then.id).state.terminal)
+
+    # Both write the package's one _output.txt, one after the other.
+    _, own = service.queries.output(first.id)
+    _, continued = service.queries.output(then.id)
+    assert "epoch 2 loss" in own and "epoch 3 loss" not in own  # `watch` of the first stops
+    assert "epoch 3 loss" in continued and "epoch 2 loss" not in continued
+
+
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:
