@@ -3,8 +3,9 @@
 Each pass, before placing anything, a running training task's reservation follows what it
 measurably uses (core/memory_policy.py: raised at once past it, shrunk after warm-up), its
 figures cross-checked with NVML's per-process ones (an analyzer's is raised, never shrunk: its
-kernel reports no warm-up, and its next experiment may need what the last one freed); and its expected end is worked out from its
-pace, else its job's earlier runs (core/durations.py), for backfill. Once a run has warmed up,
+kernel reports no warm-up, and its next experiment may need what the last one freed); and its
+expected end is worked out from its pace, else its job's earlier runs (core/durations.py), for
+backfill. Once a run has warmed up,
 and again when it ends, it leaves its peak (and at the end its duration) to the runs of its job
 (core/memory_history.py), those already queued included; one that ran out of GPU memory is
 queued again with more. Apart from `scheduler.py`, which places and launches:
