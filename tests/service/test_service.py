@@ -321,7 +321,7 @@ def test_delete_stops_the_whole_process_group_and_frees_the_card_at_once(
     wait_until_group_is_gone(running.pid)  # type: ignore[arg-type]
     with pytest.raises(ProcessLookupError):
         os.kill(child_pid, 0)
-    with pytest.raises(TaskStateError, match="is cancelled"):
+    with pytest.raises(TaskStateError, match=r"has already ended \(cancelled\); nothing to stop"):
         service.delete(task.id)
 
 
