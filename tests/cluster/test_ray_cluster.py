@@ -317,7 +317,10 @@ def test_a_restarted_service_adopts_its_tasks_and_a_closed_one_holds_no_card_for
     task = first.submit(TaskKind.TRAIN, config_path=config, memory_mb=900)
     ending = first.submit(TaskKind.TRAIN, config_path=short, memory_mb=900)
     running = running_with_child(first, task.id, marker)
-    assert first.store.get(ending.id).state is TaskState.RUNNING
+    # On a cluster a submission answers before its launch: the scheduler's thread launches it.
+    wait_until(
+        lambda: first.store.get(ending.id).state is TaskState.RUNNING, what="the second launch"
+    )
     first.stop()  # the server goes; its tasks run on, and one of them ends while it is away
     assert running.pid is not None and processes.is_alive(running.pid, running.pid_start_time)
 
