@@ -254,24 +254,6 @@ def test_a_run_out_of_memory_that_could_never_fit_with_more_is_not_queued_again(
     assert "not queued again: needs 18956 MiB on one GPU" in service.log.read()[1]
 
 
-def test_each_run_of_a_package_reads_its_own_output_not_the_continue_after_it(
-    service: DLNestService, tmp_path: Path
-) -> None:
-    first = service.submit(
-        TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=2), cpu=True
-    )
-    wait_for(service, lambda: service.queries.task(first.id).state.terminal)
-    assert first.package_path is not None
-    then = service.submit(TaskKind.CONTINUE, record_path=first.package_path, epochs=4, cpu=True)
-    wait_for(service, lambda: service.queries.task(then.id).state.terminal)
-
-    # Both write the package's one _output.txt, one after the other.
-    _, own = service.queries.output(first.id)
-    _, continued = service.queries.output(then.id)
-    assert "epoch 2 loss" in own and "epoch 3 loss" not in own  # `watch` of the first stops
-    assert "epoch 3 loss" in continued and "epoch 2 loss" not in continued
-
-
 def test_a_crashing_task_fails_with_its_error_and_output_tail(
     service: DLNestService, tmp_path: Path
 ) -> None:
@@ -402,7 +384,7 @@ def test_checkpoints_are_listed_by_branch_and_a_gone_one_is_refused_by_id(
         service.submit(TaskKind.CONTINUE, record_path=first.package_path, checkpoint_id=0, cpu=True)  # type: ignore[arg-type]
 
 
-def test_a_continued_run_shows_only_its_own_output_though_the_package_file_holds_both(
+def test_a_run_and_its_continue_each_show_only_their_own_output_though_one_file_holds_both(
     service: DLNestService, tmp_path: Path
 ) -> None:
     first = service.submit(
@@ -414,10 +396,12 @@ def test_a_continued_run_shows_only_its_own_output_though_the_package_file_holds
     wait_for(service, lambda: service.queries.task(follow_up.id).state.terminal)
 
     _, own_text = service.queries.output(follow_up.id)
+    _, first_again = service.queries.output(first.id)  # `watch` of the first, after the continue
 
     assert service.queries.task(follow_up.id).output_start == first_end
     assert "epoch 1 loss" in first_text and "epoch 2 loss" not in first_text
     assert "epoch 2 loss" in own_text and "epoch 1 loss" not in own_text
+    assert first_again == first_text  # it stops where the continue began
     whole = SavePackage.open(first.package_path).output_path().read_text()  # type: ignore[arg-type]
     assert whole == first_text + own_text
 
