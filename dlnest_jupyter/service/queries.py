@@ -77,12 +77,8 @@ class Queries:
         stop = self.store.next_output_start(task) if task.state.terminal else None
         if stop is not None and start >= stop:
             return start, ""
-        package = SavePackage(Path(task.package_path))
-        end, text = (
-            package.read_output(start, min(stop - start, OUTPUT_CHUNK_BYTES))
-            if stop is not None
-            else package.read_output(start)
-        )
+        most = OUTPUT_CHUNK_BYTES if stop is None else min(stop - start, OUTPUT_CHUNK_BYTES)
+        end, text = SavePackage(Path(task.package_path)).read_output(start, most)
         # User code may print its args (DLNest's projects often do): plugin secrets are hidden.
         return end, scrubbed(text, task_secrets(task))
 
