@@ -177,7 +177,7 @@ class DLNestMagics(AnalyzerCommands, SweepCommands, Magics):
         if task["devices"]:
             parts[0] += f" on {devices_text(task['devices'])}"
         if not options.CPU:
-            parts.append(reservation_sentence(task))
+            parts.append(reservation_sentence(task, ddp=bool(body.get("ddp"))))
         print("; ".join([*parts, f"package {task['package_path']}"]))
         return task
 

@@ -118,22 +118,24 @@ def memory_text(task: Mapping[str, Any]) -> str:
     return DEFAULT_MEMORY if task.get("state") == TaskState.QUEUED else ""
 
 
-def reservation_sentence(task: dict[str, Any]) -> str:
-    """What a submission reserves, as `run` and `analyze` say it."""
+def reservation_sentence(task: dict[str, Any], ddp: bool = False) -> str:
+    """What a submission reserves, as `run` and `analyze` say it; `ddp`: it was asked for
+    -DDP, whose learned figure is each rank's."""
     asked, reserved = task.get("memory_mb"), task.get("reserved_mb")
     default = f"the default, {DEFAULT_MEMORY_TEXT}"
     placed = task["state"] != "queued"
     runs = task.get("memory_learned_runs")
     if task.get("memory_source") == "learned":
-        learned = reserved if reserved is not None else task.get("memory_learned_mb")
+        learned = reserved if reserved is not None and not ddp else task.get("memory_learned_mb")
+        what = f"{learned:,} MiB" + (" for each DDP rank" if ddp else "")
         earlier = (
             f"learned from {runs} earlier run{'s' if runs != 1 else ''} of this config"
             if isinstance(runs, int)
             else "what it reached before it ran out of GPU memory"  # a retry
         )
         if placed:
-            return f"reserved {learned:,} MiB, {earlier}"
-        return f"reserves {learned:,} MiB once placed, {earlier}"
+            return f"reserved {what}, {earlier}"
+        return f"reserves {what} once placed, {earlier}"
     if reserved is not None:
         return f"reserved {reserved:,} MiB" + ("" if asked is not None else f" ({default})")
     if asked is not None:

@@ -69,8 +69,9 @@ class MemoryHistory:
         return Learned(runs, card, total, duration) if runs else None
 
     def teach_queued(self, fingerprint: str, reserve_mb: int, runs: int) -> int:
-        """Queued one-card runs of the job that were submitted without `-m` and before it had a
-        history reserve `reserve_mb` now; returns how many did."""
+        """Queued one-card and -DDP runs (`reserve_mb` is each rank's) of the job that were
+        submitted without `-m` and before it had a history reserve `reserve_mb` now; returns
+        how many did."""
         with self.connection._write() as db:
             return db.execute(
                 "UPDATE tasks SET spec = json_set(spec, '$.learned_mb', ?, '$.learned_runs', ?),"
@@ -79,8 +80,7 @@ class MemoryHistory:
                 " AND json_extract(spec, '$.memory_fingerprint') = ?"
                 " AND json_extract(spec, '$.learned_mb') IS NULL"
                 " AND NOT COALESCE(json_extract(spec, '$.cpu'), 0)"
-                " AND NOT COALESCE(json_extract(spec, '$.multi_gpu'), 0)"
-                " AND NOT COALESCE(json_extract(spec, '$.ddp'), 0)",
+                " AND NOT COALESCE(json_extract(spec, '$.multi_gpu'), 0)",
                 (reserve_mb, runs, TaskState.QUEUED, fingerprint),
             ).rowcount
 

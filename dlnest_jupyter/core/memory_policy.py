@@ -28,7 +28,14 @@ from typing import Any
 
 from .devices import CPU_ID, InventorySnapshot
 from .settings import Settings
-from .tasks import LEARNED_MB, LEARNED_RUNS, MEMORY_CAP_MB, OOM_RETRIES_USED, PRETEND_GPUS
+from .tasks import (
+    LEARNED_MB,
+    LEARNED_RANKS,
+    LEARNED_RUNS,
+    MEMORY_CAP_MB,
+    OOM_RETRIES_USED,
+    PRETEND_GPUS,
+)
 
 
 @dataclass(frozen=True)
@@ -134,25 +141,34 @@ def launch_marks(
 @dataclass(frozen=True)
 class Retry:
     spec: dict[str, Any]  # the retry's: the task's own, reserving more
-    reserve_mb: int
+    reserve_mb: int  # over all its cards
+    note: str  # what it reserves, for the event log
 
 
 def retry_after_out_of_memory(
     spec: Mapping[str, Any], progress: Mapping[str, Any], settings: Settings
 ) -> Retry | None:
     """The spec of a failed run's retry, reserving the peak it reached plus the margin (over all
-    its cards for -mc; -DDP is not retried); None once its retries are spent, or when it never said what it reached."""
+    its cards for -mc; for -DDP, on each of as many ranks as it had, the most one reached);
+    None once its retries are spent, or when it never said what it reached."""
     retried = spec.get(OOM_RETRIES_USED, 0)
     peaks = by_card(progress, "peak_memory_mb")
     peaks.pop(CPU_ID, None)
     if not isinstance(retried, int) or retried >= settings.oom_retries or not peaks:
         return None
-    if spec.get("ddp"):  # its figure is shared out over however many cards it gets: each
-        return None  # rank needs the same whatever their number, which no figure here says
     reached = sum(peaks.values()) if spec.get("multi_gpu") else max(peaks.values())
     reserve = with_margin(reached, settings)
-    kept = {k: v for k, v in spec.items() if k not in (LEARNED_MB, LEARNED_RUNS, "warnings")}
-    return Retry({**kept, LEARNED_MB: reserve, OOM_RETRIES_USED: retried + 1}, reserve)
+    dropped = (LEARNED_MB, LEARNED_RUNS, LEARNED_RANKS, "warnings")
+    kept = {k: v for k, v in spec.items() if k not in dropped}
+    retry = {**kept, LEARNED_MB: reserve, OOM_RETRIES_USED: retried + 1}
+    if not spec.get("ddp"):
+        return Retry(retry, reserve, f"reserving {reserve:,} MiB")
+    ranks = len(peaks)
+    return Retry(
+        {**retry, LEARNED_RANKS: ranks},
+        reserve * ranks,
+        f"reserving {reserve:,} MiB for each of {ranks} DDP rank{'s' if ranks != 1 else ''}",
+    )
 
 
 def by_card(progress: Mapping[str, Any], key: str) -> dict[int, int]:

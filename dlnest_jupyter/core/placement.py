@@ -144,6 +144,11 @@ def admission_error(
                 f"needs {wanted} MiB on one GPU, but the largest GPU of this server's machine "
                 f"(node {demand.node}) has {totals[0]} MiB"
             )
+        if demand.rank_mb is not None and demand.rank_mb > totals[0]:
+            return (
+                f"needs {demand.rank_mb} MiB for each DDP rank, but the largest GPU has "
+                f"{totals[0]} MiB"
+            )
         if demand.multi_gpu or demand.ddp:
             by_node: dict[str | None, int] = {}
             for gpu in snapshot.gpus:
@@ -311,11 +316,12 @@ def _place_multi(demand: Demand, cards: list[int], ledger: CardLedger) -> Placem
 
 
 def _place_ddp(demand: Demand, cards: list[int], ledger: CardLedger) -> Placement | None:
-    """The fewest cards that can each hold an equal share of the estimate."""
+    """The fewest cards that can each hold an equal share of the estimate, and no less than
+    what a rank needs (`rank_mb`: a learned figure is per rank, whatever their number)."""
     estimate = estimate_mb(demand, max(ledger.total_mb[g] for g in cards))
     ranked = sorted(cards, key=lambda g: (-ledger.budget_mb[g], g))
     for count in range(1, len(ranked) + 1):
-        share = -(-estimate // count)  # ceiling division
+        share = max(-(-estimate // count), demand.rank_mb or 0)  # ceiling division
         chosen = ranked[:count]
         if ledger.budget_mb[chosen[-1]] >= share:
             return Placement(demand.task_id, dict.fromkeys(chosen, share))

@@ -24,6 +24,7 @@ class Demand:
     cpu: bool = False
     multi_gpu: bool = False  # -mc: cards whose budgets together cover the estimate
     ddp: bool = False  # one process per card, each reserving an equal share
+    rank_mb: int | None = None  # -DDP sized by what a rank used: each rank's share at least
     queued_at: float = 0.0
     node: str | None = None  # on a cluster: only this node's cards (analyzers: the server's)
     expected_s: float | None = None  # how long it should run (its job's earlier runs), if known

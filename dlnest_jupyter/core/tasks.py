@@ -118,10 +118,13 @@ PRETEND_GPUS = "pretend_gpus"
 MEMORY_CAP_MB = "memory_cap_mb"
 # In a task's spec: its memory fingerprint (core/memory_fingerprint.py), under which its run's
 # peak is remembered, and, submitted without -m, what earlier runs of it taught: the MiB it
-# reserves (their peak + the margin) and how many runs that came from.
+# reserves (their peak + the margin; for -DDP, each rank's) and how many runs that came from.
+# A -DDP retry after running out of memory keeps its number of ranks (`LEARNED_RANKS`); a -DDP
+# run learned from history has one rank, as a -DDP run without -m always had (90% of a card).
 FINGERPRINT = "memory_fingerprint"
 LEARNED_MB = "learned_mb"
 LEARNED_RUNS = "learned_runs"
+LEARNED_RANKS = "learned_ranks"
 # In a sweep's trial's spec (and its package's `_task.json`): `{"id", "trial", "params"}`, its
 # sweep, its trial number and the values set in its config (service/sweeps).
 SWEEP = "sweep"
@@ -166,15 +169,7 @@ class TaskRecord(NamedTuple):
         return tuple(self.reserved_mb)
 
     def demand(self) -> Demand:
-        spec = self.spec
-        return Demand(
-            task_id=self.id,
-            memory_mb=self.memory_mb if self.memory_mb is not None else spec.get(LEARNED_MB),
-            cpu=bool(spec.get("cpu")),
-            multi_gpu=bool(spec.get("multi_gpu")),
-            ddp=bool(spec.get("ddp")),
-            queued_at=self.created_at,
-        )
+        return demand_of(self.id, self.memory_mb, self.spec, self.created_at)
 
     def reservation(self) -> Reservation:
         return Reservation(
@@ -238,6 +233,28 @@ class TaskRecord(NamedTuple):
                 **self.progress,
             },
         }
+
+
+def demand_of(
+    task_id: int, memory_mb: int | None, spec: Mapping[str, Any], queued_at: float = 0.0
+) -> Demand:
+    """What placement needs of a task with this `-m` and spec: its `-m`, else what its job
+    taught (for -DDP each rank's figure, times its ranks), else the default."""
+    ddp = bool(spec.get("ddp"))
+    learned = spec.get(LEARNED_MB) if memory_mb is None else None
+    rank_mb = learned if ddp and isinstance(learned, int) else None
+    if rank_mb is not None:
+        ranks = spec.get(LEARNED_RANKS)
+        learned = rank_mb * (ranks if isinstance(ranks, int) and ranks > 0 else 1)
+    return Demand(
+        task_id=task_id,
+        memory_mb=memory_mb if memory_mb is not None else learned,
+        cpu=bool(spec.get("cpu")),
+        multi_gpu=bool(spec.get("multi_gpu")),
+        ddp=ddp,
+        rank_mb=rank_mb,
+        queued_at=queued_at,
+    )
 
 
 def _memory_source(memory_mb: int | None, spec: Mapping[str, Any]) -> str:

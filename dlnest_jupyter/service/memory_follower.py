@@ -34,7 +34,7 @@ from ..core.memory_policy import (
 from ..core.placement import admission_error
 from ..core.placement_values import Demand, Reservation
 from ..core.store import TaskStore
-from ..core.tasks import FINGERPRINT, RUNNERS, Runner, TaskRecord
+from ..core.tasks import FINGERPRINT, RUNNERS, Runner, TaskRecord, demand_of
 from .event_log import EventLog
 from .runners import RunnerRouter
 
@@ -127,9 +127,7 @@ class MemoryFollower:
         retry = retry_after_out_of_memory(task.spec, progress, settings)
         if retry is None:
             return
-        spec = retry.spec
-        demand = Demand(0, retry.reserve_mb, multi_gpu=bool(spec.get("multi_gpu")))
-        reason = admission_error(demand, self.devices.snapshot(), settings)
+        reason = admission_error(demand_of(0, None, retry.spec), self.devices.snapshot(), settings)
         if reason is not None:  # it would wait at the front of the queue for ever
             self.events.write(f"task {task.id} ran out of GPU memory; not queued again: {reason}")
             return
@@ -141,8 +139,7 @@ class MemoryFollower:
             jump=True,
         )
         self.events.write(
-            f"task {task.id} ran out of GPU memory: queued again as task {again.id}, "
-            f"reserving {retry.reserve_mb:,} MiB"
+            f"task {task.id} ran out of GPU memory: queued again as task {again.id}, {retry.note}"
         )
 
     def _remember_peak(

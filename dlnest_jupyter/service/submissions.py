@@ -266,17 +266,16 @@ def _learned(
     placement: dict[str, Any],
 ) -> dict[str, Any]:
     """The spec's memory keys: the run's fingerprint, and without -m what earlier runs of it
-    used (their peak, over all cards for -mc, plus the margin), if any ran."""
+    used (their peak, over all cards for -mc, on its busiest card for one card and for each
+    -DDP rank, plus the margin), if any ran."""
     keys: dict[str, Any] = {FINGERPRINT: fingerprint}
     learned = intake.store.memory.learned(fingerprint)
-    # -DDP's figure is shared out over however many cards it gets, while each rank needs the
-    # same whatever their number: it keeps the default until a figure per rank is kept.
-    if memory_mb is not None or placement["cpu"] or placement["ddp"] or learned is None:
+    if memory_mb is not None or placement["cpu"] or learned is None:
         return keys
     peak = learned.total_peak_mb if placement["multi_gpu"] else learned.card_peak_mb
     reserve = with_margin(peak, intake.store.settings())
     try:
-        admit(intake, reserve, placement)
+        admit(intake, reserve, {**placement, "rank_mb": reserve if placement["ddp"] else None})
     except TaskError:  # learned on bigger cards than these: their figure does not apply here
         return {
             **keys,

@@ -59,6 +59,10 @@ def test_a_submission_says_what_it_reserves() -> None:
     assert reservation_sentence(task(state="running", reserved_mb=3412, **learned)) == (
         "reserved 3,412 MiB, learned from 3 earlier runs of this config"
     )
+    # -DDP: the learned figure is each rank's, whatever the ranks hold together.
+    assert reservation_sentence(task(state="running", reserved_mb=6824, **learned), ddp=True) == (
+        "reserved 3,412 MiB for each DDP rank, learned from 3 earlier runs of this config"
+    )
 
 
 class QueuedThenDone:

@@ -82,28 +82,32 @@ def test_packages_of_one_project_are_one_job_whatever_their_folders_seeds_and_no
     assert memory_fingerprint(first, first.args()) == memory_fingerprint(second, second.args())
 
 
-def test_queued_unsized_one_card_runs_of_a_job_learn_what_it_used_and_no_others(
+def test_queued_unsized_one_card_and_ddp_runs_of_a_job_learn_what_it_used_and_no_others(
     tmp_path: Path,
 ) -> None:
     store = TaskStore(tmp_path / "q.sqlite")
     job = {"memory_fingerprint": "job"}
     learns = store.submit(TaskKind.TRAIN, job)
+    ddp = store.submit(TaskKind.TRAIN, {**job, "ddp": True})  # each rank: what a card held
     untouched = [
         store.submit(TaskKind.TRAIN, job, memory_mb=900),  # given -m
         store.submit(TaskKind.TRAIN, {**job, "cpu": True}),
         store.submit(TaskKind.TRAIN, {**job, "multi_gpu": True}),  # its figure is per task
-        store.submit(TaskKind.TRAIN, {**job, "ddp": True}),
         store.submit(TaskKind.TRAIN, {"memory_fingerprint": "other"}),
         store.submit(TaskKind.TRAIN, {**job, "learned_mb": 5000, "learned_runs": 4}),
     ]
     running = store.submit(TaskKind.TRAIN, job)
     store.claim(running.id, {0: 100}, "me", 0, now=1.0)
 
-    assert store.memory.teach_queued("job", 1356, 1) == 1
+    assert store.memory.teach_queued("job", 1356, 1) == 2
 
     assert store.get(learns.id).to_json()["memory_learned_mb"] == 1356
     assert store.get(learns.id).memory_note == "learned while queued, from a run of its job"
     assert store.get(learns.id).demand().memory_mb == 1356
+    assert (store.get(ddp.id).demand().memory_mb, store.get(ddp.id).demand().rank_mb) == (
+        1356,
+        1356,
+    )
     assert [store.get(t.id).spec for t in untouched] == [t.spec for t in untouched]
     assert "learned_mb" not in store.get(running.id).spec
 

@@ -15,7 +15,9 @@ from dlnest_jupyter.core.memory_policy import (
     warmed_up,
     with_margin,
 )
+from dlnest_jupyter.core.placement_values import Demand
 from dlnest_jupyter.core.settings import Settings
+from dlnest_jupyter.core.tasks import demand_of
 
 SETTINGS = Settings(memory_warmup_steps=100, memory_margin_pct=10, memory_margin_mb=256)
 
@@ -128,6 +130,13 @@ def test_a_run_out_of_gpu_memory_is_retried_reserving_what_it_reached_while_retr
         {**spec, "multi_gpu": True}, {"peak_memory_mb": {"0": 3000, "1": 1000}}, Settings()
     )
     assert multi is not None and multi.reserve_mb == 4000 + 400 + 256  # over all its cards
+    ddp = retry_after_out_of_memory(
+        {**spec, "ddp": True}, {"peak_memory_mb": {"0": 3000, "1": 2000}}, Settings()
+    )
+    # Each of its two ranks reserves what the busiest reached: its ranks keep their number.
+    assert ddp is not None and ddp.spec["learned_mb"] == 3556 and ddp.spec["learned_ranks"] == 2
+    assert ddp.note == "reserving 3,556 MiB for each of 2 DDP ranks"
+    assert demand_of(5, None, ddp.spec) == Demand(5, memory_mb=2 * 3556, ddp=True, rank_mb=3556)
 
 
 def test_nvml_per_process_figures_raise_what_the_run_reported_and_nothing_else() -> None:

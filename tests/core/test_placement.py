@@ -180,6 +180,26 @@ def test_ddp_takes_the_fewest_cards_that_each_hold_an_equal_share() -> None:
     assert [dict(p.memory_mb_by_device) for p in placed] == [{1: 15000, 2: 15000}]
 
 
+def test_a_ddp_task_sized_per_rank_never_splits_into_ranks_with_less_each() -> None:
+    running = [Reservation(9, {0: 10000}), Reservation(8, {1: 10000})]
+    # Two cards have 6,384 MiB free: a total of 10,000 splits into two shares of 5,000, but
+    # a task whose every rank needs 10,000 waits for a card, whatever its number of ranks.
+    split = Demand(1, memory_mb=10000, ddp=True)
+    per_rank = Demand(2, memory_mb=10000, ddp=True, rank_mb=10000)
+    two_ranks = Demand(3, memory_mb=12000, ddp=True, rank_mb=6000)
+
+    placed = plan_placements([split], gpus(count=2), running, Settings(), NOW)
+    waits = plan_placements([per_rank], gpus(count=2), running, Settings(), NOW)
+    both = plan_placements([two_ranks], gpus(count=2), running, Settings(), NOW)
+
+    assert [dict(p.memory_mb_by_device) for p in placed] == [{0: 5000, 1: 5000}]
+    assert waits == []
+    assert [dict(p.memory_mb_by_device) for p in both] == [{0: 6000, 1: 6000}]
+    assert "needs 20000 MiB for each DDP rank, but the largest GPU has 16384 MiB" in (
+        admission_error(Demand(1, memory_mb=20000, ddp=True, rank_mb=20000), gpus()) or ""
+    )
+
+
 def test_a_task_that_can_never_fit_is_refused_with_the_reason() -> None:
     assert "largest GPU has 16384 MiB" in (
         admission_error(Demand(1, memory_mb=20000), gpus()) or ""

@@ -204,10 +204,10 @@ def test_a_big_task_holds_the_card_by_the_running_tasks_expected_end_and_small_o
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="DDP over pretend cards 0 and 1 runs on gloo")
-def test_the_guard_caps_each_ddp_rank_and_a_rank_out_of_memory_fails_the_run_as_such(
+def test_the_guard_caps_each_ddp_rank_and_a_rank_out_of_memory_is_retried_with_as_many_ranks(
     service: DLNestService, tmp_path: Path
 ) -> None:
-    service.update_settings({"guard_memory": True, "oom_retries": 0})
+    service.update_settings({"guard_memory": True, "oom_retries": 1})
     config = write_project(tmp_path / "p", epochs=1, args={"fake_gpu_memory_mb": 12000})
 
     # 20,000 MiB: more than a card, so 10,000 on each of two, capped at 11,256; each rank
@@ -218,6 +218,37 @@ def test_the_guard_caps_each_ddp_rank_and_a_rank_out_of_memory_fails_the_run_as_
     failed = service.queries.task(task.id)
     assert failed.devices == (0, 1)
     assert failed.error == "out of GPU memory (peak 24,000 MiB, reserved 20,000 MiB)"
+    # Its retry reserves on each of two ranks what the busiest reached, plus the margin.
+    wait_for(service, lambda: len(service.queries.tasks()) == 2)
+    retry = next(t for t in service.queries.tasks() if t.id != task.id)
+    wait_for(service, lambda: service.queries.task(retry.id).state.terminal)
+    done = service.queries.task(retry.id)
+    assert (done.state, done.devices) == (TaskState.SUCCEEDED, (0, 1))
+    assert done.to_json()["memory_learned_mb"] == 12000 + 1200 + 256
+    assert (
+        f"queued again as task {retry.id}, reserving 13,456 MiB for each of 2 DDP ranks"
+        in (service.log.read()[1])
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="DDP over pretend cards 0 and 1 runs on gloo")
+def test_a_ddp_run_without_m_reserves_for_its_rank_what_a_rank_of_its_job_used(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = write_project(tmp_path / "p", epochs=1, args={"fake_gpu_memory_mb": 1234})
+    first = service.submit(TaskKind.TRAIN, config_path=config, memory_mb=20000, ddp=True)
+    wait_for(service, lambda: service.queries.task(first.id).state.terminal)
+    assert service.queries.task(first.id).to_json()["peak_memory_mb"] == 2 * 1234  # two ranks
+
+    again = service.submit(TaskKind.TRAIN, config_path=config, ddp=True)
+
+    # Not the two ranks' 2,468 MiB shared out, nor 90% of a card: one rank, as a -DDP run
+    # without -m has, reserving what a rank used plus the margin.
+    assert again.to_json()["memory_source"] == "learned"
+    assert again.to_json()["memory_learned_mb"] == 1234 + 124 + 256
+    assert list(again.reserved_mb.values()) == [1614]
+    wait_for(service, lambda: service.queries.task(again.id).state.terminal)
+    assert service.queries.task(again.id).state is TaskState.SUCCEEDED
 
 
 def test_a_launch_clears_the_last_runs_figures_so_they_are_never_read_as_its_own(
