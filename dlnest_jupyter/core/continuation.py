@@ -20,6 +20,7 @@ from typing import Any
 from .config import load_overrides, merge, unknown_key_warnings
 from .errors import ConfigError
 from .package import ARGS_FILE, SavePackage
+from .package_state import CheckpointInfo
 
 EPOCHS_KEY = "epochs"  # DLNest's convention for the planned epoch count
 
@@ -41,15 +42,19 @@ def plan_continuation(
     `checkpoint_id`: the resolved checkpoint it continues from. `epochs`: train until epoch N
     in total; refused when the config has no `epochs` key or N is not past the checkpoint's.
     """
+    info = package.state().checkpoints.get(checkpoint_id)
     if freq_path is None and epochs is None:
-        return Continuation()
+        return Continuation(warnings=_one_more_epoch(package, checkpoint_id, info, None))
     args = package.args_for(checkpoint_id)  # the config that checkpoint was trained with
     overrides: dict[str, Any] = {}
     warnings: list[str] = []
     if freq_path is not None:
         overrides, file_of = load_overrides(freq_path)
         warnings = unknown_key_warnings(overrides, args, file_of)
-    if epochs is not None:
+    if epochs is None:
+        planned = merge(args, overrides)
+        warnings += _one_more_epoch(package, checkpoint_id, info, planned)
+    else:
         planned = merge(args, overrides)
         where = package.path / ARGS_FILE
         if EPOCHS_KEY not in planned:
@@ -59,7 +64,6 @@ def plan_continuation(
                 file=where,
                 key=EPOCHS_KEY,
             )
-        info = package.state().checkpoints.get(checkpoint_id)
         if info is not None and epochs <= info.epoch:
             raise ConfigError(
                 f"--epochs {epochs} is not past checkpoint {checkpoint_id}, which ends epoch "
@@ -70,6 +74,29 @@ def plan_continuation(
             )
         overrides = merge(overrides, {EPOCHS_KEY: epochs})
     return Continuation(overrides, tuple(warnings))
+
+
+def _one_more_epoch(
+    package: SavePackage,
+    checkpoint_id: int,
+    info: CheckpointInfo | None,
+    planned: Mapping[str, Any] | None,
+) -> tuple[str, ...]:
+    """A warning when the checkpoint already ends the epochs its config plans: the loop trains
+    an epoch before its life cycle's needContinueTrain is asked, so a continue of a finished
+    run trains one more (DLNest's behaviour), which is rarely what was meant."""
+    if info is None:
+        return ()
+    planned_epochs = (planned or package.args_for(checkpoint_id)).get(EPOCHS_KEY)
+    if not isinstance(planned_epochs, int) or isinstance(planned_epochs, bool):
+        return ()
+    if info.epoch < planned_epochs:
+        return ()
+    return (
+        f"checkpoint {checkpoint_id} ends epoch {info.epoch}, and the config plans "
+        f"{planned_epochs} epochs: this continue trains one more epoch (the loop trains one "
+        f"before needContinueTrain decides); --epochs N trains until epoch N in all",
+    )
 
 
 def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:

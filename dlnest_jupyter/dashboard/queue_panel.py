@@ -46,8 +46,8 @@ class QueuePanel:
         )
         self.epochs = widgets.BoundedIntText(
             value=0, min=0, max=1_000_000, description="to epoch",
-            tooltip="Continue trains until this epoch in all (0: as the config says, which "
-            "for a finished run means one more epoch)",
+            tooltip="Continue trains until this epoch in all (0: as the config says; a run "
+            "that finished its epochs then trains one more, and the reply warns of it)",
             layout=widgets.Layout(width="160px"),
         )  # fmt: skip
         self.stop = widgets.Button(description="Stop", button_style="danger", icon="stop")
@@ -183,16 +183,17 @@ class QueuePanel:
         return f"task {task['id']} {task['state']}"
 
     def _continue(self) -> str | None:
-        task, package = self._from_package("continue")
-        return f"task {task['id']} {task['state']}: continue {package}"
+        task, package, warned = self._from_package("continue")
+        return f"task {task['id']} {task['state']}: continue {package}" + warned
 
     def _analyze(self) -> str | None:
-        task, package = self._from_package("analyze")
-        return f"analyzer {task['id']} {task['state']}: it loads {package}"
+        task, package, warned = self._from_package("analyze")
+        return f"analyzer {task['id']} {task['state']}: it loads {package}" + warned
 
-    def _from_package(self, kind: str) -> tuple[dict[str, Any], str]:
+    def _from_package(self, kind: str) -> tuple[dict[str, Any], str, str]:
         """Submit a `kind` task on the selected task's package, at the chosen checkpoint,
-        described by where it comes from (the queue would otherwise show a blank line)."""
+        described by where it comes from (the queue would otherwise show a blank line);
+        returns the task, the package and what the submission warned of, as "; warning: ..."."""
         package = self._package()
         body: dict[str, Any] = {"kind": kind, "record_path": package}
         chosen = self.checkpoint.value
@@ -205,7 +206,8 @@ class QueuePanel:
         if kind == "continue" and self.epochs.value > 0:  # --epochs N
             body["epochs"] = self.epochs.value
             body["description"] += f", to epoch {self.epochs.value}"
-        return self._client.submit(body), package
+        task, warnings = self._client.submit_warned(body)
+        return task, package, "".join(f"; warning: {warning}" for warning in warnings)
 
     def _package(self) -> str:
         task = self._client.task(self.task_id) if self.task_id is not None else None

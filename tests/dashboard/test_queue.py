@@ -242,6 +242,19 @@ def test_continue_and_analyze_name_their_source_task_and_checkpoint(
     assert longer["description"].endswith("from checkpoint 0, to epoch 9")
     spec = transport.api.service.store.get(longer["id"]).spec
     assert spec["overrides"] == {"epochs": 9}
+    client.delete(longer["id"])
+
+    write_checkpoints(task, (0, 1, 2))  # checkpoint 2 ends epoch 3, the config's last
+    board.refresh()
+    board.queue_panel.epochs.value = 0
+    board.queue_panel.checkpoint.value = 2
+    board.queue_panel.continue_.click()
+    board.refresh()
+
+    assert (
+        "warning: checkpoint 2 ends epoch 3, and the config plans 3 epochs: this continue "
+        "trains one more epoch" in board.message.value
+    )
     board.close()
 
 

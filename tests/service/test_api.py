@@ -94,6 +94,8 @@ def test_a_continue_may_set_epochs_and_a_freq_config_and_is_refused_what_cannot_
     body = {"kind": "continue", "record_path": str(package.path), "cpu": True}
 
     not_past = call(api, "POST", "tasks", {**body, "epochs": 2})
+    _, finished = call(api, "POST", "tasks", body)  # no --epochs, from its last epoch
+    api.service.delete(finished["task"]["id"])
     status, queued = call(api, "POST", "tasks", {**body, "epochs": 5, "freq_path": str(freq)})
     spec = api.service.store.get(queued["task"]["id"]).spec
     api.service.delete(queued["task"]["id"])
@@ -111,6 +113,11 @@ def test_a_continue_may_set_epochs_and_a_freq_config_and_is_refused_what_cannot_
     assert spec["freq_path"] == str(freq)
     assert queued["warnings"] == [
         f"'batch_sizes' in {freq} is not a key of the config; the nearest key is 'batch_size'"
+    ]
+    assert finished["warnings"] == [
+        "checkpoint 1 ends epoch 2, and the config plans 2 epochs: this continue trains one "
+        "more epoch (the loop trains one before needContinueTrain decides); --epochs N trains "
+        "until epoch N in all"
     ]
     message = no_epochs[1]["error"]["message"]
     assert no_epochs[0] == 400 and "args.json" in message and "needs an 'epochs' key" in message
