@@ -239,6 +239,33 @@ def _bare(command: str, description: str) -> Callable[[], ArgumentParser]:
     return lambda: ArgumentParser(command, description)
 
 
+RECENT_ENDED_SHOWN = 20  # `%dlnest tasks` without --all: the queue, and this many ended tasks
+
+
+def tasks_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        "tasks",
+        "The queue: its queued and running tasks and the last ended ones, each with its state,"
+        " devices, memory and progress.",
+    )
+    parser.add_argument(
+        "-n",
+        type=count,
+        default=RECENT_ENDED_SHOWN,
+        metavar="N",
+        help=f"how many of the last ended tasks to show (default {RECENT_ENDED_SHOWN})",
+    )
+    parser.add_argument("--all", action="store_true", help="every task, however old")
+    return parser
+
+
+def count(text: str) -> int:
+    number = int(text)  # argparse names the function: "invalid count value: 'x'"
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{number} is below 0")
+    return number
+
+
 def change_devices_parser() -> ArgumentParser:
     parser = ArgumentParser("changeDevices", "Choose which devices the scheduler may use.")
     parser.add_argument(
@@ -357,7 +384,7 @@ PARSERS: dict[str, Callable[[], ArgumentParser]] = {
         "forget",
         "Forget what earlier runs of a task's job used: its next runs reserve the default.",
     ),
-    "tasks": _bare("tasks", "The queue: every task, its state, devices, memory and progress."),
+    "tasks": tasks_parser,
     "devices": _bare("devices", "The devices, their memory and tasks, and who schedules."),
     "changeDevices": change_devices_parser,
     "settings": settings_parser,

@@ -64,6 +64,7 @@ from .views import (
     devices_setting_text,
     devices_table,
     devices_text,
+    recent_tasks,
     reservation_sentence,
     show,
     tasks_table,
@@ -209,8 +210,17 @@ class DLNestMagics(AnalyzerCommands, SweepCommands, Magics):
         )
 
     def _tasks(self, argv: list[str]) -> None:
-        parse("tasks", argv)
-        show(tasks_table(self.client.tasks()))
+        options = parse("tasks", argv)
+        tasks = self.client.tasks()
+        left_out = 0
+        if not options.all:
+            tasks, left_out = recent_tasks(tasks, options.n)
+        show(tasks_table(tasks))
+        if left_out:
+            print(
+                f"dlnest: {left_out:,} older ended task{'s' if left_out != 1 else ''} not "
+                "shown (%dlnest tasks --all; the dashboard's Queue filters by state and text)"
+            )
 
     def _devices(self, argv: list[str]) -> None:
         parse("devices", argv)

@@ -152,6 +152,19 @@ def progress_text(task: dict[str, Any]) -> str:
     return label + (f" ({rate:.0f}/s)" if label and isinstance(rate, int | float) and rate else "")
 
 
+def recent_tasks(
+    tasks: Sequence[dict[str, Any]], ended_shown: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The tasks still queued or holding devices, and the `ended_shown` that ended last, in
+    their order; and how many older ended ones were left out (a week's runs and sweeps would
+    bury the queue, as DLNest's list, which forgot ended tasks, never did)."""
+    ended = [t for t in tasks if TaskState(t["state"]).terminal]
+    newest = sorted(ended, key=lambda t: (t.get("ended_at") or 0.0, t["id"]))[-ended_shown:]
+    kept_ids = {t["id"] for t in newest} if ended_shown > 0 else set()
+    shown = [t for t in tasks if not TaskState(t["state"]).terminal or t["id"] in kept_ids]
+    return shown, len(tasks) - len(shown)
+
+
 def tasks_table(tasks: Sequence[dict[str, Any]]) -> Table:
     columns = ["id", "kind", "state", "devices", "MiB", "progress", "description", "error"]
     rows = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from dlnest_jupyter.client import magics
@@ -139,3 +140,42 @@ def test_a_device_list_without_the_cpu_says_the_cpu_is_disabled() -> None:
         "GPU 0 and the CPU are enabled; GPU 1 disabled"
     )
     assert devices_setting_text(None) == "every device is enabled"
+
+
+class LongHistory:
+    """A client whose queue holds 30 ended tasks, then one running and one queued."""
+
+    in_process = False
+
+    def tasks(self) -> list[dict[str, Any]]:
+        ended = [
+            task(id=i, state="failed" if i % 7 == 0 else "succeeded", ended_at=100.0 + i)
+            for i in range(1, 31)
+        ]
+        return [*ended, task(id=31, state="running", devices=[0]), task(id=32)]
+
+
+def test_tasks_shows_the_queue_and_the_last_ended_and_says_how_many_older_it_left_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shell = InteractiveShell.instance()
+    try:
+        dlnest = DLNestMagics(shell, client_factory=LongHistory)  # type: ignore[arg-type]
+        dlnest.dlnest("tasks")
+        recent = capsys.readouterr().out
+        dlnest.dlnest("tasks -n 2")
+        two = capsys.readouterr().out
+        dlnest.dlnest("tasks --all")
+        every = capsys.readouterr().out
+        with pytest.raises(UsageError, match="argument -n: -1 is below 0"):
+            dlnest.dlnest("tasks -n -1")
+    finally:
+        InteractiveShell.clear_instance()
+
+    def ids(out: str) -> list[int]:
+        return [int(line.split()[0]) for line in out.splitlines() if line[:1].isdigit()]
+
+    assert ids(recent) == [*range(11, 31), 31, 32]  # the 20 that ended last, in queue order
+    assert "dlnest: 10 older ended tasks not shown (%dlnest tasks --all;" in recent
+    assert ids(two) == [29, 30, 31, 32]
+    assert ids(every) == list(range(1, 33)) and "not shown" not in every
