@@ -42,6 +42,9 @@ class PackageOptions:
     no_save: bool = False  # -ns: reuse the NOSAVE scratch folder
     use_description: bool = False  # -sd: name the folder after the description
     seed: int | None = None  # None: args' "seed", else a fresh random one (recorded either way)
+    # Package folders that queued or running tasks use: a no-save run never clears one of
+    # them under its run, and takes NOSAVE_2, NOSAVE_3, ... instead.
+    in_use: frozenset[str] = frozenset()
 
 
 def project_root(loaded: LoadedConfig) -> Path:
@@ -84,9 +87,13 @@ def create_package(
         folder = _claim_folder(root, options)
     except OSError as error:
         full = as_disk_full(error, root, "making a save package")
-        if full is None:
-            raise
-        raise full from error
+        if full is not None:
+            raise full from error
+        raise ConfigError(  # a file in the way, a folder nobody may write to, /proc/...
+            f"save_root {root}: no save package can be made there ({error.strerror or error})",
+            file=loaded.source_of("save_root") or loaded.root_path,
+            key="save_root",
+        ) from error
     # A sweep submits hundreds a second, and on a VM's disk every inode operation costs up to a
     # millisecond: each folder is made once, files are copied without their metadata, and the
     # files of this folder, which no task names yet, are written in place rather than renamed
@@ -120,7 +127,8 @@ def _claim_folder(root: Path, options: PackageOptions) -> Path:
     if not root.is_dir():
         root.mkdir(parents=True, exist_ok=True)
     if options.no_save:
-        folder = root / NOSAVE_NAME
+        names = itertools.chain([NOSAVE_NAME], (f"{NOSAVE_NAME}_{n}" for n in itertools.count(2)))
+        folder = next(root / name for name in names if str(root / name) not in options.in_use)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
         return folder

@@ -89,8 +89,21 @@ def submit_train(
     TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
     placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
     admit(intake, memory_mb, placement)
+    in_use = (  # a queued or running no-save run's folder is not cleared under it
+        frozenset(
+            t.package_path
+            for t in intake.store.list_tasks(
+                [TaskState.QUEUED, TaskState.STARTING, TaskState.RUNNING]
+            )
+            if t.package_path is not None
+        )
+        if no_save
+        else frozenset()
+    )
     package = create_package(
-        loaded, PackageOptions(description, no_save, use_description), checked.layout
+        loaded,
+        PackageOptions(description, no_save, use_description, in_use=in_use),
+        checked.layout,
     )
     spec: dict[str, Any] = {
         "config_path": str(config_path),

@@ -75,6 +75,30 @@ def test_nosave_replaces_the_nosave_folder_and_nothing_else(project: Path) -> No
     assert SavePackage.open(kept.path)
 
 
+def test_nosave_never_clears_a_folder_a_queued_or_running_task_uses(project: Path) -> None:
+    first = new_package(project, no_save=True)
+    (first.path / "marker").write_text("running")
+
+    second = new_package(project, no_save=True, in_use=frozenset({str(first.path)}))
+    third = new_package(project, no_save=True, in_use=frozenset({str(first.path)}))
+
+    assert (first.path / "marker").read_text() == "running"
+    assert second.path == third.path == first.path.parent / "NOSAVE_2"  # replaced: not in use
+
+
+@pytest.mark.parametrize("save_root", ["./root_config.json", "./root_config.json/sub", "/proc/x"])
+def test_a_save_root_where_no_folder_can_be_made_is_a_config_error_naming_it(
+    project: Path, save_root: str
+) -> None:
+    args = json.loads(project.read_text())
+    project.write_text(json.dumps({**args, "save_root": save_root}))
+
+    with pytest.raises(ConfigError, match="no save package can be made there") as raised:
+        new_package(project)
+
+    assert (raised.value.file, raised.value.key) == (project, "save_root")
+
+
 def test_description_names_the_folder_with_a_suffix_when_taken(project: Path) -> None:
     first = new_package(project, description="lr 0.1/warmup", use_description=True)
     second = new_package(project, description="lr 0.1/warmup", use_description=True)

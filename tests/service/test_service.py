@@ -270,6 +270,29 @@ def test_a_launch_clears_the_last_runs_figures_so_they_are_never_read_as_its_own
     quiet.stop()
 
 
+def test_no_save_runs_queued_together_each_get_a_scratch_folder_of_their_own(
+    tmp_path: Path,
+) -> None:
+    quiet = DLNestService(
+        TaskStore(tmp_path / "q.sqlite"), FakeSource((16384,)), RecordingExecutor()
+    )
+    config = write_project(tmp_path / "p", epochs=1)
+
+    first = quiet.submit(TaskKind.TRAIN, config_path=config, no_save=True, memory_mb=100)
+    second = quiet.submit(TaskKind.TRAIN, config_path=config, no_save=True, memory_mb=100)
+    quiet.delete(first.id)
+    third = quiet.submit(TaskKind.TRAIN, config_path=config, no_save=True, memory_mb=100)
+
+    saves = tmp_path / "p" / "Saves"
+    assert [Path(t.package_path or "") for t in (first, second, third)] == [
+        saves / "NOSAVE",
+        saves / "NOSAVE_2",  # not the first's, which was running: cleared, it would be lost
+        saves / "NOSAVE",  # the first's again, now that no task uses it
+    ]
+    assert SavePackage.open(second.package_path)  # type: ignore[arg-type]
+    quiet.stop()
+
+
 def test_a_run_out_of_memory_that_could_never_fit_with_more_is_not_queued_again(
     service: DLNestService, tmp_path: Path
 ) -> None:

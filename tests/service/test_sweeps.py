@@ -380,3 +380,23 @@ def test_a_sweep_whose_first_trials_all_fail_stops_queueing_more(
         f"its first 3 trials failed; task {done['trials'][0]['task_id']}: "
     )
     assert "no data here" in done["note"]
+
+
+def test_a_small_sweep_whose_every_trial_failed_or_could_not_be_made_fails_saying_why(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    config = write_project(
+        tmp_path / "p", epochs=1, dataset=failing_dataset("RuntimeError('no data here')")
+    )
+    nowhere = write_project(tmp_path / "q", epochs=1, args={"save_root": "./root_config.json"})
+
+    small, _ = service.sweeps.submit(str(config), grid={"batch_size": [1, 2]}, cpu=True)
+    unmade, _ = service.sweeps.submit(str(nowhere), grid={"batch_size": [1, 2]}, cpu=True)
+    wait_for(service, lambda: _ended(service, small["id"]))
+
+    done = service.sweeps.get(small["id"])
+    assert (done["state"], [t["state"] for t in done["trials"]]) == ("failed", ["failed"] * 2)
+    assert done["note"].startswith(f"all its trials failed; task {done['trials'][0]['task_id']}")
+    never = service.sweeps.get(unmade["id"])
+    assert (never["state"], never["trials"]) == ("failed", [])
+    assert "save_root" in never["note"] and "no save package can be made there" in never["note"]

@@ -29,7 +29,6 @@ from ...core.errors import DLNestError, SweepStateError, TaskStateError
 from ...core.package import SavePackage
 from ...core.sweep_book import SweepRow, TrialRef, TrialRow
 from ...core.sweeps import (
-    FAILURES_BEFORE_GIVING_UP,
     SweepPlan,
     SweepState,
     TrialState,
@@ -48,6 +47,7 @@ from .engines import Engine, engine_for
 
 log = logging.getLogger(__name__)
 _ACTIVE = (TaskState.QUEUED, TaskState.STARTING, TaskState.RUNNING)
+_TROUBLE = "could not go on:"  # the note of a sweep an unexpected error holds up
 _UNSEEN = "not seen yet: metric"
 
 
@@ -93,8 +93,12 @@ class SweepDriver:
                 if self._troubles.get(sweep.id) != said:  # once, not every pass
                     log.exception("sweep %s: could not drive it", sweep.id)
                     self._troubles[sweep.id] = said
+                    # Said where the user looks, not only in the server's log: a sweep that
+                    # shows running with no trials and no word would seem to hang.
+                    self.book.set_note(sweep.id, f"{_TROUBLE} {said}; tried again each pass")
             else:
-                self._troubles.pop(sweep.id, None)
+                if self._troubles.pop(sweep.id, None) is not None:
+                    self.book.set_note(sweep.id, None)
         return queued
 
     def forget(self) -> None:
@@ -112,10 +116,16 @@ class SweepDriver:
         # Once more, after following: what it told, pruned and queued (and the sweep's state,
         # which following may have ended).
         trials, sweep = self.book.trials(sweep.id), self.book.get(sweep.id)
-        if sweep.state is SweepState.RUNNING and hopeless(t.view().state for t in trials):
-            first = next(t for t in trials if t.task_state is TaskState.FAILED)
-            why = f"its first {FAILURES_BEFORE_GIVING_UP} trials failed; task {first.task_id}: "
-            self._fail(sweep, why + (first.error or "no error said"))
+        if sweep.state is SweepState.RUNNING and hopeless(
+            (t.view().state for t in trials), sweep.plan.trials
+        ):
+            failed = [t for t in trials if t.task_state is TaskState.FAILED]
+            if len(failed) < sweep.plan.trials:
+                why = f"its first {len(failed)} trials failed"
+            else:
+                why = "its only trial failed" if len(failed) == 1 else "all its trials failed"
+            why += f"; task {failed[0].task_id}: "
+            self._fail(sweep, why + (failed[0].error or "no error said"))
             sweep = self.book.get(sweep.id)
         if sweep.state is SweepState.RUNNING:
             queued += self._queue_next(sweep, engine, trials)
