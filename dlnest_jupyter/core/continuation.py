@@ -53,6 +53,7 @@ def plan_continuation(
         warnings = unknown_key_warnings(overrides, args, file_of)
     if epochs is None:
         planned = merge(args, overrides)
+        check_epochs(overrides, Path(freq_path) if freq_path is not None else None)
         warnings += _one_more_epoch(package, checkpoint_id, info, planned)
     else:
         planned = merge(args, overrides)
@@ -74,6 +75,19 @@ def plan_continuation(
             )
         overrides = merge(overrides, {EPOCHS_KEY: epochs})
     return Continuation(overrides, tuple(warnings))
+
+
+def check_epochs(args: Mapping[str, Any], file: Path | None) -> None:
+    """Refuse an `epochs` that is not a number: the life cycle compares the epoch with it, and
+    the run would fail with a TypeError that names no key."""
+    epochs = args.get(EPOCHS_KEY)
+    if epochs is None or (isinstance(epochs, int | float) and not isinstance(epochs, bool)):
+        return
+    raise ConfigError(
+        f"{EPOCHS_KEY} is {epochs!r} ({type(epochs).__name__}); it must be a number of epochs",
+        file=file,
+        key=EPOCHS_KEY,
+    )
 
 
 def _one_more_epoch(

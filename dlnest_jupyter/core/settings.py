@@ -8,11 +8,12 @@ dashboard and the API read the settings without needing the pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .devices import CPU_ID
+from .errors import RequestError
 from .fields import FieldSpec, boolean, integer, integer_list, number, optional, validated
 
 
@@ -41,7 +42,7 @@ class Settings:
         """These settings with `changes` applied; a bad change is a RequestError naming it."""
         checked = validated(changes, SETTINGS_FIELDS)
         if checked.get("devices") is not None:
-            checked["devices"] = tuple(checked["devices"])
+            checked["devices"] = tuple(dict.fromkeys(checked["devices"]))  # [0, 0]: [0]
         return replace(self, **checked)
 
     def to_json(self) -> dict[str, Any]:
@@ -58,6 +59,17 @@ class Settings:
             "guard_memory": self.guard_memory,
             "oom_retries": self.oom_retries,
         }
+
+
+def check_devices(devices: Sequence[int] | None, known: Collection[int]) -> None:
+    """Refuse a `devices` setting naming a device this machine (or cluster) lacks: every task
+    for a card would wait for ever on it, "every GPU is disabled"."""
+    unknown = sorted(set(devices or ()) - set(known))
+    if unknown:
+        raise RequestError(
+            f"devices: no device {', '.join(map(str, unknown))} here; the devices are "
+            f"{', '.join(map(str, sorted(known)))} (-1 is the CPU)"
+        )
 
 
 _MAX_SECONDS = 366 * 24 * 3600.0

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.box_ledger import Ledger
-from ..core.devices import DeviceSource
-from ..core.settings import Settings
+from ..core.devices import CPU_ID, DeviceSource
+from ..core.settings import Settings, check_devices
 from ..core.store import TaskStore
 from ..core.tasks import TaskKind, TaskRecord
 from .event_log import EventLog
@@ -112,6 +112,10 @@ class DLNestService:
         return cancelled
 
     def update_settings(self, changes: dict[str, Any]) -> Settings:
+        if changes.get("devices") is not None:  # ids this machine has, once they are ids
+            wanted = self.store.settings().updated(changes).devices
+            known = [CPU_ID, *(gpu.id for gpu in self.device_source.snapshot().gpus)]
+            check_devices(wanted, known)
         settings = self.store.update_settings(changes)
         self._place_freed()  # a raised cap or a newly enabled card may let tasks start now
         return settings

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.checkpoints import TrackLimits
 from ..core.config import merge
-from ..core.continuation import plan_continuation
+from ..core.continuation import EPOCHS_KEY, check_epochs, plan_continuation
 from ..core.devices import DeviceSource
 from ..core.errors import PackageBusyError, TaskError
 from ..core.memory_fingerprint import copied_files, fingerprint_of, memory_fingerprint
@@ -87,6 +87,7 @@ def submit_train(
     if trial is not None:
         loaded = dataclasses.replace(loaded, args=with_params(loaded.args, trial.params))
     TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
+    check_epochs(loaded.args, loaded.source_of(EPOCHS_KEY) or loaded.root_path)
     placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
     admit(intake, memory_mb, placement)
     in_use = (  # a queued or running no-save run's folder is not cleared under it

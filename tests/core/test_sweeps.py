@@ -16,9 +16,9 @@ from dlnest_jupyter.core.sweeps import (
     best_first,
     best_trial,
     default_direction,
+    hopeless,
     objective_of,
     planned,
-    hopeless,
     trials_to_ask,
 )
 from dlnest_jupyter.core.tasks import TaskKind, TaskState

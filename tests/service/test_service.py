@@ -13,6 +13,7 @@ from dlnest_jupyter.core.devices import FakeSource
 from dlnest_jupyter.core.errors import (
     CheckpointNotFoundError,
     ConfigError,
+    RequestError,
     TaskError,
     TaskStateError,
 )
@@ -336,8 +337,12 @@ def test_bad_submissions_are_refused_and_leave_nothing_behind(
     ):
         service.submit(TaskKind.TRAIN, config_path=good, memory_mb=20000)
 
+    wordy = write_project(tmp_path / "r", args={"epochs": "eight"})
+    with pytest.raises(ConfigError, match="epochs is 'eight' \\(str\\); it must be a number"):
+        service.submit(TaskKind.TRAIN, config_path=wordy)
+
     assert service.queries.tasks() == []
-    assert not (tmp_path / "p" / "Saves").exists() and not (tmp_path / "q" / "Saves").exists()
+    assert not any((tmp_path / name / "Saves").exists() for name in ("p", "q", "r"))
 
 
 def test_delete_stops_the_whole_process_group_and_frees_the_card_at_once(
@@ -379,6 +384,12 @@ def test_settings_change_at_run_time_and_persist(service: DLNestService) -> None
 
     assert changed.devices == (1, -1) and service.queries.settings() == changed
     assert [d["enabled"] for d in service.queries.devices()] == [False, True, True]
+    # A card this machine lacks would leave every GPU task waiting for ever: refused.
+    with pytest.raises(
+        RequestError, match=r"devices: no device 5, 7 here; the devices are -1, 0, 1"
+    ):
+        service.update_settings({"devices": [0, 5, 7]})
+    assert service.update_settings({"devices": [0, 0]}).devices == (0,)
 
 
 def test_continue_of_a_package_in_use_is_refused(service: DLNestService, tmp_path: Path) -> None:
