@@ -39,6 +39,11 @@ class LoadedConfig:
     def source_of(self, dotted_key: str) -> Path | None:
         return self.provenance.get(dotted_key)
 
+    def blame(self, dotted_key: str) -> Path:
+        """The file an error about the key names: the one that set it, else the root config
+        (where a missing key belongs)."""
+        return self.provenance.get(dotted_key) or self.root_path
+
 
 def load_config(root_path: Path | str, freq_path: Path | str | None = None) -> LoadedConfig:
     """Read and merge the root config tree, then the freq config tree over it."""
@@ -226,11 +231,14 @@ def _existing_file(path: Path, named_by: Path | None) -> Path:
     resolved = path.expanduser().resolve()
     if resolved.is_file():
         return resolved
+    what = "does not exist" if not resolved.exists() else _not_a_file(resolved)
     if named_by is not None:
-        raise ConfigError(
-            f"child config {resolved} does not exist", file=named_by, key=CHILDREN_KEY
-        )
-    raise ConfigError("config file does not exist", file=resolved)
+        raise ConfigError(f"child config {resolved} {what}", file=named_by, key=CHILDREN_KEY)
+    raise ConfigError(f"config file {what}", file=resolved)
+
+
+def _not_a_file(path: Path) -> str:
+    return "is a folder, not a JSON file" if path.is_dir() else "is not a regular file"
 
 
 def _copy(value: Any) -> Any:

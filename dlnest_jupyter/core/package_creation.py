@@ -81,7 +81,7 @@ def create_package(
     bad input never leaves a half-made package behind.
     """
     if layout is None:
-        layout = project_layout(loaded.args, project_root(loaded), loaded.source_of)
+        layout = project_layout(loaded.args, project_root(loaded), loaded.blame)
     root = save_root(loaded, layout.root_dir)
     try:
         folder = _claim_folder(root, options)

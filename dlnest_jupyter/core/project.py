@@ -147,7 +147,7 @@ def _class_ref(
     name_key, class_name = _first_present(args, role.name_keys)
     if raw_file is _MISSING or class_name is _MISSING:
         missing = role.file_keys[0] if raw_file is _MISSING else role.name_keys[0]
-        raise ConfigError(f"missing key {missing!r}", key=missing)
+        raise ConfigError(f"missing key {missing!r}", file=blame(missing), key=missing)
     for key, value in ((file_key, raw_file), (name_key, class_name)):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key} must be a non-empty string", file=blame(key), key=key)
@@ -157,8 +157,9 @@ def _class_ref(
     except OSError:
         stat = None
     if stat is None or not S_ISREG(stat.st_mode):
+        what = "does not exist" if stat is None else "is not a Python file"
         raise ConfigError(
-            f"{file_key} names {source}, which does not exist", file=blame(file_key), key=file_key
+            f"{file_key} names {source}, which {what}", file=blame(file_key), key=file_key
         )
     if not check_names:
         return UserClassRef(role.role, class_name, source, inside, file_key, role.base_name)

@@ -54,7 +54,7 @@ class ProjectChecks:
             return dataclasses.replace(checked, loaded=_with_own_args(checked.loaded))
         settled_ns = time.time_ns() - SETTLE_NS
         loaded = load_config(config_path, freq_path)
-        layout = project_layout(loaded.args, project_root(loaded), loaded.source_of)
+        layout = project_layout(loaded.args, project_root(loaded), loaded.blame)
         fingerprint = _fingerprint([*map(str, loaded.files), *_code_paths_as_named(loaded, layout)])
         if any(mtime_ns > settled_ns for *_, mtime_ns in fingerprint):
             # Possibly written while we read it: the stamp may be newer than what we read, and

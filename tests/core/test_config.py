@@ -154,6 +154,8 @@ def test_the_same_child_twice_without_a_cycle_is_allowed(tmp_path: Path) -> None
 def test_missing_root_config_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file does not exist"):
         load_config(tmp_path / "absent.json")
+    with pytest.raises(ConfigError, match="config file is a folder, not a JSON file"):
+        load_config(tmp_path)
 
 
 @pytest.mark.parametrize("content", ["[1, 2]", '"text"', "3"])

@@ -197,6 +197,10 @@ def test_two_absolute_paths_with_one_name_are_refused_not_overwritten(tmp_path: 
             {"other_file_paths": ["./nothing_here"]},
             "other_file_paths names .*nothing_here, which does not exist",
         ),
+        (
+            {"runner_file_path": "./code"},
+            "runner_file_path names .*code, which is not a Python file",
+        ),
     ],
 )
 def test_bad_code_references_are_refused_before_anything_is_created(
@@ -215,8 +219,9 @@ def test_missing_class_key_is_named(tmp_path: Path) -> None:
     del args["runner_name"]
     config.write_text(json.dumps(args))
 
-    with pytest.raises(ConfigError, match="missing key 'runner_name'"):
+    with pytest.raises(ConfigError, match="missing key 'runner_name'") as raised:
         new_package(config)
+    assert raised.value.file == config  # the root config, where it belongs
 
 
 def test_dlnest_model_keys_are_accepted_as_aliases(tmp_path: Path) -> None:
