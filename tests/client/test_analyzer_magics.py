@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
@@ -114,6 +115,7 @@ def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(
     shell.run_line_magic("dlnest", "runExp ident")  # loaded
     client = shell.magics_manager.registry["DLNestMagics"].client
     ended = threading.Event()
+    behind: list[dict[str, Any]] = []  # an experiment sent while the spinning one runs
 
     def interrupt_once_it_spins() -> None:  # what Ctrl-C in the cell does, from the outside
         while not ended.wait(0.5):
@@ -123,6 +125,7 @@ def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(
             # would land on the next experiment.
             experiment = client.experiment(1, 2, 0, 0, 0)
             if experiment["state"] == "running" and "spinning" in experiment["output"]:
+                behind.append(client.run_experiment(1, {"name": "ident"}))
                 client.interrupt(1)
                 return
 
@@ -139,6 +142,13 @@ def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(
 
     assert "analyzer_kernel.py" not in out
     assert "KeyboardInterrupt" in out and "time.sleep(0.01)" in out  # where the user's code was
+    # It waited behind the interrupted one, queued, and then ran: the interrupt was not its.
+    assert [e["state"] for e in behind] == ["queued"]
+    wait_until(
+        lambda: client.experiment(1, behind[0]["id"], 0, 0, 0)["state"] == "succeeded",
+        60,
+        "the experiment sent behind it to run",
+    )
     shell.run_line_magic("dlnest", "runExp ident")
     assert "checkpoint 1 of ToyRunner" in capsys.readouterr().out
 

@@ -55,3 +55,16 @@ def test_a_reply_after_the_idle_status_ends_the_experiment_as_it_says(
 
     assert (experiment.state, experiment.error) == (ExperimentState.SUCCEEDED, None)
     assert analyzer.pending == {}
+
+
+def test_an_experiment_queued_behind_another_runs_once_its_kernel_takes_it_up() -> None:
+    book = ExperimentBook()
+    analyzer = SimpleNamespace(pending={}, ends={}, state=AnalyzerState.READY)
+    experiment = book.open(1, "second", ExperimentState.QUEUED)
+    analyzer.pending["m2"] = experiment
+
+    assert book.unfinished(1) == [experiment]
+    messages.route_message(
+        book, analyzer, experiment, message("status", "m2", execution_state="busy"), "m2"
+    )
+    assert experiment.state is ExperimentState.RUNNING

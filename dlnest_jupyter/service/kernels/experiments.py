@@ -134,7 +134,8 @@ class ExperimentBook:
         self._notify(experiment)
 
     def begin(self, experiment: Experiment) -> None:
-        """A queued experiment was sent to its loaded kernel."""
+        """The kernel took a queued experiment up (it had waited for the load, or behind
+        another experiment)."""
         with self._lock:
             if experiment.state is not ExperimentState.QUEUED:
                 return

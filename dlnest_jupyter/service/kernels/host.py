@@ -181,7 +181,12 @@ class AnalyzerHost(Executor):
                 experiment = self.experiments.open(task_id, name, ExperimentState.QUEUED)
                 analyzer.waiting.append((experiment, code))
                 return experiment
-        experiment = self.experiments.open(task_id, name)
+        # Behind another experiment it waits in the kernel's queue: queued until the kernel
+        # takes it up (its `busy`, messages.py), not "running" while another one runs.
+        behind = bool(self.experiments.unfinished(task_id))
+        experiment = self.experiments.open(
+            task_id, name, ExperimentState.QUEUED if behind else ExperimentState.RUNNING
+        )
         # Sent by the loop (the kernel client's sockets are its own) without waiting for it: the
         # experiment is on its way, and what goes wrong sending it lands in its record. Waiting
         # cost each runExp a wake-up of this thread by the loop's, in process the largest cost
@@ -246,9 +251,9 @@ class AnalyzerHost(Executor):
                 )
             await self._shut_down(analyzer)
             return
-        # Sent in the order they came, before anything sent from now on (no await until then).
+        # Sent in the order they came, before anything sent from now on (no await until then);
+        # each is queued in the kernel until it takes it up (its `busy`, messages.py).
         for experiment, code in waiting:
-            self.experiments.begin(experiment)
             self._send(analyzer, experiment, code)
         analyzer.listener = asyncio.ensure_future(listen(self.experiments, analyzer))
         if task is not None and self.session_manager is not None:

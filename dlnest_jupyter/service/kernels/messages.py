@@ -76,7 +76,9 @@ def route_message(
     parent: str,
 ) -> None:
     kind, content = message["header"]["msg_type"], message["content"]
-    if kind == "stream":
+    if kind == "status" and content["execution_state"] == "busy":
+        book.begin(experiment)  # the kernel took it up: queued behind another until now
+    elif kind == "stream":
         book.append_text(experiment, content["text"])
     elif kind in ("display_data", "update_display_data"):
         book.add_display(experiment, {"data": content["data"], "metadata": content["metadata"]})
