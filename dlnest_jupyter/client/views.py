@@ -165,6 +165,16 @@ def recent_tasks(
     return shown, len(tasks) - len(shown)
 
 
+ERROR_SHOWN_CHARS = 100  # of a row's error in the table; the task keeps it whole (GET tasks/ID)
+
+
+def _shortened(error: str) -> str:
+    """An error's first line, cut to fit a table row (a traceback's last line can run to
+    hundreds of characters, and every row of the text table is padded to the longest)."""
+    first = error.strip().splitlines()[0] if error.strip() else ""
+    return first if len(first) <= ERROR_SHOWN_CHARS else first[: ERROR_SHOWN_CHARS - 1] + "…"
+
+
 def tasks_table(tasks: Sequence[dict[str, Any]]) -> Table:
     columns = ["id", "kind", "state", "devices", "MiB", "progress", "description", "error"]
     rows = [
@@ -176,7 +186,7 @@ def tasks_table(tasks: Sequence[dict[str, Any]]) -> Table:
             memory_text(t),
             progress_text(t),
             t["description"],
-            t["error"] or "",
+            _shortened(t["error"] or ""),
         ]
         for t in tasks
     ]

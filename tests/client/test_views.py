@@ -42,6 +42,9 @@ def test_tasks_show_what_each_holds_asks_or_the_default_and_why_a_queued_one_wai
     assert rows["2"]["waiting for"] == "needs 3,000 MiB; most free is 1,639 MiB"
     assert rows["3"]["waiting for"] == ""
     assert "waiting for" not in tasks_table([task(id=3)]).columns
+    long_error = "exit code 1: " + "x" * 300 + "\nTraceback ..."
+    [row] = tasks_table([task(id=4, state="failed", error=long_error)]).rows
+    assert row[-1] == "exit code 1: " + "x" * 86 + "…"  # its first line, 100 characters
 
 
 def test_a_submission_says_what_it_reserves() -> None:
