@@ -86,13 +86,14 @@ def resolve_plugins(entries: Sequence[str], full: bool = False) -> list[Resolved
     """Each entry's name and config (a file read, never run), all checked before any is used."""
     if not entries:
         raise ConfigError(f"no plugins given: {NO_PLUGINS}")
-    resolved = []
+    resolved: dict[str, Resolved] = {}  # by entry: one named twice is added once
     for entry in entries:
         if is_plugin_file(entry):
             entry = str(Path(entry).expanduser().resolve())
-        name, config = plugin_config(entry, full)
-        resolved.append(Resolved(entry, name, config[name]))
-    return resolved
+        if entry not in resolved:
+            name, config = plugin_config(entry, full)
+            resolved[entry] = Resolved(entry, name, config[name])
+    return list(resolved.values())
 
 
 def plugins_target(project: Path) -> Path:

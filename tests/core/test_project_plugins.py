@@ -24,7 +24,7 @@ def test_plugins_go_to_root_config_when_there_is_no_plugins_config(tmp_path: Pat
     config = write_project(tmp_path / "p")
     before = list(read(config))
 
-    added = add_plugins(tmp_path / "p", ["LogInit", "MailsNote"])
+    added = add_plugins(tmp_path / "p", ["LogInit", "MailsNote", "LogInit"])  # one twice: once
 
     written = read(config)
     assert (added.file, added.added, added.already) == (config, ("LogInit", "MailsNote"), ())
