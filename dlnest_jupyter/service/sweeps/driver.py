@@ -98,8 +98,14 @@ class SweepDriver:
                     self.book.set_note(sweep.id, f"{_TROUBLE} {said}; tried again each pass")
             else:
                 if self._troubles.pop(sweep.id, None) is not None:
-                    self.book.set_note(sweep.id, None)
+                    self._clear_trouble(sweep.id)
         return queued
+
+    def _clear_trouble(self, sweep_id: int) -> None:
+        """It went on: its trouble note goes, and only that (the pass may have ended it with
+        a note of its own)."""
+        if (self.book.get(sweep_id).note or "").startswith(_TROUBLE):
+            self.book.set_note(sweep_id, None)
 
     def forget(self) -> None:
         """Drop what was loaded: another server drives the sweeps now (it may tell them)."""
