@@ -51,12 +51,11 @@ def plan_continuation(
     if freq_path is not None:
         overrides, file_of = load_overrides(freq_path)
         warnings = unknown_key_warnings(overrides, args, file_of)
+    planned = merge(args, overrides)
     if epochs is None:
-        planned = merge(args, overrides)
         check_epochs(overrides, Path(freq_path) if freq_path is not None else None)
         warnings += _one_more_epoch(package, checkpoint_id, info, planned)
     else:
-        planned = merge(args, overrides)
         where = package.path / ARGS_FILE
         if EPOCHS_KEY not in planned:
             raise ConfigError(
@@ -109,7 +108,7 @@ def _one_more_epoch(
     return (
         f"checkpoint {checkpoint_id} ends epoch {info.epoch}, and the config plans "
         f"{planned_epochs} epochs: this continue trains one more epoch (the loop trains one "
-        f"before needContinueTrain decides); --epochs N trains until epoch N in all",
+        "before needContinueTrain decides); --epochs N trains until epoch N in all",
     )
 
 
