@@ -97,7 +97,10 @@ def run_parser() -> ArgumentParser:
         "-f", metavar="FREQ", help="frequently-changed config, laid over the root config last"
     )
     parser.add_argument(
-        "-ns", action="store_true", help="save into the NOSAVE scratch package (replaced each time)"
+        "-ns",
+        action="store_true",
+        help="save into the NOSAVE scratch package, replaced each time (NOSAVE_2, ... while"
+        " a queued or running task uses it)",
     )
     parser.add_argument(
         "-sd", action="store_true", help="name the save package after the description (-d)"
