@@ -85,6 +85,15 @@ def children_of(pid: int) -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid]
 
 
+def _has_exited(pid: int) -> bool:
+    """Gone, or a zombie not yet reaped (its files, its pipe's end among them, are closed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X")
+
+
 def _ppid(entry: Path) -> int | None:
     try:
         stat = (entry / "stat").read_text()
@@ -102,6 +111,9 @@ def test_a_spare_that_dies_waiting_is_replaced_and_tasks_still_start(
     # The zygote forks a spare child once idle; killing it must not lose the next launch.
     [spare] = wait_until(lambda: children_of(zygote_pid), what="the zygote's spare child")
     os.kill(spare, signal.SIGKILL)
+    # Dead, its pipe closed, before the launch: a SIGKILL still in flight as the request goes
+    # down its pipe kills the task it was becoming, which no zygote can prevent.
+    wait_until(lambda: _has_exited(spare), what="the spare to die")
 
     task = zygote_service.submit(
         TaskKind.TRAIN, config_path=write_project(tmp_path / "p", epochs=1), cpu=True
