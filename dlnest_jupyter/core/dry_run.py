@@ -18,7 +18,7 @@ from .secrets import redacted
 def checked_config(root_path: Path | str, freq_path: Path | str | None = None) -> LoadedConfig:
     """`load_config`, and the checkpoint limits checked (a bad one names its key and file)."""
     loaded = load_config(root_path, freq_path)
-    TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
+    TrackLimits.from_args(loaded.args, loaded.blame("checkpoint_args"))
     return loaded
 
 

@@ -91,7 +91,7 @@ def create_package(
             raise full from error
         raise ConfigError(  # a file in the way, a folder nobody may write to, /proc/...
             f"save_root {root}: no save package can be made there ({error.strerror or error})",
-            file=loaded.source_of("save_root") or loaded.root_path,
+            file=loaded.blame("save_root"),
             key="save_root",
         ) from error
     # A sweep submits hundreds a second, and on a VM's disk every inode operation costs up to a

@@ -86,8 +86,8 @@ def submit_train(
     loaded = checked.loaded
     if trial is not None:
         loaded = dataclasses.replace(loaded, args=with_params(loaded.args, trial.params))
-    TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
-    check_epochs(loaded.args, loaded.source_of(EPOCHS_KEY) or loaded.root_path)
+    TrackLimits.from_args(loaded.args, loaded.blame("checkpoint_args"))
+    check_epochs(loaded.args, loaded.blame(EPOCHS_KEY))
     placement = {"cpu": cpu, "multi_gpu": multi_gpu, "ddp": ddp}
     admit(intake, memory_mb, placement)
     in_use = (  # a queued or running no-save run's folder is not cleared under it

@@ -95,7 +95,7 @@ class SweepVerbs:
         checked = self.intake.projects.check(config_path, freq_path)
         loaded = checked.loaded
         check_keys(space, loaded.args)
-        TrackLimits.from_args(loaded.args, loaded.source_of("checkpoint_args") or loaded.root_path)
+        TrackLimits.from_args(loaded.args, loaded.blame("checkpoint_args"))
         if metric is not None and not metric.strip():
             raise RequestError("field 'metric' must name a metric, not be blank")
         if cpu and rest.get("parallel") is None:
