@@ -43,8 +43,6 @@ def plan_continuation(
     in total; refused when the config has no `epochs` key or N is not past the checkpoint's.
     """
     info = package.state().checkpoints.get(checkpoint_id)
-    if freq_path is None and epochs is None:
-        return Continuation(warnings=_one_more_epoch(package, checkpoint_id, info, None))
     args = package.args_for(checkpoint_id)  # the config that checkpoint was trained with
     overrides: dict[str, Any] = {}
     warnings: list[str] = []
@@ -54,7 +52,7 @@ def plan_continuation(
     planned = merge(args, overrides)
     if epochs is None:
         check_epochs(overrides, Path(freq_path) if freq_path is not None else None)
-        warnings += _one_more_epoch(package, checkpoint_id, info, planned)
+        warnings += _one_more_epoch(checkpoint_id, info, planned)
     else:
         where = package.path / ARGS_FILE
         if EPOCHS_KEY not in planned:
@@ -90,26 +88,21 @@ def check_epochs(args: Mapping[str, Any], file: Path | None) -> None:
 
 
 def _one_more_epoch(
-    package: SavePackage,
-    checkpoint_id: int,
-    info: CheckpointInfo | None,
-    planned: Mapping[str, Any] | None,
-) -> tuple[str, ...]:
+    checkpoint_id: int, info: CheckpointInfo | None, planned: Mapping[str, Any]
+) -> list[str]:
     """A warning when the checkpoint already ends the epochs its config plans: the loop trains
     an epoch before its life cycle's needContinueTrain is asked, so a continue of a finished
     run trains one more (DLNest's behaviour), which is rarely what was meant."""
-    if info is None:
-        return ()
-    planned_epochs = (planned or package.args_for(checkpoint_id)).get(EPOCHS_KEY)
-    if not isinstance(planned_epochs, int) or isinstance(planned_epochs, bool):
-        return ()
+    planned_epochs = planned.get(EPOCHS_KEY)
+    if info is None or not isinstance(planned_epochs, int) or isinstance(planned_epochs, bool):
+        return []
     if info.epoch < planned_epochs:
-        return ()
-    return (
+        return []
+    return [
         f"checkpoint {checkpoint_id} ends epoch {info.epoch}, and the config plans "
         f"{planned_epochs} epochs: this continue trains one more epoch (the loop trains one "
-        "before needContinueTrain decides); --epochs N trains until epoch N in all",
-    )
+        "before needContinueTrain decides); --epochs N trains until epoch N in all"
+    ]
 
 
 def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:

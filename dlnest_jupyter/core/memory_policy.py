@@ -140,8 +140,7 @@ def launch_marks(
 
 @dataclass(frozen=True)
 class Retry:
-    spec: dict[str, Any]  # the retry's: the task's own, reserving more
-    reserve_mb: int  # over all its cards
+    spec: dict[str, Any]  # the retry's: the task's own, reserving more (`tasks.demand_of`)
     note: str  # what it reserves, for the event log
 
 
@@ -162,11 +161,10 @@ def retry_after_out_of_memory(
     kept = {k: v for k, v in spec.items() if k not in dropped}
     retry = {**kept, LEARNED_MB: reserve, OOM_RETRIES_USED: retried + 1}
     if not spec.get("ddp"):
-        return Retry(retry, reserve, f"reserving {reserve:,} MiB")
+        return Retry(retry, f"reserving {reserve:,} MiB")
     ranks = len(peaks)
     return Retry(
         {**retry, LEARNED_RANKS: ranks},
-        reserve * ranks,
         f"reserving {reserve:,} MiB for each of {ranks} DDP rank{'s' if ranks != 1 else ''}",
     )
 

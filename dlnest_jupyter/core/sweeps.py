@@ -187,14 +187,14 @@ def planned(
 FAILURES_BEFORE_GIVING_UP = 3
 
 
-def hopeless(states: Iterable[TrialState], planned: int) -> bool:
+def hopeless(states: Iterable[TrialState], trials: int) -> bool:
     """The first trials all failed (a typo in the project, a crash at import): each further
     trial would only fail the same way, so the sweep stops queueing them. A sweep of fewer
     trials than that whose every trial failed has failed too, not finished."""
     states = list(states)
     succeeded = any(state in (TrialState.SUCCEEDED, TrialState.PRUNED) for state in states)
     failed = states.count(TrialState.FAILED)
-    return not succeeded and failed >= min(FAILURES_BEFORE_GIVING_UP, planned)
+    return not succeeded and failed >= min(FAILURES_BEFORE_GIVING_UP, trials)
 
 
 def trials_to_ask(plan: SweepPlan, asked: int, active: int, waiting: int) -> int:

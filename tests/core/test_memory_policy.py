@@ -116,7 +116,7 @@ def test_a_run_out_of_gpu_memory_is_retried_reserving_what_it_reached_while_retr
     reached = {"peak_memory_mb": {"0": 3000}}
 
     retry = retry_after_out_of_memory(spec, reached, Settings(oom_retries=1))
-    assert retry is not None and retry.reserve_mb == 3556
+    assert retry is not None and retry.spec["learned_mb"] == 3556
     assert retry.spec == {
         "config_path": "/p/root.json",
         "cpu": False,
@@ -129,7 +129,7 @@ def test_a_run_out_of_gpu_memory_is_retried_reserving_what_it_reached_while_retr
     multi = retry_after_out_of_memory(
         {**spec, "multi_gpu": True}, {"peak_memory_mb": {"0": 3000, "1": 1000}}, Settings()
     )
-    assert multi is not None and multi.reserve_mb == 4000 + 400 + 256  # over all its cards
+    assert multi is not None and multi.spec["learned_mb"] == 4000 + 400 + 256  # over all its cards
     ddp = retry_after_out_of_memory(
         {**spec, "ddp": True}, {"peak_memory_mb": {"0": 3000, "1": 2000}}, Settings()
     )

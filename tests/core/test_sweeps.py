@@ -105,7 +105,7 @@ def test_a_trial_is_stored_with_its_task_and_not_once_its_sweep_has_ended(tmp_pa
 
 def test_a_sweep_is_hopeless_once_its_first_trials_or_all_of_a_small_ones_failed() -> None:
     failed, succeeded = TrialState.FAILED, TrialState.SUCCEEDED
-    assert hopeless([failed] * 3, planned=20)
-    assert not hopeless([failed] * 2, planned=20)  # the third may yet run
-    assert hopeless([failed] * 2, planned=2)  # every trial of a sweep of two
-    assert not hopeless([failed, succeeded, failed, failed], planned=20)
+    assert hopeless([failed] * 3, trials=20)
+    assert not hopeless([failed] * 2, trials=20)  # the third may yet run
+    assert hopeless([failed] * 2, trials=2)  # every trial of a sweep of two
+    assert not hopeless([failed, succeeded, failed, failed], trials=20)
