@@ -72,7 +72,7 @@ def test_only_the_lease_holder_launches_and_a_follower_s_submission_wakes_it(
     try:
         queued = follower.submit(TaskKind.TRAIN, config_path=config, cpu=True)
 
-        assert queued.state is TaskState.QUEUED  # the follower launches nothing itself
+        # The follower launches nothing itself (its reply may already see the leader's launch).
         wait_until(
             lambda: follower.queries.task(queued.id).state is TaskState.RUNNING, 30, every_s=0.02
         )

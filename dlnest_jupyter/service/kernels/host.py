@@ -128,7 +128,24 @@ class AnalyzerHost(Executor):
         return None  # a kernel dies with the server that started it: nothing to adopt
 
     def close(self) -> None:
-        """Nothing to do: a server shuts its kernels down itself (see PrivateAnalyzerHost)."""
+        """Close our clients of the kernels; the server shuts the kernels down itself (see
+        PrivateAnalyzerHost for a host that must). A client left open warns of its sockets
+        wherever it is collected."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        with contextlib.suppress(Exception):  # a loop that no longer runs took them along
+            self._run(self._release_clients(), 30)
+
+    async def _release_clients(self) -> None:
+        with self._lock:
+            analyzers = list(self._analyzers.values())
+        for analyzer in analyzers:
+            if analyzer.listener is not None:
+                analyzer.listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await analyzer.listener
+            if analyzer.client is not None:
+                analyzer.client.stop_channels()
 
     # -- analyzer state ---------------------------------------------------------------------
     def live_task_ids(self) -> list[int]:
@@ -216,13 +233,17 @@ class AnalyzerHost(Executor):
     # -- on the loop ------------------------------------------------------------------------
     async def _load(self, analyzer: AnalyzerRecord, task: TaskRecord | None = None) -> None:
         """Wait for the kernel's startup line to load the package, then route its output."""
-        client = analyzer.client
+        client, made = analyzer.client, None
         try:
             if client is None:
-                client = self.kernel_manager.get_kernel(analyzer.kernel_id).client()
+                client = made = self.kernel_manager.get_kernel(analyzer.kernel_id).client()
                 client.start_channels()
             await client.wait_for_ready(timeout=LOAD_TIMEOUT_S)
             status = await user_expression(client, STATUS_EXPRESSION)
+        except asyncio.CancelledError:  # its loop is stopping: the client made here goes too
+            if made is not None and made is not analyzer.client:
+                made.stop_channels()
+            raise
         except Exception as error:  # the kernel died while loading, or never answered
             status = {"ok": False, "error": f"the analyzer kernel did not start: {error!r}"}
         with self._lock:
@@ -333,7 +354,7 @@ class AnalyzerHost(Executor):
         """Run `coroutine` on the loop without waiting. What it raises is not lost: it goes to
         the log, and an analyzer still loading fails with it, with the experiments waiting on it
         (their records say why), instead of staying "loading" for ever."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        future = _scheduled(coroutine, self._loop)
 
         def done(finished: Future[None]) -> None:
             error = finished.exception() if not finished.cancelled() else None
@@ -360,7 +381,21 @@ class AnalyzerHost(Executor):
             if asyncio.get_running_loop() is self.loop:
                 coroutine.close()
                 raise AssertionError("AnalyzerHost's blocking calls must not run on its own loop")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+        return _scheduled(coroutine, self._loop).result(timeout_s)
+
+
+def _scheduled(
+    coroutine: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop | None
+) -> Future[T]:
+    """`coroutine` on `loop`; one that cannot run there (the host closed, its loop with it) is
+    closed before the error goes up, or it would warn "never awaited" wherever it is collected."""
+    try:
+        if loop is None or loop.is_closed():
+            raise RuntimeError("the analyzer host is closed: its event loop has gone")
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
+    except BaseException:
+        coroutine.close()
+        raise
 
 
 async def _maybe_await(value: Any) -> Any:
