@@ -59,6 +59,9 @@ def mode(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
     return str(request.param)
 
 
+# Against the server only: its three 8-epoch runs are the suite's longest notebook, and the
+# magics' fallback to an in-process scheduler is the analysis notebook's [embedded] case.
+@pytest.mark.parametrize("mode", ["server"], indirect=True)
 def test_the_dashboard_notebook_compares_a_sweep(mode: str, tmp_path: Path) -> None:
     executed = execute("dashboard.ipynb", tmp_path)
 

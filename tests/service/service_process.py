@@ -20,8 +20,7 @@ def main(database: str, slow_config: str, fast_config: str) -> None:
         service.submit(TaskKind.TRAIN, config_path=slow_config, memory_mb=4000).id for _ in range(2)
     ]
     ids += [
-        service.submit(TaskKind.TRAIN, config_path=fast_config, memory_mb=4000).id
-        for _ in range(20)
+        service.submit(TaskKind.TRAIN, config_path=fast_config, memory_mb=4000).id for _ in range(6)
     ]
     running = [t.id for t in service.store.running()]
     assert running == ids[:2], running  # each submission started what fit at once
