@@ -131,7 +131,7 @@ class AnalyzerCommands:
                 if interrupted:
                     raise
                 interrupted = True
-                self.client.interrupt(task_id)
+                self.client.interrupt(task_id, experiment["id"])
                 continue
             print(experiment["output"], end="", flush=True)
             for shown in experiment["displays"]:

@@ -211,8 +211,11 @@ class Client:
             "GET", f"tasks/{task_id}/experiments/{experiment_id}?{query}", "experiment"
         )
 
-    def interrupt(self, task_id: int) -> dict[str, Any]:
-        return self._get("POST", f"tasks/{task_id}/interrupt", "task")
+    def interrupt(self, task_id: int, experiment_id: int | None = None) -> bool:
+        """Interrupt what the analyzer runs, or only `experiment_id` while it runs; returns
+        whether anything was interrupted."""
+        body = {} if experiment_id is None else {"experiment": experiment_id}
+        return bool(self.call("POST", f"tasks/{task_id}/interrupt", body)["interrupted"])
 
     def attach(self, task_id: int) -> dict[str, Any]:
         return self._get("GET", f"tasks/{task_id}/attach", "attach")

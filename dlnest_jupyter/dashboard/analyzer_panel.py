@@ -146,7 +146,12 @@ class AnalyzerPanel:
             return (
                 f"no experiment started here runs on analyzer {task_id}: nothing was interrupted."
             )
-        self._client.interrupt(task_id)  # the panel's line shows how the experiment ends
+        # Named, so that a second click after it ended interrupts nothing, not the next one.
+        if not self._client.interrupt(task_id, self.experiment[1]):
+            return (
+                f"experiment {self.experiment[1]} is not running, or its interrupt was sent "
+                "already: nothing more was sent."
+            )
         return f"interrupt sent to analyzer {task_id} (experiment {self.experiment[1]})"
 
 

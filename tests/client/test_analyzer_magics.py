@@ -12,6 +12,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from dlnest_jupyter.client import discovery
+from dlnest_jupyter.client.client import ClientError
 
 from ..conftest import install_analyzer_kernelspec, trained_package
 from ..waiting import wait_until
@@ -116,17 +117,19 @@ def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(
     client = shell.magics_manager.registry["DLNestMagics"].client
     ended = threading.Event()
     behind: list[dict[str, Any]] = []  # an experiment sent while the spinning one runs
+    sent: list[bool] = []  # what each interrupt said it did
 
     def interrupt_once_it_spins() -> None:  # what Ctrl-C in the cell does, from the outside
         while not ended.wait(0.5):
             # Once the user's code runs: a SIGINT as a request begins ends it without a
-            # traceback (messages.py, NO_REPLY), and this test reads the traceback. Once only:
-            # the record may still say running after the kernel took the first, and a second
-            # would land on the next experiment.
+            # traceback (messages.py, NO_REPLY), and this test reads the traceback.
             experiment = client.experiment(1, 2, 0, 0, 0)
             if experiment["state"] == "running" and "spinning" in experiment["output"]:
                 behind.append(client.run_experiment(1, {"name": "ident"}))
-                client.interrupt(1)
+                sent.append(client.interrupt(1, 2))
+                # A second click: its record may still say running after the kernel took the
+                # first, and a second SIGINT would land on the experiment behind it.
+                sent.append(client.interrupt(1, 2))
                 return
 
     interrupter = threading.Thread(target=interrupt_once_it_spins)
@@ -142,13 +145,16 @@ def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(
 
     assert "analyzer_kernel.py" not in out
     assert "KeyboardInterrupt" in out and "time.sleep(0.01)" in out  # where the user's code was
-    # It waited behind the interrupted one, queued, and then ran: the interrupt was not its.
-    assert [e["state"] for e in behind] == ["queued"]
+    # It waited behind the interrupted one, queued, and then ran: no interrupt was its.
+    assert [e["state"] for e in behind] == ["queued"] and sent == [True, False]
     wait_until(
         lambda: client.experiment(1, behind[0]["id"], 0, 0, 0)["state"] == "succeeded",
         60,
         "the experiment sent behind it to run",
     )
+    assert client.interrupt(1, 2) is False  # it ended: nothing to interrupt
+    with pytest.raises(ClientError, match="experiment 9"):
+        client.interrupt(1, 9)
     shell.run_line_magic("dlnest", "runExp ident")
     assert "checkpoint 1 of ToyRunner" in capsys.readouterr().out
 

@@ -8,7 +8,7 @@ paths it names, calls the service, and shapes the reply. Paths are relative to `
 from __future__ import annotations
 
 from ...core.errors import RequestError
-from ...core.fields import FieldSpec, boolean, one_of, path, text, validated
+from ...core.fields import FieldSpec, boolean, integer, one_of, path, text, validated
 from ...core.package import STEPS_FILE
 from ...core.plugin_configs import is_plugin_file
 from ...core.project_plugins import add_plugins as add_project_plugins
@@ -26,6 +26,9 @@ _KIND = FieldSpec(one_of(*KINDS), required=True)
 EXPERIMENT_FIELDS = {
     "name": FieldSpec(text(255)),
     "code": FieldSpec(text(64 * 1024 * 1024)),  # a cell; the body limit is the real bound
+}
+INTERRUPT_FIELDS = {
+    "experiment": FieldSpec(integer(1)),  # only while this experiment runs: a late click is none
 }
 PROJECT_FIELDS = {
     "path": FieldSpec(path, required=True),
@@ -130,9 +133,11 @@ def get_experiment(call: Call) -> Reply | Wait:
 
 
 def interrupt(call: Call) -> Reply:
+    fields = validated(call.body(), INTERRUPT_FIELDS)
     task_id = call.ids["task"]
-    call.service.experiments.interrupt(task_id)
-    return get_task(call)
+    interrupted = call.service.experiments.interrupt(task_id, fields.get("experiment"))
+    task = call.service.queries.task(task_id).to_json()
+    return json_reply(200, {"task": task, "interrupted": interrupted})
 
 
 def attach(call: Call) -> Reply:

@@ -47,10 +47,13 @@ class ExperimentVerbs:
         assert self.analyzers is not None
         return self.analyzers.change(experiment, offset, display_offset)
 
-    def interrupt(self, task_id: int) -> None:
-        """Stop the running experiment (KeyboardInterrupt in the kernel); the model stays loaded."""
+    def interrupt(self, task_id: int, experiment_id: int | None = None) -> bool:
+        """Stop the running experiment (KeyboardInterrupt in the kernel); the model stays loaded.
+        With `experiment_id`, only if that one is what runs (`AnalyzerHost.interrupt`)."""
         host, _ = self._loaded(task_id)
-        host.interrupt(task_id)
+        if experiment_id is not None:
+            host.experiments.get(task_id, experiment_id)  # an unknown id is a 404, not a no-op
+        return host.interrupt(task_id, experiment_id)
 
     def attach(self, task_id: int) -> dict[str, Any]:
         """How to reach the analyzer's kernel from a notebook or a console."""

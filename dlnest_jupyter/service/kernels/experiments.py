@@ -37,6 +37,7 @@ class Experiment:
     result: str | None = None  # the text form of the value an experiment returned
     # The returned value's display until the next change shows it (ExperimentBook.set_result).
     held_result: dict[str, Any] | None = None
+    interrupt_sent: bool = False  # once: a second would land on what the kernel runs next
     waiters: list[Future[None]] = field(default_factory=list)
 
     def to_json(self, offset: int = 0, display_offset: int = 0) -> dict[str, Any]:

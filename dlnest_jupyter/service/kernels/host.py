@@ -211,21 +211,33 @@ class AnalyzerHost(Executor):
         self.loop.call_soon_threadsafe(self._send, analyzer, experiment, code)
         return experiment
 
-    def interrupt(self, task_id: int) -> None:
-        """Interrupt what runs in the kernel; experiments still waiting for the load are dropped."""
+    def interrupt(self, task_id: int, experiment_id: int | None = None) -> bool:
+        """Interrupt what runs in the kernel; experiments still waiting for the load are dropped.
+
+        `experiment_id`: only while that experiment runs, and once. A second click, or a second
+        ■ in the cell, sent as it ends would otherwise land on the experiment run next (its
+        record says running until the kernel's reply is read). Returns whether an interrupt
+        went out or a waiting experiment was dropped."""
         with self._lock:
             analyzer = self._analyzers[task_id]
             loading = analyzer.state is AnalyzerState.LOADING
-            waiting, analyzer.waiting = (
-                (analyzer.waiting, []) if loading else ([], analyzer.waiting)
-            )
+            if loading:
+                dropped = [w for w in analyzer.waiting if experiment_id in (None, w[0].id)]
+                analyzer.waiting = [w for w in analyzer.waiting if w not in dropped]
         if loading:  # interrupting the kernel now would stop the load
-            for experiment, _ in waiting:
+            for experiment, _ in dropped:
                 self.experiments.finish(
                     experiment, ExperimentState.INTERRUPTED, "interrupted before the model loaded"
                 )
-            return
+            return bool(dropped)
+        if experiment_id is not None:
+            experiment = self.experiments.get(task_id, experiment_id)
+            with self._lock:
+                if experiment.state is not ExperimentState.RUNNING or experiment.interrupt_sent:
+                    return False
+                experiment.interrupt_sent = True
         self._run(_maybe_await(self.kernel_manager.interrupt_kernel(analyzer.kernel_id)), 30)
+        return True
 
     def change(self, experiment: Experiment, offset: int, display_offset: int) -> Future[None]:
         return self.experiments.change(experiment, offset, display_offset)
