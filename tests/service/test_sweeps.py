@@ -400,3 +400,33 @@ def test_a_small_sweep_whose_every_trial_failed_or_could_not_be_made_fails_sayin
     never = service.sweeps.get(unmade["id"])
     assert (never["state"], never["trials"]) == ("failed", [])
     assert "save_root" in never["note"] and "no save package can be made there" in never["note"]
+
+
+def test_an_unexpected_error_holding_a_sweep_up_is_its_note_until_it_goes_on(
+    service: DLNestService, tmp_path: Path
+) -> None:
+    """Its Optuna journal cannot be opened (a folder stands where it goes): the sweep says so,
+    where the user looks, and goes on once the folder is gone."""
+    from dlnest_jupyter.core.sweep_space import space_from_json
+    from dlnest_jupyter.core.sweeps import planned
+    from dlnest_jupyter.service.sweeps.driver import journal_path
+
+    config = scored_project(tmp_path / "p", epochs=1)
+    space = space_from_json(None, {"quality": {"distribution": "uniform", "low": 0, "high": 1}})
+    plan = planned(str(config), space, trials=1, parallel=1, metric="score", cpu=True)
+    sweep = service.store.sweeps.create(plan)  # stored, no pass yet
+    in_the_way = journal_path(service.store.path, sweep)
+    in_the_way.mkdir()
+
+    service.tick()
+    service.tick()  # said once, not again each pass
+    held = service.sweeps.get(sweep.id)
+    assert (held["state"], held["trials"]) == ("running", [])
+    assert held["note"].startswith("could not go on: IsADirectoryError"), held["note"]
+    assert held["note"].endswith("; tried again each pass")
+    assert service.log.read(0)[1].count(f"sweep {sweep.id}: could not go on") == 1
+
+    in_the_way.rmdir()
+    wait_for(service, lambda: _ended(service, sweep.id))
+    done = service.sweeps.get(sweep.id)
+    assert (done["state"], done["note"]) == ("finished", None)

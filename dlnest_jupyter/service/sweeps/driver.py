@@ -93,6 +93,7 @@ class SweepDriver:
                 if self._troubles.get(sweep.id) != said:  # once, not every pass
                     log.exception("sweep %s: could not drive it", sweep.id)
                     self._troubles[sweep.id] = said
+                    self.events.write(f"sweep {sweep.id}: {_TROUBLE} {said}")
                     # Said where the user looks, not only in the server's log: a sweep that
                     # shows running with no trials and no word would seem to hang.
                     self.book.set_note(sweep.id, f"{_TROUBLE} {said}; tried again each pass")
