@@ -290,6 +290,9 @@ class MetricsPanel:
             self._figure.marks = marks[: len(drawn)]
             x_axis, y_axis = self._figure.axes
             x_axis.label = mv.X_AXES[str(self.x_axis.value)]
+            # Epochs are whole: bqplot's own ticks put 1.1, 1.2, ... between two of them.
+            epochs = [x for line in drawn for x in line.xs] if self.x_axis.value == "epoch" else []
+            x_axis.tick_values = vm.whole_ticks(epochs) if epochs else None
             y_axis.label = f"log10 of {key}" if self.log_scale.value else key
 
     def drawn_curves(self) -> list[Curve]:
@@ -305,6 +308,12 @@ class MetricsPanel:
                 curve = Curve(label, xs, [float(y) for y in ys], opacity, bool(mark.display_legend))
                 curves.append(curve)
         return curves
+
+    def x_ticks(self) -> list[float] | None:
+        """Where the x axis has its ticks; None: where bqplot chooses (or no bqplot)."""
+        if self._figure is None or self._figure.axes[0].tick_values is None:
+            return None
+        return [float(x) for x in self._figure.axes[0].tick_values]
 
     def axis_labels(self) -> tuple[str, str]:
         """(x, y): what the chart's axes say (the SVG chart names none)."""

@@ -18,6 +18,7 @@ from ..core.sweeps import SweepState, trials_active
 from . import sweeps_view as sv
 from .metrics_panel import MAX_RUNS
 from .panels import Submit
+from .view_model import whole_ticks
 from .widgets_util import set_options, set_stoppable, set_value
 
 # Shows task ids' curves of a metric in the Metrics tab; returns what to tell the user.
@@ -157,7 +158,7 @@ class SweepsPanel:
                 best.y = [points.ys[i] for i in picked]
             x_axis, y_axis = chart.axes
             x_axis.label = points.x_label
-            x_axis.tick_values = sv.whole_ticks(points.xs) if points.whole_x else None
+            x_axis.tick_values = whole_ticks(points.xs) if points.whole_x else None
             y_axis.label = str((sweep or {}).get("metric") or "objective")
             for scale, values in ((mark.scales["x"], points.xs), (mark.scales["y"], points.ys)):
                 scale.min, scale.max = sv.padded_range(values) or (None, None)

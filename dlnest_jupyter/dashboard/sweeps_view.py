@@ -191,15 +191,6 @@ def padded_range(values: Sequence[float], share: float = 0.08) -> tuple[float, f
     return low - margin, high + margin
 
 
-def whole_ticks(values: Sequence[float], most: int = 10) -> list[int]:
-    """Ticks at whole numbers over `values`, at most about `most` of them."""
-    if not values:
-        return []
-    low, high = math.floor(min(values)), math.ceil(max(values))
-    step = max(1, math.ceil((high - low) / most))
-    return list(range(low, high + 1, step))
-
-
 def _placed(values: Sequence[Any], key: str, sweep: Mapping[str, Any]) -> tuple[list[float], str]:
     """Where each value sits on the x axis, and what the axis says it is."""
     if not all(_finite(v) for v in values):

@@ -240,3 +240,12 @@ def status_html(colour: str, said: str, stale_after_s: float | None, clock: str)
 def plural(count: object, noun: str) -> str:
     """ "1 experiment", "4 experiments"."""
     return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def whole_ticks(values: Sequence[float], most: int = 10) -> list[int]:
+    """Ticks at whole numbers over `values`, at most about `most` of them."""
+    if not values:
+        return []
+    low, high = math.floor(min(values)), math.ceil(max(values))
+    step = max(1, math.ceil((high - low) / most))
+    return list(range(low, high + 1, step))

@@ -97,6 +97,8 @@ def test_smoothing_keeps_the_raw_curve_and_log_and_time_axes_redraw(
     assert raw.opacity < smooth.opacity == 1.0
     assert raw.label == f"{smooth.label} (raw)"
 
+    assert panel.x_ticks() == [1, 2, 3]  # whole epochs, not 1.1, 1.2, ...
+
     panel.smoothing.value = 0.0
     panel.log_scale.value = True
     panel.x_axis.value = "time"
@@ -104,7 +106,7 @@ def test_smoothing_keeps_the_raw_curve_and_log_and_time_axes_redraw(
     [curve] = panel.drawn_curves()
     assert [round(v, 9) for v in curve.ys] == [-1, -2, -3] and curve.xs == [0, 5, 10]
     x_label, y_label = panel.axis_labels()
-    assert y_label == "log10 of loss" and x_label.startswith("time")
+    assert y_label == "log10 of loss" and x_label.startswith("time") and panel.x_ticks() is None
     board.close()
 
 

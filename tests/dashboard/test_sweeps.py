@@ -22,7 +22,7 @@ from dlnest_jupyter.dashboard import Dashboard
 from dlnest_jupyter.dashboard import sweeps_view as sv
 from dlnest_jupyter.dashboard.dashboard import TAB_TITLES
 from dlnest_jupyter.dashboard.sweeps_panel import SweepsPanel
-from dlnest_jupyter.dashboard.view_model import STATE_COLOURS
+from dlnest_jupyter.dashboard.view_model import STATE_COLOURS, whole_ticks
 from dlnest_jupyter.service.api import Api
 from dlnest_jupyter.service.launch.executor import LocalExecutor
 from dlnest_jupyter.service.service import DLNestService
@@ -146,9 +146,7 @@ def test_objectives_against_the_number_and_each_key_lr_on_log10_and_a_choice_by_
     assert by_lr.x_label == "log10 of lr" and by_lr.xs == pytest.approx([-1, -3, -2])
     assert by_opt.xs == [0, 1, 0] and by_opt.x_label.startswith("opt (0: sgd, 1: <img")
     assert (by_number.whole_x, by_opt.whole_x, by_lr.whole_x) == (True, True, False)
-    assert sv.whole_ticks(by_number.xs) == [0, 1, 2] and sv.whole_ticks([0, 95]) == list(
-        range(0, 91, 10)
-    )
+    assert whole_ticks(by_number.xs) == [0, 1, 2] and whole_ticks([0, 95]) == list(range(0, 91, 10))
     low, high = sv.padded_range(by_number.xs) or (0, 0)
     assert low < 0 and high > 2  # a point at either end is drawn whole
     svg = sv.svg_scatter(by_number)
