@@ -80,6 +80,7 @@ class RayExecutor(Executor):
             return self.local.exit_code(task)
         if time.monotonic() < self._quiet_until.get(node, 0.0):
             return None
+        asked = time.monotonic()
         try:
             code: int | None = self.cluster.sidecar.call(
                 Op.EXIT_CODE, task, node, self.cluster.reservation_name(task.id),
@@ -89,7 +90,8 @@ class RayExecutor(Executor):
             self._lost[task.id] = str(exc)
             return EXIT_UNKNOWN
         except (AgentUnavailable, AnswerLost):
-            self._quiet_until[node] = time.monotonic() + waits.QUIET_AFTER_TIMEOUT_S
+            now = time.monotonic()
+            self._quiet_until[node] = now + waits.quiet_after(now - asked)
             return None
         except ClusterError:  # no link to the cluster now: as far as we know, it runs
             return None

@@ -18,6 +18,13 @@ STOP_S = AGENT_STOP_S + _MARGIN_S
 ADOPT_S = AGENT_START_S + _MARGIN_S
 RESERVE_CALL_S = RESERVE_S + _MARGIN_S
 RELEASE_S = _MARGIN_S
-QUIET_AFTER_TIMEOUT_S = (
-    30.0  # a node whose agent did not answer a poll is not asked again for this long
-)
+QUIET_AFTER_TIMEOUT_S = 30.0  # a node whose agent did not answer a poll is left this long
+QUIET_AFTER_REFUSAL_S = 2.0  # one whose agent failed a poll at once (restarting, node leaving)
+
+
+def quiet_after(poll_s: float) -> float:
+    """How long a node whose agent failed a poll is not polled again. Long after a poll that
+    waited out its time: asking again would hold the scheduler as long. Briefly after one that
+    failed at once (the agent restarting, or its node leaving the cluster): the next poll finds
+    which, and a lost node's tasks were otherwise said to fail 30 s late."""
+    return QUIET_AFTER_TIMEOUT_S if poll_s >= AGENT_POLL_S / 2 else QUIET_AFTER_REFUSAL_S

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dlnest_jupyter.cluster import waits
 from dlnest_jupyter.cluster.errors import (
     AgentUnavailable,
     AnswerLost,
@@ -155,3 +156,11 @@ def test_a_sidecar_that_cannot_connect_says_why() -> None:
             client.call(Op.VIEW, timeout_s=5)
     finally:
         client.close()
+
+
+def test_a_poll_that_failed_at_once_is_retried_soon_and_one_that_waited_out_its_time_late() -> None:
+    """An agent restarting, or its node leaving, fails a poll at once: the next poll finds which
+    (a lost node's tasks were said to fail 30 s late). A poll that waited out its time is not
+    repeated for long: it would hold the scheduler as long again."""
+    assert waits.quiet_after(0.05) == waits.QUIET_AFTER_REFUSAL_S < 5
+    assert waits.quiet_after(waits.AGENT_POLL_S) == waits.QUIET_AFTER_TIMEOUT_S
