@@ -36,7 +36,8 @@ def _growing() -> widgets.Layout:
 class QueuePanel:
     def __init__(self, submit: Submit, client: Any) -> None:
         self.state = widgets.Dropdown(
-            options=[vm.ALL_STATES, *TaskState], value=vm.ALL_STATES, description="state",
+            options=[vm.ALL_STATES, vm.NOT_ENDED, *TaskState], value=vm.ALL_STATES,
+            description="state",
             layout=widgets.Layout(width="180px"),
         )  # fmt: skip
         self.text = widgets.Text(placeholder="filter: id, kind, description, path")

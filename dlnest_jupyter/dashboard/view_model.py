@@ -27,6 +27,7 @@ STATE_COLOURS = {
     TaskState.PRUNED: "#fd7e14",
 }
 ALL_STATES = "all"
+NOT_ENDED = "not ended"  # queued, starting or running: what a long queue's history hides
 WINDOW_ROWS = 50  # a window of the queue, newest first: 1,000 tasks stay fast
 
 
@@ -66,9 +67,15 @@ def visible(
     passed = [
         t
         for t in tasks
-        if (state == ALL_STATES or t["state"] == state) and (not wanted or wanted in _searchable(t))
+        if _in_state(t["state"], state) and (not wanted or wanted in _searchable(t))
     ]
     return passed[:limit], len(passed)
+
+
+def _in_state(task_state: str, wanted: str) -> bool:
+    if wanted == NOT_ENDED:
+        return not TaskState(task_state).terminal
+    return wanted in (ALL_STATES, task_state)
 
 
 def _searchable(task: Mapping[str, Any]) -> str:

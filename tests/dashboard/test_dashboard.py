@@ -49,6 +49,14 @@ def test_the_queue_lists_tasks_newest_first_escaped_and_keeps_the_selection(
     board.refresh()
     assert panel.selected.options == () and "0 tasks" in panel.count.value
     assert panel.rows.children == ()
+
+    client.delete(second["id"])
+    panel.state.value = "not ended"  # a long queue's history hidden
+    board.refresh()
+    assert sorted(panel.row_ids) == sorted(
+        t["id"] for t in client.tasks() if t["id"] != second["id"]
+    )
+    assert "cancelled" not in [row.state for row in panel.shown_rows]
     board.close()
 
 
