@@ -390,7 +390,7 @@ class AnalyzerHost(Executor):
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float) -> T:
         """Run on the kernel manager's loop and wait: only ever from another thread."""
         with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is self.loop:
+            if asyncio.get_running_loop() is self._loop:
                 coroutine.close()
                 raise AssertionError("AnalyzerHost's blocking calls must not run on its own loop")
         return _scheduled(coroutine, self._loop).result(timeout_s)
