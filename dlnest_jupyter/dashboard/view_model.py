@@ -201,11 +201,13 @@ def node_heading_html(node: str, devices: Sequence[Mapping[str, Any]]) -> str:
 
 def output_html(text: str) -> str:
     """A task's output, showing its newest lines: a column laid out bottom up starts scrolled
-    to its end, and each update (a new element) does so again, as `%dlnest watch` follows."""
+    to its end, and each update (a new element) does so again, as `%dlnest watch` follows.
+    The text never shrinks to the column's height (`flex:none`): JupyterLab gives a `pre`
+    `overflow:auto`, and a shrunk one scrolled itself, at its top, inside the column."""
     return (
         "<div style='display:flex;flex-direction:column-reverse;max-height:260px;overflow:auto;"
-        "background:#f8f9fa'><pre style='font-size:11px;margin:0;padding:4px'>"
-        f"{html.escape(text)}</pre></div>"
+        "background:#f8f9fa'><pre style='font-size:11px;margin:0;padding:4px;flex:none;"
+        f"overflow:visible'>{html.escape(text)}</pre></div>"
     )
 
 

@@ -20,7 +20,20 @@ from ..projects import life_cycle_source, scored_project, write_project
 from ..service.conftest import hanging_project
 from .conftest import artifacts, keep, open_and_run, start_server, write_notebook
 
-SLOW_EPOCHS = "def BOneEpoch(self):\n    import time\n    time.sleep(1.0)\n"
+SLOW_EPOCHS = (
+    "def BOneEpoch(self):\n    import time\n    time.sleep(1.0)\n"
+    "    for line in range(12):\n        print('a line of output', line, flush=True)\n"
+)
+# The Output tab's newest line is in view: its column is scrolled to its end, and the text
+# does not scroll by itself inside it.
+OUTPUT_AT_ITS_END = """() => {
+    const pre = [...document.querySelectorAll('.widget-tab pre')].find(
+        p => p.textContent.includes('a line of output 11') && p.getBoundingClientRect().height);
+    if (!pre) return false;
+    const column = pre.parentElement.getBoundingClientRect();
+    return pre.scrollHeight > column.height && pre.scrollHeight <= pre.clientHeight + 1
+        && Math.abs(pre.getBoundingClientRect().bottom - column.bottom) < 2;
+}"""
 TIMEOUT_MS = 120_000
 
 
@@ -99,6 +112,12 @@ def test_the_dashboard_follows_tasks_and_stops_one_in_a_real_browser(
         bars = page.locator("button[title^='select task'] + .widget-html [role=progressbar]")
         assert bars.count() >= 1 and bars.first.get_attribute("aria-valuemax") == "100"
         page.screenshot(path=str(artifacts() / f"dashboard-{kind}-stopped.png"), full_page=True)
+
+        page.locator("button[title='select task 1']").click()  # 8 epochs of 12 lines each
+        page.wait_for_selector("button.mod-info[title='select task 1']")
+        page.locator("button.widget-button[title='Output']").click()
+        page.wait_for_function(OUTPUT_AT_ITS_END, timeout=TIMEOUT_MS)
+        page.screenshot(path=str(artifacts() / f"dashboard-{kind}-output.png"), full_page=True)
 
         page.get_by_role("tab", name="Sweeps").click()  # the sweep ends: its best row is marked
         best = page.locator(".widget-html-content td", has_text="(best)")
