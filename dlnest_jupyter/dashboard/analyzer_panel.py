@@ -8,15 +8,21 @@ and a late reply about another analyzer's experiment is dropped.
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
-from ..core.tasks import TaskState, runs_in_kernel
+from ..core.fields import MAX_INT
+from ..core.tasks import ExperimentState, TaskState, runs_in_kernel
 from . import view_model as vm
 from .panels import MAX_OUTPUT_CHARS, Submit
 from .widgets_util import set_options, set_value
+
+# After a click Interrupt stays disabled this long: a double click's second click lands on
+# nothing, not on the experiment the kernel takes up once the first one ends.
+INTERRUPT_HOLD_S = 1.0
 
 
 class AnalyzerPanel:
@@ -47,8 +53,12 @@ class AnalyzerPanel:
         self.text = ""
         self.displays: list[dict[str, Any]] = []
         self._kernel_busy = False  # as the chosen analyzer's task last said
+        self.sent: list[int] = []  # the experiments sent from here to the analyzer, oldest first
+        self.shown_state: str | None = None  # the state the panel's line shows
+        self._held_until = 0.0  # Interrupt's hold after a click (monotonic seconds)
+        self._submit = submit
         self.run.on_click(lambda _: submit(self._run))
-        self.interrupt.on_click(lambda _: submit(self._interrupt))
+        self.interrupt.on_click(self._on_interrupt)
 
     @property
     def task_id(self) -> int | None:
@@ -61,7 +71,8 @@ class AnalyzerPanel:
             t for t in tasks if runs_in_kernel(t["kind"]) and t["state"] == TaskState.RUNNING
         ]
         set_options(self.analyzer, [(analyzer_label(t), t["id"]) for t in running])
-        self.run.disabled = self.interrupt.disabled = self.task_id is None
+        self.run.disabled = self.task_id is None
+        self.interrupt.disabled = self.task_id is None or time.monotonic() < self._held_until
         chosen = next((t for t in running if t["id"] == self.task_id), None)
         self._kernel_busy = ((chosen or {}).get("progress") or {}).get("kernel") == "busy"
         set_value(self.kernel, analyzer_state_html(chosen))
@@ -73,7 +84,7 @@ class AnalyzerPanel:
     def _clear(self, task_id: int | None) -> None:
         """Show nothing of the analyzer shown before: a new one is not its continuation."""
         self.shown_for, self.experiment, self.offsets = task_id, None, (0, 0)
-        self.text, self.displays = "", []
+        self.text, self.displays, self.sent, self.shown_state = "", [], [], None
         if self.output.outputs:
             self.output.outputs = ()
         set_value(self.state, "")
@@ -110,12 +121,16 @@ class AnalyzerPanel:
             for d in self.displays
         ]
         self.output.outputs = tuple(outputs)  # assigned, never `with output:` from a thread
+        self._show_state(task_id, experiment)
+        return True
+
+    def _show_state(self, task_id: int, experiment: Mapping[str, Any]) -> None:
+        self.shown_state = str(experiment["state"])
         set_value(
             self.state,
             f"analyzer {task_id}, experiment {experiment['id']}"
             f" ({html.escape(str(experiment['name']))}): {vm.state_badge(experiment['state'])}",
         )
-        return True
 
     def _run(self) -> str | None:
         task_id = self.task_id
@@ -124,6 +139,8 @@ class AnalyzerPanel:
         experiment = self._client.run_experiment(task_id, {"name": self.script.value})
         self._clear_output()
         self.experiment = (task_id, experiment["id"])
+        self.sent = [*self.sent, experiment["id"]][-50:]
+        self._show_state(task_id, experiment)  # queued behind another, or running: said now
         # The panel's own line follows its state; this line says what was done, once.
         return f"experiment {experiment['id']} ({self.script.value}) sent to analyzer {task_id}"
 
@@ -132,11 +149,19 @@ class AnalyzerPanel:
         if self.output.outputs:
             self.output.outputs = ()
 
+    def _on_interrupt(self, _: Any) -> None:
+        self.interrupt.disabled = True
+        self._held_until = time.monotonic() + INTERRUPT_HOLD_S
+        self._submit(self._interrupt)
+
     def _interrupt(self) -> str | None:
+        """Interrupt what runs of the experiments sent from here: the oldest not ended (the
+        kernel runs them in order), by its id, so an interrupt never lands on the next one."""
         task_id = self.task_id
         if task_id is None:
             return "choose an analyzer"
-        if self.experiment is None or self.experiment[0] != task_id:
+        target = self._oldest_unfinished(task_id)
+        if target is None:
             # An interrupt sent on a guess could land on whatever runs next: say why, send none.
             if self._kernel_busy:
                 return (
@@ -146,13 +171,19 @@ class AnalyzerPanel:
             return (
                 f"no experiment started here runs on analyzer {task_id}: nothing was interrupted."
             )
-        # Named, so that a second click after it ended interrupts nothing, not the next one.
-        if not self._client.interrupt(task_id, self.experiment[1]):
+        if not self._client.interrupt(task_id, target):
             return (
-                f"experiment {self.experiment[1]} is not running, or its interrupt was sent "
-                "already: nothing more was sent."
+                f"experiment {target} has not started (the kernel runs code from a notebook or "
+                "console first), or its interrupt was sent already: nothing more was sent."
             )
-        return f"interrupt sent to analyzer {task_id} (experiment {self.experiment[1]})"
+        return f"interrupt sent to analyzer {task_id} (experiment {target})"
+
+    def _oldest_unfinished(self, task_id: int) -> int | None:
+        for experiment_id in self.sent:  # its state only: offsets past any output
+            reply = self._client.experiment(task_id, experiment_id, MAX_INT, MAX_INT, 0)
+            if not ExperimentState(reply["state"]).terminal:
+                return experiment_id
+        return None
 
 
 def analyzer_label(task: Mapping[str, Any]) -> str:

@@ -244,7 +244,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type h
             self.analyzer_panel.experiment = None
             return
         ended = ExperimentState(experiment["state"]).terminal
-        news = experiment["output"] or experiment["displays"] or ended
+        moved = experiment["state"] != self.analyzer_panel.shown_state  # queued -> running
+        news = experiment["output"] or experiment["displays"] or ended or moved
         # `follow` drops the reply when the user chose another analyzer meanwhile.
         if news and self.analyzer_panel.follow(task_id, experiment) and ended:
             self.analyzer_panel.experiment = None

@@ -236,6 +236,13 @@ def test_the_refresher_thread_updates_by_itself_and_stops_when_closed(
 
 
 IDENT = "def experience(self):\n    print('loaded', type(self.model).__name__)\n    return 42\n"
+SPIN = """
+import time
+def experience(self):
+    print("spinning", flush=True)
+    while True:
+        time.sleep(0.01)
+"""
 
 
 def test_the_analyzers_tab_runs_a_picked_script_on_a_loaded_model(
@@ -282,6 +289,29 @@ def test_the_analyzers_tab_runs_a_picked_script_on_a_loaded_model(
         panel.interrupt.click()  # nothing of ours runs: said at once, nothing sent
         board.refresh()
         assert "nothing was interrupted" in board.message.value
+
+        # Interrupt stops what runs, not the experiment sent last (queued behind it).
+        (tmp_path / "proj" / "AnalyzeScripts" / "spin.py").write_text(SPIN)
+        board.refresh()
+        panel.script.value = "spin"
+        panel.run.click()
+        board.refresh()  # (the refresher thread runs the actions)
+        spin = panel.experiment
+        assert spin is not None
+        wait_until(lambda: board.refresh() or "spinning" in panel.text, 60, "spin's output")
+        panel.script.value = "ident"
+        panel.run.click()
+        board.refresh()
+        assert panel.experiment != spin and "queued" in panel.state.value  # said at once
+        panel.interrupt.click()
+        assert panel.interrupt.disabled  # held: a double click's second lands on nothing
+        sent = f"interrupt sent to analyzer {analyzer['id']} (experiment {spin[1]})"
+        board.refresh()
+        assert board.message.value == sent
+        states = lambda: [  # noqa: E731
+            client.experiment(analyzer["id"], e, 0, 0, 0)["state"] for e in (2, 3)
+        ]
+        wait_until(lambda: states() == ["interrupted", "succeeded"], 60, states)
         board.close()
     finally:
         service.stop()
