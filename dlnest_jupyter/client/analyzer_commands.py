@@ -123,22 +123,24 @@ class AnalyzerCommands:
         if experiment["state"] == ExperimentState.QUEUED:
             print(f"dlnest: experiment {experiment['id']} runs once analyzer {task_id} has loaded")
         while True:
-            try:
+            try:  # ■ (SIGINT) lands anywhere in here: while waiting, or while printing
                 experiment = self.client.experiment(
                     task_id, experiment["id"], offset, display_offset, _EXPERIMENT_WAIT_S
                 )
+                print(experiment["output"], end="", flush=True)
+                for shown in experiment["displays"]:
+                    publish_display_data(shown["data"], shown.get("metadata") or {})  # type: ignore[no-untyped-call]
+                offset, display_offset = experiment["offset"], experiment["display_offset"]
+                if ExperimentState(experiment["state"]).terminal:
+                    break
             except KeyboardInterrupt:
-                if interrupted:
-                    raise
+                if interrupted:  # ■ again: stop waiting for the interrupted one to say so
+                    raise _stopped_following(task_id, experiment["id"]) from None
                 interrupted = True
-                self.client.interrupt(task_id, experiment["id"])
-                continue
-            print(experiment["output"], end="", flush=True)
-            for shown in experiment["displays"]:
-                publish_display_data(shown["data"], shown.get("metadata") or {})  # type: ignore[no-untyped-call]
-            offset, display_offset = experiment["offset"], experiment["display_offset"]
-            if ExperimentState(experiment["state"]).terminal:
-                break
+                try:
+                    self.client.interrupt(task_id, experiment["id"])
+                except KeyboardInterrupt:
+                    raise _stopped_following(task_id, experiment["id"]) from None
         if experiment["error"]:
             print(experiment["error"])
         if experiment["state"] != ExperimentState.SUCCEEDED:
@@ -147,3 +149,11 @@ class AnalyzerCommands:
             )
         ended = {k: v for k, v in experiment.items() if k not in ("output", "displays")}
         return ExperimentRef(ended, task_id=task_id)
+
+
+def _stopped_following(task_id: int, experiment_id: int) -> DLNestError:
+    """A second ■ in an experiment's cell: one line, not the socket read it broke into."""
+    return DLNestError(
+        f"stopped following experiment {experiment_id} of analyzer {task_id} (interrupted "
+        "twice); the model stays loaded"
+    )

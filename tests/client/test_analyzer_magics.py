@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,16 @@ SCRIPTS = {
             print("spinning", flush=True)
             while True:
                 time.sleep(0.01)
+    """,
+    "stubborn": """
+        import time
+        def experience(self):
+            print("spinning", flush=True)
+            while True:
+                try:
+                    time.sleep(0.01)
+                except KeyboardInterrupt:
+                    print("not stopping", flush=True)
     """,
 }
 
@@ -193,3 +205,39 @@ def test_bad_analyzer_commands_are_one_line_and_the_analyzer_lives_on(
 
     shell.run_line_magic("dlnest", "runExp 1 ident")
     assert "checkpoint 1 of ToyRunner" in capsys.readouterr().out
+
+
+def test_a_second_stop_in_the_cell_stops_following_in_one_line(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """■ twice (SIGINT, as ipykernel sends it) on an experiment that swallows the first: the
+    cell ends with one line, not a traceback through the socket read it broke into."""
+    package = trained_package(tmp_path, SCRIPTS)
+    shell.run_line_magic("dlnest", f"analyze -r {package} -CPU")
+    client = shell.magics_manager.registry["DLNestMagics"].client
+    ended = threading.Event()
+
+    def stop_twice() -> None:
+        for seen in ("spinning", "not stopping"):
+            while not ended.wait(0.2):
+                if seen in client.experiment(1, 1, 0, 0, 0)["output"]:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    break
+
+    stopper = threading.Thread(target=stop_twice)
+    stopper.start()
+    try:
+        with pytest.raises(UsageError) as raised:
+            shell.run_line_magic("dlnest", "runExp stubborn")
+    except KeyboardInterrupt:  # a failure of this test, not an end of the whole run
+        pytest.fail("a SIGINT escaped the magic")
+    finally:
+        ended.set()
+        stopper.join()
+    assert str(raised.value) == (
+        "dlnest: stopped following experiment 1 of analyzer 1 (interrupted twice); the model "
+        "stays loaded"
+    )
+    assert "Traceback" not in capsys.readouterr().out
+    assert client.experiment(1, 1, 0, 0, 0)["state"] == "running"  # it swallowed the interrupt
+    shell.run_line_magic("dlnest", "del 1")
