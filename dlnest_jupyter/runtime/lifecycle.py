@@ -15,6 +15,14 @@ from .status import RunningStatus
 SKIP = "Skip"
 
 
+class StopRequested(SystemExit):
+    """SIGTERM: the task was deleted, or a sweep's pruner stopped it. The run exits 128 + the
+    signal, and says so in a line: it did not crash, so no traceback."""
+
+    def __str__(self) -> str:
+        return f"SIGTERM: the task was deleted or its process stopped; exit code {self.code}"
+
+
 class LifeCycleBase:
     def __init__(
         self,
@@ -70,7 +78,10 @@ class LifeCycleBase:
 
     def trainAborting(self, exception: BaseException) -> None:
         """Called with whatever stopped the run (init errors included); the run then exits non-zero."""
-        traceback.print_exception(exception)
+        if isinstance(exception, StopRequested):
+            print(f"dlnest: stopped ({exception})", flush=True)
+        else:
+            traceback.print_exception(exception)
 
     def getSaveDict(self) -> dict[str, Any]:
         """State to keep in each checkpoint (under `life_cycle`)."""

@@ -26,6 +26,7 @@ from ..core.package import SavePackage
 from .checkpoint_io import CheckpointWriter
 from .ddp import launch_ranks
 from .gpu_memory import GpuMemory, gpu_memory, out_of_memory
+from .lifecycle import StopRequested
 from .loop import TrainingLoop
 from .output import capture_output
 from .progress import ProgressFile
@@ -141,7 +142,10 @@ def _run_loop(
         return loop.run()
     except BaseException as exc:  # the life cycle's own AAll or trainAborting failed
         with contextlib.suppress(OSError):  # the output's disk may be the one that is full
-            traceback.print_exception(exc)
+            if isinstance(exc, StopRequested):  # asked to: not a crash, so no traceback
+                print(f"dlnest: stopped ({exc})", file=sys.stderr, flush=True)
+            else:
+                traceback.print_exception(exc)
         return exc
     finally:
         progress.flush()  # its last figures, its memory's peak too, however it ended
@@ -189,6 +193,8 @@ def _launch_record(session: Session, request: TrainRequest) -> dict[str, Any]:
 def _one_line(error: BaseException | None) -> str | None:
     if error is None:
         return None
+    if isinstance(error, StopRequested):
+        return f"stopped ({error})"
     return "".join(traceback.format_exception_only(error)).strip().splitlines()[-1]
 
 
@@ -208,7 +214,7 @@ def _sigterm_exits() -> Iterator[None]:
     """Turn SIGTERM (`del`) into SystemExit, so trainAborting and the pending save still run."""
 
     def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
+        raise StopRequested(128 + signum)
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)

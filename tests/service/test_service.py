@@ -362,6 +362,8 @@ def test_delete_stops_the_whole_process_group_and_frees_the_card_at_once(
     wait_until_group_is_gone(running.pid)  # type: ignore[arg-type]
     with pytest.raises(ProcessLookupError):
         os.kill(child_pid, 0)
+    said = service.queries.output(task.id)[1]  # stopped on purpose: a line, not a traceback
+    assert "dlnest: stopped (SIGTERM: the task was deleted" in said and "Traceback" not in said
     with pytest.raises(TaskStateError, match=r"has already ended \(cancelled\); nothing to stop"):
         service.delete(task.id)
 
