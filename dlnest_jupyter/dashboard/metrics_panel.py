@@ -52,7 +52,7 @@ class MetricsPanel:
         """`folder`: where Export CSV writes (default: the kernel's working folder, which is
         the notebook's)."""
         self.runs = widgets.SelectMultiple(
-            description="runs", rows=6, layout=widgets.Layout(width="320px")
+            description="runs", rows=6, layout=widgets.Layout(width="440px")
         )
         self.key = widgets.Dropdown(description="metric", layout=widgets.Layout(width="260px"))
         self.x_axis = widgets.ToggleButtons(

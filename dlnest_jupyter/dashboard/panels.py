@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
+from ..core.devices import CPU_ID
 from ..core.settings import Settings
 from ..core.tasks import runs_in_kernel
 from . import view_model as vm
@@ -86,8 +87,10 @@ class DevicesPanel:
                 enabled = [d["id"] for d in self._client.devices()]
             chosen = set(enabled) | {device_id} if change["new"] else set(enabled) - {device_id}
             wanted = sorted(chosen)
-            changed = self._client.update_settings({"devices": wanted})
-            return f"devices now {changed['devices']}"
+            self._client.update_settings({"devices": wanted})
+            name = "the CPU" if device_id == CPU_ID else f"GPU {device_id}"
+            used = ", ".join("the CPU" if d == CPU_ID else f"GPU {d}" for d in wanted) or "none"
+            return f"{name} {'enabled' if change['new'] else 'disabled'}; tasks may use: {used}"
 
         self._submit(apply)
 

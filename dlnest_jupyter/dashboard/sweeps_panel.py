@@ -62,6 +62,9 @@ class SweepsPanel:
         self.stop.on_click(lambda _: submit(self._stop))
         self.overlay.on_click(lambda _: submit(self._overlay))
         # Another sweep or key chosen shows at once, drawn by the refresher (the only writer).
+        # Until the user picks a sweep the newest is shown, so one just started is in view.
+        self._picked, self._choosing = False, False
+        self.sweep.observe(self._on_picked, names="value")
         self.sweep.observe(lambda _: submit(self._redraw), names="value")
         self.against.observe(lambda _: submit(self._redraw), names="value")
 
@@ -104,13 +107,26 @@ class SweepsPanel:
     def update(self, sweeps: Sequence[Mapping[str, Any]]) -> None:
         """The sweeps as `GET sweeps` gave them; the chosen one shown (the newest at first)."""
         self.sweeps = {int(s["id"]): dict(s) for s in sweeps}
-        set_options(self.sweep, sv.sweep_options(sweeps))
+        options = sv.sweep_options(sweeps)
+        if self.sweep_id not in self.sweeps:
+            self._picked = False  # the pick is gone: follow the newest again
+        self._choosing = True
+        try:
+            set_options(self.sweep, options)
+            if not self._picked and options and self.sweep.value != options[0][1]:
+                self.sweep.value = options[0][1]  # the newest
+        finally:
+            self._choosing = False
         if self._confirming is not None and self._confirming != self.sweep_id:
             self._confirm(None)  # another sweep chosen: a Stop press starts over
         sweep = self.chosen
         set_stoppable(self.stop, sweep is not None and sweep["state"] == SweepState.RUNNING)
         self.overlay.disabled = sweep is None or not sweep["trials"]
         self._redraw()
+
+    def _on_picked(self, _: Any) -> None:
+        if not self._choosing:
+            self._picked = True
 
     def _redraw(self) -> str | None:
         sweep = self.chosen

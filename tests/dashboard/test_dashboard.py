@@ -91,6 +91,7 @@ def test_gpu_bars_show_ours_and_a_card_is_disabled_from_its_toggle(
     board.refresh()
 
     assert client.settings()["devices"] == [-1, 1]
+    assert board.message.value == "GPU 0 disabled; tasks may use: the CPU, GPU 1"
     assert "disabled" in board.devices_panel.cards[0][0].value
     board.refresh()  # the refresher setting the toggle back from the server is not a click
     assert client.settings()["devices"] == [-1, 1]

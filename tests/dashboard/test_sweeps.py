@@ -183,6 +183,14 @@ def test_the_tab_shows_the_sweep_its_best_trial_and_both_charts(
     assert panel.points_drawn(panel.by_key) == (QUALITIES, [0.4, 1.8, 1.0], 1)
     assert [a.label for a in panel.by_key.axes] == ["quality", "score"]
     assert panel.stop.disabled  # a finished sweep has nothing to stop
+
+    newer = grid_sweep(service, tmp_path)  # started after the tab opened: followed
+    board.refresh()
+    assert panel.sweep_id == newer["id"]
+    panel.sweep.value = sweep["id"]  # the user's pick stays, though a newer one starts
+    grid_sweep(service, tmp_path)
+    board.refresh()
+    assert panel.sweep_id == sweep["id"]
     board.close()
 
 
