@@ -174,7 +174,8 @@ class SweepsPanel:
                 best.y = [points.ys[i] for i in picked]
             x_axis, y_axis = chart.axes
             x_axis.label = points.x_label
-            x_axis.tick_values = whole_ticks(points.xs) if points.whole_x else None
+            # At most 6 on these narrow charts: ten 3-digit labels ran together.
+            x_axis.tick_values = whole_ticks(points.xs, most=6) if points.whole_x else None
             y_axis.label = str((sweep or {}).get("metric") or "objective")
             for scale, values in ((mark.scales["x"], points.xs), (mark.scales["y"], points.ys)):
                 scale.min, scale.max = sv.padded_range(values) or (None, None)
