@@ -17,7 +17,7 @@ from dlnest_jupyter.core.tasks import (
     TaskState,
 )
 from dlnest_jupyter.service.kernels.analyzer_record import AnalyzerRecord
-from dlnest_jupyter.service.kernels.host import AnalyzerHost
+from dlnest_jupyter.service.kernels.host import AnalyzerHost, finish_pending
 
 
 class NoKernels:
@@ -33,6 +33,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     yield loop
+    # What a test's host left running on it (a failed load's shutdown) ends first: a loop
+    # stopped under it leaves a coroutine that warns in whichever test collects it.
+    asyncio.run_coroutine_threadsafe(finish_pending(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()

@@ -57,6 +57,7 @@ class AnalyzerHost(Executor):
         self.experiments = ExperimentBook()
         self._analyzers: dict[int, AnalyzerRecord] = {}
         self._lock = threading.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()  # what `_spawn` runs on the loop now
 
     @property
     def kernel_manager(self) -> Any:
@@ -137,6 +138,17 @@ class AnalyzerHost(Executor):
             self._run(self._release_clients(), 30)
 
     async def _release_clients(self) -> None:
+        """Let what this host runs on the loop end (a shutdown; cancelled after 10 s, a load
+        still waiting for its kernel, which closes the client it made), then close the
+        clients: a loop torn down under either warns wherever it is collected. (Cancelling a
+        shutdown midway leaves the kernel manager's own shutdown of it failing.)"""
+        running = [task for task in self._tasks if not task.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=10)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=10)
         with self._lock:
             analyzers = list(self._analyzers.values())
         for analyzer in analyzers:
@@ -366,7 +378,11 @@ class AnalyzerHost(Executor):
         """Run `coroutine` on the loop without waiting. What it raises is not lost: it goes to
         the log, and an analyzer still loading fails with it, with the experiments waiting on it
         (their records say why), instead of staying "loading" for ever."""
-        future = _scheduled(coroutine, self._loop)
+        try:
+            future = _scheduled(self._tracked(coroutine), self._loop)
+        except BaseException:
+            coroutine.close()
+            raise
 
         def done(finished: Future[None]) -> None:
             error = finished.exception() if not finished.cancelled() else None
@@ -386,6 +402,15 @@ class AnalyzerHost(Executor):
                 self._spawn(self._shut_down(analyzer), analyzer, "shutdown")
 
         future.add_done_callback(done)
+
+    async def _tracked(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await coroutine
+        finally:
+            self._tasks.discard(task)
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float) -> T:
         """Run on the kernel manager's loop and wait: only ever from another thread."""
@@ -408,6 +433,20 @@ def _scheduled(
     except BaseException:
         coroutine.close()
         raise
+
+
+async def finish_pending(timeout_s: float = 10.0) -> None:
+    """Let what still runs on this loop end (a shutdown a `del` started; a listener), then
+    cancel the rest: a loop closed under them prints "Task was destroyed but it is pending!",
+    and a coroutine or kernel client it held warns wherever it is collected."""
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    if not pending:
+        return
+    _, late = await asyncio.wait(pending, timeout=timeout_s)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=timeout_s)
 
 
 async def _maybe_await(value: Any) -> Any:

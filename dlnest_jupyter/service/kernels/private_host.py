@@ -14,7 +14,7 @@ from typing import Any
 
 from ...core.tasks import TaskRecord
 from ..launch.executor import Launch
-from .host import AnalyzerHost
+from .host import AnalyzerHost, finish_pending
 from .kernel_processes import KERNEL_NAME
 
 
@@ -45,27 +45,13 @@ class PrivateAnalyzerHost(AnalyzerHost):
         with contextlib.suppress(Exception):
             self._run(self.kernel_manager.shutdown_all(now=True), 30)
         with contextlib.suppress(Exception):
-            self._run(_finish_pending(), 30)
+            self._run(finish_pending(), 30)
         self.kernel_manager.context.destroy(linger=0)
         self._loop.call_soon_threadsafe(self._loop.stop)
         assert self._thread is not None
         self._thread.join(30)
         self._loop.close()
         self._loop = self._thread = self._kernel_manager = None
-
-
-async def _finish_pending(timeout_s: float = 10.0) -> None:
-    """Let what still runs on the loop end (a shutdown a `del` started; a listener), then cancel
-    the rest: a loop closed under them prints "Task was destroyed but it is pending!" as the
-    process exits."""
-    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    if not pending:
-        return
-    _, late = await asyncio.wait(pending, timeout=timeout_s)
-    for task in late:
-        task.cancel()
-    if late:
-        await asyncio.wait(late, timeout=timeout_s)
 
 
 def _private_kernel_manager() -> tuple[asyncio.AbstractEventLoop, threading.Thread, Any]:
