@@ -173,7 +173,7 @@ def test_an_interrupted_experiment_shows_the_users_frames_and_says_interrupted(
 
 BAD_COMMANDS = [
     ("runExp 1 ../ident", None, "experiment names are plain script names"),
-    ("runExp 1 missing", None, "no script missing.py"),
+    ("runExp 1 missing", None, "no script missing.py in the scripts folder (it holds: broken, "),
     ("runExp 2 ident", None, "task 2 is a train task, not an analyzer"),
     ("runExp 9 ident", None, "no task with id 9"),
     ("runExp 1 2 3", None, "runExp takes [ID] NAME"),

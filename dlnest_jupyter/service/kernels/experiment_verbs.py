@@ -113,7 +113,13 @@ def script_path(scripts_dir: Path, name: str) -> Path:
         )
     path = scripts_dir / f"{stem}.py"
     if not path.is_file():
-        raise AnalysisScriptError(f"no script {stem}.py in the scripts folder", path=scripts_dir)
+        held = sorted(p.stem for p in scripts_dir.glob("*.py")) if scripts_dir.is_dir() else []
+        listed = ", ".join(held[:12]) + (", ..." if len(held) > 12 else "")
+        raise AnalysisScriptError(
+            f"no script {stem}.py in the scripts folder "
+            f"({'it holds: ' + listed if held else 'it holds no .py file'})",
+            path=scripts_dir,
+        )
     try:
         defines = defines_name(path, "experience")
     except SyntaxError as error:
