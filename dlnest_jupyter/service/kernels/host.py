@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -138,17 +138,11 @@ class AnalyzerHost(Executor):
             self._run(self._release_clients(), 30)
 
     async def _release_clients(self) -> None:
-        """Let what this host runs on the loop end (a shutdown; cancelled after 10 s, a load
-        still waiting for its kernel, which closes the client it made), then close the
-        clients: a loop torn down under either warns wherever it is collected. (Cancelling a
-        shutdown midway leaves the kernel manager's own shutdown of it failing.)"""
-        running = [task for task in self._tasks if not task.done()]
-        if running:
-            _, late = await asyncio.wait(running, timeout=10)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=10)
+        """Let what this host runs on the loop end (its shutdowns: cancelling one midway made
+        the kernel manager's own shutdown of it fail), cancelling after 10 s what is left (a
+        load still waiting for its kernel, which then closes the client it made); then close
+        the clients. A loop torn down under either warns wherever it is collected."""
+        await finish_pending(set(self._tasks))
         with self._lock:
             analyzers = list(self._analyzers.values())
         for analyzer in analyzers:
@@ -435,11 +429,14 @@ def _scheduled(
         raise
 
 
-async def finish_pending(timeout_s: float = 10.0) -> None:
-    """Let what still runs on this loop end (a shutdown a `del` started; a listener), then
-    cancel the rest: a loop closed under them prints "Task was destroyed but it is pending!",
-    and a coroutine or kernel client it held warns wherever it is collected."""
-    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+async def finish_pending(
+    tasks: Collection[asyncio.Task[Any]] | None = None, timeout_s: float = 10.0
+) -> None:
+    """Let `tasks` (default: what else runs on this loop: a shutdown a `del` started, a
+    listener) end, then cancel the rest: a loop closed under them prints "Task was destroyed
+    but it is pending!", and a coroutine or kernel client it held warns wherever collected."""
+    others = asyncio.all_tasks() if tasks is None else tasks
+    pending = [task for task in others if not task.done() and task is not asyncio.current_task()]
     if not pending:
         return
     _, late = await asyncio.wait(pending, timeout=timeout_s)
