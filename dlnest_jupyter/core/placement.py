@@ -160,7 +160,8 @@ def admission_error(
                     f"(the most: node {node}, {most} MiB)"
                 )
             return f"needs {wanted} MiB, more than all {len(totals)} GPUs hold together ({sum(totals)} MiB)"
-        return f"needs {wanted} MiB on one GPU, but the largest GPU has {totals[0]} MiB (use -mc or -DDP to spread it)"
+        spread = "" if demand.one_card else " (use -mc or -DDP to spread it)"
+        return f"needs {wanted} MiB on one GPU, but the largest GPU has {totals[0]} MiB{spread}"
     return None
 
 

@@ -27,6 +27,7 @@ class Demand:
     rank_mb: int | None = None  # -DDP sized by what a rank used: each rank's share at least
     queued_at: float = 0.0
     node: str | None = None  # on a cluster: only this node's cards (analyzers: the server's)
+    one_card: bool = False  # an analyzer: never spread over cards (-mc or -DDP are not for it)
     expected_s: float | None = None  # how long it should run (its job's earlier runs), if known
 
 

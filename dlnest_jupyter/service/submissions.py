@@ -307,11 +307,13 @@ def admit(
     placement: dict[str, Any],
     on_this_machine: bool = False,
 ) -> None:
-    """Refuse what can never run; `on_this_machine`: an analyzer, on a cluster only this
-    server's machine's cards count."""
+    """Refuse what can never run; `on_this_machine`: an analyzer, on one card (so the refusal
+    suggests no -mc or -DDP), and on a cluster only this server's machine's cards count."""
     snapshot = intake.devices.snapshot()
     node = snapshot.local_node if on_this_machine else None
-    demand = Demand(task_id=0, memory_mb=memory_mb, node=node, **placement)
+    demand = Demand(
+        task_id=0, memory_mb=memory_mb, node=node, one_card=on_this_machine, **placement
+    )
     reason = admission_error(demand, snapshot, intake.store.settings())
     if reason is not None:
         raise TaskError(f"refused: {reason}")

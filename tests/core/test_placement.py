@@ -201,9 +201,11 @@ def test_a_ddp_task_sized_per_rank_never_splits_into_ranks_with_less_each() -> N
 
 
 def test_a_task_that_can_never_fit_is_refused_with_the_reason() -> None:
-    assert "largest GPU has 16384 MiB" in (
+    assert "largest GPU has 16384 MiB (use -mc or -DDP to spread it)" in (
         admission_error(Demand(1, memory_mb=20000), gpus()) or ""
     )
+    analyzer = admission_error(Demand(1, memory_mb=20000, one_card=True), gpus()) or ""
+    assert analyzer.endswith("the largest GPU has 16384 MiB")  # it cannot spread
     assert "all 4 GPUs hold together (65536 MiB)" in (
         admission_error(Demand(1, memory_mb=70000, multi_gpu=True), gpus()) or ""
     )
