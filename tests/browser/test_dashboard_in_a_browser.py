@@ -2,7 +2,8 @@
 
 A notebook queues two tasks with `%dlnest run` and shows `%dlnest dashboard`; without running any
 cell again, the queue follows the first task to `succeeded`, the GPU panel shows the fake cards,
-a row's button picks its task, and Stop, confirmed, ends the second (a task that would hang).
+a row's button picks its task, Stop, confirmed, ends the second (a task that would hang), and
+the Output tab shows the first one's newest lines.
 A small `%dlnest sweep` queued beside them shows in the Sweeps tab, whose one click overlays its
 trials' curves in the Metrics tab.
 """
