@@ -68,7 +68,7 @@ class DevicesPanel:
             toggle.description = "enabled" if device["enabled"] else "disabled"
             toggle.button_style = "success" if device["enabled"] else ""
             # A tooltip of its own: ipywidgets shows an unset one as the word "null".
-            name = "the CPU" if device["kind"] != "gpu" else f"GPU {device['id']}"
+            name = _device_name(device["id"])
             toggle.tooltip = f"click to {'disable' if device['enabled'] else 'enable'} {name}"
 
     def _row(self, device_id: int) -> tuple[widgets.HTML, widgets.ToggleButton]:
@@ -88,11 +88,15 @@ class DevicesPanel:
             chosen = set(enabled) | {device_id} if change["new"] else set(enabled) - {device_id}
             wanted = sorted(chosen)
             self._client.update_settings({"devices": wanted})
-            name = "the CPU" if device_id == CPU_ID else f"GPU {device_id}"
-            used = ", ".join("the CPU" if d == CPU_ID else f"GPU {d}" for d in wanted) or "none"
-            return f"{name} {'enabled' if change['new'] else 'disabled'}; tasks may use: {used}"
+            used = ", ".join(map(_device_name, wanted)) or "none"
+            state = "enabled" if change["new"] else "disabled"
+            return f"{_device_name(device_id)} {state}; tasks may use: {used}"
 
         self._submit(apply)
+
+
+def _device_name(device_id: int) -> str:
+    return "the CPU" if device_id == CPU_ID else f"GPU {device_id}"
 
 
 class OutputPanel:

@@ -20,7 +20,9 @@ class StopRequested(SystemExit):
     signal, and says so in a line: it did not crash, so no traceback."""
 
     def __str__(self) -> str:
-        return f"SIGTERM: the task was deleted or its process stopped; exit code {self.code}"
+        return (
+            f"stopped (SIGTERM: the task was deleted or its process stopped; exit code {self.code})"
+        )
 
 
 class LifeCycleBase:
@@ -79,7 +81,7 @@ class LifeCycleBase:
     def trainAborting(self, exception: BaseException) -> None:
         """Called with whatever stopped the run (init errors included); the run then exits non-zero."""
         if isinstance(exception, StopRequested):
-            print(f"dlnest: stopped ({exception})", flush=True)
+            print(f"dlnest: {exception}", flush=True)
         else:
             traceback.print_exception(exception)
 

@@ -143,7 +143,7 @@ def _run_loop(
     except BaseException as exc:  # the life cycle's own AAll or trainAborting failed
         with contextlib.suppress(OSError):  # the output's disk may be the one that is full
             if isinstance(exc, StopRequested):  # asked to: not a crash, so no traceback
-                print(f"dlnest: stopped ({exc})", file=sys.stderr, flush=True)
+                print(f"dlnest: {exc}", file=sys.stderr, flush=True)
             else:
                 traceback.print_exception(exc)
         return exc
@@ -194,7 +194,7 @@ def _one_line(error: BaseException | None) -> str | None:
     if error is None:
         return None
     if isinstance(error, StopRequested):
-        return f"stopped ({error})"
+        return str(error)
     return "".join(traceback.format_exception_only(error)).strip().splitlines()[-1]
 
 

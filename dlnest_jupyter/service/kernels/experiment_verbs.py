@@ -51,9 +51,7 @@ class ExperimentVerbs:
         """Stop the running experiment (KeyboardInterrupt in the kernel); the model stays loaded.
         With `experiment_id`, only if that one is what runs (`AnalyzerHost.interrupt`)."""
         host, _ = self._loaded(task_id)
-        if experiment_id is not None:
-            host.experiments.get(task_id, experiment_id)  # an unknown id is a 404, not a no-op
-        return host.interrupt(task_id, experiment_id)
+        return host.interrupt(task_id, experiment_id)  # an unknown experiment: a 404
 
     def attach(self, task_id: int) -> dict[str, Any]:
         """How to reach the analyzer's kernel from a notebook or a console."""

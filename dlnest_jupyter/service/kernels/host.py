@@ -224,11 +224,12 @@ class AnalyzerHost(Executor):
         ■ in the cell, sent as it ends would otherwise land on the experiment run next (its
         record says running until the kernel's reply is read). Returns whether an interrupt
         went out or a waiting experiment was dropped."""
+        named = None if experiment_id is None else self.experiments.get(task_id, experiment_id)
         with self._lock:
             analyzer = self._analyzers[task_id]
             loading = analyzer.state is AnalyzerState.LOADING
             if loading:
-                dropped = [w for w in analyzer.waiting if experiment_id in (None, w[0].id)]
+                dropped = [w for w in analyzer.waiting if named is None or w[0] is named]
                 analyzer.waiting = [w for w in analyzer.waiting if w not in dropped]
         if loading:  # interrupting the kernel now would stop the load
             for experiment, _ in dropped:
@@ -236,12 +237,11 @@ class AnalyzerHost(Executor):
                     experiment, ExperimentState.INTERRUPTED, "interrupted before the model loaded"
                 )
             return bool(dropped)
-        if experiment_id is not None:
-            experiment = self.experiments.get(task_id, experiment_id)
+        if named is not None:
             with self._lock:
-                if experiment.state is not ExperimentState.RUNNING or experiment.interrupt_sent:
+                if named.state is not ExperimentState.RUNNING or named.interrupt_sent:
                     return False
-                experiment.interrupt_sent = True
+                named.interrupt_sent = True
         self._run(_maybe_await(self.kernel_manager.interrupt_kernel(analyzer.kernel_id)), 30)
         return True
 
