@@ -21,7 +21,7 @@ from ..core.tasks import TaskState
 from . import queue_view as qv
 from . import view_model as vm
 from .panels import Submit
-from .widgets_util import set_options, set_stoppable, set_value
+from .widgets_util import NewestUntilPicked, set_options, set_stoppable, set_value
 
 LATEST = -1  # DLNest's "the latest checkpoint" (None would read as no choice in a Dropdown)
 ROW_BUTTON_WIDTH = "48px"
@@ -79,15 +79,10 @@ class QueuePanel:
         self._checkpoints_of: str | None = None  # the package they were read from
         # Until the user picks a task (a row's button, the picker), the newest is chosen, so
         # a run just submitted is the one the Output and Metrics tabs show.
-        self._picked, self._choosing = False, False
+        self._picker = NewestUntilPicked(self.selected)
         self.stop.on_click(lambda _: submit(self._stop))
         self.continue_.on_click(lambda _: submit(self._continue))
         self.analyze.on_click(lambda _: submit(self._analyze))
-        self.selected.observe(self._on_selected, names="value")
-
-    def _on_selected(self, _: Any) -> None:
-        if not self._choosing:
-            self._picked = True
 
     @property
     def task_id(self) -> int | None:
@@ -97,18 +92,7 @@ class QueuePanel:
     def update(self, tasks: Sequence[Mapping[str, Any]], now: float | None = None) -> None:
         now = time.time() if now is None else now
         shown, total = vm.visible(tasks, str(self.state.value), self.text.value)
-        ids = [t["id"] for t in shown]
-        if self.task_id not in ids:
-            self._picked = False  # the pick is gone (filtered out, forgotten): follow again
-        self._choosing = True
-        try:
-            set_options(
-                self.selected, [(f"{t['id']} {t['kind']} {t['state']}", t["id"]) for t in shown]
-            )
-            if not self._picked and ids and self.selected.value != ids[0]:
-                self.selected.value = ids[0]  # the newest
-        finally:
-            self._choosing = False
+        self._picker.set_options([(f"{t['id']} {t['kind']} {t['state']}", t["id"]) for t in shown])
         set_value(self.count, qv.queue_count_html(len(shown), total))
         self._fill_rows(qv.queue_rows(shown, now, self.task_id))
         task = next((t for t in tasks if t["id"] == self.task_id), None)

@@ -19,7 +19,7 @@ from . import sweeps_view as sv
 from .metrics_panel import MAX_RUNS
 from .panels import Submit
 from .view_model import whole_ticks
-from .widgets_util import set_options, set_stoppable, set_value
+from .widgets_util import NewestUntilPicked, set_options, set_stoppable, set_value
 
 # Shows task ids' curves of a metric in the Metrics tab; returns what to tell the user.
 ShowCurves = Callable[[Sequence[int], str | None], str]
@@ -62,9 +62,7 @@ class SweepsPanel:
         self.stop.on_click(lambda _: submit(self._stop))
         self.overlay.on_click(lambda _: submit(self._overlay))
         # Another sweep or key chosen shows at once, drawn by the refresher (the only writer).
-        # Until the user picks a sweep the newest is shown, so one just started is in view.
-        self._picked, self._choosing = False, False
-        self.sweep.observe(self._on_picked, names="value")
+        self._picker = NewestUntilPicked(self.sweep)  # a sweep just started is in view
         self.sweep.observe(lambda _: submit(self._redraw), names="value")
         self.against.observe(lambda _: submit(self._redraw), names="value")
 
@@ -107,26 +105,13 @@ class SweepsPanel:
     def update(self, sweeps: Sequence[Mapping[str, Any]]) -> None:
         """The sweeps as `GET sweeps` gave them; the chosen one shown (the newest at first)."""
         self.sweeps = {int(s["id"]): dict(s) for s in sweeps}
-        options = sv.sweep_options(sweeps)
-        if self.sweep_id not in self.sweeps:
-            self._picked = False  # the pick is gone: follow the newest again
-        self._choosing = True
-        try:
-            set_options(self.sweep, options)
-            if not self._picked and options and self.sweep.value != options[0][1]:
-                self.sweep.value = options[0][1]  # the newest
-        finally:
-            self._choosing = False
+        self._picker.set_options(sv.sweep_options(sweeps))
         if self._confirming is not None and self._confirming != self.sweep_id:
             self._confirm(None)  # another sweep chosen: a Stop press starts over
         sweep = self.chosen
         set_stoppable(self.stop, sweep is not None and sweep["state"] == SweepState.RUNNING)
         self.overlay.disabled = sweep is None or not sweep["trials"]
         self._redraw()
-
-    def _on_picked(self, _: Any) -> None:
-        if not self._choosing:
-            self._picked = True
 
     def _redraw(self) -> str | None:
         sweep = self.chosen

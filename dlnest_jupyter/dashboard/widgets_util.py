@@ -27,6 +27,33 @@ def set_options(
         dropdown.value = values[0]
 
 
+class NewestUntilPicked:
+    """A Dropdown whose options come newest first: it shows the newest until the user picks
+    one (so what was just submitted is in view), and again once that pick is no longer offered.
+    The queue's task picker and the Sweeps tab's sweep picker."""
+
+    def __init__(self, dropdown: widgets.Dropdown) -> None:
+        self.dropdown = dropdown
+        self._picked, self._choosing = False, False
+        dropdown.observe(self._on_value, names="value")
+
+    def _on_value(self, _: Any) -> None:
+        if not self._choosing:
+            self._picked = True
+
+    def set_options(self, options: Sequence[tuple[str, Any]]) -> None:
+        values = [value for _, value in options]
+        if self.dropdown.value not in values:
+            self._picked = False  # the pick is gone (filtered out, forgotten): follow again
+        self._choosing = True
+        try:
+            set_options(self.dropdown, options)
+            if not self._picked and values and self.dropdown.value != values[0]:
+                self.dropdown.value = values[0]  # the newest
+        finally:
+            self._choosing = False
+
+
 def set_value(widget: Any, value: Any) -> None:
     """Assign only on change: an unchanged trait would still go over the wire."""
     if widget.value != value:
